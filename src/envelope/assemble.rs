@@ -1,0 +1,361 @@
+//! [`MessageAssembler`]: decoded frames back into whole messages.
+//!
+//! A self-contained frame holds whole messages only: each is cut out with
+//! [`message_len`](super::message_len) as a slice of the frame, without copying. A
+//! message too large for one frame comes in a run of consecutive frames that are not
+//! self-contained and hold nothing else; those are copied into one buffer.
+//!
+//! ```text
+//!               self-contained               not self-contained (one message)
+//! frames:  [ m1 | m2 | m3 ]  [ m4 ]  [ m5 header + part | part | ... | last part ]
+//! state:   Idle              Idle    Header -> Body ------------------------------> Idle
+//! ```
+//!
+//! Invariants:
+//! - Memory: the assembler holds at most one partial message. While its header is
+//!   incomplete, it holds less than [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN) bytes
+//!   plus one frame; once its length is known and checked against `max_message`, it
+//!   allocates exactly that length, once. No message longer than `max_message` is ever
+//!   buffered or emitted.
+//! - Messages come out in stream order. The assembler cuts messages, it does not
+//!   decode them: every message it emits has a complete header whose length is that of
+//!   the message, but its params and payload are unchecked.
+//! - Errors mean the stream can no longer be cut into messages: the connection must be
+//!   reset. After one, the assembler refuses all input with
+//!   [`AssembleError::Poisoned`]. Messages cut before the error stay in `out`.
+
+use std::mem;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{peek, EnvelopeError};
+use crate::frame::Frame;
+
+/// Why frames could not be turned into messages. All are unrecoverable for the
+/// connection, and all but [`Poisoned`](AssembleError::Poisoned) are the remote's doing
+/// (or a transmission error that the frame checksums did not catch).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssembleError {
+    /// A message header is malformed.
+    #[error("malformed message header: {0}")]
+    Envelope(#[from] EnvelopeError),
+    /// A message is longer than the maximum.
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    Oversized {
+        /// The message's length (a lower bound when its header had not fully arrived).
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A message in a self-contained frame runs past the frame's end.
+    #[error("message of at least {needed} bytes crosses the end of its self-contained frame ({available} bytes left)")]
+    CrossesFrameEnd {
+        /// The message's length, or a lower bound when its header is cut.
+        needed: usize,
+        /// The bytes left in the frame from the message's start.
+        available: usize,
+    },
+    /// A self-contained frame arrived while a large message was incomplete.
+    #[error("self-contained frame inside a large message ({received} bytes of it received)")]
+    UnexpectedSelfContained {
+        /// Bytes of the large message received (or skipped) so far.
+        received: usize,
+    },
+    /// Frames carried more bytes than the large message they belong to.
+    #[error("frames carry {received} bytes for a message of {len}")]
+    Overrun {
+        /// The message's length.
+        len: usize,
+        /// The bytes received (or skipped) for it.
+        received: usize,
+    },
+    /// A corrupt frame that was not self-contained could not be matched to a large
+    /// message of known length: where the next message starts is unknown.
+    #[error(
+        "corrupt frame inside a message of unknown length: the stream cannot be resynchronised"
+    )]
+    UnrecoverableCorruption,
+    /// Caller error: the assembler already failed and takes no more input.
+    #[error("message assembler already failed on this stream")]
+    Poisoned,
+}
+
+/// What was lost with a corrupt frame, as reported by
+/// [`MessageAssembler::corrupt_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptOutcome {
+    /// A self-contained frame: the messages in it (how many is unknown) are lost.
+    SkippedFrame,
+    /// A part of a large message: that message is lost, and the rest of its frames
+    /// will be discarded as they arrive.
+    AbandonedLargeMessage {
+        /// The length of the lost message.
+        len: usize,
+    },
+    /// Another part of a large message already abandoned: nothing more is lost.
+    AbandonedMessagePart,
+}
+
+/// Where the assembler is in the stream.
+#[derive(Debug)]
+enum State {
+    /// Between messages: the next frame may be of either kind.
+    Idle,
+    /// A large message whose header is incomplete; holds what arrived of it.
+    Header(BytesMut),
+    /// A large message of known length `len`; `buf` has exactly that capacity.
+    Body { buf: BytesMut, len: usize },
+    /// An abandoned large message of length `len`, `remaining` bytes still to come.
+    Discard { remaining: usize, len: usize },
+    /// An error occurred.
+    Failed,
+}
+
+/// Turns the frames of one connection, in order, back into whole messages.
+///
+/// ```
+/// use bytes::Bytes;
+/// use internode::envelope::{Envelope, Flags, MessageAssembler};
+/// use internode::frame::{Frame, MAX_PAYLOAD};
+///
+/// let message = |len: usize| Envelope {
+///     id: len as u64, verb: 1, flags: Flags::EMPTY, created_at_ms: 0,
+///     expires_at_ms: None, params: Vec::new(), payload: Bytes::from(vec![1; len]),
+/// }.to_bytes().unwrap();
+/// let (small, large) = (message(10), message(200_000));
+///
+/// let mut assembler = MessageAssembler::new(1 << 20);
+/// let mut out = Vec::new();
+/// assembler.push(Frame { payload: small.clone(), self_contained: true }, &mut out).unwrap();
+/// for part in large.chunks(MAX_PAYLOAD) {
+///     let frame = Frame { payload: Bytes::copy_from_slice(part), self_contained: false };
+///     assembler.push(frame, &mut out).unwrap();
+/// }
+/// assert_eq!(out, [small, large]);
+/// assert!(assembler.is_idle());
+/// ```
+#[derive(Debug)]
+pub struct MessageAssembler {
+    max_message: usize,
+    state: State,
+}
+
+impl MessageAssembler {
+    /// An assembler that refuses messages longer than `max_message` bytes.
+    pub fn new(max_message: usize) -> Self {
+        MessageAssembler {
+            max_message,
+            state: State::Idle,
+        }
+    }
+
+    /// The longest message accepted.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Whether no message is partly received (or partly discarded): the next frame
+    /// may be self-contained.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// Bytes of the partial message held.
+    pub fn buffered_len(&self) -> usize {
+        match &self.state {
+            State::Header(buf) | State::Body { buf, .. } => buf.len(),
+            _ => 0,
+        }
+    }
+
+    /// Memory held for the partial message (for tests of the allocation bound).
+    pub(crate) fn buffered_capacity(&self) -> usize {
+        match &self.state {
+            State::Header(buf) | State::Body { buf, .. } => buf.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// Takes the next frame of the stream and appends the messages it completes to
+    /// `out`.
+    pub fn push(&mut self, frame: Frame, out: &mut Vec<Bytes>) -> Result<(), AssembleError> {
+        // Failed unless this frame is handled without error.
+        let state = mem::replace(&mut self.state, State::Failed);
+        let part = frame.payload;
+        self.state = match (state, frame.self_contained) {
+            (State::Failed, _) => return Err(AssembleError::Poisoned),
+            (State::Idle, true) => {
+                self.cut(part, out)?;
+                State::Idle
+            }
+            (State::Idle, false) if part.is_empty() => State::Idle,
+            (State::Idle, false) => match self.known_len(&part)? {
+                None => State::Header(BytesMut::from(&part[..])),
+                Some(len) if part.len() == len => {
+                    out.push(part);
+                    State::Idle
+                }
+                Some(len) => self.body(BytesMut::new(), &part, len)?,
+            },
+            (State::Header(mut buf), false) => {
+                buf.extend_from_slice(&part);
+                match self.known_len(&buf)? {
+                    None => State::Header(buf),
+                    Some(len) => self.body(buf, &[], len)?,
+                }
+            }
+            (State::Body { buf, len }, false) => self.body(buf, &part, len)?,
+            (State::Discard { remaining, len }, false) => discard(remaining, len, part.len())?,
+            (partial, true) => {
+                return Err(AssembleError::UnexpectedSelfContained {
+                    received: received(&partial),
+                })
+            }
+        };
+        if let State::Body { buf, len } = &self.state {
+            if buf.len() == *len {
+                if let State::Body { buf, .. } = mem::replace(&mut self.state, State::Idle) {
+                    out.push(buf.freeze());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Told that the frame decoder skipped a frame whose payload CRC did not match:
+    /// `payload_len` is the uncompressed length of what was lost and `self_contained`
+    /// its flag (both from its intact header).
+    ///
+    /// A self-contained frame lost whole messages only; a part of a large message of
+    /// known length loses that message, whose remaining frames are then discarded.
+    /// A part of a message whose length is unknown (its first frame, or one before its
+    /// header was complete) leaves no way to find the next message:
+    /// [`AssembleError::UnrecoverableCorruption`].
+    pub fn corrupt_frame(
+        &mut self,
+        payload_len: usize,
+        self_contained: bool,
+    ) -> Result<CorruptOutcome, AssembleError> {
+        let state = mem::replace(&mut self.state, State::Failed);
+        let (next, outcome) = match (state, self_contained) {
+            (State::Failed, _) => return Err(AssembleError::Poisoned),
+            (State::Idle, true) => (State::Idle, CorruptOutcome::SkippedFrame),
+            (State::Idle | State::Header(_), false) => {
+                return Err(AssembleError::UnrecoverableCorruption)
+            }
+            (State::Body { buf, len }, false) => {
+                let remaining = len.saturating_sub(buf.len());
+                let next = discard(remaining, len, payload_len)?;
+                (next, CorruptOutcome::AbandonedLargeMessage { len })
+            }
+            (State::Discard { remaining, len }, false) => {
+                let next = discard(remaining, len, payload_len)?;
+                (next, CorruptOutcome::AbandonedMessagePart)
+            }
+            (partial, true) => {
+                return Err(AssembleError::UnexpectedSelfContained {
+                    received: received(&partial),
+                })
+            }
+        };
+        self.state = next;
+        Ok(outcome)
+    }
+
+    /// Cuts a self-contained frame into its messages.
+    fn cut(&self, frame: Bytes, out: &mut Vec<Bytes>) -> Result<(), AssembleError> {
+        let mut start = 0;
+        while let Some(rest) = frame.get(start..).filter(|rest| !rest.is_empty()) {
+            let needed = match peek(rest) {
+                Ok(header) => {
+                    let len = header.message_len();
+                    self.check_len(len)?;
+                    len
+                }
+                Err(EnvelopeError::Truncated { needed }) => needed,
+                Err(e) => return Err(e.into()),
+            };
+            if needed > rest.len() {
+                return Err(AssembleError::CrossesFrameEnd {
+                    needed,
+                    available: rest.len(),
+                });
+            }
+            // `needed <= rest.len()`, so the end is within the frame.
+            out.push(frame.slice(start..start + needed));
+            start += needed;
+        }
+        Ok(())
+    }
+
+    /// The length of the large message starting `prefix`, once its header is there,
+    /// checked against the maximum (its lower bound is checked before that).
+    fn known_len(&self, prefix: &[u8]) -> Result<Option<usize>, AssembleError> {
+        match peek(prefix) {
+            Ok(header) => {
+                let len = header.message_len();
+                self.check_len(len)?;
+                Ok(Some(len))
+            }
+            Err(EnvelopeError::Truncated { needed }) => {
+                self.check_len(needed)?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends `part` to the large message of checked length `len` of which `buf`
+    /// holds the start, allocating its whole length once if not done yet.
+    fn body(&self, mut buf: BytesMut, part: &[u8], len: usize) -> Result<State, AssembleError> {
+        let received = buf.len().saturating_add(part.len());
+        if received > len {
+            return Err(AssembleError::Overrun { len, received });
+        }
+        if buf.capacity() < len {
+            // Exactly `len` (reserve could round up), and only once.
+            let mut whole = BytesMut::with_capacity(len);
+            whole.extend_from_slice(&buf);
+            buf = whole;
+        }
+        buf.extend_from_slice(part);
+        Ok(State::Body { buf, len })
+    }
+
+    fn check_len(&self, len: usize) -> Result<(), AssembleError> {
+        if len > self.max_message {
+            return Err(AssembleError::Oversized {
+                len,
+                max: self.max_message,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Drops `lost` more bytes of an abandoned message of length `len`.
+fn discard(remaining: usize, len: usize, lost: usize) -> Result<State, AssembleError> {
+    match remaining.checked_sub(lost) {
+        None => Err(AssembleError::Overrun {
+            len,
+            received: len.saturating_sub(remaining).saturating_add(lost),
+        }),
+        Some(0) => Ok(State::Idle),
+        Some(remaining) => Ok(State::Discard { remaining, len }),
+    }
+}
+
+/// Bytes of the partial message received or skipped.
+fn received(state: &State) -> usize {
+    match state {
+        State::Header(buf) | State::Body { buf, .. } => buf.len(),
+        State::Discard { remaining, len } => len.saturating_sub(*remaining),
+        State::Idle | State::Failed => 0,
+    }
+}
+
+#[cfg(test)]
+#[path = "assemble_tests.rs"]
+mod tests;

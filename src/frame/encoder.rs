@@ -1,0 +1,125 @@
+//! [`FrameEncoder`]: messages to a run of frames, ready for one write.
+//!
+//! Invariants:
+//! - Messages come out in the order they were pushed, each exactly once.
+//! - A message of at most `max_payload` bytes lies whole inside one self-contained
+//!   frame, together with the messages pushed just before or after it while they fit.
+//! - A larger message is cut into consecutive frames that are not self-contained and
+//!   hold only that message; the open self-contained frame is closed before it.
+//! - Payloads are written once, straight into the output buffer; only LZ4 compresses
+//!   through a scratch buffer.
+
+use bytes::BytesMut;
+
+use super::codec::{begin, seal};
+use super::{Framing, MAX_PAYLOAD};
+
+/// Packs messages into frames in one output buffer.
+///
+/// A link pushes what is waiting in its queue and then [`take`](Self::take)s the bytes
+/// for a single write.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use internode::frame::{Decoded, FrameCodec, FrameEncoder, Framing, MAX_PAYLOAD};
+/// use tokio_util::codec::Decoder;
+///
+/// let mut encoder = FrameEncoder::new(Framing::Crc);
+/// encoder.push(b"first small message");
+/// encoder.push(b"second small message");
+/// encoder.push(&vec![1u8; 200_000]); // cut into two frames
+/// let mut wire = encoder.take();
+///
+/// let mut codec = FrameCodec::new(Framing::Crc);
+/// let mut frames = Vec::new();
+/// while let Some(Decoded::Frame(frame)) = codec.decode(&mut wire).unwrap() {
+///     frames.push(frame);
+/// }
+/// assert_eq!(frames.len(), 3);
+/// assert!(frames[0].self_contained);
+/// assert_eq!(&frames[0].payload[..], b"first small messagesecond small message");
+/// assert!(!frames[1].self_contained && frames[1].payload.len() == MAX_PAYLOAD);
+/// assert!(!frames[2].self_contained && frames[2].payload.len() == 200_000 - MAX_PAYLOAD);
+/// ```
+#[derive(Debug)]
+pub struct FrameEncoder {
+    framing: Framing,
+    max_payload: usize,
+    out: BytesMut,
+    /// Start offset in `out` of the self-contained frame still taking messages.
+    open: Option<usize>,
+    scratch: Vec<u8>,
+}
+
+impl FrameEncoder {
+    /// An encoder that fills frames up to [`MAX_PAYLOAD`] bytes.
+    pub fn new(framing: Framing) -> Self {
+        Self::with_max_payload(framing, MAX_PAYLOAD)
+    }
+
+    /// An encoder that puts at most `max_payload` bytes (clamped to
+    /// `1..=MAX_PAYLOAD`) in each frame: smaller frames lower the latency of the first
+    /// message in a batch at some cost in overhead.
+    pub fn with_max_payload(framing: Framing, max_payload: usize) -> Self {
+        FrameEncoder {
+            framing,
+            max_payload: max_payload.clamp(1, MAX_PAYLOAD),
+            out: BytesMut::new(),
+            open: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The framing of the frames this encoder writes.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Appends one message: into the open self-contained frame if it fits there, into a
+    /// new self-contained frame if it fits in one, or cut across non-self-contained
+    /// frames otherwise.
+    pub fn push(&mut self, message: &[u8]) {
+        if message.len() > self.max_payload {
+            self.close_frame();
+            for chunk in message.chunks(self.max_payload) {
+                let start = begin(self.framing, &mut self.out, chunk.len());
+                self.out.extend_from_slice(chunk);
+                seal(self.framing, &mut self.out, start, false, &mut self.scratch);
+            }
+            return;
+        }
+        if let Some(start) = self.open {
+            let used = self.out.len() - start - self.framing.header_len();
+            if used + message.len() > self.max_payload {
+                self.close_frame();
+            }
+        }
+        if self.open.is_none() {
+            self.open = Some(begin(self.framing, &mut self.out, self.max_payload));
+        }
+        self.out.extend_from_slice(message);
+    }
+
+    /// Bytes written so far and not yet taken, including the open frame.
+    pub fn buffered_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether nothing has been pushed since the last [`take`](Self::take).
+    pub fn is_empty(&self) -> bool {
+        self.out.is_empty()
+    }
+
+    /// Closes the open frame and returns every frame written since the last call,
+    /// as one contiguous buffer.
+    pub fn take(&mut self) -> BytesMut {
+        self.close_frame();
+        self.out.split()
+    }
+
+    fn close_frame(&mut self) {
+        if let Some(start) = self.open.take() {
+            seal(self.framing, &mut self.out, start, true, &mut self.scratch);
+        }
+    }
+}

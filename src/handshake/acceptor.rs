@@ -1,0 +1,313 @@
+//! The accepting side of the handshake.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::initiator::out_of_order;
+use super::reader::MessageReader;
+use super::{
+    Accept, AuthToken, Established, FramingSet, HandshakeError, Hello, MessageType, Reject,
+    RejectReason, VersionRange,
+};
+use crate::NodeId;
+
+/// What an [`Acceptor`] checks a Hello against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptorConfig {
+    /// This node's id: a Hello carrying it is a self-connect.
+    pub node_id: NodeId,
+    /// The versions this side speaks.
+    pub versions: VersionRange,
+    /// The framings this side allows (e.g. [`Unprotected`](crate::frame::Framing::Unprotected)
+    /// only on TLS listeners).
+    pub framings: FramingSet,
+}
+
+impl AcceptorConfig {
+    /// All [supported](VersionRange::SUPPORTED) versions and all framings.
+    pub fn new(node_id: NodeId) -> Self {
+        AcceptorConfig {
+            node_id,
+            versions: VersionRange::SUPPORTED,
+            framings: FramingSet::ALL,
+        }
+    }
+}
+
+/// What the shell puts in the Accept, once it has decided to take the connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AcceptParams {
+    /// This side's session id for the link.
+    pub session_id: u64,
+    /// The last sequence number this side received from the initiator on the link
+    /// (0 = none).
+    pub resume: u64,
+    /// This side's authentication data.
+    pub auth: AuthToken,
+}
+
+/// The handshake of the side that accepted the socket: reads a [`Hello`], then answers
+/// with an [`Accept`] or a [`Reject`].
+///
+/// [`handle_input`](Self::handle_input) returns the Hello once it is whole and passes
+/// the checks this side can make alone; a Hello that fails them is rejected at once (a
+/// Reject is queued for [`poll_transmit`](Self::poll_transmit) and the error returned):
+///
+/// | check                                             | error and Reject reason |
+/// |---------------------------------------------------|-------------------------|
+/// | the version ranges overlap                        | `IncompatibleVersion`   |
+/// | the framing code is known and allowed             | `UnsupportedFraming`    |
+/// | the Hello's node id is not this node's            | `SelfConnect`           |
+///
+/// Anything else wrong (garbage, a malformed Hello) fails without an answer. After a
+/// Hello, the shell decides (authentication, known peer, ...): [`accept`](Self::accept)
+/// queues the Accept and gives the [`Established`] connection; [`reject`](Self::reject)
+/// queues a Reject. Until then it takes no more input: the initiator must not send
+/// before it is accepted, and bytes read later belong after
+/// [`Established::leftover`]. The deadline keeps running while the shell decides.
+///
+/// See [`Initiator`](super::Initiator) for a full handshake in memory.
+#[derive(Debug)]
+pub struct Acceptor {
+    config: AcceptorConfig,
+    /// `None` when `now + timeout` does not fit an [`Instant`]: no deadline.
+    deadline: Option<Instant>,
+    transmit: Option<Bytes>,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Reading(MessageReader),
+    /// A Hello passed the checks; the shell decides.
+    AwaitingDecision {
+        hello: Hello,
+        version: u8,
+        leftover: Bytes,
+    },
+    Established,
+    Failed,
+}
+
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
+            State::Reading(_) => "reading the Hello",
+            State::AwaitingDecision { .. } => "awaiting the accept or reject decision",
+            State::Established => "established",
+            State::Failed => "failed",
+        }
+    }
+}
+
+impl Acceptor {
+    /// Starts reading a Hello on a new connection, with a deadline of `now + timeout`.
+    pub fn new(config: AcceptorConfig, now: Instant, timeout: Duration) -> Self {
+        Acceptor {
+            config,
+            deadline: now.checked_add(timeout),
+            transmit: None,
+            state: State::Reading(MessageReader::new("Hello", &[MessageType::Hello])),
+        }
+    }
+
+    /// The bytes to write next, if any: the Accept or the Reject, once.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.transmit.take()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called: the deadline while
+    /// the handshake is in progress (also while the shell decides), `None` once it has
+    /// completed or failed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Reading(_) | State::AwaitingDecision { .. } => self.deadline,
+            State::Established | State::Failed => None,
+        }
+    }
+
+    /// Fails the handshake with [`HandshakeError::Timeout`] if it is still in progress
+    /// at or after its deadline; otherwise does nothing. No Reject is sent.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
+        if self.in_progress() && self.deadline.is_some_and(|d| now >= d) {
+            self.state = State::Failed;
+            return Err(HandshakeError::Timeout);
+        }
+        Ok(())
+    }
+
+    /// Feeds bytes read from the connection.
+    ///
+    /// `Ok(None)`: all of `data` was taken and the Hello is not whole yet.
+    /// `Ok(Some(hello))`: the Hello passed the checks; bytes of `data` after it are
+    /// kept for [`Established::leftover`]; now [`accept`](Self::accept) or
+    /// [`reject`](Self::reject). `Err`: the handshake failed (send what
+    /// [`poll_transmit`](Self::poll_transmit) gives, if anything, and close). Input at
+    /// or after the deadline fails with [`HandshakeError::Timeout`]; input after the
+    /// Hello with [`HandshakeError::OutOfOrder`], which leaves the state as it was.
+    pub fn handle_input(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<Option<Hello>, HandshakeError> {
+        let State::Reading(reader) = &mut self.state else {
+            return Err(out_of_order("handle_input", self.state.name()));
+        };
+        let fed = if self.deadline.is_some_and(|d| now >= d) {
+            Err(HandshakeError::Timeout)
+        } else {
+            reader.feed(data)
+        };
+        let checked = match fed {
+            Ok(None) => return Ok(None),
+            Ok(Some((message, used))) => self.check_hello(&message.body).map(|(hello, version)| {
+                let leftover = Bytes::copy_from_slice(data.get(used..).unwrap_or_default());
+                (hello, version, leftover)
+            }),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok((hello, version, leftover)) => {
+                let result = hello.clone();
+                self.state = State::AwaitingDecision {
+                    hello,
+                    version,
+                    leftover,
+                };
+                Ok(Some(result))
+            }
+            Err(error) => {
+                let reason = match error {
+                    HandshakeError::IncompatibleVersion { .. } => {
+                        Some(RejectReason::IncompatibleVersion)
+                    }
+                    HandshakeError::UnsupportedFraming(_) => Some(RejectReason::UnsupportedFraming),
+                    HandshakeError::SelfConnect => Some(RejectReason::SelfConnect),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
+                    self.queue_reject(reason);
+                }
+                self.state = State::Failed;
+                Err(error)
+            }
+        }
+    }
+
+    /// Takes the connection after a Hello: queues an Accept with the newest common
+    /// version, the initiator's framing and `params`, and returns what was agreed.
+    /// Before a Hello, or after the handshake completed or failed:
+    /// [`HandshakeError::OutOfOrder`], and the state is left as it was.
+    pub fn accept(&mut self, params: AcceptParams) -> Result<Established, HandshakeError> {
+        let (hello, version, leftover) =
+            match std::mem::replace(&mut self.state, State::Established) {
+                State::AwaitingDecision {
+                    hello,
+                    version,
+                    leftover,
+                } => (hello, version, leftover),
+                other => {
+                    let name = other.name();
+                    self.state = other;
+                    return Err(out_of_order("accept", name));
+                }
+            };
+        let accept = Accept {
+            version,
+            framing: hello.framing,
+            node_id: self.config.node_id,
+            session_id: params.session_id,
+            resume: params.resume,
+            auth: params.auth,
+        };
+        let mut buf =
+            BytesMut::with_capacity(super::HEADER_LEN + accept.body_len() + super::TRAILER_LEN);
+        accept.encode(&mut buf);
+        self.transmit = Some(buf.freeze());
+        Ok(Established {
+            version,
+            framing: hello.framing,
+            peer_node_id: hello.node_id,
+            peer_listen_addr: Some(hello.listen_addr),
+            link_kind: hello.link_kind,
+            peer_session_id: hello.session_id,
+            resume: hello.resume,
+            auth: hello.auth,
+            leftover,
+        })
+    }
+
+    /// Refuses the connection: queues a Reject with `reason` and this side's versions;
+    /// the handshake has failed. Allowed while the handshake is in progress, also
+    /// before a Hello (e.g. [`RejectReason::ShuttingDown`]); afterwards:
+    /// [`HandshakeError::OutOfOrder`].
+    pub fn reject(&mut self, reason: RejectReason) -> Result<(), HandshakeError> {
+        if !self.in_progress() {
+            return Err(out_of_order("reject", self.state.name()));
+        }
+        self.queue_reject(reason);
+        self.state = State::Failed;
+        Ok(())
+    }
+
+    /// Reports that the connection ended: [`HandshakeError::Closed`] if no byte of the
+    /// Hello had arrived or the Hello was awaiting the decision,
+    /// [`HandshakeError::Truncated`] if a part of it had. The handshake has failed.
+    /// After the handshake completed or failed: [`HandshakeError::OutOfOrder`].
+    pub fn handle_eof(&mut self) -> HandshakeError {
+        let error = match &self.state {
+            State::Reading(reader) => reader.eof_error(),
+            State::AwaitingDecision { .. } => HandshakeError::Closed,
+            State::Established | State::Failed => {
+                return out_of_order("handle_eof", self.state.name())
+            }
+        };
+        self.state = State::Failed;
+        error
+    }
+
+    fn in_progress(&self) -> bool {
+        matches!(
+            self.state,
+            State::Reading(_) | State::AwaitingDecision { .. }
+        )
+    }
+
+    fn queue_reject(&mut self, reason: RejectReason) {
+        let reject = Reject {
+            reason,
+            versions: self.config.versions,
+        };
+        let mut buf =
+            BytesMut::with_capacity(super::HEADER_LEN + Reject::BODY_LEN + super::TRAILER_LEN);
+        reject.encode(&mut buf);
+        self.transmit = Some(buf.freeze());
+    }
+
+    /// The checks this side makes alone, in order: versions (read before the rest of
+    /// the body, whose layout a version this side does not speak might change), the
+    /// body, self-connect, framing. Returns the Hello and the version to use.
+    fn check_hello(&self, body: &[u8]) -> Result<(Hello, u8), HandshakeError> {
+        let ours = self.config.versions;
+        let theirs = match body {
+            [min, max, ..] => VersionRange::new(*min, *max),
+            _ => {
+                return Err(HandshakeError::Malformed {
+                    what: "Hello version range",
+                })
+            }
+        };
+        let version = ours
+            .highest_common(theirs)
+            .ok_or(HandshakeError::IncompatibleVersion { ours, theirs })?;
+        let hello = Hello::decode_body(body)?;
+        if hello.node_id == self.config.node_id {
+            return Err(HandshakeError::SelfConnect);
+        }
+        if !self.config.framings.contains(hello.framing) {
+            return Err(HandshakeError::UnsupportedFraming(hello.framing.code()));
+        }
+        Ok((hello, version))
+    }
+}
