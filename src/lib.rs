@@ -22,7 +22,10 @@ pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
 mod link_kind;
+pub mod message;
+pub mod node;
 mod node_id;
+pub mod session;
 pub mod vint;
 
 pub use link_kind::LinkKind;

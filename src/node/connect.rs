@@ -1,0 +1,99 @@
+//! Opening a connection: TCP connect and the handshake, each with its own timeout,
+//! driving the sans-IO [`handshake`](crate::handshake) machines over a socket.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::handshake::{
+    AcceptParams, Acceptor, AcceptorConfig, Established, HandshakeError, Hello, Initiator,
+};
+use crate::session::DisconnectReason;
+
+/// Connects to `addr` and runs the initiator's side of the handshake.
+pub(crate) async fn dial(
+    addr: SocketAddr,
+    hello: Hello,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+) -> Result<(TcpStream, Established), DisconnectReason> {
+    let mut stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| DisconnectReason::ConnectTimeout)?
+        .map_err(|e| DisconnectReason::ConnectFailed(e.kind()))?;
+    let _ = stream.set_nodelay(true);
+    let mut initiator = Initiator::new(hello, Instant::now(), handshake_timeout);
+    let run = async {
+        let mut buf = [0u8; 512];
+        loop {
+            if let Some(out) = initiator.poll_transmit() {
+                stream.write_all(&out).await.map_err(io)?;
+            }
+            let n = stream.read(&mut buf).await.map_err(io)?;
+            if n == 0 {
+                return Err(DisconnectReason::Handshake(initiator.handle_eof()));
+            }
+            match initiator.handle_input(&buf[..n], Instant::now()) {
+                Ok(Some(established)) => return Ok(established),
+                Ok(None) => {}
+                Err(e) => return Err(DisconnectReason::Handshake(e)),
+            }
+        }
+    };
+    let established = tokio::time::timeout(handshake_timeout, run)
+        .await
+        .map_err(|_| DisconnectReason::HandshakeTimeout)??;
+    Ok((stream, established))
+}
+
+/// Runs the acceptor's side of the handshake on an accepted connection. Rejections
+/// the acceptor decides by itself (wrong version, self-connect, framing) are sent
+/// before the error is returned.
+pub(crate) async fn accept(
+    stream: &mut TcpStream,
+    config: AcceptorConfig,
+    session_id: u64,
+    handshake_timeout: Duration,
+) -> Result<(Hello, Established), HandshakeError> {
+    let mut acceptor = Acceptor::new(config, Instant::now(), handshake_timeout);
+    let run = async {
+        let mut buf = [0u8; 512];
+        let hello = loop {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|_| acceptor.handle_eof())?;
+            if n == 0 {
+                return Err(acceptor.handle_eof());
+            }
+            match acceptor.handle_input(&buf[..n], Instant::now()) {
+                Ok(Some(hello)) => break Ok(hello),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let result = match hello {
+            Ok(hello) => acceptor
+                .accept(AcceptParams {
+                    session_id,
+                    ..AcceptParams::default()
+                })
+                .map(|established| (hello, established)),
+            Err(e) => Err(e),
+        };
+        // Send what the acceptor queued: the Accept, or its Reject.
+        if let Some(out) = acceptor.poll_transmit() {
+            let _ = stream.write_all(&out).await;
+        }
+        result
+    };
+    tokio::time::timeout(handshake_timeout, run)
+        .await
+        .map_err(|_| HandshakeError::Timeout)?
+}
+
+fn io(e: std::io::Error) -> DisconnectReason {
+    DisconnectReason::Io(e.kind())
+}

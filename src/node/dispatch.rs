@@ -1,0 +1,272 @@
+//! Inbound dispatch: from a verb to the application's handler.
+//!
+//! The table maps each registered verb to a type-erased handler that decodes the
+//! payload into the message type and hands it to the application's actix
+//! [`Recipient`]. It is shared by the node's inbound connections and read on every
+//! message; it is written only when the application registers a handler.
+//!
+//! Invariants:
+//! - A message of an unknown verb, or one whose payload fails to decode, is refused
+//!   with a [`DispatchError`]; the caller skips it (its length is known) and counts it,
+//!   and a request among them gets a failure response at once.
+//! - A message to the node itself is handed over as the value it is, without encoding.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use actix::prelude::*;
+use bytes::{Bytes, BytesMut};
+
+use crate::message::{DecodeError, FailureReason, Message, RemoteFailure, Request};
+use crate::NodeId;
+
+/// A message received from a peer (or from the node itself), as an application's
+/// handler gets it.
+#[derive(Debug)]
+pub struct Received<M> {
+    /// The node that sent it.
+    pub from: NodeId,
+    /// The message.
+    pub message: M,
+}
+
+impl<M: Message> actix::Message for Received<M> {
+    type Result = ();
+}
+
+/// A request received from a peer (or from the node itself); the handler's answer
+/// goes back to the requester.
+#[derive(Debug)]
+pub struct Requested<M> {
+    /// The node that sent it.
+    pub from: NodeId,
+    /// The request.
+    pub message: M,
+}
+
+impl<M: Request> actix::Message for Requested<M> {
+    type Result = Result<M::Response, HandlerError>;
+}
+
+/// Why an application's request handler could not answer; travels back to the
+/// requester as a failure response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+/// Why an inbound message could not be handed to a handler.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// No handler is registered for the verb.
+    #[error("no handler for verb {0}")]
+    UnknownVerb(u32),
+    /// The payload did not decode as the verb's type.
+    #[error("payload of verb {verb} does not decode: {error}")]
+    Decode {
+        /// The verb.
+        verb: u32,
+        /// The decoder's error.
+        error: DecodeError,
+    },
+    /// A request arrived for a verb registered as a one-way message, or the reverse.
+    #[error("verb {0} is registered for another kind of message (request or one-way)")]
+    WrongKind(u32),
+}
+
+impl DispatchError {
+    /// The failure reason sent back for a request refused with this error.
+    pub(crate) fn failure(&self) -> RemoteFailure {
+        let reason = match self {
+            DispatchError::UnknownVerb(_) | DispatchError::WrongKind(_) => {
+                FailureReason::UnknownVerb
+            }
+            DispatchError::Decode { .. } => FailureReason::DecodeFailed,
+        };
+        RemoteFailure {
+            reason,
+            detail: self.to_string(),
+        }
+    }
+}
+
+/// Where the answer to a request goes: encoded response payload, or a failure.
+pub(crate) type Reply = Box<dyn FnOnce(Result<(u32, Bytes), RemoteFailure>) + Send>;
+
+/// A refused delivery: the error, and the request's reply handed back so that the
+/// caller can answer with a failure.
+pub(crate) type Refused = (DispatchError, Option<Reply>);
+
+trait ErasedHandler: Send + Sync {
+    fn deliver(&self, from: NodeId, payload: Bytes, reply: Option<Reply>) -> Result<(), Refused>;
+
+    /// `message` is a `Box<M>` of the handler's own type.
+    fn deliver_local(&self, from: NodeId, message: Box<dyn Any + Send>) -> bool;
+
+    fn is_request(&self) -> bool;
+
+    /// For local requests: the recipient, as `Recipient<Requested<M>>`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+struct OneWay<M: Message> {
+    recipient: Recipient<Received<M>>,
+}
+
+impl<M: Message> ErasedHandler for OneWay<M> {
+    fn deliver(&self, from: NodeId, payload: Bytes, reply: Option<Reply>) -> Result<(), Refused> {
+        if reply.is_some() {
+            return Err((DispatchError::WrongKind(M::VERB), reply));
+        }
+        let message = M::decode(payload).map_err(|error| {
+            let verb = M::VERB;
+            (DispatchError::Decode { verb, error }, None)
+        })?;
+        self.recipient.do_send(Received { from, message });
+        Ok(())
+    }
+
+    fn deliver_local(&self, from: NodeId, message: Box<dyn Any + Send>) -> bool {
+        match message.downcast::<M>() {
+            Ok(message) => {
+                self.recipient.do_send(Received {
+                    from,
+                    message: *message,
+                });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn is_request(&self) -> bool {
+        false
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+struct TwoWay<M: Request> {
+    recipient: Recipient<Requested<M>>,
+}
+
+impl<M: Request> ErasedHandler for TwoWay<M> {
+    fn deliver(&self, from: NodeId, payload: Bytes, reply: Option<Reply>) -> Result<(), Refused> {
+        let Some(reply) = reply else {
+            return Err((DispatchError::WrongKind(M::VERB), None));
+        };
+        let message = match M::decode(payload) {
+            Ok(message) => message,
+            Err(error) => {
+                let verb = M::VERB;
+                return Err((DispatchError::Decode { verb, error }, Some(reply)));
+            }
+        };
+        let answer = self.recipient.send(Requested { from, message });
+        actix::spawn(async move {
+            reply(match answer.await {
+                Ok(Ok(response)) => encode_response(&response),
+                Ok(Err(e)) => Err(RemoteFailure {
+                    reason: FailureReason::HandlerFailed,
+                    detail: e.0,
+                }),
+                Err(mailbox) => Err(RemoteFailure {
+                    reason: FailureReason::HandlerFailed,
+                    detail: format!("handler unavailable: {mailbox}"),
+                }),
+            });
+        });
+        Ok(())
+    }
+
+    fn deliver_local(&self, _: NodeId, _: Box<dyn Any + Send>) -> bool {
+        false
+    }
+
+    fn is_request(&self) -> bool {
+        true
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Encodes a response payload; an encoding failure becomes a failure response.
+pub(crate) fn encode_response<R: Message>(response: &R) -> Result<(u32, Bytes), RemoteFailure> {
+    let mut buf = BytesMut::new();
+    match response.encode(&mut buf) {
+        Ok(()) => Ok((R::VERB, buf.freeze())),
+        Err(e) => Err(RemoteFailure {
+            reason: FailureReason::HandlerFailed,
+            detail: format!("response does not encode: {e}"),
+        }),
+    }
+}
+
+/// The node's table of handlers, shared by its inbound connections.
+#[derive(Default, Clone)]
+pub(crate) struct Handlers {
+    table: Arc<RwLock<HashMap<u32, Arc<dyn ErasedHandler>>>>,
+}
+
+impl Handlers {
+    fn insert(&self, verb: u32, handler: Arc<dyn ErasedHandler>) {
+        // A poisoned lock only means a panic elsewhere while inserting; the map
+        // itself is always whole.
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        table.insert(verb, handler);
+    }
+
+    fn get(&self, verb: u32) -> Option<Arc<dyn ErasedHandler>> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.get(&verb).cloned()
+    }
+
+    /// Registers (or replaces) the handler of one-way messages of type `M`.
+    pub(crate) fn register<M: Message>(&self, recipient: Recipient<Received<M>>) {
+        self.insert(M::VERB, Arc::new(OneWay { recipient }));
+    }
+
+    /// Registers (or replaces) the handler of requests of type `M`.
+    pub(crate) fn register_requests<M: Request>(&self, recipient: Recipient<Requested<M>>) {
+        self.insert(M::VERB, Arc::new(TwoWay { recipient }));
+    }
+
+    /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
+    /// request and is called (later) with the response or a failure.
+    pub(crate) fn deliver(
+        &self,
+        from: NodeId,
+        verb: u32,
+        payload: Bytes,
+        reply: Option<Reply>,
+    ) -> Result<(), Refused> {
+        match self.get(verb) {
+            Some(handler) => handler.deliver(from, payload, reply),
+            None => Err((DispatchError::UnknownVerb(verb), reply)),
+        }
+    }
+
+    /// Hands a one-way message from this node to its own handler, without encoding.
+    pub(crate) fn deliver_local<M: Message>(&self, from: NodeId, message: M) -> bool {
+        match self.get(M::VERB) {
+            Some(handler) if !handler.is_request() => {
+                handler.deliver_local(from, Box::new(message))
+            }
+            _ => false,
+        }
+    }
+
+    /// The handler of local requests of type `M`, if one is registered.
+    pub(crate) fn local_request_handler<M: Request>(&self) -> Option<Recipient<Requested<M>>> {
+        let handler = self.get(M::VERB)?;
+        handler
+            .as_any()
+            .downcast_ref::<TwoWay<M>>()
+            .map(|h| h.recipient.clone())
+    }
+}

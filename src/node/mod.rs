@@ -1,0 +1,516 @@
+//! Nodes: the actor runtime on top of the sans-IO layers.
+//!
+//! A [`Node`] listens for peers, owns one [`Link`] actor per (peer, [`LinkKind`]) —
+//! created on first use, under a supervisor that restarts its connection with
+//! exponential backoff — and hands what arrives to the actix [`Recipient`]s the
+//! application registered per message type.
+//!
+//! ```no_run
+//! use actix::prelude::*;
+//! use internode::node::{Node, Received};
+//! use internode::NodeId;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! struct Hello(String);
+//! internode::message!(Hello, verb = 1);
+//!
+//! struct Printer;
+//! impl Actor for Printer {
+//!     type Context = Context<Self>;
+//! }
+//! impl Handler<Received<Hello>> for Printer {
+//!     type Result = ();
+//!     fn handle(&mut self, m: Received<Hello>, _: &mut Context<Self>) {
+//!         println!("{} says {}", m.from, m.message.0);
+//!     }
+//! }
+//!
+//! #[actix::main]
+//! async fn main() {
+//!     let a = Node::builder(NodeId(1), "127.0.0.1:0".parse().unwrap()).start().await.unwrap();
+//!     let b = Node::builder(NodeId(2), "127.0.0.1:0".parse().unwrap()).start().await.unwrap();
+//!     b.handle::<Hello>(Printer.start().recipient()).unwrap();
+//!     a.add_peer(NodeId(2), b.local_addr()).await;
+//!     a.send(NodeId(2), Hello("hi".into())).await.unwrap();
+//! }
+//! ```
+
+mod config;
+mod connect;
+mod dispatch;
+mod inbound;
+mod link;
+mod outcome;
+mod registry;
+mod requests;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::sync::oneshot;
+
+pub use config::NodeConfig;
+pub use dispatch::{DispatchError, HandlerError, Received, Requested};
+pub use inbound::InboundCounters;
+pub use link::{CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound};
+pub use outcome::{RequestError, SendError, Sent};
+pub use registry::LinkNotice;
+
+use crate::envelope::Flags;
+use crate::frame::Framing;
+use crate::message::{check_verb, Message, Request, VerbError};
+use crate::session::{BackoffConfig, HeartbeatConfig};
+use crate::{LinkKind, NodeId};
+use dispatch::Handlers;
+use inbound::InboundEnv;
+use registry::{AllLinks, CloseAll, GetLink, GetRefused, Registry, SetPeer, Subscribe};
+use requests::{Cancel, Register, RequestTracker};
+
+/// Why a node did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error's kind.
+        error: std::io::ErrorKind,
+    },
+}
+
+/// Builds and starts a [`Node`]; see [`Node::builder`].
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    config: NodeConfig,
+}
+
+impl NodeBuilder {
+    /// The framing of this node's outbound connections.
+    pub fn framing(mut self, framing: Framing) -> Self {
+        self.config.framing = framing;
+        self
+    }
+
+    /// How long a TCP connect may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a handshake may take.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Reconnect backoff.
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.config.backoff = backoff;
+        self
+    }
+
+    /// Keepalive interval and read timeout.
+    pub fn heartbeat(mut self, heartbeat: HeartbeatConfig) -> Self {
+        self.config.heartbeat = heartbeat;
+        self
+    }
+
+    /// Default timeout of requests.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// A peer known from the start.
+    pub fn peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
+        self.config.peers.push((id, addr));
+        self
+    }
+
+    /// The configuration as built so far.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Binds the listen address and starts the node's actors. Must be called inside
+    /// a running actix `System`.
+    pub async fn start(self) -> Result<Node, StartError> {
+        Node::start(self.config).await
+    }
+}
+
+struct Inner {
+    id: NodeId,
+    local_addr: SocketAddr,
+    config: Arc<NodeConfig>,
+    registry: Addr<Registry>,
+    tracker: Addr<RequestTracker>,
+    handlers: Handlers,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// A running node: the handle an application sends, requests, registers handlers and
+/// observes links with. Cheap to clone; the node stops listening when the last clone
+/// is dropped or [`close`](Node::close) is called.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.inner.id)
+            .field("local_addr", &self.inner.local_addr)
+            .finish()
+    }
+}
+
+impl Node {
+    /// A builder with the defaults for a node of this id listening on `listen`
+    /// (port 0 picks a free port; see [`local_addr`](Self::local_addr)).
+    pub fn builder(id: NodeId, listen: SocketAddr) -> NodeBuilder {
+        NodeBuilder {
+            config: NodeConfig::new(id, listen),
+        }
+    }
+
+    /// Starts a node with this configuration inside the running actix `System`.
+    pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Bind {
+                addr: config.listen,
+                error: e.kind(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| StartError::Bind {
+            addr: config.listen,
+            error: e.kind(),
+        })?;
+        let config = Arc::new(config);
+        let tracker = RequestTracker::new().start();
+        let registry = Registry::new(local_addr, config.clone(), tracker.clone()).start();
+        let handlers = Handlers::default();
+        let env = Arc::new(InboundEnv {
+            node: config.id,
+            config: config.clone(),
+            handlers: handlers.clone(),
+            registry: registry.clone(),
+            tracker: tracker.clone(),
+            session_id: inbound::new_session_id(),
+        });
+        let listener = actix::spawn(inbound::listen(listener, env));
+        log::info!("{} listening on {local_addr}", config.id);
+        Ok(Node {
+            inner: Arc::new(Inner {
+                id: config.id,
+                local_addr,
+                config,
+                registry,
+                tracker,
+                handlers,
+                listener,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The address this node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// Registers the handler of one-way messages of type `M` (replacing any other
+    /// handler of its verb).
+    pub fn handle<M: Message>(&self, recipient: Recipient<Received<M>>) -> Result<(), VerbError> {
+        check_verb(M::VERB)?;
+        self.inner.handlers.register(recipient);
+        Ok(())
+    }
+
+    /// Registers the handler of requests of type `M`; its answer goes back to the
+    /// requester.
+    pub fn handle_requests<M: Request>(
+        &self,
+        recipient: Recipient<Requested<M>>,
+    ) -> Result<(), VerbError> {
+        check_verb(M::VERB)?;
+        self.inner.handlers.register_requests(recipient);
+        Ok(())
+    }
+
+    /// Sets (or changes) a peer's address. Messages queued for the peer go to the
+    /// new address; those being written to the old one finish there.
+    pub async fn add_peer(&self, id: NodeId, addr: SocketAddr) {
+        let _ = self
+            .inner
+            .registry
+            .send(SetPeer {
+                peer: id,
+                addr,
+                only_if_unknown: false,
+            })
+            .await;
+    }
+
+    /// The link of `kind` to `peer`, created on first use: an actor whose mailbox is
+    /// the link's outbound queue ([`Outbound`]).
+    pub async fn link(&self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
+        self.inner
+            .registry
+            .send(GetLink { peer, kind })
+            .await
+            .map_err(|_| SendError::Closed)?
+    }
+
+    /// A handle on `peer` that sends without looking its links up again: messages sent
+    /// through it are queued in the order of the calls, before the returned futures
+    /// are awaited. Creates the peer's links.
+    pub async fn peer(&self, peer: NodeId) -> Result<Peer, SendError> {
+        let links = if peer == self.inner.id {
+            None
+        } else {
+            Some([
+                self.link(peer, LinkKind::Urgent).await?,
+                self.link(peer, LinkKind::Small).await?,
+                self.link(peer, LinkKind::Large).await?,
+            ])
+        };
+        Ok(Peer {
+            id: peer,
+            node: self.clone(),
+            links,
+        })
+    }
+
+    /// Sends a message to `peer` and resolves with its outcome: written to the
+    /// connection, delivered locally (to this node itself), or the reason it failed.
+    pub async fn send<M: Message>(&self, peer: NodeId, message: M) -> Result<Sent, SendError> {
+        if peer == self.inner.id {
+            return if self.inner.handlers.deliver_local(peer, message) {
+                Ok(Sent::DeliveredLocally)
+            } else {
+                Err(SendError::NoLocalHandler(M::VERB))
+            };
+        }
+        let outbound = outbound(&message, Flags::EMPTY, Vec::new())?;
+        let link = self
+            .link(peer, link_kind::<M>(outbound.payload.len()))
+            .await?;
+        link.send(outbound).await.map_err(|_| SendError::Closed)?
+    }
+
+    /// Sends a request to `peer` and resolves with its typed response, a failure the
+    /// peer reported, or a timeout after the node's request timeout.
+    pub async fn request<R: Request>(
+        &self,
+        peer: NodeId,
+        request: R,
+    ) -> Result<R::Response, RequestError> {
+        self.request_with_timeout(peer, request, self.inner.config.request_timeout)
+            .await
+    }
+
+    /// [`request`](Self::request) with its own timeout.
+    pub async fn request_with_timeout<R: Request>(
+        &self,
+        peer: NodeId,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Response, RequestError> {
+        if peer == self.inner.id {
+            let recipient = self
+                .inner
+                .handlers
+                .local_request_handler::<R>()
+                .ok_or(SendError::NoLocalHandler(R::VERB))?;
+            let answer = recipient.send(Requested {
+                from: peer,
+                message: request,
+            });
+            return match tokio::time::timeout(timeout, answer).await {
+                Err(_) => Err(RequestError::Timeout),
+                Ok(Err(_)) => Err(RequestError::Closed),
+                Ok(Ok(Ok(response))) => Ok(response),
+                Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
+                    reason: crate::message::FailureReason::HandlerFailed,
+                    detail: e.0,
+                })),
+            };
+        }
+        let mut outbound = outbound(&request, Flags::REQUEST, Vec::new())?;
+        let link = self
+            .link(peer, link_kind::<R>(outbound.payload.len()))
+            .await?;
+        let (tx, rx) = oneshot::channel();
+        let tracker = &self.inner.tracker;
+        let id = tracker
+            .send(Register {
+                peer,
+                timeout,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| RequestError::Closed)?;
+        outbound
+            .params
+            .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
+        let sent = link.send(outbound).await.unwrap_or(Err(SendError::Closed));
+        if let Err(e) = sent {
+            tracker.do_send(Cancel {
+                id,
+                error: RequestError::Send(e),
+            });
+        }
+        let payload = rx.await.map_err(|_| RequestError::Closed)??;
+        R::Response::decode(payload).map_err(RequestError::Decode)
+    }
+
+    /// Subscribes `recipient` to the events of every link of this node.
+    pub async fn subscribe(&self, recipient: Recipient<LinkNotice>) {
+        let _ = self.inner.registry.send(Subscribe(recipient)).await;
+    }
+
+    /// The state and counters of every link of this node.
+    pub async fn links(&self) -> Vec<LinkSnapshot> {
+        let links = self.inner.registry.send(AllLinks).await.unwrap_or_default();
+        let mut out = Vec::with_capacity(links.len());
+        for link in links {
+            if let Ok(snapshot) = link.send(GetLinkSnapshot).await {
+                out.push(snapshot);
+            }
+        }
+        out.sort_by_key(|s| (s.peer, s.kind));
+        out
+    }
+
+    /// Connections refused before their handshake completed, by reason (garbage,
+    /// wrong magic, incompatible version, self-connect, timeout...).
+    pub async fn refused_connections(&self) -> BTreeMap<&'static str, u64> {
+        self.inner
+            .registry
+            .send(GetRefused)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Closes every link: with `drain`, what is queued is delivered first; without,
+    /// it fails with [`SendError::Closed`]. Later sends fail with `Closed`. The node
+    /// stops accepting connections.
+    pub async fn close(&self, drain: bool) {
+        self.inner.listener.abort();
+        let _ = self.inner.registry.send(CloseAll { drain }).await;
+    }
+}
+
+/// A typed handle on one peer's links; see [`Node::peer`].
+#[derive(Clone, Debug)]
+pub struct Peer {
+    id: NodeId,
+    node: Node,
+    /// Urgent, small, large; `None` for the node itself.
+    links: Option<[Addr<Link>; 3]>,
+}
+
+impl Peer {
+    /// The peer's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The peer's link of `kind` (`None` when the peer is this node itself).
+    pub fn link(&self, kind: LinkKind) -> Option<&Addr<Link>> {
+        self.links.as_ref().map(|l| &l[usize::from(kind.code())])
+    }
+
+    /// Queues `message` on the right link now, and returns the future of its outcome.
+    /// Dropping the future does not withdraw the message.
+    pub fn send<M: Message>(
+        &self,
+        message: M,
+    ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
+        enum Pending {
+            Ready(Result<Sent, SendError>),
+            Queued(actix::dev::Request<Link, Outbound>),
+        }
+        let pending = match &self.links {
+            None => Pending::Ready(
+                if self.node.inner.handlers.deliver_local(self.id, message) {
+                    Ok(Sent::DeliveredLocally)
+                } else {
+                    Err(SendError::NoLocalHandler(M::VERB))
+                },
+            ),
+            Some(links) => match outbound(&message, Flags::EMPTY, Vec::new()) {
+                Err(e) => Pending::Ready(Err(e)),
+                Ok(outbound) => {
+                    let kind = link_kind::<M>(outbound.payload.len());
+                    Pending::Queued(links[usize::from(kind.code())].send(outbound))
+                }
+            },
+        };
+        async move {
+            match pending {
+                Pending::Ready(result) => result,
+                Pending::Queued(request) => request.await.unwrap_or(Err(SendError::Closed)),
+            }
+        }
+    }
+
+    /// Sends a request to the peer; see [`Node::request`].
+    pub async fn request<R: Request>(&self, request: R) -> Result<R::Response, RequestError> {
+        self.node.request(self.id, request).await
+    }
+}
+
+/// Which link a message of type `M` with a payload of `len` bytes goes over.
+fn link_kind<M: Message>(len: usize) -> LinkKind {
+    if M::URGENT {
+        LinkKind::Urgent
+    } else if len > LinkKind::LARGE_THRESHOLD {
+        LinkKind::Large
+    } else {
+        LinkKind::Small
+    }
+}
+
+fn outbound<M: Message>(
+    message: &M,
+    flags: Flags,
+    params: Vec<(u32, bytes::Bytes)>,
+) -> Result<Outbound, SendError> {
+    let mut payload = BytesMut::new();
+    message
+        .encode(&mut payload)
+        .map_err(SendError::Serialization)?;
+    Ok(Outbound {
+        verb: M::VERB,
+        flags,
+        payload: payload.freeze(),
+        params,
+        expires_at_ms: None,
+    })
+}

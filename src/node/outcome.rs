@@ -1,0 +1,75 @@
+//! What happened to a message: the outcome a sender observes, and request errors.
+
+use crate::envelope::EnvelopeError;
+use crate::message::{DecodeError, EncodeError, RemoteFailure};
+use crate::NodeId;
+
+/// A message's successful outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sent {
+    /// Written to the peer's connection (handed to the kernel).
+    Written,
+    /// Addressed to this node and handed to its handler without the network.
+    DeliveredLocally,
+}
+
+/// Why a message was not sent. Every failure reaches its sender at once.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The message did not serialize; only this message failed.
+    #[error("message does not serialize: {0}")]
+    Serialization(EncodeError),
+    /// The envelope could not be built (for example, too many parameters).
+    #[error("envelope does not encode: {0}")]
+    Envelope(EnvelopeError),
+    /// No address is known for the peer.
+    #[error("no address known for {0}")]
+    UnknownPeer(NodeId),
+    /// The link (or the node) is closed or closing.
+    #[error("link closed")]
+    Closed,
+    /// The connection failed while the message was being written; it may or may not
+    /// have reached the peer.
+    #[error("connection lost while writing")]
+    ConnectionLost,
+    /// A message to this node found no handler for its type.
+    #[error("no local handler for verb {0}")]
+    NoLocalHandler(u32),
+}
+
+impl SendError {
+    /// A short stable name of the failure, for counters and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SendError::Serialization(_) => "serialization",
+            SendError::Envelope(_) => "envelope",
+            SendError::UnknownPeer(_) => "unknown_peer",
+            SendError::Closed => "closed",
+            SendError::ConnectionLost => "connection_lost",
+            SendError::NoLocalHandler(_) => "no_local_handler",
+        }
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request itself was not sent.
+    #[error("request not sent: {0}")]
+    Send(#[from] SendError),
+    /// No response arrived in time.
+    #[error("no response within the timeout")]
+    Timeout,
+    /// The peer answered with a failure.
+    #[error("remote failure: {0}")]
+    Remote(RemoteFailure),
+    /// The response did not decode as the expected type.
+    #[error("response does not decode: {0}")]
+    Decode(DecodeError),
+    /// The link was closed while the request was pending.
+    #[error("link closed while the request was pending")]
+    Closed,
+}

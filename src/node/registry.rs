@@ -1,0 +1,281 @@
+//! The registry: the supervisor actor that owns a node's links.
+//!
+//! It creates each link on first use (under actix's `Supervisor`, which restarts a
+//! link's connection after a failure with the link's own backoff), knows the peers'
+//! addresses, forwards link events to subscribers, and closes every link when the
+//! node closes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::link::{CloseLink, Link, LinkEnv, Outbound, SetPeerAddress};
+use super::outcome::SendError;
+use super::requests::RequestTracker;
+use super::NodeConfig;
+use crate::session::LinkEvent;
+use crate::{LinkKind, NodeId};
+
+/// A link event, as subscribers receive it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkNotice {
+    /// The peer of the link.
+    pub peer: NodeId,
+    /// Which of the peer's links.
+    pub kind: LinkKind,
+    /// What happened.
+    pub event: LinkEvent,
+}
+
+impl Message for LinkNotice {
+    type Result = ();
+}
+
+/// From a link: something happened.
+pub(crate) struct LinkReport {
+    pub peer: NodeId,
+    pub kind: LinkKind,
+    pub event: LinkEvent,
+}
+
+impl Message for LinkReport {
+    type Result = ();
+}
+
+pub(crate) struct GetLink {
+    pub peer: NodeId,
+    pub kind: LinkKind,
+}
+
+impl Message for GetLink {
+    type Result = Result<Addr<Link>, SendError>;
+}
+
+/// Sets (or changes) a peer's address. With `only_if_unknown`, an address already
+/// known is kept (addresses learned from handshakes do not override configuration).
+pub(crate) struct SetPeer {
+    pub peer: NodeId,
+    pub addr: SocketAddr,
+    pub only_if_unknown: bool,
+}
+
+impl Message for SetPeer {
+    type Result = ();
+}
+
+/// Sends a message over the peer's small or large link, by size; its outcome is
+/// not awaited (responses).
+pub(crate) struct Route {
+    pub peer: NodeId,
+    pub message: Outbound,
+}
+
+impl Message for Route {
+    type Result = ();
+}
+
+pub(crate) struct Subscribe(pub Recipient<LinkNotice>);
+
+impl Message for Subscribe {
+    type Result = ();
+}
+
+pub(crate) struct AllLinks;
+
+impl Message for AllLinks {
+    type Result = Vec<Addr<Link>>;
+}
+
+/// A connection refused before its handshake completed, by reason.
+pub(crate) struct InboundRefused(pub &'static str);
+
+impl Message for InboundRefused {
+    type Result = ();
+}
+
+pub(crate) struct GetRefused;
+
+impl Message for GetRefused {
+    type Result = BTreeMap<&'static str, u64>;
+}
+
+pub(crate) struct CloseAll {
+    pub drain: bool,
+}
+
+impl Message for CloseAll {
+    type Result = ();
+}
+
+/// See the module documentation.
+pub(crate) struct Registry {
+    node: NodeId,
+    listen: SocketAddr,
+    config: Arc<NodeConfig>,
+    tracker: Addr<RequestTracker>,
+    env: Option<Arc<LinkEnv>>,
+    links: HashMap<(NodeId, LinkKind), Addr<Link>>,
+    peers: HashMap<NodeId, SocketAddr>,
+    subscribers: Vec<Recipient<LinkNotice>>,
+    refused: BTreeMap<&'static str, u64>,
+    closed: bool,
+}
+
+impl Registry {
+    pub(crate) fn new(
+        listen: SocketAddr,
+        config: Arc<NodeConfig>,
+        tracker: Addr<RequestTracker>,
+    ) -> Self {
+        Registry {
+            node: config.id,
+            listen,
+            peers: config.peers.iter().copied().collect(),
+            config,
+            tracker,
+            env: None,
+            links: HashMap::new(),
+            subscribers: Vec::new(),
+            refused: BTreeMap::new(),
+            closed: false,
+        }
+    }
+
+    fn link(&mut self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        if let Some(link) = self.links.get(&(peer, kind)) {
+            return Ok(link.clone());
+        }
+        let addr = *self.peers.get(&peer).ok_or(SendError::UnknownPeer(peer))?;
+        let env = self.env.clone().ok_or(SendError::Closed)?;
+        let link = actix::Supervisor::start(move |_| Link::new(env, peer, kind, addr));
+        self.links.insert((peer, kind), link.clone());
+        Ok(link)
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.env = Some(Arc::new(LinkEnv {
+            node: self.node,
+            listen: self.listen,
+            config: self.config.clone(),
+            reports: ctx.address().recipient(),
+            tracker: self.tracker.clone(),
+        }));
+    }
+}
+
+impl Handler<GetLink> for Registry {
+    type Result = Result<Addr<Link>, SendError>;
+
+    fn handle(&mut self, m: GetLink, _: &mut Context<Self>) -> Self::Result {
+        self.link(m.peer, m.kind)
+    }
+}
+
+impl Handler<SetPeer> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, m: SetPeer, _: &mut Context<Self>) {
+        if m.only_if_unknown && self.peers.contains_key(&m.peer) {
+            return;
+        }
+        if self.peers.insert(m.peer, m.addr) == Some(m.addr) {
+            return;
+        }
+        for kind in LinkKind::ALL {
+            if let Some(link) = self.links.get(&(m.peer, kind)) {
+                link.do_send(SetPeerAddress(m.addr));
+            }
+        }
+    }
+}
+
+impl Handler<Route> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, m: Route, _: &mut Context<Self>) {
+        let kind = if m.message.payload.len() > LinkKind::LARGE_THRESHOLD {
+            LinkKind::Large
+        } else {
+            LinkKind::Small
+        };
+        match self.link(m.peer, kind) {
+            Ok(link) => link.do_send(m.message),
+            Err(e) => log::warn!("{}: cannot route to {}: {e}", self.node, m.peer),
+        }
+    }
+}
+
+impl Handler<Subscribe> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, Subscribe(r): Subscribe, _: &mut Context<Self>) {
+        self.subscribers.push(r);
+    }
+}
+
+impl Handler<LinkReport> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, r: LinkReport, _: &mut Context<Self>) {
+        let notice = LinkNotice {
+            peer: r.peer,
+            kind: r.kind,
+            event: r.event,
+        };
+        self.subscribers.retain(|s| s.connected());
+        for s in &self.subscribers {
+            s.do_send(notice.clone());
+        }
+    }
+}
+
+impl Handler<AllLinks> for Registry {
+    type Result = Vec<Addr<Link>>;
+
+    fn handle(&mut self, _: AllLinks, _: &mut Context<Self>) -> Self::Result {
+        self.links.values().cloned().collect()
+    }
+}
+
+impl Handler<InboundRefused> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, InboundRefused(reason): InboundRefused, _: &mut Context<Self>) {
+        *self.refused.entry(reason).or_default() += 1;
+    }
+}
+
+impl Handler<GetRefused> for Registry {
+    type Result = MessageResult<GetRefused>;
+
+    fn handle(&mut self, _: GetRefused, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.refused.clone())
+    }
+}
+
+impl Handler<CloseAll> for Registry {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, m: CloseAll, _: &mut Context<Self>) -> Self::Result {
+        self.closed = true;
+        let closes: Vec<_> = self
+            .links
+            .values()
+            .map(|l| l.send(CloseLink { drain: m.drain }))
+            .collect();
+        Box::pin(async move {
+            for close in closes {
+                let _ = close.await;
+            }
+        })
+    }
+}

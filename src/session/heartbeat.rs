@@ -1,0 +1,421 @@
+//! Keepalives on an idle connection: [`Heartbeat`] (its type docs state the invariants).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// How many unanswered pings a [`Heartbeat`] remembers.
+pub const REMEMBERED_PINGS: usize = 4;
+
+/// When to ping and when to give up on a silent connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HeartbeatConfig {
+    /// Send a ping after this long without writing anything.
+    pub interval: Duration,
+    /// Reset the connection after this long without reading anything. Should be
+    /// several intervals, so that a few lost pongs are tolerated.
+    pub timeout: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    /// A ping after 1 s of idleness; give up after 5 s of silence.
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the shell must do now, from [`Heartbeat::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatAction {
+    /// Nothing until [`Heartbeat::next_deadline`].
+    Idle,
+    /// Write a ping carrying `timestamp_us`. It is already recorded as sent.
+    SendPing {
+        /// Microseconds since the heartbeat's origin; the pong must echo it.
+        timestamp_us: u64,
+    },
+    /// Nothing was read for the timeout: close the connection.
+    TimedOut {
+        /// How long the connection has been silent.
+        silent_for: Duration,
+    },
+}
+
+/// The keepalive state of one connection: pings when idle, round-trip times, and the
+/// read timeout.
+///
+/// The dialing side of a connection runs a [`Heartbeat::new`]: when it has written
+/// nothing for [`HeartbeatConfig::interval`] it sends a ping carrying a timestamp (the
+/// microseconds since an `origin` instant of the shell's choosing); the peer echoes the
+/// timestamp in a pong, and the difference gives the round-trip time. The accepting
+/// side runs a [`Heartbeat::read_timeout_only`]: it never pings, it answers pings (the
+/// shell does that), and it gives up on a connection that stays silent.
+///
+/// ```text
+///   last write        + interval: SendPing ... pong arrives: rtt = now - ping's send time
+///   last read                                               + timeout: TimedOut
+/// ```
+///
+/// Invariants:
+/// - [`poll`](Heartbeat::poll) reports [`TimedOut`](HeartbeatAction::TimedOut) once
+///   nothing was read for `timeout`, and keeps reporting it: a timed-out connection
+///   does not come back by itself (the shell closes it).
+/// - At most one ping is due per `interval`: a ping is sent when neither data nor a
+///   ping was written for `interval`. While a ping goes unanswered it is re-sent every
+///   `interval` (the last [`REMEMBERED_PINGS`] are remembered, so a slow pong still
+///   gives a round-trip time).
+/// - A pong counts only when its timestamp is one of the remembered pings: a forged,
+///   stale, duplicated or future timestamp changes nothing.
+/// - No clock is read and no arithmetic panics: an instant too far in the future to
+///   represent is "never" ([`next_deadline`](Heartbeat::next_deadline) returns `None`).
+///
+/// The other half of section 5's rule (a connection unwritable for longer than the
+/// application timeout is reset) belongs to the write path, which knows about
+/// unflushed bytes; this type only watches reads and idleness.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use internode::session::{Heartbeat, HeartbeatAction, HeartbeatConfig};
+///
+/// let t0 = Instant::now();
+/// let mut hb = Heartbeat::new(HeartbeatConfig::default(), t0, t0);
+/// assert_eq!(hb.poll(t0), HeartbeatAction::Idle);
+/// assert_eq!(hb.next_deadline(), Some(t0 + Duration::from_secs(1)));
+///
+/// let t1 = t0 + Duration::from_secs(1);
+/// let HeartbeatAction::SendPing { timestamp_us } = hb.poll(t1) else { panic!() };
+/// assert_eq!(timestamp_us, 1_000_000);
+/// let rtt = hb.on_pong(timestamp_us, t1 + Duration::from_millis(3));
+/// assert_eq!(rtt, Some(Duration::from_millis(3)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    /// `None`: never ping (the accepting side).
+    interval: Option<Duration>,
+    timeout: Duration,
+    origin: Instant,
+    last_read: Instant,
+    last_write: Instant,
+    /// Unanswered pings, oldest first: (timestamp, when it was sent).
+    pings: VecDeque<(u64, Instant)>,
+    rtt: Option<Duration>,
+}
+
+impl Heartbeat {
+    /// The heartbeat of a connection established at `now` that pings when idle.
+    /// Ping timestamps are measured from `origin` (for instance the node's start).
+    pub fn new(config: HeartbeatConfig, origin: Instant, now: Instant) -> Self {
+        Heartbeat {
+            interval: Some(config.interval),
+            timeout: config.timeout,
+            origin,
+            last_read: now,
+            last_write: now,
+            pings: VecDeque::with_capacity(REMEMBERED_PINGS),
+            rtt: None,
+        }
+    }
+
+    /// The heartbeat of a connection established at `now` that never pings but times
+    /// out after `timeout` without reading: the accepting side, whose peer pings.
+    /// [`poll`](Self::poll) never returns [`SendPing`](HeartbeatAction::SendPing).
+    pub fn read_timeout_only(timeout: Duration, now: Instant) -> Self {
+        Heartbeat {
+            interval: None,
+            timeout,
+            origin: now,
+            last_read: now,
+            last_write: now,
+            pings: VecDeque::new(),
+            rtt: None,
+        }
+    }
+
+    /// Something was read from the connection at `now` (any bytes: frames, pings,
+    /// pongs). Restarts the read timeout.
+    pub fn on_read(&mut self, now: Instant) {
+        self.last_read = self.last_read.max(now);
+    }
+
+    /// Something was written to the connection at `now`. Postpones the next ping.
+    pub fn on_write(&mut self, now: Instant) {
+        self.last_write = self.last_write.max(now);
+    }
+
+    /// What to do at `now`: time out, send a ping, or nothing. A returned ping is
+    /// recorded as sent at `now` (the shell need not call [`on_write`](Self::on_write)
+    /// for it, though doing so is harmless).
+    pub fn poll(&mut self, now: Instant) -> HeartbeatAction {
+        if reached(now, self.last_read, self.timeout) {
+            return HeartbeatAction::TimedOut {
+                silent_for: now.saturating_duration_since(self.last_read),
+            };
+        }
+        match self.ping_due() {
+            Some(due) if now >= due => {}
+            _ => return HeartbeatAction::Idle,
+        }
+        let micros = now.saturating_duration_since(self.origin).as_micros();
+        let timestamp_us = u64::try_from(micros).unwrap_or(u64::MAX);
+        if self.pings.len() == REMEMBERED_PINGS {
+            self.pings.pop_front();
+        }
+        self.pings.push_back((timestamp_us, now));
+        HeartbeatAction::SendPing { timestamp_us }
+    }
+
+    /// A pong echoing `timestamp_us` arrived at `now`. Returns the round-trip time if
+    /// the timestamp is one of the remembered unanswered pings, and records it;
+    /// otherwise (garbage, a duplicate, a ping forgotten long ago, a timestamp in the
+    /// future) returns `None` and changes nothing but the read time. The matched ping
+    /// and any older ones are forgotten.
+    pub fn on_pong(&mut self, timestamp_us: u64, now: Instant) -> Option<Duration> {
+        self.on_read(now);
+        let index = self.pings.iter().position(|&(ts, _)| ts == timestamp_us)?;
+        let sent_at = self.pings[index].1;
+        if sent_at > now {
+            return None; // A pong from the future: the caller's clock went backwards.
+        }
+        self.pings.drain(..=index);
+        let rtt = now.saturating_duration_since(sent_at);
+        self.rtt = Some(rtt);
+        Some(rtt)
+    }
+
+    /// The last measured round-trip time, if any pong arrived.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Whether a ping is waiting for its pong.
+    pub fn ping_outstanding(&self) -> bool {
+        !self.pings.is_empty()
+    }
+
+    /// The earliest instant at which [`poll`](Self::poll) may return something other
+    /// than [`Idle`](HeartbeatAction::Idle): the sooner of the read timeout and the
+    /// next ping. `None` when neither can be represented as an [`Instant`] (durations
+    /// too large): never. May lie in the past: then poll now.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let timeout = self.last_read.checked_add(self.timeout);
+        match (timeout, self.ping_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the next ping is due: `interval` after the last write or ping, whichever
+    /// is later. `None`: never.
+    fn ping_due(&self) -> Option<Instant> {
+        let interval = self.interval?;
+        let last_ping = self.pings.back().map(|&(_, sent)| sent);
+        let last_activity = last_ping.map_or(self.last_write, |p| p.max(self.last_write));
+        last_activity.checked_add(interval)
+    }
+}
+
+/// Whether `now` is at or after `since + duration`; never, when that overflows.
+fn reached(now: Instant, since: Instant, duration: Duration) -> bool {
+    since.checked_add(duration).is_some_and(|at| now >= at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A heartbeat with interval 1 s and timeout 5 s, created at `t0`, origin `t0`.
+    fn heartbeat() -> (Heartbeat, Instant) {
+        let t0 = Instant::now();
+        (Heartbeat::new(HeartbeatConfig::default(), t0, t0), t0)
+    }
+
+    fn expect_ping(hb: &mut Heartbeat, now: Instant) -> u64 {
+        match hb.poll(now) {
+            HeartbeatAction::SendPing { timestamp_us } => timestamp_us,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pings_after_an_idle_interval() {
+        let (mut hb, t0) = heartbeat();
+        assert_eq!(hb.poll(t0 + ms(999)), HeartbeatAction::Idle);
+        assert_eq!(expect_ping(&mut hb, t0 + ms(1000)), 1_000_000);
+        assert!(hb.ping_outstanding());
+        // The ping counts as a write: the next one is an interval later.
+        assert_eq!(hb.poll(t0 + ms(1500)), HeartbeatAction::Idle);
+        hb.on_read(t0 + ms(1500));
+        assert_eq!(expect_ping(&mut hb, t0 + ms(2000)), 2_000_000);
+    }
+
+    #[test]
+    fn no_ping_while_writing() {
+        let (mut hb, t0) = heartbeat();
+        for step in 1..=20 {
+            let now = t0 + ms(500 * step);
+            hb.on_write(now);
+            hb.on_read(now);
+            assert_eq!(hb.poll(now), HeartbeatAction::Idle, "at {step}");
+        }
+        assert!(!hb.ping_outstanding());
+    }
+
+    #[test]
+    fn a_pong_gives_the_round_trip_time() {
+        let (mut hb, t0) = heartbeat();
+        assert_eq!(hb.rtt(), None);
+        let ts = expect_ping(&mut hb, t0 + ms(1000));
+        assert_eq!(hb.on_pong(ts, t0 + ms(1007)), Some(ms(7)));
+        assert_eq!(hb.rtt(), Some(ms(7)));
+        assert!(!hb.ping_outstanding());
+    }
+
+    #[test]
+    fn a_slow_pong_to_a_resent_ping_still_counts() {
+        let (mut hb, t0) = heartbeat();
+        let first = expect_ping(&mut hb, t0 + ms(1000));
+        let second = expect_ping(&mut hb, t0 + ms(2000));
+        assert_ne!(first, second);
+        assert_eq!(hb.on_pong(first, t0 + ms(2200)), Some(ms(1200)));
+        assert!(hb.ping_outstanding(), "the second ping is still unanswered");
+        assert_eq!(hb.on_pong(second, t0 + ms(2300)), Some(ms(300)));
+    }
+
+    #[test]
+    fn stale_garbage_and_future_pongs_are_ignored() {
+        let (mut hb, t0) = heartbeat();
+        let ts = expect_ping(&mut hb, t0 + ms(1000));
+        assert_eq!(hb.on_pong(12345, t0 + ms(1010)), None, "never sent");
+        assert_eq!(hb.on_pong(u64::MAX, t0 + ms(1010)), None, "future");
+        assert_eq!(hb.rtt(), None);
+        assert_eq!(hb.on_pong(ts, t0 + ms(1020)), Some(ms(20)));
+        assert_eq!(hb.on_pong(ts, t0 + ms(1030)), None, "duplicate");
+        assert_eq!(hb.rtt(), Some(ms(20)));
+        // Pings forgotten after REMEMBERED_PINGS newer ones.
+        let old = expect_ping(&mut hb, t0 + ms(2020));
+        for n in 1..=REMEMBERED_PINGS as u64 {
+            expect_ping(&mut hb, t0 + ms(2020 + 1000 * n));
+        }
+        assert_eq!(hb.on_pong(old, t0 + ms(7000)), None, "forgotten");
+        // A pong "answering" a ping at a time earlier than it was sent (the caller's
+        // clock went backwards) does not give a round-trip time.
+        let (mut hb, t0) = heartbeat();
+        let ts = expect_ping(&mut hb, t0 + ms(1000));
+        assert_eq!(hb.on_pong(ts, t0 + ms(900)), None);
+        assert!(hb.ping_outstanding());
+    }
+
+    #[test]
+    fn times_out_after_silence_and_stays_timed_out() {
+        let (mut hb, t0) = heartbeat();
+        for at in (0..5000).step_by(250).chain([4999]) {
+            let action = hb.poll(t0 + ms(at));
+            assert!(
+                !matches!(action, HeartbeatAction::TimedOut { .. }),
+                "at {at}"
+            );
+        }
+        let silent = HeartbeatAction::TimedOut {
+            silent_for: ms(5000),
+        };
+        assert_eq!(hb.poll(t0 + ms(5000)), silent);
+        assert_eq!(
+            hb.poll(t0 + ms(6000)),
+            HeartbeatAction::TimedOut {
+                silent_for: ms(6000)
+            }
+        );
+    }
+
+    #[test]
+    fn reads_restart_the_timeout() {
+        let (mut hb, t0) = heartbeat();
+        hb.on_read(t0 + ms(4000));
+        hb.on_write(t0 + ms(4500));
+        assert_eq!(hb.poll(t0 + ms(5000)), HeartbeatAction::Idle);
+        assert!(matches!(
+            hb.poll(t0 + ms(9000)),
+            HeartbeatAction::TimedOut { silent_for } if silent_for == ms(5000)
+        ));
+        // A pong is a read, even an unmatched one; an older `now` moves nothing back.
+        let (mut hb, t0) = heartbeat();
+        hb.on_pong(1, t0 + ms(4500));
+        hb.on_read(t0 + ms(100));
+        hb.on_write(t0 + ms(9000));
+        assert_eq!(hb.poll(t0 + ms(9000)), HeartbeatAction::Idle);
+    }
+
+    #[test]
+    fn next_deadline_is_the_sooner_of_ping_and_timeout() {
+        let (mut hb, t0) = heartbeat();
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(1000)));
+        hb.on_write(t0 + ms(300));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(1300)));
+        expect_ping(&mut hb, t0 + ms(1300));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(2300)));
+        // Only writes keep pings away; the timeout comes first when reads stop and
+        // writes go on.
+        hb.on_write(t0 + ms(4800));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(5000)));
+        // Before the deadline poll is idle; at it, it is not.
+        assert_eq!(hb.poll(t0 + ms(4999)), HeartbeatAction::Idle);
+        assert_ne!(hb.poll(t0 + ms(5000)), HeartbeatAction::Idle);
+    }
+
+    #[test]
+    fn the_accepting_side_never_pings_but_times_out() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::read_timeout_only(ms(3000), t0);
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(3000)));
+        assert_eq!(hb.poll(t0 + ms(2999)), HeartbeatAction::Idle);
+        hb.on_read(t0 + ms(2000));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(5000)));
+        assert_eq!(hb.poll(t0 + ms(4999)), HeartbeatAction::Idle);
+        assert_eq!(
+            hb.poll(t0 + ms(5000)),
+            HeartbeatAction::TimedOut {
+                silent_for: ms(3000)
+            }
+        );
+        assert!(!hb.ping_outstanding());
+    }
+
+    #[test]
+    fn huge_durations_mean_never() {
+        let t0 = Instant::now();
+        let config = HeartbeatConfig {
+            interval: Duration::MAX,
+            timeout: Duration::MAX,
+        };
+        let mut hb = Heartbeat::new(config, t0, t0);
+        assert_eq!(hb.next_deadline(), None);
+        assert_eq!(
+            hb.poll(t0 + Duration::from_secs(1 << 30)),
+            HeartbeatAction::Idle
+        );
+        let mut hb = Heartbeat::read_timeout_only(Duration::MAX, t0);
+        assert_eq!(hb.next_deadline(), None);
+        assert_eq!(hb.poll(t0 + ms(1)), HeartbeatAction::Idle);
+        // Only the ping overflows: the timeout is still the deadline.
+        let config = HeartbeatConfig {
+            interval: Duration::MAX,
+            timeout: ms(10),
+        };
+        let hb = Heartbeat::new(config, t0, t0);
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(10)));
+    }
+
+    #[test]
+    fn timestamps_before_the_origin_saturate_to_zero() {
+        let t0 = Instant::now();
+        let origin = t0 + ms(10_000);
+        let mut hb = Heartbeat::new(HeartbeatConfig::default(), origin, t0);
+        assert_eq!(expect_ping(&mut hb, t0 + ms(1000)), 0);
+    }
+}

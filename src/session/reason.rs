@@ -1,0 +1,113 @@
+//! Why a connection attempt failed or a connection ended.
+
+use std::io;
+use std::time::Duration;
+
+use crate::handshake::HandshakeError;
+
+/// A violation of the framing or message protocol by the peer (or by whatever
+/// corrupted the bytes on the way): the connection cannot continue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolViolation {
+    /// A frame header failed its CRC24: frame boundaries are lost.
+    #[error("corrupt frame header")]
+    FrameHeaderCorrupt,
+    /// An LZ4 payload did not decompress to its announced length.
+    #[error("LZ4 decompression failed")]
+    Decompression,
+    /// Payload corruption the session cannot recover from (for instance a corrupt
+    /// frame inside a large message on a lossy link).
+    #[error("unrecoverable payload corruption")]
+    UnrecoverableCorruption,
+    /// A message envelope that does not decode.
+    #[error("malformed message")]
+    MessageMalformed,
+    /// A frame or message larger than the configured maximum.
+    #[error("oversized frame or message")]
+    Oversized,
+}
+
+/// Why a connection attempt failed or an established connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The TCP connect failed.
+    #[error("connect failed: {0:?}")]
+    ConnectFailed(io::ErrorKind),
+    /// The TCP connect did not complete in time.
+    #[error("connect timed out")]
+    ConnectTimeout,
+    /// The handshake failed.
+    #[error("handshake failed: {0}")]
+    Handshake(HandshakeError),
+    /// The handshake did not complete in time.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// Nothing was read for the heartbeat timeout.
+    #[error("nothing read for {silent_for_ms} ms")]
+    ReadTimeout {
+        /// How long the connection was silent, in milliseconds.
+        silent_for_ms: u64,
+    },
+    /// Reading or writing the socket failed.
+    #[error("I/O error: {0:?}")]
+    Io(io::ErrorKind),
+    /// The peer closed the connection.
+    #[error("closed by the peer")]
+    PeerClosed,
+    /// The peer broke the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(ProtocolViolation),
+    /// The node that answered at the peer's address is another node: the address
+    /// is stale or wrong.
+    #[error("expected node {expected} at the address, found node {found}")]
+    WrongPeer {
+        /// The id of the peer the link is for.
+        expected: u64,
+        /// The id the handshake reported.
+        found: u64,
+    },
+    /// This node closed the link.
+    #[error("closed locally")]
+    Closed,
+}
+
+impl DisconnectReason {
+    /// A [`ReadTimeout`](Self::ReadTimeout) after `silent_for` (saturating at
+    /// `u64::MAX` ms), e.g. from a heartbeat's
+    /// [`TimedOut`](super::HeartbeatAction::TimedOut).
+    pub fn read_timeout(silent_for: Duration) -> Self {
+        let silent_for_ms = u64::try_from(silent_for.as_millis()).unwrap_or(u64::MAX);
+        DisconnectReason::ReadTimeout { silent_for_ms }
+    }
+
+    /// Whether this node ended the connection on purpose (the link was closed), as
+    /// opposed to a failure.
+    pub fn is_local(&self) -> bool {
+        matches!(self, DisconnectReason::Closed)
+    }
+
+    /// Whether the peer (or something between) sent bytes no correct implementation
+    /// sends: protocol violations and [remote-fault](HandshakeError::is_remote_fault)
+    /// handshake errors. Such connections are counted as garbage.
+    pub fn is_remote_fault(&self) -> bool {
+        match self {
+            DisconnectReason::Protocol(_) | DisconnectReason::WrongPeer { .. } => true,
+            DisconnectReason::Handshake(e) => e.is_remote_fault(),
+            _ => false,
+        }
+    }
+}
+
+impl From<HandshakeError> for DisconnectReason {
+    fn from(e: HandshakeError) -> Self {
+        DisconnectReason::Handshake(e)
+    }
+}
+
+impl From<ProtocolViolation> for DisconnectReason {
+    fn from(v: ProtocolViolation) -> Self {
+        DisconnectReason::Protocol(v)
+    }
+}
