@@ -1,4 +1,5 @@
 //! Two nodes on loopback exchanging typed messages and requests.
+#![cfg(feature = "serde")]
 
 use std::time::Duration;
 

@@ -24,7 +24,7 @@ use tokio_util::codec::FramedRead;
 
 use super::dispatch::{Handlers, Reply};
 use super::link::{random_u64, Outbound};
-use super::registry::{InboundRefused, Registry, Route, SetPeer};
+use super::registry::{InboundConnection, InboundRefused, Registry, Route, SetPeer};
 use super::requests::{Complete, RequestTracker};
 use super::wire::{self, PARAM_REQUEST_ID, VERB_PING, VERB_PONG};
 use super::NodeConfig;
@@ -99,7 +99,9 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
         .read_buffer_mut()
         .extend_from_slice(&established.leftover);
     let now = Instant::now();
-    Inbound::create(move |ctx| {
+    let registry = env.registry.clone();
+    let id = random_u64();
+    let addr = Inbound::create(move |ctx| {
         ctx.add_stream(framed);
         Inbound {
             heartbeat: Heartbeat::read_timeout_only(env.config.heartbeat.timeout, now),
@@ -110,9 +112,29 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
             env,
             writer: Some(writer),
             counters: InboundCounters::default(),
+            id,
         }
     });
+    registry.do_send(InboundConnection {
+        id,
+        addr: Some(addr),
+    });
     Ok(())
+}
+
+/// Stops an inbound connection (the node is closing).
+pub(crate) struct StopInbound;
+
+impl Message for StopInbound {
+    type Result = ();
+}
+
+impl Handler<StopInbound> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, _: StopInbound, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
 }
 
 /// Counters of one inbound connection.
@@ -140,6 +162,8 @@ pub(crate) struct Inbound {
     heartbeat: Heartbeat,
     assembler: MessageAssembler,
     counters: InboundCounters,
+    /// Key in the registry's table of inbound connections.
+    id: u64,
 }
 
 impl Inbound {
@@ -312,6 +336,10 @@ impl Actor for Inbound {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.env.registry.do_send(InboundConnection {
+            id: self.id,
+            addr: None,
+        });
         log::info!(
             "{}: inbound {} connection from {} closed ({:?})",
             self.env.node,

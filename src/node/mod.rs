@@ -69,7 +69,9 @@ use crate::session::{BackoffConfig, HeartbeatConfig};
 use crate::{LinkKind, NodeId};
 use dispatch::Handlers;
 use inbound::InboundEnv;
-use registry::{AllLinks, CloseAll, GetLink, GetRefused, Registry, SetPeer, Subscribe};
+use registry::{
+    AllLinks, CloseAll, ClosePeer, CountInbound, GetLink, GetRefused, Registry, SetPeer, Subscribe,
+};
 use requests::{Cancel, Register, RequestTracker};
 
 /// Why a node did not start.
@@ -417,9 +419,22 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Closes every link: with `drain`, what is queued is delivered first; without,
-    /// it fails with [`SendError::Closed`]. Later sends fail with `Closed`. The node
-    /// stops accepting connections.
+    /// Closes the links to `peer`: with `drain`, what is queued is delivered first;
+    /// without, it fails with [`SendError::Closed`]. A later message to the peer opens
+    /// new links.
+    pub async fn close_peer(&self, peer: NodeId, drain: bool) {
+        let _ = self.inner.registry.send(ClosePeer { peer, drain }).await;
+    }
+
+    /// How many connections from peers are open.
+    pub async fn inbound_connections(&self) -> usize {
+        self.inner.registry.send(CountInbound).await.unwrap_or(0)
+    }
+
+    /// Closes the node: it stops accepting connections, closes every link (with
+    /// `drain`, what is queued is delivered first; without, it fails with
+    /// [`SendError::Closed`]), and then closes the connections from peers. Later
+    /// sends fail with `Closed`.
     pub async fn close(&self, drain: bool) {
         self.inner.listener.abort();
         let _ = self.inner.registry.send(CloseAll { drain }).await;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::inbound::{Inbound, StopInbound};
 use super::link::{CloseLink, Link, LinkEnv, Outbound, SetPeerAddress};
 use super::outcome::SendError;
 use super::requests::RequestTracker;
@@ -105,6 +106,33 @@ pub(crate) struct CloseAll {
     pub drain: bool,
 }
 
+/// Closes the links to one peer.
+pub(crate) struct ClosePeer {
+    pub peer: NodeId,
+    pub drain: bool,
+}
+
+impl Message for ClosePeer {
+    type Result = ();
+}
+
+/// An inbound connection started (`Some`) or ended.
+pub(crate) struct InboundConnection {
+    pub id: u64,
+    pub addr: Option<Addr<Inbound>>,
+}
+
+impl Message for InboundConnection {
+    type Result = ();
+}
+
+/// How many inbound connections are open.
+pub(crate) struct CountInbound;
+
+impl Message for CountInbound {
+    type Result = usize;
+}
+
 impl Message for CloseAll {
     type Result = ();
 }
@@ -120,6 +148,7 @@ pub(crate) struct Registry {
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
     refused: BTreeMap<&'static str, u64>,
+    inbound: HashMap<u64, Addr<Inbound>>,
     closed: bool,
 }
 
@@ -139,6 +168,7 @@ impl Registry {
             links: HashMap::new(),
             subscribers: Vec::new(),
             refused: BTreeMap::new(),
+            inbound: HashMap::new(),
             closed: false,
         }
     }
@@ -226,6 +256,11 @@ impl Handler<LinkReport> for Registry {
     type Result = ();
 
     fn handle(&mut self, r: LinkReport, _: &mut Context<Self>) {
+        if r.event == LinkEvent::Closed {
+            // A closed link answers `Closed` to whoever still holds its address; the
+            // next message to the peer gets a fresh link.
+            self.links.remove(&(r.peer, r.kind));
+        }
         let notice = LinkNotice {
             peer: r.peer,
             kind: r.kind,
@@ -272,10 +307,57 @@ impl Handler<CloseAll> for Registry {
             .values()
             .map(|l| l.send(CloseLink { drain: m.drain }))
             .collect();
+        let inbound: Vec<_> = self.inbound.drain().map(|(_, a)| a).collect();
+        Box::pin(async move {
+            for close in closes {
+                let _ = close.await;
+            }
+            // Then the connections from peers: what they wrote and was not read yet
+            // is lost to them (their links report it when the connection drops).
+            for connection in inbound {
+                let _ = connection.send(StopInbound).await;
+            }
+        })
+    }
+}
+
+impl Handler<ClosePeer> for Registry {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, m: ClosePeer, _: &mut Context<Self>) -> Self::Result {
+        let closes: Vec<_> = LinkKind::ALL
+            .iter()
+            .filter_map(|kind| self.links.get(&(m.peer, *kind)))
+            .map(|l| l.send(CloseLink { drain: m.drain }))
+            .collect();
         Box::pin(async move {
             for close in closes {
                 let _ = close.await;
             }
         })
+    }
+}
+
+impl Handler<InboundConnection> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, m: InboundConnection, _: &mut Context<Self>) {
+        match m.addr {
+            Some(addr) if !self.closed => {
+                self.inbound.insert(m.id, addr);
+            }
+            Some(addr) => addr.do_send(StopInbound),
+            None => {
+                self.inbound.remove(&m.id);
+            }
+        }
+    }
+}
+
+impl Handler<CountInbound> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountInbound, _: &mut Context<Self>) -> usize {
+        self.inbound.len()
     }
 }
