@@ -118,6 +118,7 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
     registry.do_send(InboundConnection {
         id,
         addr: Some(addr),
+        counters: InboundCounters::default(),
     });
     Ok(())
 }
@@ -150,6 +151,32 @@ pub struct InboundCounters {
     pub decode_failed: u64,
     /// Frames skipped for a payload CRC mismatch.
     pub corrupt_frames: u64,
+}
+
+impl InboundCounters {
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &InboundCounters) {
+        self.received += other.received;
+        self.dispatched += other.dispatched;
+        self.unknown_verb += other.unknown_verb;
+        self.decode_failed += other.decode_failed;
+        self.corrupt_frames += other.corrupt_frames;
+    }
+}
+
+/// Asks an inbound connection for its counters.
+pub(crate) struct GetInboundCounters;
+
+impl Message for GetInboundCounters {
+    type Result = InboundCounters;
+}
+
+impl Handler<GetInboundCounters> for Inbound {
+    type Result = MessageResult<GetInboundCounters>;
+
+    fn handle(&mut self, _: GetInboundCounters, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.counters.clone())
+    }
 }
 
 /// The actor of one accepted connection; see the module documentation.
@@ -339,6 +366,7 @@ impl Actor for Inbound {
         self.env.registry.do_send(InboundConnection {
             id: self.id,
             addr: None,
+            counters: self.counters.clone(),
         });
         log::info!(
             "{}: inbound {} connection from {} closed ({:?})",

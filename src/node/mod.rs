@@ -71,6 +71,7 @@ use dispatch::Handlers;
 use inbound::InboundEnv;
 use registry::{
     AllLinks, CloseAll, ClosePeer, CountInbound, GetLink, GetRefused, Registry, SetPeer, Subscribe,
+    TotalInbound,
 };
 use requests::{Cancel, Register, RequestTracker};
 
@@ -424,6 +425,16 @@ impl Node {
     /// new links.
     pub async fn close_peer(&self, peer: NodeId, drain: bool) {
         let _ = self.inner.registry.send(ClosePeer { peer, drain }).await;
+    }
+
+    /// The counters of every connection from peers since the node started (received,
+    /// dispatched, skipped for an unknown verb or a failed decode, corrupt frames).
+    pub async fn inbound_counters(&self) -> InboundCounters {
+        self.inner
+            .registry
+            .send(TotalInbound)
+            .await
+            .unwrap_or_default()
     }
 
     /// How many connections from peers are open.

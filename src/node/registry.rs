@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::inbound::{Inbound, StopInbound};
+use super::inbound::{GetInboundCounters, Inbound, InboundCounters, StopInbound};
 use super::link::{CloseLink, Link, LinkEnv, Outbound, SetPeerAddress};
 use super::outcome::SendError;
 use super::requests::RequestTracker;
@@ -116,10 +116,18 @@ impl Message for ClosePeer {
     type Result = ();
 }
 
-/// An inbound connection started (`Some`) or ended.
+/// An inbound connection started (`Some`) or ended (`None`, with its final counters).
 pub(crate) struct InboundConnection {
     pub id: u64,
     pub addr: Option<Addr<Inbound>>,
+    pub counters: InboundCounters,
+}
+
+/// The counters of every inbound connection, open or closed, added up.
+pub(crate) struct TotalInbound;
+
+impl Message for TotalInbound {
+    type Result = InboundCounters;
 }
 
 impl Message for InboundConnection {
@@ -149,6 +157,8 @@ pub(crate) struct Registry {
     subscribers: Vec<Recipient<LinkNotice>>,
     refused: BTreeMap<&'static str, u64>,
     inbound: HashMap<u64, Addr<Inbound>>,
+    /// Counters of the inbound connections that have ended.
+    inbound_ended: InboundCounters,
     closed: bool,
 }
 
@@ -169,6 +179,7 @@ impl Registry {
             subscribers: Vec::new(),
             refused: BTreeMap::new(),
             inbound: HashMap::new(),
+            inbound_ended: InboundCounters::default(),
             closed: false,
         }
     }
@@ -349,8 +360,30 @@ impl Handler<InboundConnection> for Registry {
             Some(addr) => addr.do_send(StopInbound),
             None => {
                 self.inbound.remove(&m.id);
+                self.inbound_ended.add(&m.counters);
             }
         }
+    }
+}
+
+impl Handler<TotalInbound> for Registry {
+    type Result = ResponseFuture<InboundCounters>;
+
+    fn handle(&mut self, _: TotalInbound, _: &mut Context<Self>) -> Self::Result {
+        let mut total = self.inbound_ended.clone();
+        let live: Vec<_> = self
+            .inbound
+            .values()
+            .map(|a| a.send(GetInboundCounters))
+            .collect();
+        Box::pin(async move {
+            for counters in live {
+                if let Ok(c) = counters.await {
+                    total.add(&c);
+                }
+            }
+            total
+        })
     }
 }
 
