@@ -1,19 +1,30 @@
 //! # internode
 //!
-//! The network layer for actix applications whose nodes talk to each other.
+//! The network layer for actix applications whose nodes talk to each other: typed
+//! messages and requests between the nodes of a cluster over TCP, each peer link an
+//! actor whose mailbox is its outbound queue.
 //!
-//! The crate is built in layers; each lower layer is sans-IO (plain types and state
-//! machines, no sockets, no clock reads: the current time is passed in):
+//! The crate is built in layers. The lower ones are sans-IO (plain types and state
+//! machines, no sockets, no clock reads: the current time is passed in), and nothing
+//! below the actor layer imports actix:
 //!
 //! 1. [`frame`]: the frame codec (CRC, LZ4 and unprotected frames).
 //! 2. [`envelope`] (message header) and [`handshake`] (the first bytes of a connection).
+//! 3. [`session`]: per-link bookkeeping — backoff, heartbeats, the link lifecycle,
+//!    pending requests.
+//! 4. [`node`]: the actors (links, the registry that supervises them, inbound
+//!    connections, the request tracker) and the [`node::Node`] facade.
 //!
-//! A shell (the actors of later layers) drives them in this order on a new connection:
-//! feed received bytes to a [`handshake::Initiator`] or [`handshake::Acceptor`] and send
-//! what it asks until it reports the connection established; then wrap the socket with a
+//! [`message`] says how an application's types become messages (a trait, and with the
+//! default `serde` feature, one line per `#[derive(Serialize, Deserialize)]` type).
+//!
+//! A shell drives the sans-IO layers in this order on a new connection: feed received
+//! bytes to a [`handshake::Initiator`] or [`handshake::Acceptor`] and send what it asks
+//! until it reports the connection established; then wrap the socket with a
 //! [`frame::FrameCodec`] of the agreed [`frame::Framing`], pack outgoing envelopes with a
 //! [`frame::FrameEncoder`], and turn incoming frames back into messages with an
-//! [`envelope::MessageAssembler`].
+//! [`envelope::MessageAssembler`]; meanwhile the [`session`] machines say when to send
+//! keepalives, reconnect or give up.
 
 #![deny(missing_docs)]
 
