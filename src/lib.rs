@@ -15,7 +15,7 @@
 //! 4. [`node`]: the actors (links, the registry that supervises them, inbound
 //!    connections, the request tracker) and the [`node::Node`] facade.
 //!
-//! [`message`] says how an application's types become messages (a trait, and with the
+//! [`message`](mod@message) says how an application's types become messages (a trait, and with the
 //! default `serde` feature, one line per `#[derive(Serialize, Deserialize)]` type).
 //!
 //! A shell drives the sans-IO layers in this order on a new connection: feed received
