@@ -47,25 +47,28 @@ pub enum HeartbeatAction {
 /// read timeout.
 ///
 /// The dialing side of a connection runs a [`Heartbeat::new`]: when it has written
-/// nothing for [`HeartbeatConfig::interval`] it sends a ping carrying a timestamp (the
-/// microseconds since an `origin` instant of the shell's choosing); the peer echoes the
-/// timestamp in a pong, and the difference gives the round-trip time. The accepting
+/// nothing, or read nothing, for [`HeartbeatConfig::interval`] it sends a ping carrying
+/// a timestamp (the microseconds since an `origin` instant of the shell's choosing);
+/// the peer echoes the timestamp in a pong, and the difference gives the round-trip
+/// time. Pinging when nothing was read matters to a link that only writes: it reads
+/// nothing but pongs, so without pings while it is busy its read timeout would reset a
+/// healthy connection. The accepting
 /// side runs a [`Heartbeat::read_timeout_only`]: it never pings, it answers pings (the
 /// shell does that), and it gives up on a connection that stays silent.
 ///
 /// ```text
-///   last write        + interval: SendPing ... pong arrives: rtt = now - ping's send time
-///   last read                                               + timeout: TimedOut
+///   last write or read + interval: SendPing ... pong arrives: rtt = now - ping's send time
+///   last read                                                + timeout: TimedOut
 /// ```
 ///
 /// Invariants:
 /// - [`poll`](Heartbeat::poll) reports [`TimedOut`](HeartbeatAction::TimedOut) once
 ///   nothing was read for `timeout`, and keeps reporting it: a timed-out connection
 ///   does not come back by itself (the shell closes it).
-/// - At most one ping is due per `interval`: a ping is sent when neither data nor a
-///   ping was written for `interval`. While a ping goes unanswered it is re-sent every
-///   `interval` (the last [`REMEMBERED_PINGS`] are remembered, so a slow pong still
-///   gives a round-trip time).
+/// - At most one ping is due per `interval`: a ping is sent when no ping was sent for
+///   `interval` and either nothing was written or nothing was read for `interval`.
+///   While a ping goes unanswered it is re-sent every `interval` (the last
+///   [`REMEMBERED_PINGS`] are remembered, so a slow pong still gives a round-trip time).
 /// - A pong counts only when its timestamp is one of the remembered pings: a forged,
 ///   stale, duplicated or future timestamp changes nothing.
 /// - No clock is read and no arithmetic panics: an instant too far in the future to
@@ -206,12 +209,14 @@ impl Heartbeat {
         }
     }
 
-    /// When the next ping is due: `interval` after the last write or ping, whichever
-    /// is later. `None`: never.
+    /// When the next ping is due: `interval` after the last ping, or after the last
+    /// write or the last read, whichever of those two is earlier, if that is later.
+    /// `None`: never.
     fn ping_due(&self) -> Option<Instant> {
         let interval = self.interval?;
         let last_ping = self.pings.back().map(|&(_, sent)| sent);
-        let last_activity = last_ping.map_or(self.last_write, |p| p.max(self.last_write));
+        let traffic = self.last_write.min(self.last_read);
+        let last_activity = last_ping.map_or(traffic, |p| p.max(traffic));
         last_activity.checked_add(interval)
     }
 }
@@ -264,6 +269,28 @@ mod tests {
             assert_eq!(hb.poll(now), HeartbeatAction::Idle, "at {step}");
         }
         assert!(!hb.ping_outstanding());
+    }
+
+    #[test]
+    fn pings_while_writing_when_nothing_is_read() {
+        // A link that only writes reads nothing but pongs: it must ping while busy,
+        // or its read timeout resets a healthy connection.
+        let (mut hb, t0) = heartbeat();
+        let mut pings = 0;
+        for step in 1..=120 {
+            let now = t0 + ms(100 * step);
+            hb.on_write(now);
+            match hb.poll(now) {
+                HeartbeatAction::SendPing { timestamp_us } => {
+                    pings += 1;
+                    assert!(hb.on_pong(timestamp_us, now + ms(1)).is_some());
+                }
+                HeartbeatAction::Idle => {}
+                HeartbeatAction::TimedOut { .. } => panic!("timed out at step {step}"),
+            }
+        }
+        // 12 s of writing: a ping about every interval (1 s), none more often.
+        assert!((10..=12).contains(&pings), "{pings} pings");
     }
 
     #[test]
@@ -338,7 +365,11 @@ mod tests {
         let (mut hb, t0) = heartbeat();
         hb.on_read(t0 + ms(4000));
         hb.on_write(t0 + ms(4500));
-        assert_eq!(hb.poll(t0 + ms(5000)), HeartbeatAction::Idle);
+        // Not timed out at 5 s: only a ping is due (nothing was read for an interval).
+        assert!(matches!(
+            hb.poll(t0 + ms(5000)),
+            HeartbeatAction::SendPing { .. }
+        ));
         assert!(matches!(
             hb.poll(t0 + ms(9000)),
             HeartbeatAction::TimedOut { silent_for } if silent_for == ms(5000)
@@ -348,24 +379,41 @@ mod tests {
         hb.on_pong(1, t0 + ms(4500));
         hb.on_read(t0 + ms(100));
         hb.on_write(t0 + ms(9000));
-        assert_eq!(hb.poll(t0 + ms(9000)), HeartbeatAction::Idle);
+        assert!(matches!(
+            hb.poll(t0 + ms(9000)),
+            HeartbeatAction::SendPing { .. }
+        ));
     }
 
     #[test]
     fn next_deadline_is_the_sooner_of_ping_and_timeout() {
         let (mut hb, t0) = heartbeat();
         assert_eq!(hb.next_deadline(), Some(t0 + ms(1000)));
+        // Traffic both ways keeps pings away.
         hb.on_write(t0 + ms(300));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(1000)), "nothing read yet");
+        hb.on_read(t0 + ms(300));
         assert_eq!(hb.next_deadline(), Some(t0 + ms(1300)));
         expect_ping(&mut hb, t0 + ms(1300));
         assert_eq!(hb.next_deadline(), Some(t0 + ms(2300)));
-        // Only writes keep pings away; the timeout comes first when reads stop and
-        // writes go on.
-        hb.on_write(t0 + ms(4800));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(5000)));
+        // Writes alone do not: when reads stop and writes go on, a ping is due an
+        // interval after the last one, and the timeout still comes when no pong does.
+        hb.on_write(t0 + ms(2000));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(2300)));
         // Before the deadline poll is idle; at it, it is not.
-        assert_eq!(hb.poll(t0 + ms(4999)), HeartbeatAction::Idle);
-        assert_ne!(hb.poll(t0 + ms(5000)), HeartbeatAction::Idle);
+        assert_eq!(hb.poll(t0 + ms(2299)), HeartbeatAction::Idle);
+        expect_ping(&mut hb, t0 + ms(2300));
+        hb.on_write(t0 + ms(3000));
+        expect_ping(&mut hb, t0 + ms(3300));
+        expect_ping(&mut hb, t0 + ms(4300));
+        assert_eq!(hb.next_deadline(), Some(t0 + ms(5300)));
+        assert_eq!(hb.poll(t0 + ms(5299)), HeartbeatAction::Idle);
+        assert_eq!(
+            hb.poll(t0 + ms(5300)),
+            HeartbeatAction::TimedOut {
+                silent_for: ms(5000)
+            }
+        );
     }
 
     #[test]
