@@ -12,7 +12,13 @@
 # Environment: DURATION (s, 10), RATE (msgs/s per peer, 0 = as fast as accepted),
 # SIZE (payload bytes, 100), FRAMING (crc|lz4|unprotected), PORT_BASE (23000: nodes on
 # PORT_BASE+1..3), OUT (directory for logs and summaries; a temporary one by default),
-# CARGO_FLAGS (e.g. --release).
+# CARGO_FLAGS (e.g. --release), HEARTBEAT_TIMEOUT (s; the library's 5 s by default).
+#
+# Large messages in a debug build: a link's keepalive pong waits behind everything
+# already written (loopback buffers hold tens of MB), and a slow debug receiver may take
+# longer than the 5 s heartbeat timeout to get through it; the link then resets a
+# healthy connection and what was in it is lost (links are lossy for now). Use
+# CARGO_FLAGS=--release or HEARTBEAT_TIMEOUT=30 for SIZE above ~10000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +50,7 @@ echo "3 nodes on 127.0.0.1:$((PORT_BASE + 1))-$((PORT_BASE + 3)), ${DURATION} s,
 for id in "${ids[@]}"; do
   args=(--id "$id" --listen "127.0.0.1:$((PORT_BASE + id))" --size "$SIZE" --rate "$RATE"
     --duration "$DURATION" --framing "$FRAMING" --summary-json "$OUT/node-$id.json")
+  [ -z "${HEARTBEAT_TIMEOUT:-}" ] || args+=(--heartbeat-timeout "$HEARTBEAT_TIMEOUT")
   for peer in "${ids[@]}"; do
     [ "$peer" = "$id" ] || args+=(--peer "$peer@127.0.0.1:$((PORT_BASE + peer))")
   done

@@ -11,7 +11,8 @@
 //! Flags: `--id N --listen ADDR --peer ID@ADDR` (repeatable) `--size BYTES` (100)
 //! `--rate MSGS_PER_S` (per peer; 0, the default, = as fast as the links accept)
 //! `--duration SECS` (10) `--framing crc|lz4|unprotected` (crc) `--summary-json FILE`
-//! `--grace SECS` (10) `--max-in-flight N` (per peer, 1000).
+//! `--grace SECS` (10) `--max-in-flight N` (per peer, 1000) `--heartbeat-timeout SECS`
+//! (the library's default, 5).
 //!
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
@@ -50,6 +51,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use internode::frame::Framing;
 use internode::message::{DecodeError, EncodeError, Message};
 use internode::node::{Node, Peer, Received};
+use internode::session::HeartbeatConfig;
 use internode::NodeId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -112,12 +114,13 @@ struct Options {
     framing_name: String,
     summary: Option<String>,
     max_in_flight: usize,
+    heartbeat_timeout: Option<Duration>,
 }
 
 const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--size BYTES (100)] \
 [--rate MSGS_PER_S per peer (0 = as fast as accepted)] [--duration SECS (10)] \
 [--framing crc|lz4|unprotected] [--summary-json FILE] [--grace SECS (10)] \
-[--max-in-flight N per peer (1000)]";
+[--max-in-flight N per peer (1000)] [--heartbeat-timeout SECS (5)]";
 
 fn parse_options() -> Result<Options, String> {
     let mut id = None;
@@ -134,6 +137,7 @@ fn parse_options() -> Result<Options, String> {
         framing_name: "crc".into(),
         summary: None,
         max_in_flight: 1000,
+        heartbeat_timeout: None,
     };
     let seconds = |v: &str| -> Option<Duration> {
         let s: f64 = v.parse().ok()?;
@@ -173,6 +177,9 @@ fn parse_options() -> Result<Options, String> {
             }
             "--summary-json" => options.summary = Some(value.clone()),
             "--max-in-flight" => options.max_in_flight = value.parse().map_err(|_| bad())?,
+            "--heartbeat-timeout" => {
+                options.heartbeat_timeout = Some(seconds(&value).ok_or_else(bad)?)
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -230,6 +237,7 @@ struct RunTally {
     /// From the run's `Done`.
     announced: Option<u64>,
     done_at: Option<Instant>,
+    last_data_at: Option<Instant>,
 }
 
 impl RunTally {
@@ -269,12 +277,14 @@ impl RunTally {
         self.missing.len() as u64 + self.missing_uncounted + tail
     }
 
-    /// Everything `Done` announced is accounted for (received or missing), or the
-    /// `Done` came long enough ago (messages over another link may trail it).
+    /// Everything `Done` announced is accounted for (received or missing), or
+    /// nothing arrived from the run for a while since its `Done`: messages above 64 KiB
+    /// travel over the large link and may trail the `Done`, which takes the small one.
     fn complete(&self, now: Instant) -> bool {
         match (self.announced, self.done_at) {
             (Some(sent), Some(at)) => {
-                self.next >= sent || now.duration_since(at) > Duration::from_secs(2)
+                let quiet_since = self.last_data_at.map_or(at, |d| d.max(at));
+                self.next >= sent || now.duration_since(quiet_since) > Duration::from_secs(2)
             }
             _ => false,
         }
@@ -323,6 +333,7 @@ impl Handler<Received<Data>> for Receiver {
         let mut tallies = self.tallies.borrow_mut();
         let tally = tallies.entry(m.from.0).or_default().run(m.message.run);
         tally.data(m.message.seq, m.message.payload.len());
+        tally.last_data_at = Some(Instant::now());
     }
 }
 
@@ -568,6 +579,12 @@ async fn run(options: Options) -> Result<(), String> {
     let mut builder = Node::builder(NodeId(options.id), options.listen).framing(options.framing);
     for &(id, addr) in &options.peers {
         builder = builder.peer(NodeId(id), addr);
+    }
+    if let Some(timeout) = options.heartbeat_timeout {
+        builder = builder.heartbeat(HeartbeatConfig {
+            timeout,
+            ..HeartbeatConfig::default()
+        });
     }
     let node = builder.start().await.map_err(|e| e.to_string())?;
     let tallies: Tallies = Rc::default();
