@@ -1,0 +1,449 @@
+//! Shared helpers of the node integration tests: nodes on loopback, actors that
+//! forward what they receive to channels the tests await, link-event subscriptions,
+//! and a fault-injecting TCP proxy.
+//!
+//! Every file that uses this module starts with `#![cfg(feature = "serde")]`: the
+//! message types below are declared with `internode::message!`.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use internode::node::{HandlerError, LinkNotice, Node, NodeBuilder, Received, Requested};
+use internode::session::LinkEvent;
+use internode::{LinkKind, NodeId};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+
+/// The bound of every test's body.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The bound of one awaited event inside a test (gives a better message than the
+/// test's own timeout).
+pub const WAIT: Duration = Duration::from_secs(15);
+/// The pause between two polls of a state that has no event.
+pub const POLL: Duration = Duration::from_millis(10);
+
+/// Runs a test's body with [`TEST_TIMEOUT`]. Logs go to the test's output with
+/// `RUST_LOG` set (e.g. `RUST_LOG=info cargo test --test reconnect -- --nocapture`).
+pub async fn bounded<F: Future>(body: F) -> F::Output {
+    let _ = env_logger::builder().is_test(true).try_init();
+    tokio::time::timeout(TEST_TIMEOUT, body)
+        .await
+        .expect("test timed out")
+}
+
+/// Awaits `future` for at most [`WAIT`], panicking with `what` after that.
+pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out waiting for {what}"),
+    }
+}
+
+/// Awaits `futures` one after the other and returns their outputs in order. For
+/// futures that make progress without being polled (a `Peer::send` outcome: the
+/// message is queued when the future is created; a spawned task), this waits for all
+/// of them while they run concurrently.
+pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::with_capacity(futures.len());
+    for f in futures {
+        out.push(f.await);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------
+// Message types shared by the tests.
+
+/// A numbered one-way message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seq(pub u64);
+internode::message!(Seq, verb = 1000);
+
+/// A request answered with the number plus one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incr(pub u64);
+/// The answer to [`Incr`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incremented(pub u64);
+internode::request!(Incr => Incremented, verb = 1001);
+internode::message!(Incremented, verb = 1002);
+
+// ---------------------------------------------------------------------------------
+// Nodes.
+
+/// A builder for node `id` listening on a free loopback port.
+pub fn builder(id: u64) -> NodeBuilder {
+    Node::builder(NodeId(id), "127.0.0.1:0".parse().unwrap())
+}
+
+/// Node `id` with the defaults, listening on a free loopback port.
+pub async fn node(id: u64) -> Node {
+    builder(id).start().await.expect("node starts")
+}
+
+/// A loopback address on which nothing listens (yet): bound, then released. A test
+/// starts a node on it later.
+pub fn reserve_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().unwrap()
+}
+
+/// Starts `builder` listening on `addr`, retrying while the address is still held
+/// (a node that just closed releases its listener asynchronously).
+pub async fn start_on(builder: NodeBuilder, addr: SocketAddr) -> Node {
+    let id = builder.config().id;
+    let mut config = builder.config().clone();
+    config.listen = addr;
+    within("the node to bind its address", async {
+        loop {
+            match Node::start(config.clone()).await {
+                Ok(node) => return node,
+                Err(e) => {
+                    log::info!("{id} cannot bind {addr} yet: {e}");
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------
+// Handlers.
+
+/// Forwards every message of type `M` it receives, with its sender, to a channel.
+pub struct Collector<M>(pub mpsc::UnboundedSender<(NodeId, M)>);
+
+impl<M: internode::message::Message> Actor for Collector<M> {
+    type Context = Context<Self>;
+}
+
+impl<M: internode::message::Message> Handler<Received<M>> for Collector<M> {
+    type Result = ();
+
+    fn handle(&mut self, m: Received<M>, _: &mut Context<Self>) {
+        let _ = self.0.send((m.from, m.message));
+    }
+}
+
+/// Registers a [`Collector`] of `M` on `node` and returns its channel.
+pub fn collect<M: internode::message::Message>(
+    node: &Node,
+) -> mpsc::UnboundedReceiver<(NodeId, M)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    node.handle::<M>(Collector(tx).start().recipient())
+        .expect("an application verb");
+    rx
+}
+
+/// Receives `n` messages from `rx`, failing after [`WAIT`].
+pub async fn recv_n<M>(
+    rx: &mut mpsc::UnboundedReceiver<(NodeId, M)>,
+    n: usize,
+) -> Vec<(NodeId, M)> {
+    let mut out = Vec::with_capacity(n);
+    within(&format!("{n} messages"), async {
+        while out.len() < n {
+            out.push(rx.recv().await.expect("the collector lives"));
+        }
+    })
+    .await;
+    out
+}
+
+/// Answers requests of type `R` with a closure.
+pub struct Serve<R: internode::message::Request> {
+    answer: Box<dyn FnMut(NodeId, R) -> Result<R::Response, HandlerError>>,
+}
+
+impl<R: internode::message::Request> Actor for Serve<R> {
+    type Context = Context<Self>;
+}
+
+impl<R: internode::message::Request> Handler<Requested<R>> for Serve<R> {
+    type Result = Result<R::Response, HandlerError>;
+
+    fn handle(&mut self, m: Requested<R>, _: &mut Context<Self>) -> Self::Result {
+        (self.answer)(m.from, m.message)
+    }
+}
+
+/// Registers `answer` as the handler of requests `R` on `node`.
+pub fn serve<R: internode::message::Request>(
+    node: &Node,
+    answer: impl FnMut(NodeId, R) -> Result<R::Response, HandlerError> + 'static,
+) {
+    let actor = Serve {
+        answer: Box::new(answer),
+    };
+    node.handle_requests::<R>(actor.start().recipient())
+        .expect("an application verb");
+}
+
+// ---------------------------------------------------------------------------------
+// Link events.
+
+/// Forwards link events to a channel.
+struct EventForwarder(mpsc::UnboundedSender<LinkNotice>);
+
+impl Actor for EventForwarder {
+    type Context = Context<Self>;
+}
+
+impl Handler<LinkNotice> for EventForwarder {
+    type Result = ();
+
+    fn handle(&mut self, notice: LinkNotice, _: &mut Context<Self>) {
+        let _ = self.0.send(notice);
+    }
+}
+
+/// A subscription to a node's link events that remembers every event it has taken.
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<LinkNotice>,
+    seen: Vec<LinkNotice>,
+}
+
+impl Events {
+    /// Subscribes to `node`'s link events.
+    pub async fn subscribe(node: &Node) -> Events {
+        let (tx, rx) = mpsc::unbounded_channel();
+        node.subscribe(EventForwarder(tx).start().recipient()).await;
+        Events {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most [`WAIT`]) for the next event of `peer`'s link `kind` that
+    /// matches `pred`, and returns it.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        peer: NodeId,
+        kind: LinkKind,
+        pred: impl Fn(&LinkEvent) -> bool,
+    ) -> LinkEvent {
+        let seen = &mut self.seen;
+        let rx = &mut self.rx;
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let notice = rx.recv().await.expect("the node lives");
+                seen.push(notice.clone());
+                if notice.peer == peer && notice.kind == kind && pred(&notice.event) {
+                    return notice.event;
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(event) => event,
+            Err(_) => panic!(
+                "timed out waiting for {what} on {peer} {kind:?}; events seen: {:#?}",
+                self.seen
+            ),
+        }
+    }
+
+    /// Takes the events that have arrived, without waiting, and returns everything
+    /// seen so far.
+    pub fn take_arrived(&mut self) -> &[LinkNotice] {
+        while let Ok(notice) = self.rx.try_recv() {
+            self.seen.push(notice);
+        }
+        &self.seen
+    }
+
+    /// The events of `peer`'s link `kind` seen so far (after [`take_arrived`]).
+    pub fn of(&mut self, peer: NodeId, kind: LinkKind) -> Vec<LinkEvent> {
+        self.take_arrived()
+            .iter()
+            .filter(|n| n.peer == peer && n.kind == kind)
+            .map(|n| n.event.clone())
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// A fault-injecting TCP proxy.
+
+/// A TCP proxy on a free loopback port that forwards every connection to a target,
+/// and on command cuts all current connections, stalls (stops forwarding in both
+/// directions without closing anything), or flips a bit in the next chunk it forwards
+/// towards the target.
+///
+/// A chunk is what one read from the source socket returned: when the sender writes
+/// whole frames one write at a time and the proxy keeps up, a chunk starts and ends
+/// at frame boundaries, so [`CorruptAt::FirstByte`] hits a frame header and
+/// [`CorruptAt::LastByte`] the payload CRC32 of a CRC frame.
+pub struct Proxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    accept: JoinHandle<()>,
+}
+
+struct ProxyShared {
+    target: SocketAddr,
+    /// One task per proxied connection (both directions).
+    connections: Mutex<Vec<AbortHandle>>,
+    accepted: AtomicU64,
+    stalled: watch::Sender<bool>,
+    /// Corruptions still to make, one per chunk forwarded towards the target.
+    corrupt: Mutex<VecDeque<CorruptAt>>,
+}
+
+/// Which byte of a chunk [`Proxy::corrupt_next`] flips a bit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorruptAt {
+    /// The first byte.
+    FirstByte,
+    /// The byte in the middle.
+    Middle,
+    /// The last byte.
+    LastByte,
+}
+
+impl Proxy {
+    /// Starts a proxy to `target`.
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(ProxyShared {
+            target,
+            connections: Mutex::new(Vec::new()),
+            accepted: AtomicU64::new(0),
+            stalled: watch::channel(false).0,
+            corrupt: Mutex::new(VecDeque::new()),
+        });
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
+        Proxy {
+            addr,
+            shared,
+            accept,
+        }
+    }
+
+    /// The address to connect to instead of the target.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes every current connection (both sockets of each) at once; returns how
+    /// many were open. New connections are proxied as before.
+    pub fn cut(&self) -> usize {
+        let mut connections = self.shared.connections.lock().unwrap();
+        let open = connections.iter().filter(|c| !c.is_finished()).count();
+        for c in connections.drain(..) {
+            c.abort();
+        }
+        open
+    }
+
+    /// Stops forwarding, in both directions and on every connection (also new ones),
+    /// without closing anything, until [`resume`](Self::resume).
+    pub fn stall(&self) {
+        self.shared.stalled.send_replace(true);
+    }
+
+    /// Forwards again after a [`stall`](Self::stall).
+    pub fn resume(&self) {
+        self.shared.stalled.send_replace(false);
+    }
+
+    /// Flips one bit of the byte `at` of the next chunk forwarded towards the target.
+    pub fn corrupt_next(&self, at: CorruptAt) {
+        self.shared.corrupt.lock().unwrap().push_back(at);
+    }
+
+    /// Whether a corruption asked for is still waiting for a chunk to corrupt.
+    pub fn corruption_pending(&self) -> bool {
+        !self.shared.corrupt.lock().unwrap().is_empty()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<ProxyShared>) {
+    loop {
+        let Ok((client, _)) = listener.accept().await else {
+            continue;
+        };
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
+        let task = tokio::spawn(proxy_connection(client, shared.clone()));
+        let mut connections = shared.connections.lock().unwrap();
+        connections.retain(|c| !c.is_finished());
+        connections.push(task.abort_handle());
+    }
+}
+
+async fn proxy_connection(client: TcpStream, shared: Arc<ProxyShared>) {
+    let Ok(server) = TcpStream::connect(shared.target).await else {
+        return; // dropping the client closes it
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let upstream = pump(client_read, server_write, shared.clone(), true);
+    let downstream = pump(server_read, client_write, shared, false);
+    tokio::join!(upstream, downstream);
+}
+
+/// Forwards `from` to `to` until EOF or an error; then shuts `to` down.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    shared: Arc<ProxyShared>,
+    towards_target: bool,
+) {
+    let mut stalled = shared.stalled.subscribe();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let read = from.read(&mut buf).await;
+        // A stall holds everything, the end of the stream included.
+        if stalled.wait_for(|s| !*s).await.is_err() {
+            break;
+        }
+        let n = match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &mut buf[..n];
+        let corrupt = if towards_target {
+            shared.corrupt.lock().unwrap().pop_front()
+        } else {
+            None
+        };
+        match corrupt {
+            Some(CorruptAt::FirstByte) => chunk[0] ^= 0x10,
+            Some(CorruptAt::Middle) => chunk[n / 2] ^= 0x10,
+            Some(CorruptAt::LastByte) => chunk[n - 1] ^= 0x10,
+            None => {}
+        }
+        if to.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
