@@ -1,0 +1,273 @@
+//! Requests that do not simply succeed: timeouts, handler failures, unknown verbs,
+//! undecodable payloads, closed links; and one-way messages of an unknown verb,
+//! which are skipped without hurting the connection.
+#![cfg(feature = "serde")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use internode::message::{FailureReason, RemoteFailure};
+use internode::node::{HandlerError, RequestError, Requested, SendError, Sent};
+use internode::session::LinkEvent;
+use internode::{LinkKind, NodeId};
+use serde::{Deserialize, Serialize};
+use support::{bounded, collect, node, recv_n, serve, Events, Incr, Incremented, Seq};
+use tokio::sync::mpsc;
+
+const B: NodeId = NodeId(2);
+
+/// Answers `Incr` after a delay; tells `seen` when a request arrives.
+struct Slow {
+    delay: Duration,
+    seen: Option<mpsc::UnboundedSender<u64>>,
+}
+
+impl Slow {
+    fn new(delay: Duration) -> Slow {
+        Slow { delay, seen: None }
+    }
+}
+
+impl Actor for Slow {
+    type Context = Context<Self>;
+}
+
+impl Handler<Requested<Incr>> for Slow {
+    type Result = ResponseFuture<Result<Incremented, HandlerError>>;
+
+    fn handle(&mut self, m: Requested<Incr>, _: &mut Context<Self>) -> Self::Result {
+        if let Some(seen) = &self.seen {
+            let _ = seen.send(m.message.0);
+        }
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            Ok(Incremented(m.message.0 + 1))
+        })
+    }
+}
+
+/// A request type B has no handler for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Unhandled(u64);
+internode::request!(Unhandled => Incremented, verb = 1200);
+
+/// A one-way message type B has no handler for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Unknown(u64);
+internode::message!(Unknown, verb = 1201);
+
+/// A request on `Seq`'s verb, which B handles as a one-way message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SeqAsRequest(u64);
+internode::request!(SeqAsRequest => Incremented, verb = 1000);
+
+/// A request on `Incr`'s verb whose payload does not decode as an `Incr`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct NotAnIncr(Vec<u8>);
+internode::request!(NotAnIncr => Incremented, verb = 1001);
+
+async fn pair() -> (internode::node::Node, internode::node::Node) {
+    let a = node(1).await;
+    let b = node(2).await;
+    a.add_peer(B, b.local_addr()).await;
+    (a, b)
+}
+
+#[actix::test]
+async fn a_request_without_an_answer_in_time_times_out_and_a_late_answer_is_ignored() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let delay = Duration::from_millis(500);
+        b.handle_requests::<Incr>(Slow::new(delay).start().recipient())
+            .unwrap();
+
+        let start = Instant::now();
+        let timeout = Duration::from_millis(100);
+        let answer = a.request_with_timeout(B, Incr(1), timeout).await;
+        assert_eq!(answer, Err(RequestError::Timeout));
+        let waited = start.elapsed();
+        assert!(
+            waited >= timeout && waited < delay,
+            "timed out after {waited:?}"
+        );
+
+        // The next request is pending when the first one's answer arrives: it gets
+        // its own answer, not that one.
+        let answer = a
+            .request_with_timeout(B, Incr(10), Duration::from_secs(5))
+            .await;
+        assert_eq!(answer, Ok(Incremented(11)));
+        // (The handler answers each request after its delay, concurrently.)
+        assert!(
+            start.elapsed() >= timeout + delay,
+            "the second answer came after its delay"
+        );
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_handler_failure_reaches_the_requester_at_once_with_its_reason() {
+    bounded(async {
+        let (a, b) = pair().await;
+        serve::<Incr>(&b, |_, Incr(n)| {
+            if n == 0 {
+                Err(HandlerError("zero is not allowed".into()))
+            } else {
+                Ok(Incremented(n + 1))
+            }
+        });
+        let start = Instant::now();
+        let answer = a
+            .request_with_timeout(B, Incr(0), Duration::from_secs(10))
+            .await;
+        assert_eq!(
+            answer,
+            Err(RequestError::Remote(RemoteFailure {
+                reason: FailureReason::HandlerFailed,
+                detail: "zero is not allowed".into(),
+            }))
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "at once, not at the timeout"
+        );
+        // The link and the handler still work.
+        assert_eq!(a.request(B, Incr(1)).await, Ok(Incremented(2)));
+    })
+    .await;
+}
+
+#[actix::test]
+async fn requests_the_peer_cannot_handle_fail_at_once() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let _inbox = collect::<Seq>(&b);
+        serve::<Incr>(&b, |_, Incr(n)| Ok(Incremented(n + 1)));
+        let long = Duration::from_secs(10);
+
+        // No handler for the verb.
+        let start = Instant::now();
+        match a.request_with_timeout(B, Unhandled(1), long).await {
+            Err(RequestError::Remote(f)) => assert_eq!(f.reason, FailureReason::UnknownVerb),
+            other => panic!("expected an unknown-verb failure, got {other:?}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "at once, not at the timeout"
+        );
+
+        // A request on a verb handled as one-way messages.
+        let start = Instant::now();
+        match a.request_with_timeout(B, SeqAsRequest(1), long).await {
+            Err(RequestError::Remote(f)) => assert_eq!(f.reason, FailureReason::UnknownVerb),
+            other => panic!("expected an unknown-verb failure, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(2));
+
+        // A payload that does not decode as the verb's type.
+        let start = Instant::now();
+        match a
+            .request_with_timeout(B, NotAnIncr(vec![0xff; 12]), long)
+            .await
+        {
+            Err(RequestError::Remote(f)) => assert_eq!(f.reason, FailureReason::DecodeFailed),
+            other => panic!("expected a decode failure, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(2));
+
+        // None of that hurt the connection.
+        assert_eq!(a.request(B, Incr(1)).await, Ok(Incremented(2)));
+        let links = a.links().await;
+        let small = links.iter().find(|s| s.kind == LinkKind::Small).unwrap();
+        assert_eq!(small.counters.connections, 1);
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_one_way_message_of_an_unknown_verb_is_skipped_and_the_connection_stays_up() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let mut inbox = collect::<Seq>(&b);
+        let mut events = Events::subscribe(&a).await;
+        let to_b = a.peer(B).await.unwrap();
+
+        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Written));
+        // Unknown, then known, on the same link and connection.
+        let unknown = to_b.send(Unknown(1));
+        let known = to_b.send(Seq(1));
+        assert_eq!(unknown.await, Ok(Sent::Written));
+        assert_eq!(known.await, Ok(Sent::Written));
+        let received = recv_n(&mut inbox, 2).await;
+        assert_eq!(received, vec![(NodeId(1), Seq(0)), (NodeId(1), Seq(1))]);
+
+        // More unknown messages interleaved with known ones, in one batch.
+        let (mut unknown, mut known) = (Vec::new(), Vec::new());
+        for n in 2..200 {
+            unknown.push(to_b.send(Unknown(n)));
+            known.push(to_b.send(Seq(n)));
+        }
+        for outcome in support::join_all(unknown).await {
+            assert_eq!(outcome, Ok(Sent::Written));
+        }
+        for outcome in support::join_all(known).await {
+            assert_eq!(outcome, Ok(Sent::Written));
+        }
+        let received = recv_n(&mut inbox, 198).await;
+        let expected: Vec<_> = (2..200).map(|n| (NodeId(1), Seq(n))).collect();
+        assert_eq!(received, expected);
+
+        let small = events.of(B, LinkKind::Small);
+        assert_eq!(
+            small,
+            vec![LinkEvent::Connecting { attempt: 1 }, LinkEvent::Connected],
+            "one connection, never lost"
+        );
+        assert_eq!(b.inbound_connections().await, 1);
+        assert!(inbox.try_recv().is_err());
+    })
+    .await;
+}
+
+#[actix::test]
+async fn pending_requests_fail_at_once_when_their_link_is_closed() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let (seen, mut arrived) = mpsc::unbounded_channel();
+        let slow = Slow {
+            delay: Duration::from_secs(5),
+            seen: Some(seen),
+        };
+        b.handle_requests::<Incr>(slow.start().recipient()).unwrap();
+        let pending = {
+            let a = a.clone();
+            actix::spawn(async move {
+                a.request_with_timeout(B, Incr(1), Duration::from_secs(20))
+                    .await
+            })
+        };
+        // The request was written and is being handled: it waits for its answer.
+        assert_eq!(
+            support::within("the request", arrived.recv()).await,
+            Some(1)
+        );
+        let start = Instant::now();
+        a.close_peer(B, false).await;
+        let answer = support::within("the pending request", pending)
+            .await
+            .unwrap();
+        assert_eq!(answer, Err(RequestError::Closed));
+        assert!(start.elapsed() < Duration::from_secs(2), "at once");
+
+        // A request to a peer whose address is unknown is not sent at all.
+        assert_eq!(
+            a.request(NodeId(77), Incr(1)).await,
+            Err(RequestError::Send(SendError::UnknownPeer(NodeId(77))))
+        );
+    })
+    .await;
+}
