@@ -1,0 +1,155 @@
+//! Closing links and nodes: with drain everything queued is delivered; without, it
+//! fails with `Closed`; a message sent to a closing or closed link is rejected, never
+//! lost silently.
+#![cfg(feature = "serde")]
+
+mod support;
+
+use internode::node::{CloseLink, SendError, Sent};
+use internode::session::LinkEvent;
+use internode::{LinkKind, NodeId};
+use support::{bounded, collect, join_all, node, recv_n, reserve_port, Events, Seq};
+
+const B: NodeId = NodeId(2);
+const N: u64 = 10_000;
+
+fn in_order(received: Vec<(NodeId, Seq)>, from: u64, to: u64) {
+    let expected: Vec<_> = (from..to).map(|n| (NodeId(1), Seq(n))).collect();
+    assert!(
+        received == expected,
+        "all of {from}..{to}, once each, in order"
+    );
+}
+
+#[actix::test]
+async fn closing_a_peer_with_drain_delivers_everything_queued() {
+    bounded(async {
+        let a = node(1).await;
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(B, b.local_addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+
+        // Queued before the link has even connected, then closed at once.
+        let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
+        a.close_peer(B, true).await;
+        for outcome in join_all(outcomes).await {
+            assert_eq!(outcome, Ok(Sent::Written));
+        }
+        in_order(recv_n(&mut inbox, N as usize).await, 0, N);
+        events
+            .wait_for("the close", B, LinkKind::Small, |e| *e == LinkEvent::Closed)
+            .await;
+
+        // The closed link rejects what is sent to it through an old handle.
+        assert_eq!(to_b.send(Seq(N)).await, Err(SendError::Closed));
+        // A new message to the peer opens a new link.
+        assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(N + 1))]);
+        assert!(inbox.try_recv().is_err(), "nothing else arrived");
+    })
+    .await;
+}
+
+#[actix::test]
+async fn messages_sent_to_a_draining_link_are_rejected() {
+    bounded(async {
+        let a = node(1).await;
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        a.add_peer(B, b.local_addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+        let link = to_b.link(LinkKind::Small).unwrap().clone();
+
+        let before: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
+        // Queued in the link's mailbox right behind the messages: drains them.
+        let closing = link.send(CloseLink { drain: true });
+        // Behind the close: rejected.
+        let after: Vec<_> = (N..N + 100).map(|seq| to_b.send(Seq(seq))).collect();
+
+        for outcome in join_all(after).await {
+            assert_eq!(outcome, Err(SendError::Closed));
+        }
+        for outcome in join_all(before).await {
+            assert_eq!(outcome, Ok(Sent::Written));
+        }
+        closing.await.unwrap();
+        in_order(recv_n(&mut inbox, N as usize).await, 0, N);
+        let links = a.links().await;
+        assert!(
+            links.iter().all(|s| s.kind != LinkKind::Small),
+            "the closed link is gone from the node: {links:?}"
+        );
+    })
+    .await;
+}
+
+#[actix::test]
+async fn closing_a_node_with_drain_delivers_everything_then_rejects() {
+    bounded(async {
+        let a = node(1).await;
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        a.add_peer(B, b.local_addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+
+        let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
+        a.close(true).await;
+        for outcome in join_all(outcomes).await {
+            assert_eq!(outcome, Ok(Sent::Written));
+        }
+        in_order(recv_n(&mut inbox, N as usize).await, 0, N);
+
+        assert_eq!(a.send(B, Seq(N)).await, Err(SendError::Closed));
+        assert_eq!(to_b.send(Seq(N)).await, Err(SendError::Closed));
+        assert!(inbox.try_recv().is_err(), "nothing else arrived");
+    })
+    .await;
+}
+
+#[actix::test]
+async fn closing_without_drain_fails_everything_queued() {
+    bounded(async {
+        let a = node(1).await;
+        let mut events = Events::subscribe(&a).await;
+        // Nothing listens there: the messages wait.
+        a.add_peer(B, reserve_port()).await;
+        let to_b = a.peer(B).await.unwrap();
+        let outcomes: Vec<_> = (0..1_000).map(|seq| to_b.send(Seq(seq))).collect();
+        events
+            .wait_for("a retry", B, LinkKind::Small, |e| {
+                matches!(e, LinkEvent::RetryScheduled { .. })
+            })
+            .await;
+
+        a.close_peer(B, false).await;
+        for outcome in join_all(outcomes).await {
+            assert_eq!(outcome, Err(SendError::Closed));
+        }
+        events
+            .wait_for("the close", B, LinkKind::Small, |e| *e == LinkEvent::Closed)
+            .await;
+        assert_eq!(to_b.send(Seq(0)).await, Err(SendError::Closed));
+    })
+    .await;
+}
+
+#[actix::test]
+async fn closing_a_node_without_drain_fails_everything_queued() {
+    bounded(async {
+        let a = node(1).await;
+        a.add_peer(B, reserve_port()).await;
+        let to_b = a.peer(B).await.unwrap();
+        // Closed at once, while the link is still connecting.
+        let outcomes: Vec<_> = (0..1_000).map(|seq| to_b.send(Seq(seq))).collect();
+        a.close(false).await;
+        for outcome in join_all(outcomes).await {
+            assert_eq!(outcome, Err(SendError::Closed));
+        }
+        assert_eq!(a.send(B, Seq(0)).await, Err(SendError::Closed));
+        let links = a.links().await;
+        assert!(links.is_empty(), "no link survives: {links:?}");
+    })
+    .await;
+}
