@@ -153,3 +153,62 @@ async fn closing_a_node_without_drain_fails_everything_queued() {
     })
     .await;
 }
+
+/// A close without drain on a busy connection: a message reported failed with
+/// `Closed` never reaches the peer (its sender may send it again without creating a
+/// duplicate); everything else is reported written or possibly lost.
+#[actix::test]
+async fn a_message_reported_closed_is_never_delivered() {
+    bounded(async {
+        let a = node(1).await;
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        a.add_peer(B, b.local_addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Written));
+        recv_n(&mut inbox, 1).await;
+
+        let outcomes: Vec<_> = (1..=N).map(|seq| to_b.send(Seq(seq))).collect();
+        let link = to_b.link(LinkKind::Small).unwrap();
+        link.send(CloseLink { drain: false }).await.unwrap();
+        let outcomes = join_all(outcomes).await;
+
+        // Everything that will arrive has arrived once B's connection from A is gone
+        // and a message sent after it (over a new link and connection) arrives.
+        support::within("B's inbound connection to close", async {
+            while b.inbound_connections().await != 0 {
+                tokio::time::sleep(support::POLL).await;
+            }
+        })
+        .await;
+        assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Written));
+        let mut arrived = Vec::new();
+        support::within("the last message", async {
+            loop {
+                let (_, Seq(seq)) = inbox.recv().await.unwrap();
+                if seq == N + 1 {
+                    return;
+                }
+                arrived.push(seq);
+            }
+        })
+        .await;
+        let mut counts = std::collections::BTreeMap::new();
+        for outcome in &outcomes {
+            *counts.entry(format!("{outcome:?}")).or_insert(0) += 1;
+        }
+        for seq in &arrived {
+            let outcome = &outcomes[(*seq - 1) as usize];
+            assert!(
+                matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+                "message {seq} arrived but was reported {outcome:?} (outcomes: {counts:?})"
+            );
+        }
+        log::info!("outcomes {counts:?}; {} arrived", arrived.len());
+        assert!(
+            counts.contains_key("Err(Closed)"),
+            "the close failed what was queued"
+        );
+    })
+    .await;
+}

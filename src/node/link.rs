@@ -3,7 +3,9 @@
 //! Invariants:
 //! - The only way into the queue is the mailbox ([`Outbound`]); every message taken
 //!   ends in exactly one outcome sent back to its sender: written, or failed with a
-//!   [`SendError`].
+//!   [`SendError`]. A message failed with `Closed` was never written; one that was
+//!   being written when its connection failed or was closed fails with
+//!   `ConnectionLost` (it may have reached the peer).
 //! - Messages are taken from the mailbox promptly into the link's own queue, also
 //!   while it has no connection, and are written in the order they were taken.
 //! - At most one write is in flight: what waits meanwhile is drained into one buffer
@@ -211,7 +213,7 @@ impl Link {
                         }
                     });
                 }
-                LifecycleAction::CloseConnection => self.drop_conn(ctx, SendError::Closed),
+                LifecycleAction::CloseConnection => self.drop_conn(ctx),
                 LifecycleAction::FailQueued => {
                     for q in self.queue.drain(..) {
                         fail(&mut self.counters, q, SendError::Closed);
@@ -311,15 +313,17 @@ impl Link {
         self.pump(ctx);
     }
 
-    /// Drops the connection; what was being written fails with `in_flight_error`.
-    fn drop_conn(&mut self, ctx: &mut Context<Self>, in_flight_error: SendError) {
+    /// Drops the connection. What was being written fails with `ConnectionLost`, also
+    /// when the link is closing: it may have reached the peer, and `Closed` promises
+    /// that it did not.
+    fn drop_conn(&mut self, ctx: &mut Context<Self>) {
         if let Some(handle) = self.connecting.take() {
             ctx.cancel_future(handle);
         }
         if let Some(mut conn) = self.conn.take() {
             ctx.cancel_future(conn.read);
             for q in conn.in_flight.drain(..) {
-                fail(&mut self.counters, q, in_flight_error.clone());
+                fail(&mut self.counters, q, SendError::ConnectionLost);
             }
         }
     }
@@ -334,7 +338,7 @@ impl Link {
             self.kind,
             self.peer
         );
-        self.drop_conn(ctx, SendError::ConnectionLost);
+        self.drop_conn(ctx);
         let actions = self
             .lifecycle
             .handle_disconnected(reason, self.waiting(), Instant::now());
@@ -342,7 +346,7 @@ impl Link {
     }
 
     fn closed(&mut self, ctx: &mut Context<Self>) {
-        self.drop_conn(ctx, SendError::Closed);
+        self.drop_conn(ctx);
         for q in self.queue.drain(..) {
             fail(&mut self.counters, q, SendError::Closed);
         }

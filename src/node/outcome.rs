@@ -27,11 +27,11 @@ pub enum SendError {
     /// No address is known for the peer.
     #[error("no address known for {0}")]
     UnknownPeer(NodeId),
-    /// The link (or the node) is closed or closing.
+    /// The link (or the node) is closed or closing; the message was not written.
     #[error("link closed")]
     Closed,
-    /// The connection failed while the message was being written; it may or may not
-    /// have reached the peer.
+    /// The connection failed (or the link was closed without drain) while the
+    /// message was being written; it may or may not have reached the peer.
     #[error("connection lost while writing")]
     ConnectionLost,
     /// A message to this node found no handler for its type.
