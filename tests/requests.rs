@@ -271,3 +271,27 @@ async fn pending_requests_fail_at_once_when_their_link_is_closed() {
     })
     .await;
 }
+
+/// A request to a peer that is down times out at its deadline, although it is still
+/// queued on its link (the link retries to connect).
+#[actix::test]
+async fn a_request_to_a_peer_that_is_down_times_out() {
+    bounded(async {
+        let a = node(1).await;
+        a.add_peer(B, support::reserve_port()).await;
+        let timeout = Duration::from_millis(300);
+        let start = Instant::now();
+        let answer = support::within(
+            "the request's timeout",
+            a.request_with_timeout(B, Incr(1), timeout),
+        )
+        .await;
+        assert_eq!(answer, Err(RequestError::Timeout));
+        let waited = start.elapsed();
+        assert!(
+            waited >= timeout && waited < timeout * 3,
+            "timed out after {waited:?}"
+        );
+    })
+    .await;
+}

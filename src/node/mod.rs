@@ -381,13 +381,19 @@ impl Node {
         outbound
             .params
             .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
-        let sent = link.send(outbound).await.unwrap_or(Err(SendError::Closed));
-        if let Err(e) = sent {
-            tracker.do_send(Cancel {
-                id,
-                error: RequestError::Send(e),
-            });
-        }
+        // The request is queued now; its outcome is not awaited here: while the peer is
+        // unreachable it stays queued, and the request must still time out. A failure
+        // to send completes the request at once through the tracker.
+        let sent = link.send(outbound);
+        let cancel = tracker.clone();
+        actix::spawn(async move {
+            if let Err(e) = sent.await.unwrap_or(Err(SendError::Closed)) {
+                cancel.do_send(Cancel {
+                    id,
+                    error: RequestError::Send(e),
+                });
+            }
+        });
         let payload = rx.await.map_err(|_| RequestError::Closed)??;
         R::Response::decode(payload).map_err(RequestError::Decode)
     }
