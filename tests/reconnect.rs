@@ -677,3 +677,70 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
     })
     .await;
 }
+
+/// A write that blocks on a stalled connection (a message larger than the sockets'
+/// buffers) keeps keepalives queued behind it. When the read timeout resets the
+/// connection, the message fails (possibly lost) and nothing the application sent
+/// waits: after one reconnect attempt the link goes dormant, and a new message
+/// wakes it.
+#[actix::test]
+async fn an_idle_link_whose_connection_stalled_goes_dormant() {
+    bounded(async {
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        let proxy = Proxy::start(b.local_addr()).await;
+        let a = builder(1)
+            .heartbeat(HeartbeatConfig {
+                interval: Duration::from_millis(50),
+                timeout: Duration::from_millis(500),
+            })
+            .handshake_timeout(Duration::from_millis(300))
+            .start()
+            .await
+            .unwrap();
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(B, proxy.addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+        let big = Chunk {
+            seq: 1,
+            data: vec![1; 16 << 20].into(),
+        };
+        assert_eq!(
+            to_b.send(Chunk {
+                seq: 0,
+                data: vec![0; 100_000].into()
+            })
+            .await,
+            Ok(Sent::Written)
+        );
+
+        proxy.stall();
+        let outcome = to_b.send(big);
+        events
+            .wait_for("the read timeout", B, LinkKind::Large, |e| {
+                matches!(
+                    e,
+                    LinkEvent::Disconnected {
+                        reason: DisconnectReason::ReadTimeout { .. }
+                    }
+                )
+            })
+            .await;
+        assert_eq!(outcome.await, Err(SendError::ConnectionLost));
+        events
+            .wait_for("the reconnect attempt to fail", B, LinkKind::Large, |e| {
+                matches!(e, LinkEvent::Disconnected { .. })
+            })
+            .await;
+        events
+            .wait_for("the link to go dormant", B, LinkKind::Large, |e| {
+                *e == LinkEvent::Dormant
+            })
+            .await;
+
+        proxy.resume();
+        assert_eq!(to_b.send(Seq(2)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(2))]);
+    })
+    .await;
+}

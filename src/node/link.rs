@@ -315,7 +315,8 @@ impl Link {
 
     /// Drops the connection. What was being written fails with `ConnectionLost`, also
     /// when the link is closing: it may have reached the peer, and `Closed` promises
-    /// that it did not.
+    /// that it did not. Keepalives still queued belonged to that connection: they are
+    /// dropped, so that they neither keep an idle link retrying nor reach the next one.
     fn drop_conn(&mut self, ctx: &mut Context<Self>) {
         if let Some(handle) = self.connecting.take() {
             ctx.cancel_future(handle);
@@ -325,6 +326,7 @@ impl Link {
             for q in conn.in_flight.drain(..) {
                 fail(&mut self.counters, q, SendError::ConnectionLost);
             }
+            self.queue.retain(|q| q.message.verb != VERB_PING);
         }
     }
 
