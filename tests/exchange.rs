@@ -162,6 +162,18 @@ async fn messages_and_requests_to_the_node_itself_are_delivered_locally() {
         assert_eq!(a.request(NodeId(1), Incr(41)).await, Ok(Incremented(42)));
         assert_eq!(me.request(Incr(1)).await, Ok(Incremented(2)));
 
+        // A local handler's failure comes back as a remote one would.
+        serve::<Upload>(&a, |_, _| {
+            Err(internode::node::HandlerError("no room".into()))
+        });
+        match a.request(NodeId(1), Upload(vec![1])).await {
+            Err(internode::node::RequestError::Remote(f)) => {
+                assert_eq!(f.reason, internode::message::FailureReason::HandlerFailed);
+                assert_eq!(f.detail, "no room");
+            }
+            other => panic!("expected a handler failure, got {other:?}"),
+        }
+
         // A type the node has no handler for fails at once.
         let b = node(2).await;
         let no_handler = internode::node::SendError::NoLocalHandler(1000);

@@ -744,3 +744,44 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
     })
     .await;
 }
+
+/// A bit flipped inside a large message (cut into many frames): the receiver cannot
+/// skip part of a message on a lossy link, so it resets the connection; the damaged
+/// message is never delivered, and the next one is, after the reconnect.
+#[actix::test]
+async fn a_corrupt_frame_inside_a_large_message_never_delivers_it() {
+    bounded(async {
+        let b = node(2).await;
+        let mut inbox = collect::<Chunk>(&b);
+        let proxy = Proxy::start(b.local_addr()).await;
+        let a = node(1).await;
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(B, proxy.addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+        let chunk = |seq: u64, len: usize| Chunk {
+            seq,
+            data: vec![seq as u8; len].into(),
+        };
+        assert_eq!(to_b.send(chunk(0, 100_000)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut inbox, 1).await[0].1.seq, 0);
+
+        proxy.corrupt_next(CorruptAt::Middle);
+        let damaged = to_b.send(chunk(1, 1 << 20));
+        assert!(matches!(
+            damaged.await,
+            Ok(Sent::Written) | Err(SendError::ConnectionLost)
+        ));
+        events
+            .wait_for("the reset", B, LinkKind::Large, |e| {
+                matches!(e, LinkEvent::Disconnected { .. })
+            })
+            .await;
+        assert!(!proxy.corruption_pending());
+
+        assert_eq!(to_b.send(chunk(2, 1 << 20)).await, Ok(Sent::Written));
+        let (_, next) = within("the next message", inbox.recv()).await.unwrap();
+        assert_eq!(next.seq, 2, "the damaged message was not delivered");
+        assert!(next.data.len() == 1 << 20 && next.data.iter().all(|b| *b == 2));
+    })
+    .await;
+}
