@@ -212,3 +212,43 @@ async fn a_message_reported_closed_is_never_delivered() {
     })
     .await;
 }
+
+/// A closed link is freed once nothing refers to it any more: closing and reopening
+/// links does not accumulate actors.
+#[actix::test]
+async fn a_closed_link_is_freed() {
+    bounded(async {
+        let a = node(1).await;
+        let b = node(2).await;
+        let _inbox = collect::<Seq>(&b);
+        a.add_peer(B, b.local_addr()).await;
+        let link = a.link(B, LinkKind::Small).await.unwrap();
+        assert_eq!(
+            link.send(internode::node::Outbound {
+                verb: 1000,
+                flags: internode::envelope::Flags::EMPTY,
+                payload: {
+                    use internode::message::Message;
+                    let mut b = bytes::BytesMut::new();
+                    Seq(1).encode(&mut b).unwrap();
+                    b.freeze()
+                },
+                params: Vec::new(),
+                expires_at_ms: None,
+            })
+            .await
+            .unwrap(),
+            Ok(Sent::Written)
+        );
+        let weak = link.downgrade();
+        drop(link);
+        a.close_peer(B, true).await;
+        support::within("the closed link to be freed", async {
+            while weak.upgrade().is_some() {
+                tokio::time::sleep(support::POLL).await;
+            }
+        })
+        .await;
+    })
+    .await;
+}

@@ -356,6 +356,10 @@ impl Link {
             let _ = waiter.send(());
         }
         self.env.tracker.do_send(PeerLinkClosed { peer: self.peer });
+        // Drop the timer and whatever the connection spawned. The supervisor restarts
+        // the actor while handles on it remain (it answers `Closed`, with nothing
+        // scheduled); once the last one is dropped, the actor is freed.
+        ctx.stop();
     }
 
     /// Starts a write of everything waiting, if connected and no write is in flight.
@@ -513,6 +517,9 @@ impl Actor for Link {
         // `send` never parks a message outside the mailbox, so messages are queued in
         // the order they were sent; the link bounds its queue itself.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if matches!(self.lifecycle.state(), LinkState::Closed) {
+            return;
+        }
         ctx.run_interval(TICK, |link, ctx| link.tick(ctx));
         if matches!(self.lifecycle.state(), LinkState::WaitingToRetry { .. }) {
             let actions = self.lifecycle.handle_retry_timer(Instant::now());
