@@ -290,3 +290,21 @@ async fn large_and_small_requests_and_responses_find_each_other() {
     })
     .await;
 }
+
+/// Peers configured on the builder are known from the start.
+#[actix::test]
+async fn peers_configured_on_the_builder_are_known_from_the_start() {
+    bounded(async {
+        let (a_addr, b_addr) = (support::reserve_port(), support::reserve_port());
+        let a = support::start_on(support::builder(1).peer(NodeId(2), b_addr), a_addr).await;
+        let b = support::start_on(support::builder(2).peer(NodeId(1), a_addr), b_addr).await;
+        assert_eq!(b.config().peers, vec![(NodeId(1), a_addr)]);
+        let mut at_a = collect::<Seq>(&a);
+        let mut at_b = collect::<Seq>(&b);
+        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Written));
+        assert_eq!(b.send(NodeId(1), Seq(2)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut at_b, 1).await, vec![(NodeId(1), Seq(1))]);
+        assert_eq!(recv_n(&mut at_a, 1).await, vec![(NodeId(2), Seq(2))]);
+    })
+    .await;
+}
