@@ -1,7 +1,12 @@
 //! Links that lose their peer: a peer down at the first send, a connection cut or
 //! corrupted mid-stream (through a fault-injecting proxy, `support::Proxy`), a peer
-//! node restarted, and heartbeats that measure round trips and reset a stalled
-//! connection.
+//! node restarted, a peer address that names another node, and heartbeats that
+//! measure round trips and reset stalled connections (idle, or blocked in a write).
+//!
+//! Links are lossy for now: what a failed connection carried may be lost (its sender
+//! was told it was written, or that it may be lost). The tests check that what
+//! arrives is in order without duplicates, that losses are one run at the failure,
+//! and that everything written after the reconnection arrives.
 #![cfg(feature = "serde")]
 
 mod support;
