@@ -12,7 +12,9 @@
 //! 2. [`envelope`] (message header) and [`handshake`] (the first bytes of a connection).
 //! 3. [`session`]: per-link bookkeeping — backoff, heartbeats, the link lifecycle,
 //!    pending requests.
-//! 4. [`node`]: the actors (links, the registry that supervises them, inbound
+//! 4. [`limits`]: byte budgets — a link's own capacity and the endpoint and global
+//!    reserves that bound the node's memory in each direction.
+//! 5. [`node`]: the actors (links, the registry that supervises them, inbound
 //!    connections, the request tracker) and the [`node::Node`] facade.
 //!
 //! [`message`](mod@message) says how an application's types become messages (a trait, and with the
@@ -32,6 +34,7 @@ pub mod envelope;
 pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
+pub mod limits;
 mod link_kind;
 pub mod message;
 pub mod node;
