@@ -35,6 +35,8 @@
 //! every node closes its links to the others with drain, and once no connection is
 //! left every node is closed.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -86,15 +88,8 @@ fn parse_options() -> Result<Options, String> {
         port_base: 21000,
         rate: 400,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = || format!("bad value {value:?} for {flag}\n{USAGE}");
+    for (flag, value) in common::flags(USAGE)? {
+        let bad = || common::bad_value(&flag, &value, USAGE);
         match flag.as_str() {
             "--nodes" => options.nodes = value.parse().map_err(|_| bad())?,
             "--seconds" => options.seconds = value.parse().map_err(|_| bad())?,

@@ -39,6 +39,8 @@
 //! Exit status: 0 when it finished and the summary was written (the numbers are for
 //! the caller to judge: the script checks them), 1 on errors, 2 on bad flags.
 
+mod common;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -143,15 +145,8 @@ fn parse_options() -> Result<Options, String> {
         let s: f64 = v.parse().ok()?;
         (s.is_finite() && (0.0..=86_400.0).contains(&s)).then(|| Duration::from_secs_f64(s))
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = || format!("bad value {value:?} for {flag}\n{USAGE}");
+    for (flag, value) in common::flags(USAGE)? {
+        let bad = || common::bad_value(&flag, &value, USAGE);
         match flag.as_str() {
             "--id" => id = Some(value.parse::<u64>().map_err(|_| bad())?),
             "--listen" => listen = Some(value.parse::<SocketAddr>().map_err(|_| bad())?),

@@ -9,6 +9,8 @@
 //! Every response must carry the request's sequence number and payload back; the
 //! example exits non-zero if one does not, or if a request fails.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -72,15 +74,8 @@ fn parse_options() -> Result<Options, String> {
         port_base: 22000,
         framing: Framing::Crc,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = || format!("bad value {value:?} for {flag}\n{USAGE}");
+    for (flag, value) in common::flags(USAGE)? {
+        let bad = || common::bad_value(&flag, &value, USAGE);
         match flag.as_str() {
             "--requests" => options.requests = value.parse().map_err(|_| bad())?,
             "--warmup" => options.warmup = value.parse().map_err(|_| bad())?,
