@@ -261,11 +261,9 @@ impl Link {
             match result {
                 Ok((stream, established)) => link.connected(stream, established, ctx),
                 Err(reason) => {
-                    let actions = link.lifecycle.handle_connect_failed(
-                        reason,
-                        link.waiting(),
-                        Instant::now(),
-                    );
+                    let actions =
+                        link.lifecycle
+                            .handle_disconnected(reason, link.waiting(), Instant::now());
                     link.apply(actions, ctx);
                 }
             }
@@ -287,7 +285,7 @@ impl Link {
             };
             let actions = self
                 .lifecycle
-                .handle_connect_failed(reason, self.waiting(), now);
+                .handle_disconnected(reason, self.waiting(), now);
             self.apply(actions, ctx);
             return;
         }

@@ -115,7 +115,7 @@ impl fmt::Display for LinkEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleAction {
     /// Start a connection attempt (connect, then handshake) and report its outcome
-    /// with [`Lifecycle::handle_connected`] or [`Lifecycle::handle_connect_failed`].
+    /// with [`Lifecycle::handle_connected`] or [`Lifecycle::handle_disconnected`].
     Connect,
     /// Call [`Lifecycle::handle_retry_timer`] at `at` (also given by
     /// [`Lifecycle::poll_timeout`]).
@@ -199,7 +199,7 @@ enum Mode {
 /// let mut link = Lifecycle::new(Backoff::new(BackoffConfig::default(), 1));
 /// assert_eq!(link.handle_messages_waiting(), [LifecycleAction::Connect]);
 /// let refused = DisconnectReason::ConnectFailed(std::io::ErrorKind::ConnectionRefused);
-/// let actions = link.handle_connect_failed(refused, true, t0);
+/// let actions = link.handle_disconnected(refused, true, t0);
 /// let [LifecycleAction::ScheduleRetry { at, .. }] = actions[..] else { panic!() };
 /// assert_eq!(link.poll_timeout(), Some(at));
 /// assert_eq!(link.handle_retry_timer(at), [LifecycleAction::Connect]);
@@ -288,18 +288,6 @@ impl Lifecycle {
                 Vec::new()
             }
         }
-    }
-
-    /// The connection attempt failed at `now`. `messages_waiting` says whether
-    /// anything waits to be sent. See [`handle_disconnected`](Self::handle_disconnected),
-    /// which this is the same as (the machine knows whether a connection existed).
-    pub fn handle_connect_failed(
-        &mut self,
-        reason: DisconnectReason,
-        messages_waiting: bool,
-        now: Instant,
-    ) -> Vec<LifecycleAction> {
-        self.handle_failure(reason, messages_waiting, now)
     }
 
     /// The connection (or the attempt under way) ended at `now`. The link waits to

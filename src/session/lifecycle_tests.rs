@@ -62,7 +62,7 @@ fn failures_with_messages_waiting_retry_with_growing_delays() {
     for n in 0..8u32 {
         now += ms(5);
         let at = expect_retry(
-            &link.handle_connect_failed(refused(), true, now),
+            &link.handle_disconnected(refused(), true, now),
             now,
             config.ceiling(n),
         );
@@ -100,7 +100,7 @@ fn a_failure_with_nothing_waiting_goes_dormant_and_a_message_wakes_it() {
     let (mut link, now) = new_link();
     link.handle_messages_waiting();
     assert!(link
-        .handle_connect_failed(DisconnectReason::ConnectTimeout, false, now)
+        .handle_disconnected(DisconnectReason::ConnectTimeout, false, now)
         .is_empty());
     assert_eq!(link.state(), &LinkState::Dormant);
     assert_eq!(link.poll_timeout(), None);
@@ -118,7 +118,7 @@ fn a_failure_with_nothing_waiting_goes_dormant_and_a_message_wakes_it() {
     assert_eq!(link.handle_messages_waiting(), [Connect]);
     assert_eq!(link.state(), &LinkState::Connecting { attempt: 2 });
     let config = BackoffConfig::default();
-    let actions = link.handle_connect_failed(refused(), true, now);
+    let actions = link.handle_disconnected(refused(), true, now);
     expect_retry(&actions, now, config.ceiling(1));
 }
 
@@ -128,7 +128,7 @@ fn a_lost_connection_is_retried_with_a_fresh_backoff() {
     link.handle_messages_waiting();
     for n in 0..4 {
         let at = expect_retry(
-            &link.handle_connect_failed(refused(), true, now),
+            &link.handle_disconnected(refused(), true, now),
             now,
             BackoffConfig::default().ceiling(n),
         );
@@ -170,7 +170,7 @@ fn a_lost_connection_is_retried_with_a_fresh_backoff() {
         ]
     );
     // That reconnect fails with nothing waiting: dormant.
-    link.handle_connect_failed(refused(), false, at);
+    link.handle_disconnected(refused(), false, at);
     assert_eq!(link.state(), &LinkState::Dormant);
 }
 
@@ -209,7 +209,7 @@ fn draining_retries_while_messages_wait_and_closes_when_none_do() {
     assert_eq!(link.handle_retry_timer(at), [Connect]);
     assert_eq!(link.state(), &LinkState::Draining);
     // A failure with nothing waiting ends the drain: closed.
-    assert_eq!(link.handle_connect_failed(refused(), false, at), [Stop]);
+    assert_eq!(link.handle_disconnected(refused(), false, at), [Stop]);
     assert_eq!(link.state(), &LinkState::Closed);
     assert_eq!(link.poll_timeout(), None);
 }
@@ -239,7 +239,7 @@ fn close_without_drain_fails_the_queue() {
     // While waiting to retry there is no connection to close; the timer is gone.
     let (mut link, now) = new_link();
     link.handle_messages_waiting();
-    link.handle_connect_failed(refused(), true, now);
+    link.handle_disconnected(refused(), true, now);
     assert!(link.poll_timeout().is_some());
     assert_eq!(link.handle_close(false, true), [FailQueued, Stop]);
     assert_eq!(link.poll_timeout(), None);
@@ -259,7 +259,7 @@ fn a_closed_link_ignores_everything_but_closes_late_connections() {
     link.handle_close(false, true);
     events(&mut link);
     assert!(link.handle_messages_waiting().is_empty());
-    assert!(link.handle_connect_failed(refused(), true, now).is_empty());
+    assert!(link.handle_disconnected(refused(), true, now).is_empty());
     assert!(link.handle_retry_timer(now + ms(10_000)).is_empty());
     assert!(link.handle_close(true, true).is_empty());
     assert!(link.handle_drained().is_empty());
@@ -272,7 +272,7 @@ fn a_closed_link_ignores_everything_but_closes_late_connections() {
 fn reports_that_do_not_fit_the_state_are_ignored() {
     let (mut link, now) = new_link();
     // Failures and timers with no attempt under way.
-    assert!(link.handle_connect_failed(refused(), true, now).is_empty());
+    assert!(link.handle_disconnected(refused(), true, now).is_empty());
     assert!(link.handle_retry_timer(now).is_empty());
     assert!(link.handle_drained().is_empty());
     assert_eq!(link.state(), &LinkState::Dormant);
@@ -298,12 +298,12 @@ fn a_retry_too_far_away_to_represent_means_dormant() {
     let now = Instant::now();
     let mut link = Lifecycle::new(Backoff::new(config, 1));
     link.handle_messages_waiting();
-    assert!(link.handle_connect_failed(refused(), true, now).is_empty());
+    assert!(link.handle_disconnected(refused(), true, now).is_empty());
     assert_eq!(link.state(), &LinkState::Dormant);
     // While draining it closes, failing what waits.
     link.handle_close(true, true);
     assert_eq!(
-        link.handle_connect_failed(refused(), true, now),
+        link.handle_disconnected(refused(), true, now),
         [FailQueued, Stop]
     );
 }
@@ -312,7 +312,7 @@ fn a_retry_too_far_away_to_represent_means_dormant() {
 fn a_whole_life_emits_events_in_order() {
     let (mut link, t0) = new_link();
     link.handle_messages_waiting();
-    let retry = link.handle_connect_failed(refused(), true, t0);
+    let retry = link.handle_disconnected(refused(), true, t0);
     let [LifecycleAction::ScheduleRetry { at, delay }] = retry[..] else {
         panic!("{retry:?}")
     };
@@ -413,7 +413,7 @@ fn reasons_say_who_caused_them() {
 fn a_late_connection_while_waiting_to_retry_is_taken() {
     let (mut link, now) = new_link();
     link.handle_messages_waiting();
-    link.handle_connect_failed(DisconnectReason::ConnectTimeout, true, now);
+    link.handle_disconnected(DisconnectReason::ConnectTimeout, true, now);
     assert!(link.poll_timeout().is_some());
     assert!(link.handle_connected(now + ms(5)).is_empty());
     assert_eq!(link.state(), &LinkState::Connected { since: now + ms(5) });
