@@ -849,13 +849,9 @@ fn report(shared: &Shared, victim: usize, failures: &mut Vec<String>) {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let options = match parse_options() {
+    let options = match common::start(parse_options) {
         Ok(options) => options,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let limit = Duration::from_secs_f64(options.seconds) + Duration::from_secs(40);
     let result = actix::System::new().block_on(async move {

@@ -228,13 +228,9 @@ async fn run(options: Options) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let options = match parse_options() {
+    let options = match common::start(parse_options) {
         Ok(options) => options,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let limit = Duration::from_secs(60);
     let result = actix::System::new().block_on(async move {

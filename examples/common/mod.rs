@@ -21,3 +21,13 @@ pub fn flags(usage: &str) -> Result<Vec<(String, String)>, String> {
 pub fn bad_value(flag: &str, value: &str, usage: &str) -> String {
     format!("bad value {value:?} for {flag}\n{usage}")
 }
+
+/// Starts an example: logging from `RUST_LOG` (default `warn`), then its options;
+/// a bad command line is printed and becomes exit code 2.
+pub fn start<T>(parse: impl FnOnce() -> Result<T, String>) -> Result<T, std::process::ExitCode> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    parse().map_err(|e| {
+        eprintln!("{e}");
+        std::process::ExitCode::from(2)
+    })
+}
