@@ -8,7 +8,7 @@ mod support;
 use internode::node::{CloseLink, SendError, Sent};
 use internode::session::LinkEvent;
 use internode::{LinkKind, NodeId};
-use support::{bounded, collect, join_all, node, recv_n, reserve_port, Events, Seq};
+use support::{bounded, collect, join_all, node, pair, recv_n, reserve_port, Events, Seq};
 
 const B: NodeId = NodeId(2);
 const N: u64 = 10_000;
@@ -24,11 +24,9 @@ fn in_order(received: Vec<(NodeId, Seq)>, from: u64, to: u64) {
 #[actix::test]
 async fn closing_a_peer_with_drain_delivers_everything_queued() {
     bounded(async {
-        let a = node(1).await;
-        let b = node(2).await;
+        let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
         let mut events = Events::subscribe(&a).await;
-        a.add_peer(B, b.local_addr()).await;
         let to_b = a.peer(B).await.unwrap();
 
         // Queued before the link has even connected, then closed at once.
@@ -55,10 +53,8 @@ async fn closing_a_peer_with_drain_delivers_everything_queued() {
 #[actix::test]
 async fn messages_sent_to_a_draining_link_are_rejected() {
     bounded(async {
-        let a = node(1).await;
-        let b = node(2).await;
+        let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
-        a.add_peer(B, b.local_addr()).await;
         let to_b = a.peer(B).await.unwrap();
         let link = to_b.link(LinkKind::Small).unwrap().clone();
 
@@ -88,10 +84,8 @@ async fn messages_sent_to_a_draining_link_are_rejected() {
 #[actix::test]
 async fn closing_a_node_with_drain_delivers_everything_then_rejects() {
     bounded(async {
-        let a = node(1).await;
-        let b = node(2).await;
+        let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
-        a.add_peer(B, b.local_addr()).await;
         let to_b = a.peer(B).await.unwrap();
 
         let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
@@ -160,10 +154,8 @@ async fn closing_a_node_without_drain_fails_everything_queued() {
 #[actix::test]
 async fn a_message_reported_closed_is_never_delivered() {
     bounded(async {
-        let a = node(1).await;
-        let b = node(2).await;
+        let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
-        a.add_peer(B, b.local_addr()).await;
         let to_b = a.peer(B).await.unwrap();
         assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Written));
         recv_n(&mut inbox, 1).await;
@@ -218,10 +210,8 @@ async fn a_message_reported_closed_is_never_delivered() {
 #[actix::test]
 async fn a_closed_link_is_freed() {
     bounded(async {
-        let a = node(1).await;
-        let b = node(2).await;
+        let (a, b) = pair().await;
         let _inbox = collect::<Seq>(&b);
-        a.add_peer(B, b.local_addr()).await;
         let link = a.link(B, LinkKind::Small).await.unwrap();
         assert_eq!(
             link.send(internode::node::Outbound {

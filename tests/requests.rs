@@ -13,7 +13,7 @@ use internode::node::{HandlerError, RequestError, Requested, SendError, Sent};
 use internode::session::LinkEvent;
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
-use support::{bounded, collect, node, recv_n, serve, Events, Incr, Incremented, Seq};
+use support::{bounded, collect, node, pair, recv_n, serve, Events, Incr, Incremented, Seq};
 use tokio::sync::mpsc;
 
 const B: NodeId = NodeId(2);
@@ -68,13 +68,6 @@ internode::request!(SeqAsRequest => Incremented, verb = 1000);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct NotAnIncr(Vec<u8>);
 internode::request!(NotAnIncr => Incremented, verb = 1001);
-
-async fn pair() -> (internode::node::Node, internode::node::Node) {
-    let a = node(1).await;
-    let b = node(2).await;
-    a.add_peer(B, b.local_addr()).await;
-    (a, b)
-}
 
 #[actix::test]
 async fn a_request_without_an_answer_in_time_times_out_and_a_late_answer_is_ignored() {

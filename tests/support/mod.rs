@@ -92,6 +92,14 @@ pub async fn node(id: u64) -> Node {
     builder(id).start().await.expect("node starts")
 }
 
+/// Nodes 1 and 2 with the defaults; node 1 knows node 2's address.
+pub async fn pair() -> (Node, Node) {
+    let a = node(1).await;
+    let b = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr()).await;
+    (a, b)
+}
+
 /// A loopback address on which nothing listens (yet): bound, then released. A test
 /// starts a node on it later.
 pub fn reserve_port() -> SocketAddr {
