@@ -28,10 +28,11 @@
 //! overloaded at once; inbound, it makes the connection stop reading until reserve
 //! returns.
 //!
-//! To save round trips a link may lease more than one message needs and carve messages
-//! out of the lease locally with [`Grant::split_off`], folding finished ones back in
-//! with [`Grant::merge`]. A lease is counted in full while the link holds it, so leasing
-//! never lets the granted bytes exceed a limit.
+//! To save round trips a link leases reserve a small chunk at a time and carves
+//! messages out of the lease locally ([`Account`], built on [`Grant::split_off`] and
+//! [`Grant::merge`]). A lease is counted in full while the link holds it, so leasing
+//! never lets the granted bytes exceed a limit; a link keeps at most one chunk spare,
+//! and none once it has no reserve charged.
 //!
 //! # Invariants
 //!
@@ -76,12 +77,14 @@
 //! assert_eq!(reserves.peak_global(), 150);
 //! ```
 
+mod account;
 mod link;
 mod reserves;
 
 #[cfg(test)]
 mod proptests;
 
+pub use account::{Account, Charge, ReserveNeeded};
 pub use link::LinkBudget;
 pub use reserves::{Grant, Reserves, Shortage};
 

@@ -324,6 +324,15 @@ impl<K: Eq + Hash + Clone> Reserves<K> {
         self.peak_endpoints
     }
 
+    /// Bytes in use per endpoint, for the endpoints with some in use (in no
+    /// particular order).
+    pub fn in_use_by_endpoint(&self) -> Vec<(K, usize)> {
+        self.endpoints
+            .iter()
+            .map(|(k, usage)| (k.clone(), usage.in_use))
+            .collect()
+    }
+
     /// How many endpoints have bytes in use (the only ones remembered).
     pub fn endpoints(&self) -> usize {
         self.endpoints.len()

@@ -1,0 +1,356 @@
+//! One link's accounting of one direction: [`Account`], and the [`Charge`] it makes
+//! for each message.
+
+use super::{Grant, LinkBudget};
+
+/// What one message is charged: bytes of its link's capacity and, for the part that
+/// did not fit, a grant of reserve carved out of the link's lease.
+///
+/// Give it back with [`Account::discharge`] (the link keeps the reserve as spare
+/// lease), or give the link part with [`Account::give_back_link`] and release the
+/// reserve part to the `ResourceLimits` actor directly (what a receiving link does once
+/// the handler has finished with the message, after the link may be gone).
+#[must_use = "dropping a Charge without discharging it leaks its bytes"]
+#[derive(Debug)]
+pub struct Charge<K> {
+    /// Bytes of the link's own capacity.
+    pub link: usize,
+    /// Bytes of reserve, if any of the message did not fit the link's capacity.
+    pub reserve: Option<Grant<K>>,
+}
+
+impl<K> Charge<K> {
+    /// All the bytes charged.
+    pub fn bytes(&self) -> usize {
+        self.link + self.reserve.as_ref().map_or(0, Grant::bytes)
+    }
+}
+
+/// What an [`Account`] needs from the reserves before it can charge a message: at
+/// least `at_least` bytes (what the message lacks beyond the spare lease), and up to
+/// `up_to` (a lease chunk, to save round trips for the messages that follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReserveNeeded {
+    /// The least grant that lets the message be charged.
+    pub at_least: usize,
+    /// The most worth asking for.
+    pub up_to: usize,
+}
+
+/// The bytes one link holds in one direction: its own capacity (a [`LinkBudget`])
+/// first, then reserve bytes leased from the `ResourceLimits` actor.
+///
+/// Invariants (property-tested):
+/// - The bytes charged to messages ([`used`](Self::used)) are the link part, at most
+///   the capacity, plus the reserve part; the reserve part plus the spare lease is
+///   exactly what the link holds of the reserves.
+/// - [`try_charge`](Self::try_charge) either charges the whole message or changes
+///   nothing and says what reserve it lacks.
+/// - The spare lease is at most one chunk while any reserve is charged, and nothing
+///   once none is: [`surplus`](Self::surplus) hands back the rest.
+#[derive(Debug)]
+pub struct Account<K> {
+    budget: LinkBudget,
+    chunk: usize,
+    reserve_charged: usize,
+    spare: Option<Grant<K>>,
+}
+
+impl<K: Clone + Eq> Account<K> {
+    /// An account with `capacity` bytes of its own that leases reserve `chunk` bytes
+    /// at a time (at least what a message needs).
+    pub fn new(capacity: usize, chunk: usize) -> Self {
+        Account {
+            budget: LinkBudget::new(capacity),
+            chunk,
+            reserve_charged: 0,
+            spare: None,
+        }
+    }
+
+    /// Charges a message of `bytes`: the link's capacity first, then the spare lease.
+    /// When the lease is short nothing changes, and the error says what to acquire.
+    pub fn try_charge(&mut self, bytes: usize) -> Result<Charge<K>, ReserveNeeded> {
+        let reserve = self.budget.needs_reserve(bytes);
+        let spare = self.spare();
+        if reserve > spare {
+            let at_least = reserve - spare;
+            return Err(ReserveNeeded {
+                at_least,
+                up_to: at_least.max(self.chunk),
+            });
+        }
+        let link = bytes - reserve;
+        let taken = self.budget.try_take(link);
+        debug_assert!(taken, "the link part fits by construction");
+        let reserve = if reserve == 0 {
+            None
+        } else {
+            let grant = self.spare.as_mut().and_then(|s| s.split_off(reserve));
+            debug_assert!(grant.is_some(), "the spare lease covers the reserve part");
+            self.reserve_charged += reserve;
+            grant
+        };
+        Ok(Charge { link, reserve })
+    }
+
+    /// Adds a grant from the reserves to the spare lease. A grant for another endpoint
+    /// or from other reserves is handed back.
+    pub fn add_lease(&mut self, grant: Grant<K>) -> Result<(), Grant<K>> {
+        match self.spare.as_mut() {
+            None => {
+                self.spare = Some(grant);
+                Ok(())
+            }
+            Some(spare) => spare.merge(grant),
+        }
+    }
+
+    /// Gives a charge back in full: the link part to the capacity, the reserve part to
+    /// the spare lease (see [`surplus`](Self::surplus)).
+    pub fn discharge(&mut self, charge: Charge<K>) {
+        self.give_back_link(charge.link);
+        if let Some(grant) = charge.reserve {
+            self.reserve_charged = self.reserve_charged.saturating_sub(grant.bytes());
+            if let Err(grant) = self.add_lease(grant) {
+                // A foreign grant cannot come from this account's charges; keep the
+                // books straight by not counting it.
+                debug_assert!(false, "a charge of another account");
+                drop(grant);
+            }
+        }
+    }
+
+    /// Gives back the link part of a charge whose reserve part was released elsewhere;
+    /// `reserve` is that part's size, so that it no longer counts as charged here.
+    pub fn give_back(&mut self, link: usize, reserve: usize) {
+        self.give_back_link(link);
+        self.reserve_charged = self.reserve_charged.saturating_sub(reserve);
+    }
+
+    fn give_back_link(&mut self, bytes: usize) {
+        self.budget.give_back(bytes);
+    }
+
+    /// The spare lease beyond what the link should keep: all of it when no reserve is
+    /// charged, what exceeds one chunk otherwise. To be released to the reserves.
+    #[must_use = "a surplus grant must be released to the reserves"]
+    pub fn surplus(&mut self) -> Option<Grant<K>> {
+        let keep = if self.reserve_charged == 0 {
+            0
+        } else {
+            self.chunk
+        };
+        let spare = self.spare.as_mut()?;
+        let excess = spare.bytes().checked_sub(keep).filter(|&e| e > 0)?;
+        let grant = spare.split_off(excess);
+        if spare.is_empty() {
+            self.spare = None;
+        }
+        grant
+    }
+
+    /// All the spare lease, for a link that is going away (charges still held by
+    /// messages are theirs to release).
+    #[must_use = "the spare lease must be released to the reserves"]
+    pub fn take_spare(&mut self) -> Option<Grant<K>> {
+        self.spare.take().filter(|g| !g.is_empty())
+    }
+
+    /// Bytes charged to messages (link part and reserve part).
+    pub fn used(&self) -> usize {
+        self.budget.used() + self.reserve_charged
+    }
+
+    /// Bytes of reserve charged to messages.
+    pub fn reserve_charged(&self) -> usize {
+        self.reserve_charged
+    }
+
+    /// Bytes of reserve leased but not charged to any message.
+    pub fn spare(&self) -> usize {
+        self.spare.as_ref().map_or(0, Grant::bytes)
+    }
+
+    /// The link's own capacity.
+    pub fn capacity(&self) -> usize {
+        self.budget.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{Limits, Reserves};
+    use proptest::prelude::*;
+
+    fn limits() -> Limits {
+        Limits {
+            link_capacity: 100,
+            endpoint_reserve: 300,
+            global_reserve: 1000,
+        }
+    }
+
+    #[test]
+    fn capacity_first_then_the_lease() {
+        let mut reserves = Reserves::new(limits());
+        let mut account = Account::<u8>::new(100, 64);
+        let small = account.try_charge(60).expect("fits the capacity");
+        assert_eq!((small.link, small.reserve.is_none()), (60, true));
+        let need = account.try_charge(70).unwrap_err();
+        assert_eq!(
+            need,
+            ReserveNeeded {
+                at_least: 30,
+                up_to: 64
+            }
+        );
+        assert_eq!(account.used(), 60, "a failed charge changes nothing");
+        let grant = reserves.try_acquire(&1, need.up_to).unwrap();
+        account.add_lease(grant).unwrap();
+        let split = account.try_charge(70).expect("the lease covers it");
+        assert_eq!(split.link, 40);
+        assert_eq!(split.reserve.as_ref().map(Grant::bytes), Some(30));
+        assert_eq!((account.used(), account.spare()), (130, 34));
+        // The next 30 bytes come from the spare lease without asking.
+        let third = account.try_charge(30).unwrap();
+        assert_eq!(third.bytes(), 30);
+        assert_eq!(account.spare(), 4);
+        assert!(account.surplus().is_none(), "keeps up to a chunk while charged");
+        account.discharge(third);
+        account.discharge(split);
+        account.discharge(small);
+        assert_eq!(account.used(), 0);
+        let surplus = account.surplus().expect("nothing charged: all of it goes back");
+        assert_eq!(surplus.bytes(), 64);
+        reserves.release(surplus);
+        assert_eq!(reserves.in_use_global(), 0);
+        assert!(account.surplus().is_none());
+    }
+
+    #[test]
+    fn reserve_released_elsewhere_is_no_longer_charged() {
+        let mut reserves = Reserves::new(limits());
+        let mut account = Account::<u8>::new(10, 8);
+        account
+            .add_lease(reserves.try_acquire(&1, 20).unwrap())
+            .unwrap();
+        let charge = account.try_charge(25).unwrap();
+        assert_eq!((charge.link, charge.reserve.as_ref().unwrap().bytes()), (10, 15));
+        let Charge { link, reserve } = charge;
+        let reserve = reserve.unwrap();
+        account.give_back(link, reserve.bytes());
+        reserves.release(reserve);
+        assert_eq!(account.used(), 0);
+        reserves.release(account.surplus().unwrap());
+        assert_eq!(reserves.in_use_global(), 0);
+    }
+
+    #[test]
+    fn foreign_leases_are_refused() {
+        let mut reserves = Reserves::new(limits());
+        let mut account = Account::<u8>::new(10, 8);
+        account
+            .add_lease(reserves.try_acquire(&1, 5).unwrap())
+            .unwrap();
+        let other = reserves.try_acquire(&2, 5).unwrap();
+        let back = account.add_lease(other).unwrap_err();
+        reserves.release(back);
+        reserves.release(account.take_spare().unwrap());
+        assert_eq!(reserves.in_use_global(), 0);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Charge(usize),
+        Discharge(prop::sample::Index),
+        ReleaseElsewhere(prop::sample::Index),
+        Surplus,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..120usize).prop_map(Op::Charge),
+            2 => any::<prop::sample::Index>().prop_map(Op::Discharge),
+            1 => any::<prop::sample::Index>().prop_map(Op::ReleaseElsewhere),
+            1 => Just(Op::Surplus),
+        ]
+    }
+
+    proptest! {
+        /// Drives an account against real reserves the way a link does (acquire what a
+        /// failed charge asks for, then charge again) and checks after every step that
+        /// the link part stays within the capacity, the reserves within their limits,
+        /// and that the reserves' in-use bytes are exactly the account's reserve part
+        /// plus its spare lease (plus what was released elsewhere: nothing).
+        #[test]
+        fn books_balance(ops in prop::collection::vec(op(), 1..200), chunk in 1..64usize) {
+            let limits = limits();
+            let mut reserves = Reserves::new(limits);
+            let mut account = Account::<u8>::new(limits.link_capacity, chunk);
+            let mut charges: Vec<Charge<u8>> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Charge(bytes) => match account.try_charge(bytes) {
+                        Ok(c) => charges.push(c),
+                        Err(need) => {
+                            prop_assert!(need.at_least > 0 && need.up_to >= need.at_least);
+                            let available = reserves.available(&1);
+                            if available >= need.at_least {
+                                let grant = reserves
+                                    .try_acquire(&1, need.up_to.min(available))
+                                    .unwrap();
+                                account.add_lease(grant).unwrap();
+                                let charge = account.try_charge(bytes);
+                                prop_assert!(charge.is_ok(), "a granted need is enough");
+                                charges.push(charge.unwrap());
+                            } else {
+                                let used = account.used();
+                                prop_assert!(reserves.try_acquire(&1, need.at_least).is_err());
+                                prop_assert_eq!(account.used(), used);
+                            }
+                        }
+                    },
+                    Op::Discharge(i) if !charges.is_empty() => {
+                        let c = charges.swap_remove(i.index(charges.len()));
+                        account.discharge(c);
+                    }
+                    Op::ReleaseElsewhere(i) if !charges.is_empty() => {
+                        let Charge { link, reserve } = charges.swap_remove(i.index(charges.len()));
+                        let bytes = reserve.as_ref().map_or(0, Grant::bytes);
+                        account.give_back(link, bytes);
+                        if let Some(g) = reserve {
+                            reserves.release(g);
+                        }
+                    }
+                    Op::Surplus => {
+                        if let Some(g) = account.surplus() {
+                            reserves.release(g);
+                        }
+                        let keep = if account.reserve_charged() == 0 { 0 } else { chunk };
+                        prop_assert!(account.spare() <= keep);
+                    }
+                    _ => {}
+                }
+                let charged: usize = charges.iter().map(Charge::bytes).sum();
+                prop_assert_eq!(account.used(), charged);
+                let link: usize = charges.iter().map(|c| c.link).sum();
+                prop_assert!(link <= limits.link_capacity);
+                prop_assert_eq!(
+                    reserves.in_use(&1),
+                    account.reserve_charged() + account.spare()
+                );
+                prop_assert!(reserves.in_use(&1) <= limits.endpoint_reserve);
+            }
+            for c in charges.drain(..) {
+                account.discharge(c);
+            }
+            if let Some(g) = account.surplus() {
+                reserves.release(g);
+            }
+            prop_assert_eq!(account.used(), 0);
+            prop_assert_eq!(reserves.in_use_global(), 0);
+        }
+    }
+}
