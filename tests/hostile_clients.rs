@@ -320,6 +320,7 @@ async fn a_peer_that_misbehaves_after_its_handshake_is_disconnected() {
             .heartbeat(internode::session::HeartbeatConfig {
                 interval: Duration::from_millis(100),
                 timeout: read_timeout,
+                ..internode::session::HeartbeatConfig::default()
             })
             .start()
             .await

@@ -261,6 +261,7 @@ async fn corrupt_one_chunk(at: CorruptAt) -> (Vec<u64>, Vec<(u64, u64)>, Vec<Lin
         .heartbeat(HeartbeatConfig {
             interval: Duration::from_secs(20),
             timeout: Duration::from_secs(60),
+            ..HeartbeatConfig::default()
         })
         .start()
         .await
@@ -413,6 +414,7 @@ async fn heartbeats_measure_rtt_and_reset_a_stalled_connection() {
         let heartbeat = HeartbeatConfig {
             interval: Duration::from_millis(50),
             timeout: Duration::from_secs(1),
+            ..HeartbeatConfig::default()
         };
         // B's inbound connection gives up after its own (default, 5 s) read timeout.
         let b = node(2).await;
@@ -594,6 +596,7 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
             .heartbeat(HeartbeatConfig {
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_secs(1),
+                unwritable_timeout: Duration::from_secs(1),
             })
             .handshake_timeout(Duration::from_millis(300))
             .backoff(BackoffConfig {
@@ -637,10 +640,10 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
             matches!(
                 event,
                 LinkEvent::Disconnected {
-                    reason: DisconnectReason::ReadTimeout { .. }
+                    reason: DisconnectReason::WriteTimeout { .. }
                 }
             ),
-            "{event:?}"
+            "a blocked write is what times out: {event:?}"
         );
         events
             .wait_for("a failed reconnect", B, LinkKind::Small, |e| {
@@ -698,6 +701,7 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
             .heartbeat(HeartbeatConfig {
                 interval: Duration::from_millis(50),
                 timeout: Duration::from_millis(500),
+                unwritable_timeout: Duration::from_millis(500),
             })
             .handshake_timeout(Duration::from_millis(300))
             .start()
@@ -722,11 +726,11 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
         proxy.stall();
         let outcome = to_b.send(big);
         events
-            .wait_for("the read timeout", B, LinkKind::Large, |e| {
+            .wait_for("the write timeout", B, LinkKind::Large, |e| {
                 matches!(
                     e,
                     LinkEvent::Disconnected {
-                        reason: DisconnectReason::ReadTimeout { .. }
+                        reason: DisconnectReason::WriteTimeout { .. }
                     }
                 )
             })

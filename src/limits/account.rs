@@ -217,12 +217,17 @@ mod tests {
         let third = account.try_charge(30).unwrap();
         assert_eq!(third.bytes(), 30);
         assert_eq!(account.spare(), 4);
-        assert!(account.surplus().is_none(), "keeps up to a chunk while charged");
+        assert!(
+            account.surplus().is_none(),
+            "keeps up to a chunk while charged"
+        );
         account.discharge(third);
         account.discharge(split);
         account.discharge(small);
         assert_eq!(account.used(), 0);
-        let surplus = account.surplus().expect("nothing charged: all of it goes back");
+        let surplus = account
+            .surplus()
+            .expect("nothing charged: all of it goes back");
         assert_eq!(surplus.bytes(), 64);
         reserves.release(surplus);
         assert_eq!(reserves.in_use_global(), 0);
@@ -237,7 +242,10 @@ mod tests {
             .add_lease(reserves.try_acquire(&1, 20).unwrap())
             .unwrap();
         let charge = account.try_charge(25).unwrap();
-        assert_eq!((charge.link, charge.reserve.as_ref().unwrap().bytes()), (10, 15));
+        assert_eq!(
+            (charge.link, charge.reserve.as_ref().unwrap().bytes()),
+            (10, 15)
+        );
         let Charge { link, reserve } = charge;
         let reserve = reserve.unwrap();
         account.give_back(link, reserve.bytes());

@@ -22,23 +22,48 @@
 /// struct Heartbeat(u64);
 /// internode::message!(Heartbeat, verb = 21, urgent);
 ///
+/// #[derive(serde::Serialize, serde::Deserialize)]
+/// struct Hint(Vec<u8>);
+/// internode::message!(Hint, verb = 22, expires_after_ms = 500);
+///
+/// assert_eq!(Hint::EXPIRES_AFTER, Some(std::time::Duration::from_millis(500)));
+/// assert_eq!(Gossip::EXPIRES_AFTER, None);
 /// assert!(!Gossip::URGENT);
 /// assert!(Heartbeat::URGENT);
 /// # }
 /// ```
 ///
-/// `urgent` sets [`Message::URGENT`](crate::message::Message::URGENT). The verb is
+/// `urgent` sets [`Message::URGENT`](crate::message::Message::URGENT), and
+/// `expires_after_ms = N` (after the verb and `urgent`, if any) sets
+/// [`Message::EXPIRES_AFTER`](crate::message::Message::EXPIRES_AFTER): messages of the
+/// type not written within N ms of their send fail with `Expired`. The verb is
 /// any constant `u32` expression; a verb at or above
 /// [`RESERVED_VERBS_START`](crate::message::RESERVED_VERBS_START) does not compile.
 /// Needs the `serde` feature.
 #[cfg(feature = "serde")]
 #[macro_export]
 macro_rules! message {
+    ($ty:ty, verb = $verb:expr, urgent, expires_after_ms = $ms:expr $(,)?) => {
+        $crate::__message_impl!(
+            $ty,
+            $verb,
+            true,
+            ::core::option::Option::Some(::core::time::Duration::from_millis($ms))
+        );
+    };
+    ($ty:ty, verb = $verb:expr, expires_after_ms = $ms:expr $(,)?) => {
+        $crate::__message_impl!(
+            $ty,
+            $verb,
+            false,
+            ::core::option::Option::Some(::core::time::Duration::from_millis($ms))
+        );
+    };
     ($ty:ty, verb = $verb:expr, urgent $(,)?) => {
-        $crate::__message_impl!($ty, $verb, true);
+        $crate::__message_impl!($ty, $verb, true, ::core::option::Option::None);
     };
     ($ty:ty, verb = $verb:expr $(,)?) => {
-        $crate::__message_impl!($ty, $verb, false);
+        $crate::__message_impl!($ty, $verb, false, ::core::option::Option::None);
     };
 }
 
@@ -73,11 +98,11 @@ macro_rules! message {
 #[macro_export]
 macro_rules! request {
     ($req:ty => $resp:ty, verb = $verb:expr, urgent $(,)?) => {
-        $crate::__message_impl!($req, $verb, true);
+        $crate::__message_impl!($req, $verb, true, ::core::option::Option::None);
         $crate::__request_impl!($req => $resp);
     };
     ($req:ty => $resp:ty, verb = $verb:expr $(,)?) => {
-        $crate::__message_impl!($req, $verb, false);
+        $crate::__message_impl!($req, $verb, false, ::core::option::Option::None);
         $crate::__request_impl!($req => $resp);
     };
 }
@@ -105,10 +130,11 @@ macro_rules! request {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __message_impl {
-    ($ty:ty, $verb:expr, $urgent:literal) => {
+    ($ty:ty, $verb:expr, $urgent:literal, $expiry:expr) => {
         impl $crate::message::Message for $ty {
             const VERB: u32 = $verb;
             const URGENT: bool = $urgent;
+            const EXPIRES_AFTER: ::core::option::Option<::core::time::Duration> = $expiry;
 
             fn encode(
                 &self,

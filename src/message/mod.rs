@@ -145,6 +145,12 @@ pub trait Message: Sized + Send + 'static {
     /// message never delays urgent or small ones. Defaults to `false`.
     const URGENT: bool = false;
 
+    /// How long after its send a message of this type expires if not yet written
+    /// (a send may set its own deadline; without either, the node's
+    /// [`expire_after`](crate::node::NodeConfig::expire_after) applies). An expired
+    /// message is never written, and its sender gets `Expired`. Defaults to `None`.
+    const EXPIRES_AFTER: Option<std::time::Duration> = None;
+
     /// Appends the payload to `dst`.
     ///
     /// Must only append. On error the caller truncates `dst` back to its length before

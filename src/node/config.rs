@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::frame::Framing;
+use crate::limits::Limits;
 use crate::session::{BackoffConfig, HeartbeatConfig};
 use crate::NodeId;
 
@@ -26,8 +27,17 @@ pub struct NodeConfig {
     pub heartbeat: HeartbeatConfig,
     /// Default timeout of requests.
     pub request_timeout: Duration,
-    /// The largest message accepted from a peer, in bytes.
+    /// The largest message, in bytes, sent or accepted from a peer: a larger send fails
+    /// with `Oversized` at once, and a peer announcing a larger one has its connection
+    /// reset before anything is allocated. Default: the endpoint reserve (128 MiB).
     pub max_message: usize,
+    /// Byte limits of messages being sent (link capacity, endpoint and global reserve).
+    pub send_limits: Limits,
+    /// Byte limits of messages received and not yet processed by their handlers.
+    pub receive_limits: Limits,
+    /// The deadline of messages whose type and send set none: they expire this long
+    /// after they are sent. `None` (the default): they never expire.
+    pub expire_after: Option<Duration>,
     /// Peers known from the start, with their listen addresses.
     pub peers: Vec<(NodeId, SocketAddr)>,
 }
@@ -44,7 +54,10 @@ impl NodeConfig {
             backoff: BackoffConfig::default(),
             heartbeat: HeartbeatConfig::default(),
             request_timeout: Duration::from_secs(5),
-            max_message: 128 * 1024 * 1024,
+            max_message: Limits::DEFAULT_ENDPOINT_RESERVE,
+            send_limits: Limits::default(),
+            receive_limits: Limits::default(),
+            expire_after: None,
             peers: Vec::new(),
         }
     }

@@ -10,6 +10,10 @@
 //!   with a [`DispatchError`]; the caller skips it (its length is known) and counts it,
 //!   and a request among them gets a failure response at once.
 //! - A message to the node itself is handed over as the value it is, without encoding.
+//! - A message from a peer carries the [`Permit`] for its bytes inside the
+//!   [`Received`] or [`Requested`] the handler gets: the bytes count against the
+//!   receive limits until the handler has finished with the message and drops it
+//!   (also when it is refused, or its handler is gone).
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -18,17 +22,71 @@ use std::sync::{Arc, RwLock};
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 
+use super::resource_limits::Held;
 use crate::message::{DecodeError, FailureReason, Message, RemoteFailure, Request};
 use crate::NodeId;
 
 /// A message received from a peer (or from the node itself), as an application's
 /// handler gets it.
+///
+/// Its bytes count against the node's receive limits until the handler drops it
+/// (DESIGN.md section 6): a handler that is slow, or keeps messages, slows the
+/// peers that send them.
 #[derive(Debug)]
 pub struct Received<M> {
     /// The node that sent it.
     pub from: NodeId,
     /// The message.
     pub message: M,
+    /// Held for its drop: gives the message's bytes back.
+    pub(crate) _permit: Option<Permit>,
+}
+
+impl<M> Received<M> {
+    /// A message from `from`, as a test or a local producer would hand it to a
+    /// handler (it holds no receive limits).
+    pub fn new(from: NodeId, message: M) -> Self {
+        Received {
+            from,
+            message,
+            _permit: None,
+        }
+    }
+}
+
+/// The receive limits held by one inbound message: given back when dropped, the link
+/// part to its inbound connection, the reserve part to the `ResourceLimits` actor.
+pub(crate) struct Permit {
+    pub link: usize,
+    pub reserve_bytes: usize,
+    /// Released by its own drop.
+    pub _reserve: Option<Held>,
+    pub inbound: Recipient<Processed>,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Permit({} bytes)", self.link + self.reserve_bytes)
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.inbound.do_send(Processed {
+            link: self.link,
+            reserve: self.reserve_bytes,
+        });
+    }
+}
+
+/// To an inbound connection: a handler finished with a message holding these bytes.
+pub(crate) struct Processed {
+    pub link: usize,
+    pub reserve: usize,
+}
+
+impl actix::Message for Processed {
+    type Result = ();
 }
 
 impl<M: Message> actix::Message for Received<M> {
@@ -37,12 +95,27 @@ impl<M: Message> actix::Message for Received<M> {
 
 /// A request received from a peer (or from the node itself); the handler's answer
 /// goes back to the requester.
+///
+/// Like [`Received`], its bytes count against the receive limits until it is dropped.
 #[derive(Debug)]
 pub struct Requested<M> {
     /// The node that sent it.
     pub from: NodeId,
     /// The request.
     pub message: M,
+    /// Held for its drop: gives the message's bytes back.
+    pub(crate) _permit: Option<Permit>,
+}
+
+impl<M> Requested<M> {
+    /// A request from `from` that holds no receive limits (a local one).
+    pub fn new(from: NodeId, message: M) -> Self {
+        Requested {
+            from,
+            message,
+            _permit: None,
+        }
+    }
 }
 
 impl<M: Request> actix::Message for Requested<M> {
@@ -99,7 +172,13 @@ pub(crate) type Reply = Box<dyn FnOnce(Result<(u32, Bytes), RemoteFailure>) + Se
 pub(crate) type Refused = (DispatchError, Option<Reply>);
 
 trait ErasedHandler: Send + Sync {
-    fn deliver(&self, from: NodeId, payload: Bytes, reply: Option<Reply>) -> Result<(), Refused>;
+    fn deliver(
+        &self,
+        from: NodeId,
+        payload: Bytes,
+        reply: Option<Reply>,
+        permit: Option<Permit>,
+    ) -> Result<(), Refused>;
 
     /// `message` is a `Box<M>` of the handler's own type.
     fn deliver_local(&self, from: NodeId, message: Box<dyn Any + Send>) -> bool;
@@ -115,7 +194,13 @@ struct OneWay<M: Message> {
 }
 
 impl<M: Message> ErasedHandler for OneWay<M> {
-    fn deliver(&self, from: NodeId, payload: Bytes, reply: Option<Reply>) -> Result<(), Refused> {
+    fn deliver(
+        &self,
+        from: NodeId,
+        payload: Bytes,
+        reply: Option<Reply>,
+        permit: Option<Permit>,
+    ) -> Result<(), Refused> {
         if reply.is_some() {
             return Err((DispatchError::WrongKind(M::VERB), reply));
         }
@@ -123,17 +208,18 @@ impl<M: Message> ErasedHandler for OneWay<M> {
             let verb = M::VERB;
             (DispatchError::Decode { verb, error }, None)
         })?;
-        self.recipient.do_send(Received { from, message });
+        self.recipient.do_send(Received {
+            from,
+            message,
+            _permit: permit,
+        });
         Ok(())
     }
 
     fn deliver_local(&self, from: NodeId, message: Box<dyn Any + Send>) -> bool {
         match message.downcast::<M>() {
             Ok(message) => {
-                self.recipient.do_send(Received {
-                    from,
-                    message: *message,
-                });
+                self.recipient.do_send(Received::new(from, *message));
                 true
             }
             Err(_) => false,
@@ -154,7 +240,13 @@ struct TwoWay<M: Request> {
 }
 
 impl<M: Request> ErasedHandler for TwoWay<M> {
-    fn deliver(&self, from: NodeId, payload: Bytes, reply: Option<Reply>) -> Result<(), Refused> {
+    fn deliver(
+        &self,
+        from: NodeId,
+        payload: Bytes,
+        reply: Option<Reply>,
+        permit: Option<Permit>,
+    ) -> Result<(), Refused> {
         let Some(reply) = reply else {
             return Err((DispatchError::WrongKind(M::VERB), None));
         };
@@ -165,7 +257,11 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
                 return Err((DispatchError::Decode { verb, error }, Some(reply)));
             }
         };
-        let answer = self.recipient.send(Requested { from, message });
+        let answer = self.recipient.send(Requested {
+            from,
+            message,
+            _permit: permit,
+        });
         actix::spawn(async move {
             reply(match answer.await {
                 Ok(Ok(response)) => encode_response(&response),
@@ -244,9 +340,10 @@ impl Handlers {
         verb: u32,
         payload: Bytes,
         reply: Option<Reply>,
+        permit: Option<Permit>,
     ) -> Result<(), Refused> {
         match self.get(verb) {
-            Some(handler) => handler.deliver(from, payload, reply),
+            Some(handler) => handler.deliver(from, payload, reply, permit),
             None => Err((DispatchError::UnknownVerb(verb), reply)),
         }
     }

@@ -10,7 +10,18 @@
 //! Invariants: a message of an unknown verb or that fails to decode is skipped and
 //! counted and the connection stays up (a request among them gets a failure response
 //! at once); a header CRC failure or a malformed stream closes the connection; a
-//! connection that reads nothing within the heartbeat timeout is closed.
+//! connection that reads nothing within the heartbeat timeout is closed (the time it
+//! spends throttled does not count).
+//!
+//! Receive limits (DESIGN.md section 6): each message handed to a handler is charged
+//! its bytes, to the connection's capacity and then to reserve leased from the
+//! `ResourceLimits` actor, and carries them (a [`Permit`]) until the handler drops
+//! it. When a message finds no room, it and everything after it wait in order, the
+//! connection stops reading its socket (a [`Gate`]) and asks for reserve, waiting
+//! until the reserve can grant it or its own handlers give bytes back. Expired
+//! messages are skipped before their payload is decoded and are never charged.
+//! Messages larger than the limits could ever hold (or than the maximum message
+//! size) reset the connection before anything is allocated for them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,17 +33,23 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
-use super::dispatch::{Handlers, Reply};
+use std::collections::VecDeque;
+
+use super::dispatch::{Handlers, Permit, Processed, Reply};
+use super::gate::Gate;
+use super::link::lease_chunk;
 use super::link::{random_u64, Outbound};
 use super::registry::{InboundConnection, InboundRefused, Registry, Route, SetPeer};
 use super::requests::{Complete, RequestTracker};
+use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::wire::{self, PARAM_REQUEST_ID, VERB_PING, VERB_PONG};
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags, MessageAssembler};
 use crate::frame::{Decoded, FrameCodec, FrameEncoder, FrameError};
 use crate::handshake::{AcceptorConfig, HandshakeError};
+use crate::limits::{Account, Charge, Grant, ReserveNeeded};
 use crate::message::{FailureReason, RemoteFailure};
-use crate::session::{Heartbeat, HeartbeatAction};
+use crate::session::{is_expired, Heartbeat, HeartbeatAction, WarnLimiter};
 use crate::{LinkKind, NodeId};
 
 /// Node-wide things every inbound connection needs.
@@ -42,7 +59,20 @@ pub(crate) struct InboundEnv {
     pub handlers: Handlers,
     pub registry: Addr<Registry>,
     pub tracker: Addr<RequestTracker>,
+    pub limits: Addr<ResourceLimits>,
     pub session_id: u64,
+}
+
+impl InboundEnv {
+    /// The largest message a connection accepts: the configured maximum, and no more
+    /// than the receive limits could ever hold at once.
+    fn max_message(&self) -> usize {
+        let limits = self.config.receive_limits;
+        let reserve = limits.endpoint_reserve.min(limits.global_reserve);
+        self.config
+            .max_message
+            .min(limits.link_capacity.saturating_add(reserve))
+    }
 }
 
 /// Accepts connections until the task is aborted.
@@ -101,11 +131,19 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
     let now = Instant::now();
     let registry = env.registry.clone();
     let id = random_u64();
+    let limits = env.config.receive_limits;
     let addr = Inbound::create(move |ctx| {
-        ctx.add_stream(framed);
+        let gate = Gate::default();
+        ctx.add_stream(gate.guard(framed));
         Inbound {
             heartbeat: Heartbeat::read_timeout_only(env.config.heartbeat.timeout, now),
-            assembler: MessageAssembler::new(env.config.max_message),
+            assembler: MessageAssembler::new(env.max_message()),
+            account: Account::new(limits.link_capacity, lease_chunk(limits.endpoint_reserve)),
+            gate,
+            backlog: VecDeque::new(),
+            acquiring: false,
+            throttled_since: None,
+            expiry_warning: WarnLimiter::new(std::time::Duration::from_secs(1)),
             encoder: FrameEncoder::new(established.framing),
             peer: hello.node_id,
             kind: hello.link_kind,
@@ -143,40 +181,107 @@ impl Handler<StopInbound> for Inbound {
 pub struct InboundCounters {
     /// Messages received.
     pub received: u64,
+    /// Bytes of the messages received.
+    pub received_bytes: u64,
     /// Messages handed to a handler (or, for responses, to the request tracker).
     pub dispatched: u64,
+    /// Messages whose handler has finished with them (responses: once handed over).
+    pub processed: u64,
+    /// Messages skipped because their deadline had passed.
+    pub expired: u64,
     /// Messages skipped for an unknown verb.
     pub unknown_verb: u64,
     /// Messages skipped because they did not decode.
     pub decode_failed: u64,
     /// Frames skipped for a payload CRC mismatch.
     pub corrupt_frames: u64,
+    /// Times the connection stopped reading for lack of receive limits.
+    pub throttled: u64,
+    /// Time spent not reading for lack of receive limits, in microseconds.
+    pub throttled_us: u64,
 }
 
 impl InboundCounters {
     /// Adds `other` to these counters.
     pub fn add(&mut self, other: &InboundCounters) {
         self.received += other.received;
+        self.received_bytes += other.received_bytes;
         self.dispatched += other.dispatched;
+        self.processed += other.processed;
+        self.expired += other.expired;
         self.unknown_verb += other.unknown_verb;
         self.decode_failed += other.decode_failed;
         self.corrupt_frames += other.corrupt_frames;
+        self.throttled += other.throttled;
+        self.throttled_us += other.throttled_us;
+    }
+
+    /// Messages skipped for an error (unknown verb, failed decode).
+    pub fn errors(&self) -> u64 {
+        self.unknown_verb + self.decode_failed
     }
 }
 
-/// Asks an inbound connection for its counters.
-pub(crate) struct GetInboundCounters;
-
-impl Message for GetInboundCounters {
-    type Result = InboundCounters;
+/// One inbound connection at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSnapshot {
+    /// The peer that connected.
+    pub peer: NodeId,
+    /// Which of its links.
+    pub kind: LinkKind,
+    /// Counters since the connection was established.
+    pub counters: InboundCounters,
+    /// Bytes of messages handed to handlers and not yet processed (charged to the
+    /// receive limits).
+    pub pending_bytes: usize,
+    /// Bytes of receive reserve held (charged or leased spare).
+    pub reserve_bytes: usize,
+    /// Whether the connection has stopped reading for lack of receive limits.
+    pub throttled: bool,
 }
 
-impl Handler<GetInboundCounters> for Inbound {
-    type Result = MessageResult<GetInboundCounters>;
+/// Asks an inbound connection for its [`InboundSnapshot`].
+pub(crate) struct GetInboundSnapshot;
 
-    fn handle(&mut self, _: GetInboundCounters, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.counters.clone())
+impl Message for GetInboundSnapshot {
+    type Result = InboundSnapshot;
+}
+
+impl Handler<GetInboundSnapshot> for Inbound {
+    type Result = MessageResult<GetInboundSnapshot>;
+
+    fn handle(&mut self, _: GetInboundSnapshot, _: &mut Context<Self>) -> Self::Result {
+        let mut counters = self.counters.clone();
+        if let Some(since) = self.throttled_since {
+            counters.throttled_us += micros(since.elapsed());
+        }
+        MessageResult(InboundSnapshot {
+            peer: self.peer,
+            kind: self.kind,
+            counters,
+            pending_bytes: self.account.used(),
+            reserve_bytes: self.account.reserve_charged() + self.account.spare(),
+            throttled: self.throttled_since.is_some(),
+        })
     }
+}
+
+impl Handler<Processed> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, m: Processed, ctx: &mut Context<Self>) {
+        self.counters.processed += 1;
+        self.account.give_back(m.link, m.reserve);
+        if !self.backlog.is_empty() {
+            self.drain_backlog(ctx);
+        } else if let Some(grant) = self.account.surplus() {
+            self.release(grant);
+        }
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The actor of one accepted connection; see the module documentation.
@@ -191,11 +296,23 @@ pub(crate) struct Inbound {
     counters: InboundCounters,
     /// Key in the registry's table of inbound connections.
     id: u64,
+    /// The receive limits held by the messages handed to handlers.
+    account: Account<NodeId>,
+    /// Closed while messages wait for receive limits.
+    gate: Gate,
+    /// Messages waiting for receive limits, in order, with their sizes.
+    backlog: VecDeque<(Envelope, usize)>,
+    /// A reserve request is out.
+    acquiring: bool,
+    throttled_since: Option<Instant>,
+    expiry_warning: WarnLimiter,
 }
 
 impl Inbound {
     fn on_message(&mut self, mut bytes: Bytes, ctx: &mut Context<Self>) {
         self.counters.received += 1;
+        let size = bytes.len();
+        self.counters.received_bytes += size as u64;
         let envelope = match Envelope::decode(&mut bytes) {
             Ok(envelope) => envelope,
             Err(e) => {
@@ -217,9 +334,122 @@ impl Inbound {
             self.response(envelope);
             return;
         }
+        if self.backlog.is_empty() {
+            self.admit(envelope, size, ctx);
+        } else {
+            self.backlog.push_back((envelope, size));
+        }
+    }
+
+    /// Hands a message to its handler if the receive limits have room for it;
+    /// otherwise parks it at the head of the backlog and stops reading. Returns
+    /// whether it went through.
+    fn admit(&mut self, envelope: Envelope, size: usize, ctx: &mut Context<Self>) -> bool {
+        if is_expired(envelope.expires_at_ms, wire::epoch_ms()) {
+            self.skip_expired();
+            return true;
+        }
+        match self.account.try_charge(size) {
+            Ok(charge) => {
+                self.dispatch(envelope, charge, ctx);
+                true
+            }
+            Err(need) => {
+                self.backlog.push_front((envelope, size));
+                self.throttle(need, ctx);
+                false
+            }
+        }
+    }
+
+    fn skip_expired(&mut self) {
+        self.counters.expired += 1;
+        if let Some(held_back) = self.expiry_warning.check(Instant::now()) {
+            log::warn!(
+                "{}: a message from {} expired before it was processed ({held_back} \
+                 similar warnings held back)",
+                self.env.node,
+                self.peer
+            );
+        }
+    }
+
+    /// Stops reading and asks for the reserve the head of the backlog needs.
+    fn throttle(&mut self, need: ReserveNeeded, ctx: &mut Context<Self>) {
+        if self.throttled_since.is_none() {
+            self.throttled_since = Some(Instant::now());
+            self.counters.throttled += 1;
+            self.gate.close();
+            log::debug!(
+                "{}: {} connection from {} throttled with {} bytes pending",
+                self.env.node,
+                self.kind,
+                self.peer,
+                self.account.used()
+            );
+        }
+        if self.acquiring {
+            return;
+        }
+        self.acquiring = true;
+        let acquire = AcquireWhenAvailable {
+            endpoint: self.peer,
+            need,
+        };
+        ctx.spawn(
+            self.env
+                .limits
+                .send(acquire)
+                .into_actor(self)
+                .map(|granted, inbound, ctx| {
+                    inbound.acquiring = false;
+                    match granted {
+                        Ok(Ok(held)) => {
+                            if let Err(grant) = inbound.account.add_lease(held.into_grant()) {
+                                inbound.release(grant);
+                            }
+                            inbound.drain_backlog(ctx);
+                        }
+                        // The node is going away.
+                        _ => ctx.stop(),
+                    }
+                }),
+        );
+    }
+
+    /// Hands the waiting messages to their handlers while the limits have room; once
+    /// all are through, reads again.
+    fn drain_backlog(&mut self, ctx: &mut Context<Self>) {
+        while let Some((envelope, size)) = self.backlog.pop_front() {
+            if !self.admit(envelope, size, ctx) {
+                return;
+            }
+        }
+        if let Some(since) = self.throttled_since.take() {
+            let now = Instant::now();
+            self.counters.throttled_us += micros(now.saturating_duration_since(since));
+            // The silence was ours: the read timeout starts again.
+            self.heartbeat.on_read(now);
+            self.gate.open();
+        }
+        if let Some(grant) = self.account.surplus() {
+            self.release(grant);
+        }
+    }
+
+    fn release(&self, grant: Grant<NodeId>) {
+        self.env.limits.do_send(Release {
+            direction: Direction::Receive,
+            grant,
+        });
+    }
+
+    /// Hands a charged message to its handler (or answers a malformed request).
+    fn dispatch(&mut self, envelope: Envelope, charge: Charge<NodeId>, ctx: &mut Context<Self>) {
         let reply = if envelope.flags.contains(Flags::REQUEST) {
             let Some(id) = wire::request_id(&envelope) else {
                 self.counters.decode_failed += 1;
+                self.account.discharge(charge);
                 return;
             };
             Some(responder(
@@ -231,11 +461,22 @@ impl Inbound {
         } else {
             None
         };
-        match self
-            .env
-            .handlers
-            .deliver(self.peer, envelope.verb, envelope.payload, reply)
-        {
+        let reserve_bytes = charge.reserve.as_ref().map_or(0, Grant::bytes);
+        let permit = Permit {
+            link: charge.link,
+            reserve_bytes,
+            _reserve: charge
+                .reserve
+                .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
+            inbound: ctx.address().recipient(),
+        };
+        match self.env.handlers.deliver(
+            self.peer,
+            envelope.verb,
+            envelope.payload,
+            reply,
+            Some(permit),
+        ) {
             Ok(()) => self.counters.dispatched += 1,
             Err((error, reply)) => {
                 log::warn!(
@@ -270,6 +511,7 @@ impl Inbound {
             Ok(envelope.payload)
         };
         self.counters.dispatched += 1;
+        self.counters.processed += 1;
         self.env.tracker.do_send(Complete { id, result });
     }
 
@@ -350,6 +592,9 @@ impl Actor for Inbound {
             .interval
             .max(std::time::Duration::from_millis(10));
         ctx.run_interval(every, |inbound, ctx| {
+            if inbound.throttled_since.is_some() {
+                return; // not reading on purpose
+            }
             if let HeartbeatAction::TimedOut { silent_for } = inbound.heartbeat.poll(Instant::now())
             {
                 log::warn!(
@@ -363,6 +608,13 @@ impl Actor for Inbound {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        // Messages still with their handlers keep their own bytes until processed.
+        if let Some(grant) = self.account.take_spare() {
+            self.release(grant);
+        }
+        if let Some(since) = self.throttled_since.take() {
+            self.counters.throttled_us += micros(since.elapsed());
+        }
         self.env.registry.do_send(InboundConnection {
             id: self.id,
             addr: None,

@@ -39,11 +39,13 @@
 mod config;
 mod connect;
 mod dispatch;
+mod gate;
 mod inbound;
 mod link;
 mod outcome;
 mod registry;
 mod requests;
+mod resource_limits;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -57,13 +59,15 @@ use tokio::sync::oneshot;
 
 pub use config::NodeConfig;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
-pub use inbound::InboundCounters;
+pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound};
-pub use outcome::{RequestError, SendError, Sent};
+pub use outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use registry::LinkNotice;
+pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 
 use crate::envelope::Flags;
 use crate::frame::Framing;
+use crate::limits::Limits;
 use crate::message::{check_verb, Message, Request, VerbError};
 use crate::session::{BackoffConfig, HeartbeatConfig};
 use crate::{LinkKind, NodeId};
@@ -74,6 +78,7 @@ use registry::{
     TotalInbound,
 };
 use requests::{Cancel, Register, RequestTracker};
+use resource_limits::{GetLimits, ResourceLimits};
 
 /// Why a node did not start.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +137,38 @@ impl NodeBuilder {
         self
     }
 
+    /// The byte limits of both directions (link capacity, endpoint and global
+    /// reserve; default 4 MiB, 128 MiB, 512 MiB).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.config.send_limits = limits;
+        self.config.receive_limits = limits;
+        self
+    }
+
+    /// The byte limits of messages being sent.
+    pub fn send_limits(mut self, limits: Limits) -> Self {
+        self.config.send_limits = limits;
+        self
+    }
+
+    /// The byte limits of messages received and not yet processed by their handlers.
+    pub fn receive_limits(mut self, limits: Limits) -> Self {
+        self.config.receive_limits = limits;
+        self
+    }
+
+    /// The largest message sent or accepted, in bytes.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.config.max_message = bytes;
+        self
+    }
+
+    /// The deadline of messages whose type and send set none.
+    pub fn expire_after(mut self, after: Duration) -> Self {
+        self.config.expire_after = Some(after);
+        self
+    }
+
     /// A peer known from the start.
     pub fn peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
         self.config.peers.push((id, addr));
@@ -156,6 +193,7 @@ struct Inner {
     config: Arc<NodeConfig>,
     registry: Addr<Registry>,
     tracker: Addr<RequestTracker>,
+    limits: Addr<ResourceLimits>,
     handlers: Handlers,
     listener: tokio::task::JoinHandle<()>,
 }
@@ -206,7 +244,9 @@ impl Node {
         })?;
         let config = Arc::new(config);
         let tracker = RequestTracker::new().start();
-        let registry = Registry::new(local_addr, config.clone(), tracker.clone()).start();
+        let limits = ResourceLimits::new(config.send_limits, config.receive_limits).start();
+        let registry =
+            Registry::new(local_addr, config.clone(), tracker.clone(), limits.clone()).start();
         let handlers = Handlers::default();
         let env = Arc::new(InboundEnv {
             node: config.id,
@@ -214,6 +254,7 @@ impl Node {
             handlers: handlers.clone(),
             registry: registry.clone(),
             tracker: tracker.clone(),
+            limits: limits.clone(),
             session_id: inbound::new_session_id(),
         });
         let listener = actix::spawn(inbound::listen(listener, env));
@@ -225,6 +266,7 @@ impl Node {
                 config,
                 registry,
                 tracker,
+                limits,
                 handlers,
                 listener,
             }),
@@ -312,6 +354,26 @@ impl Node {
     /// Sends a message to `peer` and resolves with its outcome: written to the
     /// connection, delivered locally (to this node itself), or the reason it failed.
     pub async fn send<M: Message>(&self, peer: NodeId, message: M) -> Result<Sent, SendError> {
+        self.send_with(peer, message, None).await
+    }
+
+    /// [`send`](Self::send) with a deadline: if the message is not written within
+    /// `expire_after`, it fails with [`SendError::Expired`] (and is never written).
+    pub async fn send_expiring<M: Message>(
+        &self,
+        peer: NodeId,
+        message: M,
+        expire_after: Duration,
+    ) -> Result<Sent, SendError> {
+        self.send_with(peer, message, Some(expire_after)).await
+    }
+
+    async fn send_with<M: Message>(
+        &self,
+        peer: NodeId,
+        message: M,
+        expire_after: Option<Duration>,
+    ) -> Result<Sent, SendError> {
         if peer == self.inner.id {
             return if self.inner.handlers.deliver_local(peer, message) {
                 Ok(Sent::DeliveredLocally)
@@ -319,7 +381,8 @@ impl Node {
                 Err(SendError::NoLocalHandler(M::VERB))
             };
         }
-        let outbound = outbound(&message, Flags::EMPTY, Vec::new())?;
+        let expires = self.deadline::<M>(expire_after);
+        let outbound = outbound(&message, Flags::EMPTY, Vec::new(), expires)?;
         let link = self
             .link(peer, link_kind::<M>(outbound.payload.len()))
             .await?;
@@ -350,10 +413,7 @@ impl Node {
                 .handlers
                 .local_request_handler::<R>()
                 .ok_or(SendError::NoLocalHandler(R::VERB))?;
-            let answer = recipient.send(Requested {
-                from: peer,
-                message: request,
-            });
+            let answer = recipient.send(Requested::new(peer, request));
             return match tokio::time::timeout(timeout, answer).await {
                 Err(_) => Err(RequestError::Timeout),
                 Ok(Err(_)) => Err(RequestError::Closed),
@@ -364,7 +424,8 @@ impl Node {
                 })),
             };
         }
-        let mut outbound = outbound(&request, Flags::REQUEST, Vec::new())?;
+        let expires = self.deadline::<R>(None);
+        let mut outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
         let link = self
             .link(peer, link_kind::<R>(outbound.payload.len()))
             .await?;
@@ -396,6 +457,21 @@ impl Node {
         });
         let payload = rx.await.map_err(|_| RequestError::Closed)??;
         R::Response::decode(payload).map_err(RequestError::Decode)
+    }
+
+    /// The deadline (ms since the UNIX epoch) of a message of type `M` sent now: the
+    /// send's own, else the type's, else the node's default, if any.
+    fn deadline<M: Message>(&self, expire_after: Option<Duration>) -> Option<u64> {
+        let after = expire_after
+            .or(M::EXPIRES_AFTER)
+            .or(self.inner.config.expire_after)?;
+        let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        Some(wire::epoch_ms().saturating_add(after))
+    }
+
+    /// The endpoint and global reserves of both directions: bytes in use, peaks.
+    pub async fn limits(&self) -> LimitsSnapshot {
+        self.inner.limits.send(GetLimits).await.unwrap_or_default()
     }
 
     /// Subscribes `recipient` to the events of every link of this node.
@@ -484,6 +560,23 @@ impl Peer {
         &self,
         message: M,
     ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
+        self.send_with(message, None)
+    }
+
+    /// [`send`](Self::send) with a deadline; see [`Node::send_expiring`].
+    pub fn send_expiring<M: Message>(
+        &self,
+        message: M,
+        expire_after: Duration,
+    ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
+        self.send_with(message, Some(expire_after))
+    }
+
+    fn send_with<M: Message>(
+        &self,
+        message: M,
+        expire_after: Option<Duration>,
+    ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
         enum Pending {
             Ready(Result<Sent, SendError>),
             Queued(actix::dev::Request<Link, Outbound>),
@@ -496,7 +589,12 @@ impl Peer {
                     Err(SendError::NoLocalHandler(M::VERB))
                 },
             ),
-            Some(links) => match outbound(&message, Flags::EMPTY, Vec::new()) {
+            Some(links) => match outbound(
+                &message,
+                Flags::EMPTY,
+                Vec::new(),
+                self.node.deadline::<M>(expire_after),
+            ) {
                 Err(e) => Pending::Ready(Err(e)),
                 Ok(outbound) => {
                     let kind = link_kind::<M>(outbound.payload.len());
@@ -533,6 +631,7 @@ fn outbound<M: Message>(
     message: &M,
     flags: Flags,
     params: Vec<(u32, bytes::Bytes)>,
+    expires_at_ms: Option<u64>,
 ) -> Result<Outbound, SendError> {
     let mut payload = BytesMut::new();
     message
@@ -543,6 +642,6 @@ fn outbound<M: Message>(
         flags,
         payload: payload.freeze(),
         params,
-        expires_at_ms: None,
+        expires_at_ms,
     })
 }

@@ -14,6 +14,18 @@ pub enum Sent {
     DeliveredLocally,
 }
 
+/// Which limit had no room for a message (DESIGN.md section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OverloadLevel {
+    /// The link's own capacity, while the link is failing to connect (it takes no
+    /// reserve then).
+    Link,
+    /// The reserve shared by the links to the peer.
+    Endpoint,
+    /// The reserve shared by all the links of the node.
+    Global,
+}
+
 /// Why a message was not sent. Every failure reaches its sender at once.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -37,6 +49,20 @@ pub enum SendError {
     /// A message to this node found no handler for its type.
     #[error("no local handler for verb {0}")]
     NoLocalHandler(u32),
+    /// The message's deadline passed before it could be written; it was not.
+    #[error("expired before it was written")]
+    Expired,
+    /// No room for the message's bytes: the link, the peer's or the node's limit.
+    #[error("overloaded: {0:?} limit reached")]
+    Overloaded(OverloadLevel),
+    /// The message is larger than the node's maximum message size.
+    #[error("message of {size} bytes exceeds the maximum of {max}")]
+    Oversized {
+        /// The message's size in bytes.
+        size: usize,
+        /// The maximum.
+        max: usize,
+    },
 }
 
 impl SendError {
@@ -49,6 +75,11 @@ impl SendError {
             SendError::Closed => "closed",
             SendError::ConnectionLost => "connection_lost",
             SendError::NoLocalHandler(_) => "no_local_handler",
+            SendError::Expired => "expired",
+            SendError::Overloaded(OverloadLevel::Link) => "overloaded_link",
+            SendError::Overloaded(OverloadLevel::Endpoint) => "overloaded_endpoint",
+            SendError::Overloaded(OverloadLevel::Global) => "overloaded_global",
+            SendError::Oversized { .. } => "oversized",
         }
     }
 }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::inbound::{GetInboundCounters, Inbound, InboundCounters, StopInbound};
+use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, StopInbound};
 use super::link::{CloseLink, Link, LinkEnv, Outbound, SetPeerAddress};
 use super::outcome::SendError;
 use super::requests::RequestTracker;
+use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
 use crate::session::LinkEvent;
 use crate::{LinkKind, NodeId};
@@ -151,6 +152,7 @@ pub(crate) struct Registry {
     listen: SocketAddr,
     config: Arc<NodeConfig>,
     tracker: Addr<RequestTracker>,
+    limits: Addr<ResourceLimits>,
     env: Option<Arc<LinkEnv>>,
     links: HashMap<(NodeId, LinkKind), Addr<Link>>,
     peers: HashMap<NodeId, SocketAddr>,
@@ -167,8 +169,10 @@ impl Registry {
         listen: SocketAddr,
         config: Arc<NodeConfig>,
         tracker: Addr<RequestTracker>,
+        limits: Addr<ResourceLimits>,
     ) -> Self {
         Registry {
+            limits,
             node: config.id,
             listen,
             peers: config.peers.iter().copied().collect(),
@@ -209,6 +213,7 @@ impl Actor for Registry {
             config: self.config.clone(),
             reports: ctx.address().recipient(),
             tracker: self.tracker.clone(),
+            limits: self.limits.clone(),
         }));
     }
 }
@@ -374,16 +379,31 @@ impl Handler<TotalInbound> for Registry {
         let live: Vec<_> = self
             .inbound
             .values()
-            .map(|a| a.send(GetInboundCounters))
+            .map(|a| a.send(GetInboundSnapshot))
             .collect();
         Box::pin(async move {
-            for counters in live {
-                if let Ok(c) = counters.await {
-                    total.add(&c);
+            for snapshot in live {
+                if let Ok(s) = snapshot.await {
+                    total.add(&s.counters);
                 }
             }
             total
         })
+    }
+}
+
+/// The open inbound connections.
+pub(crate) struct AllInbound;
+
+impl Message for AllInbound {
+    type Result = Vec<Addr<Inbound>>;
+}
+
+impl Handler<AllInbound> for Registry {
+    type Result = MessageResult<AllInbound>;
+
+    fn handle(&mut self, _: AllInbound, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.inbound.values().cloned().collect())
     }
 }
 

@@ -14,14 +14,19 @@ pub struct HeartbeatConfig {
     /// Reset the connection after this long without reading anything. Should be
     /// several intervals, so that a few lost pongs are tolerated.
     pub timeout: Duration,
+    /// Reset the connection after one write has been blocked this long (the peer
+    /// takes nothing). The read timeout does not apply while a write is in flight.
+    pub unwritable_timeout: Duration,
 }
 
 impl Default for HeartbeatConfig {
-    /// A ping after 1 s of idleness; give up after 5 s of silence.
+    /// A ping after 1 s of idleness; give up after 5 s of silence, or after a write
+    /// blocked for 30 s.
     fn default() -> Self {
         HeartbeatConfig {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
+            unwritable_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -40,6 +45,11 @@ pub enum HeartbeatAction {
     TimedOut {
         /// How long the connection has been silent.
         silent_for: Duration,
+    },
+    /// A write has been blocked for the unwritable timeout: close the connection.
+    Unwritable {
+        /// How long the write has been in flight.
+        blocked_for: Duration,
     },
 }
 
@@ -74,9 +84,13 @@ pub enum HeartbeatAction {
 /// - No clock is read and no arithmetic panics: an instant too far in the future to
 ///   represent is "never" ([`next_deadline`](Heartbeat::next_deadline) returns `None`).
 ///
-/// The other half of section 5's rule (a connection unwritable for longer than the
-/// application timeout is reset) belongs to the write path, which knows about
-/// unflushed bytes; this type only watches reads and idleness.
+/// - While a write is in flight ([`on_write_started`](Heartbeat::on_write_started)
+///   until [`on_write`](Heartbeat::on_write)) the read timeout does not apply: a
+///   peer that is slow to read also answers pings late (they wait behind the write).
+///   Instead, a write in flight for [`HeartbeatConfig::unwritable_timeout`] is
+///   reported as [`Unwritable`](HeartbeatAction::Unwritable) (section 5's second
+///   rule). A write that was blocked for at least an interval and then completed
+///   proves that the peer took data, and restarts the read timeout like a read.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -98,6 +112,9 @@ pub struct Heartbeat {
     /// `None`: never ping (the accepting side).
     interval: Option<Duration>,
     timeout: Duration,
+    unwritable_timeout: Duration,
+    /// When the write in flight started, if one is.
+    writing_since: Option<Instant>,
     origin: Instant,
     last_read: Instant,
     last_write: Instant,
@@ -113,6 +130,8 @@ impl Heartbeat {
         Heartbeat {
             interval: Some(config.interval),
             timeout: config.timeout,
+            unwritable_timeout: config.unwritable_timeout,
+            writing_since: None,
             origin,
             last_read: now,
             last_write: now,
@@ -128,6 +147,8 @@ impl Heartbeat {
         Heartbeat {
             interval: None,
             timeout,
+            unwritable_timeout: Duration::MAX,
+            writing_since: None,
             origin: now,
             last_read: now,
             last_write: now,
@@ -142,16 +163,35 @@ impl Heartbeat {
         self.last_read = self.last_read.max(now);
     }
 
-    /// Something was written to the connection at `now`. Postpones the next ping.
+    /// A write started at `now` (and has not completed).
+    pub fn on_write_started(&mut self, now: Instant) {
+        self.writing_since = Some(now);
+    }
+
+    /// Something was written to the connection at `now` (the write in flight, if
+    /// any, completed). Postpones the next ping; a write that was blocked for an
+    /// interval or more also restarts the read timeout.
     pub fn on_write(&mut self, now: Instant) {
         self.last_write = self.last_write.max(now);
+        if let Some(since) = self.writing_since.take() {
+            let blocked = self.interval.unwrap_or(self.timeout);
+            if reached(now, since, blocked) {
+                self.on_read(now);
+            }
+        }
     }
 
     /// What to do at `now`: time out, send a ping, or nothing. A returned ping is
     /// recorded as sent at `now` (the shell need not call [`on_write`](Self::on_write)
     /// for it, though doing so is harmless).
     pub fn poll(&mut self, now: Instant) -> HeartbeatAction {
-        if reached(now, self.last_read, self.timeout) {
+        if let Some(since) = self.writing_since {
+            if reached(now, since, self.unwritable_timeout) {
+                return HeartbeatAction::Unwritable {
+                    blocked_for: now.saturating_duration_since(since),
+                };
+            }
+        } else if reached(now, self.last_read, self.timeout) {
             return HeartbeatAction::TimedOut {
                 silent_for: now.saturating_duration_since(self.last_read),
             };
@@ -202,7 +242,10 @@ impl Heartbeat {
     /// next ping. `None` when neither can be represented as an [`Instant`] (durations
     /// too large): never. May lie in the past: then poll now.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let timeout = self.last_read.checked_add(self.timeout);
+        let timeout = match self.writing_since {
+            Some(since) => since.checked_add(self.unwritable_timeout),
+            None => self.last_read.checked_add(self.timeout),
+        };
         match (timeout, self.ping_due()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -286,7 +329,7 @@ mod tests {
                     assert!(hb.on_pong(timestamp_us, now + ms(1)).is_some());
                 }
                 HeartbeatAction::Idle => {}
-                HeartbeatAction::TimedOut { .. } => panic!("timed out at step {step}"),
+                other => panic!("{other:?} at step {step}"),
             }
         }
         // 12 s of writing: a ping about every interval (1 s), none more often.
@@ -440,6 +483,7 @@ mod tests {
         let config = HeartbeatConfig {
             interval: Duration::MAX,
             timeout: Duration::MAX,
+            ..HeartbeatConfig::default()
         };
         let mut hb = Heartbeat::new(config, t0, t0);
         assert_eq!(hb.next_deadline(), None);
@@ -454,6 +498,7 @@ mod tests {
         let config = HeartbeatConfig {
             interval: Duration::MAX,
             timeout: ms(10),
+            ..HeartbeatConfig::default()
         };
         let hb = Heartbeat::new(config, t0, t0);
         assert_eq!(hb.next_deadline(), Some(t0 + ms(10)));
@@ -465,5 +510,62 @@ mod tests {
         let origin = t0 + ms(10_000);
         let mut hb = Heartbeat::new(HeartbeatConfig::default(), origin, t0);
         assert_eq!(expect_ping(&mut hb, t0 + ms(1000)), 0);
+    }
+
+    #[test]
+    fn a_blocked_write_suspends_the_read_timeout_until_the_unwritable_timeout() {
+        let t0 = Instant::now();
+        let config = HeartbeatConfig::default();
+        let mut hb = Heartbeat::new(config, t0, t0);
+        hb.on_write_started(t0 + Duration::from_secs(1));
+        // Silent for up to 30 s, but the write is in flight: the peer is slow, not
+        // dead. Pings may still be due; nothing times out.
+        for secs in 2..31 {
+            let action = hb.poll(t0 + Duration::from_secs(secs));
+            assert!(
+                matches!(
+                    action,
+                    HeartbeatAction::Idle | HeartbeatAction::SendPing { .. }
+                ),
+                "{action:?} at {secs} s"
+            );
+        }
+        assert_eq!(
+            hb.poll(t0 + Duration::from_secs(31)),
+            HeartbeatAction::Unwritable {
+                blocked_for: Duration::from_secs(30)
+            }
+        );
+    }
+
+    #[test]
+    fn a_write_that_was_blocked_and_completed_counts_as_a_sign_of_life() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(HeartbeatConfig::default(), t0, t0);
+        hb.on_write_started(t0);
+        hb.on_write(t0 + Duration::from_secs(8));
+        // The peer took the data at 8 s: the read timeout counts from there.
+        assert!(!matches!(
+            hb.poll(t0 + Duration::from_secs(12)),
+            HeartbeatAction::TimedOut { .. }
+        ));
+        assert!(matches!(
+            hb.poll(t0 + Duration::from_secs(13)),
+            HeartbeatAction::TimedOut { .. }
+        ));
+    }
+
+    #[test]
+    fn a_write_that_completed_at_once_proves_nothing() {
+        let t0 = Instant::now();
+        let mut hb = Heartbeat::new(HeartbeatConfig::default(), t0, t0);
+        hb.on_write_started(t0 + Duration::from_secs(4));
+        hb.on_write(t0 + Duration::from_secs(4));
+        assert_eq!(
+            hb.poll(t0 + Duration::from_secs(5)),
+            HeartbeatAction::TimedOut {
+                silent_for: Duration::from_secs(5)
+            }
+        );
     }
 }

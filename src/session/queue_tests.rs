@@ -37,7 +37,10 @@ fn an_expired_message_is_never_admitted_nor_written() {
     let mut q = Queue::new(100, 10);
     let mut expired = Vec::new();
     let refused = q.try_push(1, 10, Some(1000), 1000, &mut expired);
-    assert!(matches!(refused, Err(Refused::Expired(1))), "expires at its deadline");
+    assert!(
+        matches!(refused, Err(Refused::Expired(1))),
+        "expires at its deadline"
+    );
     push(&mut q, 2, 10, Some(1500), 1000);
     push(&mut q, 3, 10, None, 1000);
     push(&mut q, 4, 10, Some(3000), 1000);
@@ -107,7 +110,10 @@ fn reserve_leased_for_a_message_goes_back_once_the_link_is_idle() {
     q.try_push(item, 4, None, 0, &mut expired).unwrap();
     push(&mut q, 3, 4, None, 0);
     assert_eq!(q.account().spare(), 8);
-    assert!(q.surplus().is_none(), "keeps a chunk while reserve is charged");
+    assert!(
+        q.surplus().is_none(),
+        "keeps a chunk while reserve is charged"
+    );
     assert_eq!(pop_all(&mut q, 0).0, vec![1, 2, 3]);
     let surplus = q.surplus().expect("idle: the lease goes back");
     reserves.release(surplus);
@@ -121,7 +127,11 @@ fn keepalives_go_first_and_drain_and_remove_give_bytes_back() {
     push(&mut q, 2, 10, None, 0);
     q.push_front(0, 5).unwrap();
     assert_eq!(q.push_front(9, 1), Err(9), "no reserve for keepalives");
-    let removed: Vec<u32> = q.remove_where(|&i| i == 0).into_iter().map(|e| e.item).collect();
+    let removed: Vec<u32> = q
+        .remove_where(|&i| i == 0)
+        .into_iter()
+        .map(|e| e.item)
+        .collect();
     assert_eq!(removed, vec![0]);
     assert_eq!(q.bytes(), 20);
     let drained: Vec<u32> = q.drain().into_iter().map(|e| e.item).collect();

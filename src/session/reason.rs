@@ -50,6 +50,12 @@ pub enum DisconnectReason {
         /// How long the connection was silent, in milliseconds.
         silent_for_ms: u64,
     },
+    /// A write was blocked for the unwritable timeout: the peer takes nothing.
+    #[error("a write blocked for {blocked_for_ms} ms")]
+    WriteTimeout {
+        /// How long the write was blocked, in milliseconds.
+        blocked_for_ms: u64,
+    },
     /// Reading or writing the socket failed.
     #[error("I/O error: {0:?}")]
     Io(io::ErrorKind),
@@ -80,6 +86,13 @@ impl DisconnectReason {
     pub fn read_timeout(silent_for: Duration) -> Self {
         let silent_for_ms = u64::try_from(silent_for.as_millis()).unwrap_or(u64::MAX);
         DisconnectReason::ReadTimeout { silent_for_ms }
+    }
+
+    /// A [`WriteTimeout`](Self::WriteTimeout) after `blocked_for` (saturating), e.g.
+    /// from a heartbeat's [`Unwritable`](super::HeartbeatAction::Unwritable).
+    pub fn write_timeout(blocked_for: Duration) -> Self {
+        let blocked_for_ms = u64::try_from(blocked_for.as_millis()).unwrap_or(u64::MAX);
+        DisconnectReason::WriteTimeout { blocked_for_ms }
     }
 
     /// Whether this node ended the connection on purpose (the link was closed), as

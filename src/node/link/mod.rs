@@ -16,8 +16,18 @@
 //!   actix's `Supervisor`: its value, address and mailbox survive, and everything
 //!   spawned for the failed connection is dropped.
 //! - A connection is used only after its handshake completed with the expected peer.
+//! - Limits (DESIGN.md section 6): a message's bytes ([`Outbound::size`]) are charged
+//!   to the link's capacity, then to reserve leased from the `ResourceLimits` actor,
+//!   from the moment the link takes it until it is written or fails
+//!   ([`OutboundQueue`]). While a reserve request is out the link processes nothing
+//!   else (`ctx.wait`), so messages keep their order. A message that finds no room is
+//!   failed with `Overloaded` at once; a link failing to connect asks for no reserve.
+//! - Expired messages are never written: they fail with `Expired` on arrival, when
+//!   the link is full, on every tick (100 ms) and when their turn to be written comes.
+//! - Overload and expiry warnings are logged at most once a second per link.
 
-use std::collections::{BTreeMap, VecDeque};
+mod api;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,19 +39,24 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 
+pub(crate) use api::SetPeerAddress;
+pub use api::{CloseLink, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
+
 use super::connect::dial;
-use super::outcome::{SendError, Sent};
+use super::outcome::{OverloadLevel, SendError, Sent};
 use super::registry::LinkReport;
 use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
+use super::resource_limits::{Acquire, Direction, Release, ResourceLimits};
 use super::wire::{self, VERB_PING, VERB_PONG};
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags, MessageAssembler};
 use crate::frame::{Decoded, FrameCodec, FrameEncoder, FrameError};
 use crate::handshake::{Established, Hello};
+use crate::limits::{Grant, Shortage};
 use crate::session::{
-    Backoff, DisconnectReason, Heartbeat, HeartbeatAction, Lifecycle, LifecycleAction, LinkState,
-    ProtocolViolation,
+    Backoff, DisconnectReason, Entry, Heartbeat, HeartbeatAction, Lifecycle, LifecycleAction,
+    LinkState, OutboundQueue, ProtocolViolation, Refused, WarnLimiter,
 };
 use crate::{vint, LinkKind, NodeId};
 
@@ -51,83 +66,16 @@ const BATCH_BYTES: usize = 1 << 20;
 /// unbounded (actix's own limit is `usize::MAX >> 1`, less its senders), because the
 /// link takes messages out at once and bounds its queue in bytes itself.
 const MAILBOX_CAPACITY: usize = 1 << 40;
-/// How often a link looks at its heartbeat.
+/// How often a link looks at its heartbeat and drops expired messages.
 const TICK: Duration = Duration::from_millis(100);
+/// At most one overload or expiry warning per link per this interval.
+const WARN_EVERY: Duration = Duration::from_secs(1);
 
-/// A message for a link's outbound queue: an envelope's fields without its id (the
-/// link numbers what it sends). Answered with the message's outcome.
-#[derive(Debug, Clone)]
-pub struct Outbound {
-    /// The verb of the message type.
-    pub verb: u32,
-    /// Request / response flags.
-    pub flags: Flags,
-    /// The encoded message.
-    pub payload: Bytes,
-    /// Envelope parameters.
-    pub params: Vec<(u32, Bytes)>,
-    /// When the message expires (ms since the UNIX epoch), if ever.
-    pub expires_at_ms: Option<u64>,
-}
-
-impl actix::Message for Outbound {
-    type Result = Result<Sent, SendError>;
-}
-
-/// Closes a link: with `drain`, what is queued is delivered first; without, it fails
-/// with [`SendError::Closed`]. Resolves once the link is closed.
-#[derive(Debug, Clone, Copy)]
-pub struct CloseLink {
-    /// Deliver what is queued before closing.
-    pub drain: bool,
-}
-
-impl actix::Message for CloseLink {
-    type Result = ();
-}
-
-/// Asks a link for its [`LinkSnapshot`].
-#[derive(Debug, Clone, Copy)]
-pub struct GetLinkSnapshot;
-
-impl actix::Message for GetLinkSnapshot {
-    type Result = LinkSnapshot;
-}
-
-/// Counters of one link since it was created.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LinkCounters {
-    /// Messages taken into the queue.
-    pub accepted: u64,
-    /// Messages written to a connection.
-    pub written: u64,
-    /// Payload bytes of the messages written.
-    pub written_bytes: u64,
-    /// Messages that failed, by [`SendError::kind`].
-    pub failed: BTreeMap<&'static str, u64>,
-    /// Connection attempts.
-    pub connection_attempts: u64,
-    /// Connections established.
-    pub connections: u64,
-}
-
-/// A link's state and counters at one moment.
-#[derive(Debug, Clone)]
-pub struct LinkSnapshot {
-    /// The peer.
-    pub peer: NodeId,
-    /// Which of the peer's links.
-    pub kind: LinkKind,
-    /// Lifecycle state.
-    pub state: LinkState,
-    /// The last keepalive round-trip time.
-    pub rtt: Option<Duration>,
-    /// Messages waiting to be written.
-    pub queued: usize,
-    /// Bytes handed to the socket in the write still in flight.
-    pub unflushed_bytes: usize,
-    /// Counters.
-    pub counters: LinkCounters,
+/// The reserve a link leases at a time: enough for many small messages per round
+/// trip to the `ResourceLimits` actor, small enough not to starve the peer's other
+/// links (a sixteenth of the endpoint reserve, at most 64 KiB).
+pub(crate) fn lease_chunk(endpoint_reserve: usize) -> usize {
+    (endpoint_reserve / 16).min(64 * 1024)
 }
 
 /// Node-wide things every link needs.
@@ -137,6 +85,7 @@ pub(crate) struct LinkEnv {
     pub config: Arc<NodeConfig>,
     pub reports: Recipient<LinkReport>,
     pub tracker: Addr<RequestTracker>,
+    pub limits: Addr<ResourceLimits>,
 }
 
 struct Queued {
@@ -144,10 +93,13 @@ struct Queued {
     reply: Option<oneshot::Sender<Result<Sent, SendError>>>,
 }
 
+type Queue = OutboundQueue<NodeId, Queued>;
+type Taken = Entry<NodeId, Queued>;
+
 struct Conn {
     writer: Option<OwnedWriteHalf>,
     encoder: FrameEncoder,
-    in_flight: Vec<Queued>,
+    in_flight: Vec<Taken>,
     unflushed: usize,
     heartbeat: Heartbeat,
     assembler: MessageAssembler,
@@ -162,7 +114,7 @@ pub struct Link {
     peer_addr: SocketAddr,
     session_id: u64,
     origin: Instant,
-    queue: VecDeque<Queued>,
+    queue: Queue,
     next_seq: u64,
     lifecycle: Lifecycle,
     conn: Option<Conn>,
@@ -170,6 +122,8 @@ pub struct Link {
     generation: u64,
     connecting: Option<SpawnHandle>,
     counters: LinkCounters,
+    overload_warning: WarnLimiter,
+    expiry_warning: WarnLimiter,
     close_waiters: Vec<oneshot::Sender<()>>,
     scratch: BytesMut,
 }
@@ -177,7 +131,9 @@ pub struct Link {
 impl Link {
     pub(crate) fn new(env: Arc<LinkEnv>, peer: NodeId, kind: LinkKind, addr: SocketAddr) -> Self {
         let seed = random_u64();
+        let limits = env.config.send_limits;
         Link {
+            queue: OutboundQueue::new(limits.link_capacity, lease_chunk(limits.endpoint_reserve)),
             lifecycle: Lifecycle::new(Backoff::new(env.config.backoff, seed)),
             env,
             peer,
@@ -185,12 +141,13 @@ impl Link {
             peer_addr: addr,
             session_id: random_u64() | 1,
             origin: Instant::now(),
-            queue: VecDeque::new(),
             next_seq: 1,
             conn: None,
             generation: 0,
             connecting: None,
             counters: LinkCounters::default(),
+            overload_warning: WarnLimiter::new(WARN_EVERY),
+            expiry_warning: WarnLimiter::new(WARN_EVERY),
             close_waiters: Vec::new(),
             scratch: BytesMut::new(),
         }
@@ -215,9 +172,10 @@ impl Link {
                 }
                 LifecycleAction::CloseConnection => self.drop_conn(ctx),
                 LifecycleAction::FailQueued => {
-                    for q in self.queue.drain(..) {
-                        fail(&mut self.counters, q, SendError::Closed);
+                    for e in self.queue.drain() {
+                        fail(&mut self.counters, e.item, SendError::Closed);
                     }
+                    self.release_surplus();
                 }
                 LifecycleAction::Stop => self.closed(ctx),
             }
@@ -321,10 +279,12 @@ impl Link {
         }
         if let Some(mut conn) = self.conn.take() {
             ctx.cancel_future(conn.read);
-            for q in conn.in_flight.drain(..) {
-                fail(&mut self.counters, q, SendError::ConnectionLost);
+            for e in conn.in_flight.drain(..) {
+                let e = self.queue.settle(e);
+                fail(&mut self.counters, e.item, SendError::ConnectionLost);
             }
-            self.queue.retain(|q| q.message.verb != VERB_PING);
+            self.queue.remove_where(|q| q.message.verb == VERB_PING);
+            self.release_surplus();
         }
     }
 
@@ -347,8 +307,11 @@ impl Link {
 
     fn closed(&mut self, ctx: &mut Context<Self>) {
         self.drop_conn(ctx);
-        for q in self.queue.drain(..) {
-            fail(&mut self.counters, q, SendError::Closed);
+        for e in self.queue.drain() {
+            fail(&mut self.counters, e.item, SendError::Closed);
+        }
+        if let Some(grant) = self.queue.take_spare() {
+            self.release(grant);
         }
         for waiter in self.close_waiters.drain(..) {
             let _ = waiter.send(());
@@ -368,28 +331,38 @@ impl Link {
         if self.queue.is_empty() || conn.writer.is_none() {
             return;
         }
-        while let Some(mut q) = self.queue.pop_front() {
+        let now_ms = wire::epoch_ms();
+        let mut expired = Vec::new();
+        while let Some(mut e) = self.queue.pop(now_ms, &mut expired) {
+            let q = &mut e.item;
             let envelope = Envelope {
                 id: self.next_seq,
                 verb: q.message.verb,
                 flags: q.message.flags,
-                created_at_ms: wire::epoch_ms(),
+                created_at_ms: now_ms,
                 expires_at_ms: q.message.expires_at_ms,
                 params: std::mem::take(&mut q.message.params),
                 payload: q.message.payload.clone(),
             };
             self.scratch.clear();
-            if let Err(e) = envelope.encode(&mut self.scratch) {
-                fail(&mut self.counters, q, SendError::Envelope(e));
+            if let Err(error) = envelope.encode(&mut self.scratch) {
+                let e = self.queue.settle(e);
+                fail(&mut self.counters, e.item, SendError::Envelope(error));
                 continue;
             }
             self.next_seq += 1;
             conn.encoder.push(&self.scratch);
-            conn.in_flight.push(q);
+            conn.in_flight.push(e);
             if conn.encoder.buffered_len() >= BATCH_BYTES {
                 break;
             }
         }
+        if !expired.is_empty() {
+            self.expired(expired);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
         if conn.in_flight.is_empty() {
             return;
         }
@@ -398,6 +371,7 @@ impl Link {
         let Some(mut writer) = conn.writer.take() else {
             return;
         };
+        conn.heartbeat.on_write_started(Instant::now());
         let generation = self.generation;
         let write = async move {
             let result = writer.write_all(&bytes).await;
@@ -410,6 +384,38 @@ impl Link {
                     link.write_done(generation, writer, result, ctx)
                 }),
         );
+    }
+
+    /// Fails messages that expired (their bytes already given back).
+    fn expired(&mut self, expired: Vec<Taken>) {
+        let count = expired.len();
+        for e in expired {
+            fail(&mut self.counters, e.item, SendError::Expired);
+        }
+        if let Some(held_back) = self.expiry_warning.check(Instant::now()) {
+            log::warn!(
+                "link {} {} to {}: {count} messages expired before they were written \
+                 ({held_back} similar warnings held back)",
+                self.env.node,
+                self.kind,
+                self.peer
+            );
+        }
+        self.release_surplus();
+    }
+
+    /// Gives reserve the link no longer needs back to the `ResourceLimits` actor.
+    fn release_surplus(&mut self) {
+        if let Some(grant) = self.queue.surplus() {
+            self.release(grant);
+        }
+    }
+
+    fn release(&self, grant: Grant<NodeId>) {
+        self.env.limits.do_send(Release {
+            direction: Direction::Send,
+            grant,
+        });
     }
 
     fn write_done(
@@ -432,15 +438,17 @@ impl Link {
         conn.writer = Some(writer);
         conn.unflushed = 0;
         conn.heartbeat.on_write(Instant::now());
-        for q in conn.in_flight.drain(..) {
+        for e in conn.in_flight.drain(..) {
+            let q = self.queue.settle(e).item;
             if q.message.verb < crate::message::RESERVED_VERBS_START {
                 self.counters.written += 1;
-                self.counters.written_bytes += q.message.payload.len() as u64;
+                self.counters.written_bytes += q.message.size() as u64;
             }
             if let Some(reply) = q.reply {
                 let _ = reply.send(Ok(Sent::Written));
             }
         }
+        self.release_surplus();
         if self.queue.is_empty() && matches!(self.lifecycle.state(), LinkState::Draining) {
             let actions = self.lifecycle.handle_drained();
             self.apply(actions, ctx);
@@ -450,13 +458,18 @@ impl Link {
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        let mut expired = Vec::new();
+        self.queue.expire(wire::epoch_ms(), &mut expired);
+        if !expired.is_empty() {
+            self.expired(expired);
+        }
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
         match conn.heartbeat.poll(Instant::now()) {
             HeartbeatAction::Idle => {}
             HeartbeatAction::SendPing { timestamp_us } => {
-                self.queue.push_front(Queued {
+                let ping = Queued {
                     message: Outbound {
                         verb: VERB_PING,
                         flags: Flags::EMPTY,
@@ -465,15 +478,20 @@ impl Link {
                         expires_at_ms: None,
                     },
                     reply: None,
-                });
-                self.pump(ctx);
+                };
+                let size = ping.message.size();
+                // A link so full that a ping does not fit is busy writing: the ping
+                // is not needed to keep the connection alive.
+                if self.queue.push_front(ping, size).is_ok() {
+                    self.pump(ctx);
+                }
             }
-            HeartbeatAction::TimedOut { silent_for } => self.disconnect(
-                DisconnectReason::ReadTimeout {
-                    silent_for_ms: silent_for.as_millis() as u64,
-                },
-                ctx,
-            ),
+            HeartbeatAction::TimedOut { silent_for } => {
+                self.disconnect(DisconnectReason::read_timeout(silent_for), ctx)
+            }
+            HeartbeatAction::Unwritable { blocked_for } => {
+                self.disconnect(DisconnectReason::write_timeout(blocked_for), ctx)
+            }
         }
     }
 
@@ -493,11 +511,16 @@ impl Link {
 
 fn fail(counters: &mut LinkCounters, q: Queued, error: SendError) {
     if q.message.verb < crate::message::RESERVED_VERBS_START {
-        *counters.failed.entry(error.kind()).or_default() += 1;
+        count_failure(counters, &error, q.message.size());
     }
     if let Some(reply) = q.reply {
         let _ = reply.send(Err(error));
     }
+}
+
+fn count_failure(counters: &mut LinkCounters, error: &SendError, bytes: usize) {
+    *counters.failed.entry(error.kind()).or_default() += 1;
+    *counters.failed_bytes.entry(error.kind()).or_default() += bytes as u64;
 }
 
 /// A random number from the standard library's per-process hasher keys.
@@ -531,9 +554,114 @@ impl actix::Supervised for Link {
         // Everything spawned for the old connection is gone with the old context.
         self.connecting = None;
         if let Some(mut conn) = self.conn.take() {
-            for q in conn.in_flight.drain(..) {
-                fail(&mut self.counters, q, SendError::ConnectionLost);
+            for e in conn.in_flight.drain(..) {
+                let e = self.queue.settle(e);
+                fail(&mut self.counters, e.item, SendError::ConnectionLost);
             }
+        }
+    }
+}
+
+impl Link {
+    /// Whether the link is failing to connect: it then takes no reserve.
+    fn failing_to_connect(&self) -> bool {
+        match self.lifecycle.state() {
+            LinkState::WaitingToRetry { .. } => true,
+            LinkState::Connecting { attempt } => *attempt > 1,
+            _ => false,
+        }
+    }
+
+    /// Takes a message into the queue, or fails it at once; when it needs reserve,
+    /// asks for it and decides once the answer is in.
+    fn admit(&mut self, q: Queued, ctx: &mut Context<Self>) {
+        let size = q.message.size();
+        let max = self.env.config.max_message;
+        if q.message.payload.len() > max {
+            let error = SendError::Oversized {
+                size: q.message.payload.len(),
+                max,
+            };
+            fail(&mut self.counters, q, error);
+            return;
+        }
+        let mut expired = Vec::new();
+        let expires = q.message.expires_at_ms;
+        let result = self
+            .queue
+            .try_push(q, size, expires, wire::epoch_ms(), &mut expired);
+        if !expired.is_empty() {
+            self.expired(expired);
+        }
+        match result {
+            Ok(()) => {
+                self.counters.accepted += 1;
+                self.counters.accepted_bytes += size as u64;
+                if self.conn.is_some() {
+                    self.pump(ctx);
+                } else {
+                    let actions = self.lifecycle.handle_messages_waiting();
+                    self.apply(actions, ctx);
+                }
+            }
+            Err(Refused::Expired(q)) => self.expired_on_arrival(q),
+            Err(Refused::NeedReserve(q, need)) => {
+                if self.failing_to_connect() {
+                    self.overloaded(q, OverloadLevel::Link);
+                    return;
+                }
+                let acquire = Acquire {
+                    direction: Direction::Send,
+                    endpoint: self.peer,
+                    need,
+                };
+                // Nothing else is processed until the answer: later messages stay
+                // behind this one.
+                ctx.wait(self.env.limits.send(acquire).into_actor(self).map(
+                    move |granted, link, ctx| match granted {
+                        Ok(Ok(held)) => {
+                            if let Err(grant) = link.queue.add_lease(held.into_grant()) {
+                                link.release(grant);
+                            }
+                            // Enough now: nothing else ran meanwhile.
+                            link.admit(q, ctx);
+                        }
+                        Ok(Err(Shortage::Endpoint { .. })) => {
+                            link.overloaded(q, OverloadLevel::Endpoint)
+                        }
+                        Ok(Err(_)) => link.overloaded(q, OverloadLevel::Global),
+                        Err(_) => fail(&mut link.counters, q, SendError::Closed),
+                    },
+                ));
+            }
+        }
+    }
+
+    fn expired_on_arrival(&mut self, q: Queued) {
+        fail(&mut self.counters, q, SendError::Expired);
+        if let Some(held_back) = self.expiry_warning.check(Instant::now()) {
+            log::warn!(
+                "link {} {} to {}: a message expired before the link took it \
+                 ({held_back} similar warnings held back)",
+                self.env.node,
+                self.kind,
+                self.peer
+            );
+        }
+    }
+
+    fn overloaded(&mut self, q: Queued, level: OverloadLevel) {
+        let size = q.message.size();
+        fail(&mut self.counters, q, SendError::Overloaded(level));
+        if let Some(held_back) = self.overload_warning.check(Instant::now()) {
+            log::warn!(
+                "link {} {} to {}: overloaded ({level:?} limit), a message of {size} bytes \
+                 refused with {} bytes pending ({held_back} similar warnings held back)",
+                self.env.node,
+                self.kind,
+                self.peer,
+                self.queue.bytes()
+            );
         }
     }
 }
@@ -546,25 +674,15 @@ impl Handler<Outbound> for Link {
             self.lifecycle.state(),
             LinkState::Draining | LinkState::Closed
         ) {
-            *self
-                .counters
-                .failed
-                .entry(SendError::Closed.kind())
-                .or_default() += 1;
+            count_failure(&mut self.counters, &SendError::Closed, message.size());
             return Box::pin(async { Err(SendError::Closed) });
         }
         let (tx, rx) = oneshot::channel();
-        self.counters.accepted += 1;
-        self.queue.push_back(Queued {
+        let queued = Queued {
             message,
             reply: Some(tx),
-        });
-        if self.conn.is_some() {
-            self.pump(ctx);
-        } else {
-            let actions = self.lifecycle.handle_messages_waiting();
-            self.apply(actions, ctx);
-        }
+        };
+        self.admit(queued, ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(SendError::Closed)) })
     }
 }
@@ -600,19 +718,14 @@ impl Handler<GetLinkSnapshot> for Link {
             state: *self.lifecycle.state(),
             rtt: self.conn.as_ref().and_then(|c| c.heartbeat.rtt()),
             queued: self.queue.len(),
+            pending_bytes: self.queue.bytes(),
+            in_flight: self.conn.as_ref().map_or(0, |c| c.in_flight.len()),
             unflushed_bytes: self.conn.as_ref().map_or(0, |c| c.unflushed),
+            reserve_bytes: self.queue.account().reserve_charged() + self.queue.account().spare(),
+            active_connections: usize::from(self.conn.is_some()),
             counters: self.counters.clone(),
         })
     }
-}
-
-/// Changes the address the link connects to; queued messages go to the new address,
-/// what is being written to the old one finishes there.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SetPeerAddress(pub SocketAddr);
-
-impl actix::Message for SetPeerAddress {
-    type Result = ();
 }
 
 impl Handler<SetPeerAddress> for Link {
