@@ -42,6 +42,7 @@ mod dispatch;
 mod gate;
 mod inbound;
 mod link;
+mod metrics;
 mod outcome;
 mod registry;
 mod requests;
@@ -61,6 +62,7 @@ pub use config::NodeConfig;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound};
+pub use metrics::Metrics;
 pub use outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
@@ -74,8 +76,8 @@ use crate::{LinkKind, NodeId};
 use dispatch::Handlers;
 use inbound::InboundEnv;
 use registry::{
-    AllLinks, CloseAll, ClosePeer, CountInbound, GetLink, GetRefused, Registry, SetPeer, Subscribe,
-    TotalInbound,
+    AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, CountInbound, GetLink, GetRefused,
+    Registry, SetPeer, Subscribe, TotalInbound,
 };
 use requests::{Cancel, Register, RequestTracker};
 use resource_limits::{GetLimits, ResourceLimits};
@@ -467,6 +469,38 @@ impl Node {
             .or(self.inner.config.expire_after)?;
         let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
         Some(wire::epoch_ms().saturating_add(after))
+    }
+
+    /// Everything the node measures: every link's and inbound connection's counters
+    /// and the reserves in use ([`Metrics::to_prometheus`] renders it).
+    pub async fn metrics(&self) -> Metrics {
+        let links = self.links().await;
+        let open = self
+            .inner
+            .registry
+            .send(AllInbound)
+            .await
+            .unwrap_or_default();
+        let mut inbound = Vec::with_capacity(open.len());
+        for connection in open {
+            if let Ok(snapshot) = connection.send(inbound::GetInboundSnapshot).await {
+                inbound.push(snapshot);
+            }
+        }
+        inbound.sort_by_key(|s| (s.peer, s.kind));
+        let inbound_closed = self
+            .inner
+            .registry
+            .send(ClosedInbound)
+            .await
+            .unwrap_or_default();
+        Metrics {
+            node: self.inner.id,
+            links,
+            inbound,
+            inbound_closed,
+            limits: self.limits().await,
+        }
     }
 
     /// The endpoint and global reserves of both directions: bytes in use, peaks.

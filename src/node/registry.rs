@@ -392,6 +392,21 @@ impl Handler<TotalInbound> for Registry {
     }
 }
 
+/// The counters of the inbound connections that have closed, summed.
+pub(crate) struct ClosedInbound;
+
+impl Message for ClosedInbound {
+    type Result = InboundCounters;
+}
+
+impl Handler<ClosedInbound> for Registry {
+    type Result = MessageResult<ClosedInbound>;
+
+    fn handle(&mut self, _: ClosedInbound, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.inbound_ended.clone())
+    }
+}
+
 /// The open inbound connections.
 pub(crate) struct AllInbound;
 

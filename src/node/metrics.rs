@@ -1,0 +1,336 @@
+//! A node's metrics at one moment (DESIGN.md section 8): [`Metrics`], from
+//! [`Node::metrics`](super::Node::metrics), and its Prometheus text rendering.
+//!
+//! Invariants: the snapshot is read from each actor by message (links, inbound
+//! connections, `ResourceLimits`), so each part is consistent in itself but the parts
+//! are taken at slightly different moments. The rendering follows the Prometheus text
+//! exposition format 0.0.4: one `# HELP` and `# TYPE` per family, counters end in
+//! `_total`, label values escaped.
+
+use std::fmt::Write;
+
+use super::inbound::{InboundCounters, InboundSnapshot};
+use super::link::LinkSnapshot;
+use super::resource_limits::{LimitsSnapshot, ReservesSnapshot};
+use crate::NodeId;
+
+/// Everything a node measures about its links, connections and limits.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The node.
+    pub node: NodeId,
+    /// Every outbound link (per peer and kind).
+    pub links: Vec<LinkSnapshot>,
+    /// Every open inbound connection (per peer and kind).
+    pub inbound: Vec<InboundSnapshot>,
+    /// The counters of the inbound connections that have closed, summed.
+    pub inbound_closed: InboundCounters,
+    /// The endpoint and global reserves of both directions.
+    pub limits: LimitsSnapshot,
+}
+
+/// One metric family being rendered.
+struct Family<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out, name }
+    }
+
+    fn sample(&mut self, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let _ = write!(self.out, "{}", self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (key, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{key}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Renders the metrics in the Prometheus text format (version 0.0.4), each
+    /// sample labelled with this node (`node`) and, per link or connection, the peer
+    /// (`peer`) and link kind (`link`).
+    ///
+    /// ```
+    /// use internode::node::{LimitsSnapshot, Metrics};
+    /// use internode::NodeId;
+    ///
+    /// let metrics = Metrics {
+    ///     node: NodeId(1),
+    ///     links: Vec::new(),
+    ///     inbound: Vec::new(),
+    ///     inbound_closed: Default::default(),
+    ///     limits: LimitsSnapshot::default(),
+    /// };
+    /// let text = metrics.to_prometheus();
+    /// assert!(text.contains("# TYPE internode_reserve_in_use_bytes gauge"));
+    /// assert!(text.contains(
+    ///     "internode_reserve_in_use_bytes{node=\"1\",direction=\"send\",level=\"global\"} 0"
+    /// ));
+    /// ```
+    pub fn to_prometheus(&self) -> String {
+        let mut out = String::new();
+        let node = self.node.0.to_string();
+        self.render_links(&mut out, &node);
+        self.render_inbound(&mut out, &node);
+        render_limits(&mut out, &node, &self.limits);
+        out
+    }
+
+    fn render_links(&self, out: &mut String, node: &str) {
+        type Get = fn(&LinkSnapshot) -> u64;
+        let gauges: [(&str, &str, Get); 5] = [
+            (
+                "internode_outbound_pending_messages",
+                "Messages taken by the link and not yet written.",
+                |s| (s.queued + s.in_flight) as u64,
+            ),
+            (
+                "internode_outbound_pending_bytes",
+                "Bytes of the messages taken and not yet written.",
+                |s| s.pending_bytes as u64,
+            ),
+            (
+                "internode_outbound_reserve_bytes",
+                "Bytes of endpoint and global reserve the link holds.",
+                |s| s.reserve_bytes as u64,
+            ),
+            (
+                "internode_outbound_active_connections",
+                "Connections open (0 or 1).",
+                |s| s.active_connections as u64,
+            ),
+            (
+                "internode_outbound_unflushed_bytes",
+                "Bytes of the write in flight.",
+                |s| s.unflushed_bytes as u64,
+            ),
+        ];
+        let counters: [(&str, &str, Get); 5] = [
+            (
+                "internode_outbound_written_messages_total",
+                "Messages written to a connection.",
+                |s| s.counters.written,
+            ),
+            (
+                "internode_outbound_written_bytes_total",
+                "Bytes of the messages written.",
+                |s| s.counters.written_bytes,
+            ),
+            (
+                "internode_outbound_accepted_messages_total",
+                "Messages taken into the link's queue.",
+                |s| s.counters.accepted,
+            ),
+            (
+                "internode_outbound_connection_attempts_total",
+                "Connection attempts.",
+                |s| s.counters.connection_attempts,
+            ),
+            (
+                "internode_outbound_connections_total",
+                "Connections established.",
+                |s| s.counters.connections,
+            ),
+        ];
+        for (kind, families) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
+            for &(name, help, get) in families {
+                let mut family = Family::new(out, name, kind, help);
+                for s in &self.links {
+                    let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
+                    family.sample(&[("node", node), ("peer", &peer), ("link", &link)], get(s));
+                }
+            }
+        }
+        for (name, help, bytes) in [
+            (
+                "internode_outbound_failed_messages_total",
+                "Messages that failed, by reason (expired, overloaded_*, oversized, closed...).",
+                false,
+            ),
+            (
+                "internode_outbound_failed_bytes_total",
+                "Bytes of the messages that failed, by reason.",
+                true,
+            ),
+        ] {
+            let mut family = Family::new(out, name, "counter", help);
+            for s in &self.links {
+                let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
+                let map = if bytes {
+                    &s.counters.failed_bytes
+                } else {
+                    &s.counters.failed
+                };
+                for (reason, n) in map {
+                    family.sample(
+                        &[
+                            ("node", node),
+                            ("peer", &peer),
+                            ("link", &link),
+                            ("reason", reason),
+                        ],
+                        n,
+                    );
+                }
+            }
+        }
+    }
+
+    fn render_inbound(&self, out: &mut String, node: &str) {
+        type Get = fn(&InboundCounters) -> u64;
+        let counters: [(&str, &str, Get); 9] = [
+            (
+                "internode_inbound_received_messages_total",
+                "Messages received.",
+                |c| c.received,
+            ),
+            (
+                "internode_inbound_received_bytes_total",
+                "Bytes of the messages received.",
+                |c| c.received_bytes,
+            ),
+            (
+                "internode_inbound_processed_messages_total",
+                "Messages whose handler has finished with them.",
+                |c| c.processed,
+            ),
+            (
+                "internode_inbound_expired_messages_total",
+                "Messages skipped because their deadline had passed.",
+                |c| c.expired,
+            ),
+            (
+                "internode_inbound_throttled_total",
+                "Times a connection stopped reading for lack of receive limits.",
+                |c| c.throttled,
+            ),
+            (
+                "internode_inbound_throttled_microseconds_total",
+                "Time spent not reading for lack of receive limits.",
+                |c| c.throttled_us,
+            ),
+            (
+                "internode_inbound_corrupt_frames_total",
+                "Frames skipped for a payload CRC mismatch.",
+                |c| c.corrupt_frames,
+            ),
+            (
+                "internode_inbound_unknown_verb_messages_total",
+                "Messages skipped for an unknown verb.",
+                |c| c.unknown_verb,
+            ),
+            (
+                "internode_inbound_decode_failed_messages_total",
+                "Messages skipped because they did not decode.",
+                |c| c.decode_failed,
+            ),
+        ];
+        for &(name, help, get) in &counters {
+            let mut family = Family::new(out, name, "counter", help);
+            for s in &self.inbound {
+                let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
+                family.sample(
+                    &[("node", node), ("peer", &peer), ("link", &link)],
+                    get(&s.counters),
+                );
+            }
+            family.sample(
+                &[("node", node), ("peer", "closed"), ("link", "all")],
+                get(&self.inbound_closed),
+            );
+        }
+        let mut family = Family::new(
+            out,
+            "internode_inbound_pending_bytes",
+            "gauge",
+            "Bytes of messages handed to handlers and not yet processed.",
+        );
+        for s in &self.inbound {
+            let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
+            family.sample(
+                &[("node", node), ("peer", &peer), ("link", &link)],
+                s.pending_bytes,
+            );
+        }
+    }
+}
+
+fn render_limits(out: &mut String, node: &str, limits: &LimitsSnapshot) {
+    let directions = [("send", &limits.send), ("receive", &limits.receive)];
+    type Get = fn(&ReservesSnapshot) -> usize;
+    let families: [(&str, &str, Get, Get); 3] = [
+        (
+            "internode_reserve_in_use_bytes",
+            "Bytes of reserve in use.",
+            |r| r.global_in_use,
+            |_| 0,
+        ),
+        (
+            "internode_reserve_peak_bytes",
+            "The most bytes of reserve ever in use at once.",
+            |r| r.global_peak,
+            |r| r.endpoint_peak,
+        ),
+        (
+            "internode_reserve_limit_bytes",
+            "The reserve's limit.",
+            |r| r.limits.global_reserve,
+            |r| r.limits.endpoint_reserve,
+        ),
+    ];
+    for (i, &(name, help, global, endpoint)) in families.iter().enumerate() {
+        let mut family = Family::new(out, name, "gauge", help);
+        for (direction, reserves) in directions {
+            let labels = [("node", node), ("direction", direction)];
+            family.sample(
+                &[labels[0], labels[1], ("level", "global")],
+                global(reserves),
+            );
+            if i == 0 {
+                // In use: one sample per endpoint with some in use.
+                for (peer, bytes) in &reserves.endpoints {
+                    let peer = peer.0.to_string();
+                    family.sample(
+                        &[labels[0], labels[1], ("level", "endpoint"), ("peer", &peer)],
+                        bytes,
+                    );
+                }
+            } else {
+                family.sample(
+                    &[labels[0], labels[1], ("level", "endpoint")],
+                    endpoint(reserves),
+                );
+            }
+        }
+    }
+    let mut family = Family::new(
+        out,
+        "internode_reserve_waiting_requests",
+        "gauge",
+        "Receiving connections waiting for reserve.",
+    );
+    family.sample(
+        &[("node", node), ("direction", "receive")],
+        limits.receive.waiting,
+    );
+}
