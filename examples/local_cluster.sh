@@ -12,7 +12,9 @@
 # Environment: DURATION (s, 10), RATE (msgs/s per peer, 0 = as fast as accepted),
 # SIZE (payload bytes, 100), FRAMING (crc|lz4|unprotected), PORT_BASE (23000: nodes on
 # PORT_BASE+1..3), OUT (directory for logs and summaries; a temporary one by default),
-# CARGO_FLAGS (e.g. --release), HEARTBEAT_TIMEOUT (s; the library's 5 s by default).
+# CARGO_FLAGS (e.g. --release), HEARTBEAT_TIMEOUT (s; the library's 5 s by default),
+# NODE_FLAGS (more flags for every node, e.g. the limits:
+#   NODE_FLAGS="--link-capacity 64k --endpoint-reserve 256k --global-reserve 512k --expire-after 200").
 #
 # Large messages in a debug build: a link's keepalive pong waits behind everything
 # already written (loopback buffers hold tens of MB), and a slow debug receiver may take
@@ -51,6 +53,8 @@ for id in "${ids[@]}"; do
   args=(--id "$id" --listen "127.0.0.1:$((PORT_BASE + id))" --size "$SIZE" --rate "$RATE"
     --duration "$DURATION" --framing "$FRAMING" --summary-json "$OUT/node-$id.json")
   [ -z "${HEARTBEAT_TIMEOUT:-}" ] || args+=(--heartbeat-timeout "$HEARTBEAT_TIMEOUT")
+  # shellcheck disable=SC2206 # NODE_FLAGS is split into words on purpose
+  [ -z "${NODE_FLAGS:-}" ] || args+=(${NODE_FLAGS})
   for peer in "${ids[@]}"; do
     [ "$peer" = "$id" ] || args+=(--peer "$peer@127.0.0.1:$((PORT_BASE + peer))")
   done
@@ -101,17 +105,29 @@ for sender in ids:
             problems.append(f"{link}: {got['duplicates']} duplicates")
         if got["out_of_order"]:
             problems.append(f"{link}: {got['out_of_order']} out of order")
-        # Nobody is killed in this run: everything written arrives, nothing is missing.
+        # Nobody is killed in this run: everything written arrives, and the only
+        # missing sequence numbers are the messages that failed (overloaded, expired).
         if got["received"] != sent["written"]:
             problems.append(f"{link}: {sent['written']} written but {got['received']} received")
-        if got["gaps"]:
-            problems.append(f"{link}: {got['gaps']} gaps")
+        failed = sum(sent["failed"].values())
+        if got["gaps"] != failed:
+            problems.append(f"{link}: {got['gaps']} gaps but {failed} failed")
         if len(got["runs"]) != 1:
             problems.append(f"{link}: {len(got['runs'])} runs, expected 1")
         if not got["done"] or sent["done"] != "written":
             problems.append(f"{link}: the final done did not arrive")
         if sent["written"] == 0:
             problems.append(f"{link}: nothing sent")
+print()
+for i, s in summaries.items():
+    send, recv = s["limits"]["send"], s["limits"]["receive"]
+    print(f"node-{i}: outcomes {s['outcomes']}; reserve peak send {send['global_peak']} B "
+          f"(global limit {send['global_reserve']}), receive {recv['global_peak']} B "
+          f"(limit {recv['global_reserve']}); link pending peak {s['limits']['link_pending_peak']} B "
+          f"(capacity {send['link_capacity']})")
+    for direction in (send, recv):
+        if direction["global_peak"] > direction["global_reserve"]:
+            problems.append(f"node-{i}: reserve in use above its limit")
 for i, s in summaries.items():
     if s["finished"] != "all peers done":
         problems.append(f"node-{i}: finished by {s['finished']}")

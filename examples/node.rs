@@ -12,7 +12,10 @@
 //! `--rate MSGS_PER_S` (per peer; 0, the default, = as fast as the links accept)
 //! `--duration SECS` (10) `--framing crc|lz4|unprotected` (crc) `--summary-json FILE`
 //! `--grace SECS` (10) `--max-in-flight N` (per peer, 1000) `--heartbeat-timeout SECS`
-//! (the library's default, 5).
+//! (the library's default, 5), and the limits (DESIGN.md section 6, both directions,
+//! library defaults): `--link-capacity BYTES` (4 MiB) `--endpoint-reserve BYTES`
+//! (128 MiB) `--global-reserve BYTES` (512 MiB) `--max-message BYTES` (128 MiB)
+//! `--expire-after MS` (never). BYTES may end in `k`, `m` or `g` (powers of 1024).
 //!
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
@@ -25,7 +28,11 @@
 //! - `peers`: per peer, this node's messages `accepted` (handed to the link),
 //!   `written`, `failed` by reason, still `pending` at exit, and the outcome of `done`;
 //! - `senders`: per peer, the messages `received`, `duplicates`, `out_of_order` and
-//!   `gaps` (missing sequence numbers), in total and per run of the sender.
+//!   `gaps` (missing sequence numbers), in total and per run of the sender;
+//! - `outcomes`: this node's data messages by outcome (`written`, and each failure
+//!   reason: `expired`, `overloaded_link|endpoint|global`, `oversized`, `closed`...);
+//! - `limits`: per direction, the limits and the peak bytes of reserve in use (global
+//!   and of any one endpoint), and the peak pending bytes of any one link.
 //!
 //! Peers may start in any order and may be killed and started again while it runs.
 //! Every process draws a random run id that its messages carry; a restarted sender
@@ -51,6 +58,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
 use internode::frame::Framing;
+use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
 use internode::node::{Node, Peer, Received};
 use internode::session::HeartbeatConfig;
@@ -117,12 +125,29 @@ struct Options {
     summary: Option<String>,
     max_in_flight: usize,
     heartbeat_timeout: Option<Duration>,
+    limits: Limits,
+    max_message: Option<usize>,
+    expire_after: Option<Duration>,
 }
 
 const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--size BYTES (100)] \
 [--rate MSGS_PER_S per peer (0 = as fast as accepted)] [--duration SECS (10)] \
 [--framing crc|lz4|unprotected] [--summary-json FILE] [--grace SECS (10)] \
-[--max-in-flight N per peer (1000)] [--heartbeat-timeout SECS (5)]";
+[--max-in-flight N per peer (1000)] [--heartbeat-timeout SECS (5)] \
+[--link-capacity BYTES (4m)] [--endpoint-reserve BYTES (128m)] [--global-reserve BYTES (512m)] \
+[--max-message BYTES (128m)] [--expire-after MS (never)]";
+
+/// A byte count: digits, optionally followed by k, m or g (powers of 1024).
+fn bytes_flag(value: &str) -> Option<usize> {
+    let (digits, shift) = match value.as_bytes().last()? {
+        b'k' | b'K' => (&value[..value.len() - 1], 10),
+        b'm' | b'M' => (&value[..value.len() - 1], 20),
+        b'g' | b'G' => (&value[..value.len() - 1], 30),
+        _ => (value, 0),
+    };
+    let n: usize = digits.parse().ok()?;
+    n.checked_mul(1 << shift)
+}
 
 fn parse_options() -> Result<Options, String> {
     let mut id = None;
@@ -140,6 +165,9 @@ fn parse_options() -> Result<Options, String> {
         summary: None,
         max_in_flight: 1000,
         heartbeat_timeout: None,
+        limits: Limits::default(),
+        max_message: None,
+        expire_after: None,
     };
     let seconds = |v: &str| -> Option<Duration> {
         let s: f64 = v.parse().ok()?;
@@ -174,6 +202,20 @@ fn parse_options() -> Result<Options, String> {
             "--max-in-flight" => options.max_in_flight = value.parse().map_err(|_| bad())?,
             "--heartbeat-timeout" => {
                 options.heartbeat_timeout = Some(seconds(&value).ok_or_else(bad)?)
+            }
+            "--link-capacity" => {
+                options.limits.link_capacity = bytes_flag(&value).ok_or_else(bad)?
+            }
+            "--endpoint-reserve" => {
+                options.limits.endpoint_reserve = bytes_flag(&value).ok_or_else(bad)?
+            }
+            "--global-reserve" => {
+                options.limits.global_reserve = bytes_flag(&value).ok_or_else(bad)?
+            }
+            "--max-message" => options.max_message = Some(bytes_flag(&value).ok_or_else(bad)?),
+            "--expire-after" => {
+                let ms: u64 = value.parse().map_err(|_| bad())?;
+                options.expire_after = Some(Duration::from_millis(ms));
             }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
@@ -493,8 +535,30 @@ struct LinkSummary {
     written: u64,
     written_bytes: u64,
     failed: BTreeMap<&'static str, u64>,
+    failed_bytes: BTreeMap<&'static str, u64>,
     connection_attempts: u64,
     connections: u64,
+}
+
+#[derive(Serialize)]
+struct DirectionLimits {
+    link_capacity: usize,
+    endpoint_reserve: usize,
+    global_reserve: usize,
+    /// The most bytes of the global reserve in use at once.
+    global_peak: usize,
+    /// The most bytes of any one endpoint's reserve in use at once.
+    endpoint_peak: usize,
+}
+
+#[derive(Serialize)]
+struct LimitsSummary {
+    send: DirectionLimits,
+    receive: DirectionLimits,
+    /// The most bytes pending on any one outbound link, as sampled every second.
+    link_pending_peak: usize,
+    max_message: usize,
+    expire_after_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -511,6 +575,9 @@ struct Summary {
     finished: &'static str,
     peers: BTreeMap<String, PeerSummary>,
     senders: BTreeMap<String, SenderSummary>,
+    /// This node's data messages by outcome: `written` and each failure reason.
+    outcomes: BTreeMap<String, u64>,
+    limits: LimitsSummary,
     links: Vec<LinkSummary>,
 }
 
@@ -581,6 +648,13 @@ async fn run(options: Options) -> Result<(), String> {
             ..HeartbeatConfig::default()
         });
     }
+    builder = builder.limits(options.limits);
+    if let Some(max) = options.max_message {
+        builder = builder.max_message(max);
+    }
+    if let Some(after) = options.expire_after {
+        builder = builder.expire_after(after);
+    }
     let node = builder.start().await.map_err(|e| e.to_string())?;
     let tallies: Tallies = Rc::default();
     let receiver = Receiver {
@@ -634,12 +708,16 @@ async fn run(options: Options) -> Result<(), String> {
 
     // Until every peer is done and every outcome is known, or the grace time is over.
     let mut next_status = Instant::now() + Duration::from_secs(1);
+    let mut link_pending_peak = 0;
     let finished = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = Instant::now();
         if now >= next_status {
             status_line(start, options.id, &peers, &tallies);
             next_status += Duration::from_secs(1);
+            for link in node.links().await {
+                link_pending_peak = link_pending_peak.max(link.pending_bytes);
+            }
         }
         let all_sent = peers.iter().all(|p| {
             let o = p.outcomes.borrow();
@@ -665,6 +743,7 @@ async fn run(options: Options) -> Result<(), String> {
         start.elapsed().as_secs_f64()
     );
     let links = node.links().await;
+    let limits = node.limits().await;
     // With every outcome known nothing is queued; otherwise a peer is down and what
     // waits for it fails with `closed` rather than being drained forever.
     let nothing_queued = peers.iter().all(|p| p.outcomes.borrow().in_flight() == 0);
@@ -720,6 +799,24 @@ async fn run(options: Options) -> Result<(), String> {
             .iter()
             .map(|(id, t)| (id.to_string(), sender_summary(t, now)))
             .collect(),
+        outcomes: {
+            let mut outcomes = BTreeMap::new();
+            for p in &peers {
+                let o = p.outcomes.borrow();
+                *outcomes.entry("written".to_string()).or_default() += o.written;
+                for (reason, n) in &o.failed {
+                    *outcomes.entry(reason.to_string()).or_default() += n;
+                }
+            }
+            outcomes
+        },
+        limits: LimitsSummary {
+            send: direction_limits(&limits.send),
+            receive: direction_limits(&limits.receive),
+            link_pending_peak,
+            max_message: node.config().max_message,
+            expire_after_ms: options.expire_after.map(|d| d.as_millis() as u64),
+        },
         links: links
             .iter()
             .filter(|l| l.counters.accepted > 0 || l.counters.connection_attempts > 0)
@@ -731,6 +828,7 @@ async fn run(options: Options) -> Result<(), String> {
                 written: l.counters.written,
                 written_bytes: l.counters.written_bytes,
                 failed: l.counters.failed.clone(),
+                failed_bytes: l.counters.failed_bytes.clone(),
                 connection_attempts: l.counters.connection_attempts,
                 connections: l.counters.connections,
             })
@@ -745,6 +843,16 @@ async fn run(options: Options) -> Result<(), String> {
         None => println!("{json}"),
     }
     Ok(())
+}
+
+fn direction_limits(r: &internode::node::ReservesSnapshot) -> DirectionLimits {
+    DirectionLimits {
+        link_capacity: r.limits.link_capacity,
+        endpoint_reserve: r.limits.endpoint_reserve,
+        global_reserve: r.limits.global_reserve,
+        global_peak: r.global_peak,
+        endpoint_peak: r.endpoint_peak,
+    }
 }
 
 fn main() -> ExitCode {
