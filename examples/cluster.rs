@@ -75,11 +75,13 @@ struct Options {
     seconds: f64,
     port_base: u16,
     rate: u32,
+    prometheus: bool,
 }
 
 const USAGE: &str =
     "usage: cluster [--nodes N (3)] [--seconds S (6)] [--rate MSGS_PER_S per pair (400)] \
-[--port-base P (21000; node i listens on P+i)]";
+[--port-base P (21000; node i listens on P+i)] [--prometheus true|false (false: print \
+node-1's metrics in the Prometheus text format at the end)]";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -87,6 +89,7 @@ fn parse_options() -> Result<Options, String> {
         seconds: 6.0,
         port_base: 21000,
         rate: 400,
+        prometheus: false,
     };
     for (flag, value) in common::flags(USAGE)? {
         let bad = || common::bad_value(&flag, &value, USAGE);
@@ -95,6 +98,7 @@ fn parse_options() -> Result<Options, String> {
             "--seconds" => options.seconds = value.parse().map_err(|_| bad())?,
             "--rate" => options.rate = value.parse().map_err(|_| bad())?,
             "--port-base" => options.port_base = value.parse().map_err(|_| bad())?,
+            "--prometheus" => options.prometheus = value.parse().map_err(|_| bad())?,
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -341,6 +345,8 @@ struct Shared {
     peers: RefCell<Vec<Option<Peer>>>,
     stop: Cell<bool>,
     quiet: Rc<Cell<bool>>,
+    /// Print node-1's metrics in the Prometheus format at the end.
+    prometheus: bool,
 }
 
 impl Shared {
@@ -644,6 +650,7 @@ async fn shutdown(shared: &Rc<Shared>, failures: &mut Vec<String>) {
         ));
     }
     shared.quiet.set(true);
+    print_metrics(shared).await;
     println!(
         "{} closing: every node closes its links to the others with drain",
         stamp(shared.start)
@@ -680,6 +687,66 @@ async fn shutdown(shared: &Rc<Shared>, failures: &mut Vec<String>) {
     println!("{} every node closed", stamp(shared.start));
 }
 
+/// Every live node's metrics (`Node::metrics`): reserves, links, inbound connections.
+async fn print_metrics(shared: &Rc<Shared>) {
+    println!("{} metrics:", stamp(shared.start));
+    for node in shared.live_nodes() {
+        let m = node.metrics().await;
+        let (send, recv) = (&m.limits.send, &m.limits.receive);
+        println!(
+            "  {}: reserve in use send {} B (peak {} of {}), receive {} B (peak {} of {})",
+            m.node,
+            send.global_in_use,
+            send.global_peak,
+            send.limits.global_reserve,
+            recv.global_in_use,
+            recv.global_peak,
+            recv.limits.global_reserve
+        );
+        for l in m.links.iter().filter(|l| l.counters.accepted > 0) {
+            println!(
+                "    out {} {:<6} pending {:>3} msgs {:>7} B  written {:>6} msgs {:>9} B  \
+                 connections {}/{} attempts  failed {}",
+                l.peer,
+                l.kind.to_string(),
+                l.queued + l.in_flight,
+                l.pending_bytes,
+                l.counters.written,
+                l.counters.written_bytes,
+                l.counters.connections,
+                l.counters.connection_attempts,
+                format_failed(&l.counters.failed)
+            );
+        }
+        for i in &m.inbound {
+            let c = &i.counters;
+            println!(
+                "    in  {} {:<6} received {:>6} msgs {:>9} B  processed {:>6}  expired {}  \
+                 throttled {} ({} us)  corrupt frames {}  errors {}",
+                i.peer,
+                i.kind.to_string(),
+                c.received,
+                c.received_bytes,
+                c.processed,
+                c.expired,
+                c.throttled,
+                c.throttled_us,
+                c.corrupt_frames,
+                c.errors()
+            );
+        }
+    }
+    if shared.prometheus {
+        if let Some(node) = shared.node(0) {
+            println!(
+                "{} node-1 in the Prometheus text format:",
+                stamp(shared.start)
+            );
+            print!("{}", node.metrics().await.to_prometheus());
+        }
+    }
+}
+
 async fn run(options: Options) -> Result<Vec<String>, String> {
     let n = options.nodes;
     let ledger = Arc::new(Mutex::new(Ledger::new(n)));
@@ -703,6 +770,7 @@ async fn run(options: Options) -> Result<Vec<String>, String> {
         peers: RefCell::new(vec![None; n * n]),
         stop: Cell::new(false),
         quiet: Rc::new(Cell::new(false)),
+        prometheus: options.prometheus,
     });
     for i in 0..n {
         let node = shared.start_node(i).await?;

@@ -179,7 +179,7 @@ impl Handler<StopInbound> for Inbound {
 /// Counters of one inbound connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InboundCounters {
-    /// Messages received.
+    /// Messages received (keepalives aside).
     pub received: u64,
     /// Bytes of the messages received.
     pub received_bytes: u64,
@@ -310,12 +310,12 @@ pub(crate) struct Inbound {
 
 impl Inbound {
     fn on_message(&mut self, mut bytes: Bytes, ctx: &mut Context<Self>) {
-        self.counters.received += 1;
         let size = bytes.len();
-        self.counters.received_bytes += size as u64;
         let envelope = match Envelope::decode(&mut bytes) {
             Ok(envelope) => envelope,
             Err(e) => {
+                self.counters.received += 1;
+                self.counters.received_bytes += size as u64;
                 log::warn!(
                     "{}: undecodable envelope from {}: {e}",
                     self.env.node,
@@ -330,6 +330,9 @@ impl Inbound {
             VERB_PONG => return,
             _ => {}
         }
+        // Keepalives aside, every message counts as received.
+        self.counters.received += 1;
+        self.counters.received_bytes += size as u64;
         if envelope.flags.contains(Flags::RESPONSE) {
             self.response(envelope);
             return;
