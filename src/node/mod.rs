@@ -100,6 +100,8 @@ pub enum StartError {
 #[derive(Debug, Clone)]
 pub struct NodeBuilder {
     config: NodeConfig,
+    /// The maximum message size was set explicitly (it no longer follows the limits).
+    max_message_set: bool,
 }
 
 impl NodeBuilder {
@@ -141,15 +143,20 @@ impl NodeBuilder {
 
     /// The byte limits of both directions (link capacity, endpoint and global
     /// reserve; default 4 MiB, 128 MiB, 512 MiB).
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.config.send_limits = limits;
-        self.config.receive_limits = limits;
-        self
+    ///
+    /// Unless [`max_message`](Self::max_message) is set, the maximum message size
+    /// follows the endpoint reserve of sending.
+    pub fn limits(self, limits: Limits) -> Self {
+        self.send_limits(limits).receive_limits(limits)
     }
 
-    /// The byte limits of messages being sent.
+    /// The byte limits of messages being sent (and, unless set on its own, the
+    /// maximum message size: the endpoint reserve).
     pub fn send_limits(mut self, limits: Limits) -> Self {
         self.config.send_limits = limits;
+        if !self.max_message_set {
+            self.config.max_message = limits.endpoint_reserve;
+        }
         self
     }
 
@@ -162,6 +169,7 @@ impl NodeBuilder {
     /// The largest message sent or accepted, in bytes.
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.config.max_message = bytes;
+        self.max_message_set = true;
         self
     }
 
@@ -229,6 +237,7 @@ impl Node {
     pub fn builder(id: NodeId, listen: SocketAddr) -> NodeBuilder {
         NodeBuilder {
             config: NodeConfig::new(id, listen),
+            max_message_set: false,
         }
     }
 
