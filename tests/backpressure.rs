@@ -32,12 +32,12 @@ const RECEIVE: Limits = Limits {
 /// The payload of each message.
 const MESSAGE: usize = 4 * KIB;
 
-/// Long read timeouts: a sender's keepalive waits behind the data the slow receiver
-/// has not read yet, and a noisy machine must not turn that into a reset (which
-/// would lose messages on these lossy links).
+/// The library's keepalive defaults (ping after 1 s idle, 5 s read timeout, 30 s
+/// unwritable timeout): a throttled receiver must keep its sender's connection alive
+/// with them.
 const HEARTBEAT: HeartbeatConfig = HeartbeatConfig {
     interval: Duration::from_secs(1),
-    timeout: Duration::from_secs(30),
+    timeout: Duration::from_secs(5),
     unwritable_timeout: Duration::from_secs(30),
 };
 
@@ -501,6 +501,70 @@ async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
             "kept {held} of {N} messages ({} bytes pending) before the connection stopped \
              reading; receive reserve peak {}",
             held_bytes, m.limits.receive.global_peak
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// A throttled receiver keeps its sender's connection alive.
+
+/// With short read timeouts on both sides, a receiver throttled for several timeouts
+/// in a row (its handler is slow): the sender's pings wait unread behind its data,
+/// and only the receiver's unsolicited pongs keep the sender from resetting a healthy
+/// connection (which would lose what was written on these lossy links).
+#[actix_rt::test]
+async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
+    bounded(async {
+        const N: u64 = 300;
+        let short = HeartbeatConfig {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(300),
+            unwritable_timeout: Duration::from_secs(30),
+        };
+        let b = builder(2)
+            .receive_limits(RECEIVE)
+            .heartbeat(short)
+            .start()
+            .await
+            .unwrap();
+        let a = builder(1).heartbeat(short).start().await.unwrap();
+        a.add_peer(B, b.local_addr()).await;
+        let (done_tx, mut done) = mpsc::unbounded_channel();
+        let slow = Slow {
+            pause: Duration::from_millis(5),
+            done: done_tx,
+        };
+        b.handle::<Chunk>(slow.start().recipient()).unwrap();
+        let to_b = a.peer(B).await.unwrap();
+        let started = std::time::Instant::now();
+        let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Chunk::new(seq))).collect();
+        let mut processed = Vec::with_capacity(N as usize);
+        within("every message to be processed", async {
+            while (processed.len() as u64) < N {
+                processed.push(done.recv().await.expect("the handler lives"));
+            }
+        })
+        .await;
+        for (seq, outcome) in join_all(outcomes).await.into_iter().enumerate() {
+            assert_eq!(outcome, Ok(Sent::Written), "message {seq}");
+        }
+        assert_eq!(processed, (0..N).collect::<Vec<_>>());
+        let elapsed = started.elapsed();
+        let m = b.metrics().await;
+        let inbound = inbound_small(&m).expect("the connection is still open");
+        assert!(inbound.counters.throttled > 0, "{:?}", inbound.counters);
+        let a_metrics = a.metrics().await;
+        let link = small_link(&a_metrics).unwrap();
+        assert!(
+            elapsed > short.timeout * 2,
+            "the burst must outlast the read timeout to mean anything: {elapsed:?}"
+        );
+        assert_eq!(
+            (link.counters.connections, link.counters.connection_attempts),
+            (1, 1),
+            "the sender kept its one connection through {elapsed:?} of throttling: {:?}",
+            link.counters
         );
     })
     .await;

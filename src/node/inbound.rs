@@ -11,7 +11,8 @@
 //! counted and the connection stays up (a request among them gets a failure response
 //! at once); a header CRC failure or a malformed stream closes the connection; a
 //! connection that reads nothing within the heartbeat timeout is closed (the time it
-//! spends throttled does not count).
+//! spends throttled does not count; meanwhile it sends its peer an unsolicited pong
+//! every heartbeat interval, since the peer's pings wait unread).
 //!
 //! Receive limits (DESIGN.md section 6): each message handed to a handler is charged
 //! its bytes, to the connection's capacity and then to reserve leased from the
@@ -596,7 +597,12 @@ impl Actor for Inbound {
             .max(std::time::Duration::from_millis(10));
         ctx.run_interval(every, |inbound, ctx| {
             if inbound.throttled_since.is_some() {
-                return; // not reading on purpose
+                // Not reading on purpose, so the sender's pings wait unread behind
+                // its data: tell it that this end is alive (an unsolicited pong it
+                // cannot match still counts as something read), or its read timeout
+                // would reset a slow but healthy connection.
+                inbound.pong(wire::vint_bytes(u64::MAX), ctx);
+                return;
             }
             if let HeartbeatAction::TimedOut { silent_for } = inbound.heartbeat.poll(Instant::now())
             {
