@@ -5,14 +5,16 @@
 //! connections, `ResourceLimits`), so each part is consistent in itself but the parts
 //! are taken at slightly different moments. The rendering follows the Prometheus text
 //! exposition format 0.0.4: one `# HELP` and `# TYPE` per family, counters end in
-//! `_total`, label values escaped.
+//! `_total`, label values escaped, no series twice (the inbound connections of one
+//! peer's link are summed).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::inbound::{InboundCounters, InboundSnapshot};
 use super::link::LinkSnapshot;
 use super::resource_limits::{LimitsSnapshot, ReservesSnapshot};
-use crate::NodeId;
+use crate::{LinkKind, NodeId};
 
 /// Everything a node measures about its links, connections and limits.
 #[derive(Debug, Clone)]
@@ -197,6 +199,15 @@ impl Metrics {
     }
 
     fn render_inbound(&self, out: &mut String, node: &str) {
+        // A peer's link may have several connections open here at once (it
+        // reconnected before the old one was noticed closed): one series per peer
+        // and link, summed, since a scrape may not repeat a series.
+        let mut by_link: BTreeMap<(NodeId, LinkKind), (InboundCounters, usize)> = BTreeMap::new();
+        for s in &self.inbound {
+            let (counters, pending) = by_link.entry((s.peer, s.kind)).or_default();
+            counters.add(&s.counters);
+            *pending += s.pending_bytes;
+        }
         type Get = fn(&InboundCounters) -> u64;
         let counters: [(&str, &str, Get); 9] = [
             (
@@ -247,11 +258,11 @@ impl Metrics {
         ];
         for &(name, help, get) in &counters {
             let mut family = Family::new(out, name, "counter", help);
-            for s in &self.inbound {
-                let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
+            for ((peer, kind), (counters, _)) in &by_link {
+                let (peer, link) = (peer.0.to_string(), kind.to_string());
                 family.sample(
                     &[("node", node), ("peer", &peer), ("link", &link)],
-                    get(&s.counters),
+                    get(counters),
                 );
             }
             family.sample(
@@ -265,12 +276,9 @@ impl Metrics {
             "gauge",
             "Bytes of messages handed to handlers and not yet processed.",
         );
-        for s in &self.inbound {
-            let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
-            family.sample(
-                &[("node", node), ("peer", &peer), ("link", &link)],
-                s.pending_bytes,
-            );
+        for ((peer, kind), (_, pending)) in &by_link {
+            let (peer, link) = (peer.0.to_string(), kind.to_string());
+            family.sample(&[("node", node), ("peer", &peer), ("link", &link)], pending);
         }
     }
 }
