@@ -455,3 +455,113 @@ async fn pump(
     }
     let _ = to.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------
+// Sized messages, polling, and raw peers (tests/limits.rs).
+
+/// A message whose payload is exactly its bytes (no serde pass): for tests that need
+/// messages of a precise size. Messages up to `LinkKind::LARGE_THRESHOLD` bytes go
+/// over the small link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob(pub bytes::Bytes);
+
+impl Blob {
+    /// `len` bytes, each `fill`.
+    pub fn new(len: usize, fill: u8) -> Blob {
+        Blob(bytes::Bytes::from(vec![fill; len]))
+    }
+}
+
+impl internode::message::Message for Blob {
+    const VERB: u32 = 1010;
+
+    fn encode(&self, dst: &mut bytes::BytesMut) -> Result<(), internode::message::EncodeError> {
+        dst.extend_from_slice(&self.0);
+        Ok(())
+    }
+
+    fn decode(payload: bytes::Bytes) -> Result<Self, internode::message::DecodeError> {
+        Ok(Blob(payload))
+    }
+}
+
+/// The payload size of `message` as the node encodes it (what a link charges for a
+/// message without params).
+pub fn payload_len<M: internode::message::Message>(message: &M) -> usize {
+    let mut buf = bytes::BytesMut::new();
+    message.encode(&mut buf).expect("the message encodes");
+    buf.len()
+}
+
+/// Calls `check` every [`POLL`] until it returns `Ok`, for at most [`WAIT`]; then
+/// panics with `what` and the last `Err`.
+pub async fn poll_until<T, E, F, Fut>(what: &str, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// Connects to `addr` and completes the handshake as node `id` for a link of `kind`
+/// with CRC framing, like a link would (the sans-IO [`Initiator`] over the socket).
+/// Frames can be written from there on ([`frames`]).
+///
+/// [`Initiator`]: internode::handshake::Initiator
+pub async fn raw_peer(id: u64, addr: SocketAddr, kind: LinkKind) -> TcpStream {
+    use internode::frame::Framing;
+    use internode::handshake::{Hello, Initiator};
+
+    let mut stream = TcpStream::connect(addr).await.expect("connect to the node");
+    let _ = stream.set_nodelay(true);
+    let listen = "127.0.0.1:9".parse().unwrap();
+    let hello = Hello::new(NodeId(id), listen, kind, Framing::Crc);
+    let now = std::time::Instant::now();
+    let mut initiator = Initiator::new(hello, now, WAIT);
+    let hello = initiator.poll_transmit().expect("the Hello is queued");
+    stream.write_all(&hello).await.unwrap();
+    within("the handshake", async {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = stream.read(&mut buf).await.expect("read the answer");
+            assert!(n > 0, "the node closed the connection during the handshake");
+            let established = initiator
+                .handle_input(&buf[..n], std::time::Instant::now())
+                .expect("the node accepts");
+            if let Some(established) = established {
+                assert!(established.leftover.is_empty(), "nothing sent unasked");
+                return;
+            }
+        }
+    })
+    .await;
+    stream
+}
+
+/// The bytes a link writes for `envelopes`: CRC frames, in one buffer.
+pub fn frames(envelopes: &[internode::envelope::Envelope]) -> bytes::BytesMut {
+    let mut encoder = internode::frame::FrameEncoder::new(internode::frame::Framing::Crc);
+    for envelope in envelopes {
+        let bytes = envelope.to_bytes().expect("the envelope encodes");
+        encoder.push(&bytes);
+    }
+    encoder.take()
+}
+
+/// Milliseconds since the UNIX epoch (the clock of envelope deadlines).
+pub fn epoch_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    u64::try_from(since.as_millis()).unwrap()
+}

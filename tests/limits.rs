@@ -1,0 +1,895 @@
+//! Resource limits and expiry between nodes (DESIGN.md section 6): messages that
+//! expire while their peer is unreachable, a receiver that skips expired messages
+//! before decoding them, oversized messages in both directions, the three overload
+//! levels and the reserves they leave behind, and the Prometheus rendering of the
+//! counters all of this moves.
+#![cfg(feature = "serde")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use internode::envelope::{Envelope, Flags};
+use internode::limits::Limits;
+use internode::message::Message;
+use internode::node::{GetLinkSnapshot, LinkSnapshot, Node, OverloadLevel, Peer, SendError, Sent};
+use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
+use internode::{LinkKind, NodeId};
+use serde::{Deserialize, Serialize};
+use support::{
+    bounded, builder, collect, epoch_ms, frames, node, payload_len, poll_until, raw_peer, recv_n,
+    reserve_port, within, Blob, Events, Proxy, Seq,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+
+/// A message type that expires 200 ms after its send unless the send says otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Ephemeral(u64);
+internode::message!(Ephemeral, verb = 1100, expires_after_ms = 200);
+
+/// A message type whose own deadline (a minute) is longer than any test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Patient(u64);
+internode::message!(Patient, verb = 1101, expires_after_ms = 60_000);
+
+/// The longest a message may take to fail `Expired` after its deadline while its link
+/// is disconnected: the link drops expired messages every 100 ms; the rest is slack
+/// for a busy machine.
+const EXPIRY_SLACK: Duration = Duration::from_millis(1500);
+
+/// Runs `outcome` on the test's runtime now and returns it with the time it took.
+fn timed<F>(outcome: F) -> JoinHandle<(Result<Sent, SendError>, Duration)>
+where
+    F: Future<Output = Result<Sent, SendError>> + 'static,
+{
+    let start = Instant::now();
+    actix_rt::spawn(async move {
+        let result = outcome.await;
+        (result, start.elapsed())
+    })
+}
+
+/// Awaits a spawned outcome (at most [`support::WAIT`]).
+async fn outcome_of<T>(what: &str, handle: JoinHandle<T>) -> T {
+    within(what, handle).await.expect("the outcome task runs")
+}
+
+/// The snapshot of `node`'s link `kind` to `peer`.
+async fn link_of(node: &Node, peer: NodeId, kind: LinkKind) -> LinkSnapshot {
+    let links = node.links().await;
+    let found = links.iter().find(|s| s.peer == peer && s.kind == kind);
+    match found {
+        Some(snapshot) => snapshot.clone(),
+        None => panic!("node {} has no {kind} link to {peer}: {links:?}", node.id()),
+    }
+}
+
+fn failed(snapshot: &LinkSnapshot, reason: &str) -> (u64, u64) {
+    let count = |map: &BTreeMap<&'static str, u64>| map.get(reason).copied().unwrap_or(0);
+    (
+        count(&snapshot.counters.failed),
+        count(&snapshot.counters.failed_bytes),
+    )
+}
+
+/// A heartbeat that never times out during a test (stalls last a few seconds).
+fn patient_heartbeat() -> HeartbeatConfig {
+    HeartbeatConfig {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(60),
+        unwritable_timeout: Duration::from_secs(60),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// 1. Expiry while disconnected.
+
+/// Messages to a peer where nothing listens fail `Expired` shortly after their
+/// deadline, whichever sets it: the send (through the node or a `Peer`), the message
+/// type, or the node's default; a send's or type's own deadline overrides the
+/// node's, also upwards. A deadline already passed fails at once, without the link
+/// taking the message. The link counts each failure and its bytes.
+#[actix_rt::test]
+async fn messages_expire_while_the_peer_is_unreachable() {
+    bounded(async {
+        let node_default = Duration::from_millis(300);
+        let a = builder(1).expire_after(node_default).start().await.unwrap();
+        a.add_peer(NodeId(2), reserve_port()).await;
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let deadline = Duration::from_millis(200);
+
+        // Deadlines longer than the test: per send, and per type, both beyond the
+        // node's default.
+        let long_send = to_b.send_expiring(Seq(0), Duration::from_secs(60));
+        let long_type = to_b.send(Patient(0));
+
+        let mut expiring = Vec::new(); // (what, outcome, its deadline, its bytes)
+        for i in 0..3u8 {
+            let blob = Blob::new(100 + usize::from(i), i);
+            let bytes = payload_len(&blob);
+            let a = a.clone();
+            let outcome = timed(async move { a.send_expiring(NodeId(2), blob, deadline).await });
+            expiring.push(("Node::send_expiring", outcome, deadline, bytes));
+        }
+        for i in 3..6u8 {
+            let blob = Blob::new(100 + usize::from(i), i);
+            let bytes = payload_len(&blob);
+            let outcome = timed(to_b.send_expiring(blob, deadline));
+            expiring.push(("Peer::send_expiring", outcome, deadline, bytes));
+        }
+        let typed = Ephemeral(7);
+        let bytes = payload_len(&typed);
+        let a2 = a.clone();
+        let outcome = timed(async move { a2.send(NodeId(2), typed).await });
+        expiring.push(("a type's deadline", outcome, deadline, bytes));
+        let bytes = payload_len(&Seq(8));
+        let outcome = timed(to_b.send(Seq(8)));
+        expiring.push(("the node's default", outcome, node_default, bytes));
+
+        let mut expired_bytes = 0;
+        for (what, outcome, deadline, bytes) in expiring {
+            let (result, took) = outcome_of(what, outcome).await;
+            assert_eq!(result, Err(SendError::Expired), "{what}");
+            // Deadlines are whole milliseconds: at most 1 ms early (and the clock
+            // was started just after a `Peer` send's deadline was set).
+            assert!(
+                took + Duration::from_millis(5) >= deadline,
+                "{what}: expired after {took:?}, before its deadline of {deadline:?}"
+            );
+            assert!(
+                took <= deadline + EXPIRY_SLACK,
+                "{what}: expired only after {took:?} (deadline {deadline:?})"
+            );
+            expired_bytes += bytes as u64;
+        }
+
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert!(
+            matches!(
+                link.state,
+                LinkState::WaitingToRetry { .. } | LinkState::Connecting { .. }
+            ),
+            "the link keeps trying: {:?}",
+            link.state
+        );
+        assert_eq!(failed(&link, "expired"), (8, expired_bytes));
+        assert_eq!(link.counters.written, 0);
+        assert_eq!(link.queued, 2, "the two long deadlines wait: {link:?}");
+        let accepted = link.counters.accepted;
+
+        // A deadline that has passed already: refused on arrival, never taken.
+        let start = Instant::now();
+        let now = a
+            .send_expiring(NodeId(2), Blob::new(50, 9), Duration::ZERO)
+            .await;
+        assert_eq!(now, Err(SendError::Expired));
+        let also_now = to_b.send_expiring(Blob::new(50, 10), Duration::ZERO).await;
+        assert_eq!(also_now, Err(SendError::Expired));
+        assert!(start.elapsed() < EXPIRY_SLACK, "{:?}", start.elapsed());
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert_eq!(failed(&link, "expired"), (10, expired_bytes + 100));
+        assert_eq!(
+            link.counters.accepted, accepted,
+            "refused before it was taken"
+        );
+
+        // The same counters in the node's metrics.
+        let metrics = a.metrics().await;
+        let small = metrics
+            .links
+            .iter()
+            .find(|s| s.peer == NodeId(2) && s.kind == LinkKind::Small)
+            .expect("the small link in the metrics");
+        assert_eq!(failed(small, "expired"), (10, expired_bytes + 100));
+        assert_eq!(metrics.limits.send.global_in_use, 0);
+
+        // Closing the peer fails the two that never expired.
+        a.close_peer(NodeId(2), false).await;
+        assert_eq!(within("long send", long_send).await, Err(SendError::Closed));
+        assert_eq!(within("long type", long_type).await, Err(SendError::Closed));
+        // A closed link leaves the node's list; its handle still answers.
+        let small = to_b.link(LinkKind::Small).expect("a remote peer");
+        let link = small.send(GetLinkSnapshot).await.expect("the link answers");
+        assert_eq!(link.state, LinkState::Closed);
+        assert_eq!(failed(&link, "closed").0, 2);
+        assert_eq!(failed(&link, "expired").0, 10);
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// 2. The receiver skips expired messages before decoding them.
+
+/// A raw peer sends, after its handshake, a message whose deadline has passed and
+/// whose payload would not even decode, then a valid one: the handler gets only the
+/// valid one, and the expired one is counted as expired, not as a decode failure.
+/// The same bad payload unexpired is counted as a decode failure (the control).
+#[actix_rt::test]
+async fn a_receiver_skips_expired_messages_before_decoding_them() {
+    bounded(async {
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        let garbage = Bytes::from_static(&[0xff; 16]);
+        assert!(Seq::decode(garbage.clone()).is_err(), "not a Seq");
+
+        let mut peer = raw_peer(7, b.local_addr(), LinkKind::Small).await;
+        let envelope = |id: u64, payload: Bytes, expires_at_ms: Option<u64>| {
+            let now = epoch_ms();
+            Envelope {
+                id,
+                verb: Seq::VERB,
+                flags: Flags::EMPTY,
+                created_at_ms: expires_at_ms.map_or(now, |at| at.min(now)),
+                expires_at_ms,
+                params: Vec::new(),
+                payload,
+            }
+        };
+        let encoded = |seq: u64| {
+            let mut buf = bytes::BytesMut::new();
+            Seq(seq).encode(&mut buf).unwrap();
+            buf.freeze()
+        };
+        let past = Some(epoch_ms() - 5_000);
+        let future = Some(epoch_ms() + 60_000);
+        let wire = frames(&[
+            envelope(1, garbage.clone(), past),
+            envelope(2, encoded(42), future),
+        ]);
+        peer.write_all(&wire).await.unwrap();
+
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(7), Seq(42))]);
+        let counters = b.inbound_counters().await;
+        assert_eq!(counters.received, 2, "{counters:?}");
+        assert_eq!(counters.expired, 1, "{counters:?}");
+        assert_eq!(
+            counters.decode_failed, 0,
+            "skipped before decoding: {counters:?}"
+        );
+        assert_eq!(counters.dispatched, 1, "{counters:?}");
+
+        // The control: the same payload, not expired, fails to decode (and the
+        // connection stays up).
+        let wire = frames(&[envelope(3, garbage, None), envelope(4, encoded(43), None)]);
+        peer.write_all(&wire).await.unwrap();
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(7), Seq(43))]);
+        let counters = b.inbound_counters().await;
+        assert_eq!(
+            (counters.received, counters.expired, counters.decode_failed),
+            (4, 1, 1),
+            "{counters:?}"
+        );
+        assert_eq!(b.inbound_connections().await, 1);
+        assert!(inbox.try_recv().is_err(), "nothing else delivered");
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// 3. and 4. Oversized messages.
+
+/// A node with a maximum message size of 1000 bytes refuses a larger payload at once
+/// (the link never takes it) and counts it; payloads up to the maximum go through.
+#[actix_rt::test]
+async fn an_oversized_message_is_refused_at_once() {
+    bounded(async {
+        let a = builder(1).max_message(1000).start().await.unwrap();
+        let b = node(2).await;
+        let mut inbox = collect::<Blob>(&b);
+        a.add_peer(NodeId(2), b.local_addr()).await;
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+
+        let start = Instant::now();
+        assert_eq!(
+            a.send(NodeId(2), Blob::new(2000, 1)).await,
+            Err(SendError::Oversized {
+                size: 2000,
+                max: 1000
+            })
+        );
+        assert_eq!(
+            to_b.send(Blob::new(1001, 2)).await,
+            Err(SendError::Oversized {
+                size: 1001,
+                max: 1000
+            })
+        );
+        assert!(start.elapsed() < EXPIRY_SLACK, "{:?}", start.elapsed());
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert_eq!(failed(&link, "oversized"), (2, 3001));
+        assert_eq!(link.counters.accepted, 0);
+        assert_eq!(
+            link.counters.connection_attempts, 0,
+            "nothing to connect for"
+        );
+
+        assert_eq!(to_b.send(Blob::new(1000, 3)).await, Ok(Sent::Written));
+        assert_eq!(a.send(NodeId(2), Blob::new(10, 4)).await, Ok(Sent::Written));
+        let received = recv_n(&mut inbox, 2).await;
+        assert_eq!(
+            received,
+            vec![
+                (NodeId(1), Blob::new(1000, 3)),
+                (NodeId(1), Blob::new(10, 4))
+            ]
+        );
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert_eq!(failed(&link, "oversized"), (2, 3001));
+        assert_eq!(
+            (link.counters.written, link.counters.written_bytes),
+            (2, 1010)
+        );
+        assert!(inbox.try_recv().is_err(), "nothing else delivered");
+    })
+    .await;
+}
+
+/// A receiver whose maximum message size is 10 000 bytes resets the connection of a
+/// sender (with a larger maximum) that sends 50 000 bytes: the message is never
+/// delivered, and the link reconnects for the next one. A message too large even for
+/// one frame (over the large link) is refused from its first frame's header.
+#[actix_rt::test]
+async fn an_oversized_incoming_message_resets_the_connection() {
+    bounded(async {
+        let b = builder(2).max_message(10_000).start().await.unwrap();
+        let mut inbox = collect::<Blob>(&b);
+        let a = node(1).await;
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(NodeId(2), b.local_addr()).await;
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+
+        assert_eq!(to_b.send(Blob::new(10, 1)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(10, 1));
+
+        // 50 000 bytes: one self-contained frame over the small link.
+        let outcome = to_b.send(Blob::new(50_000, 2)).await;
+        assert!(
+            matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+            "{outcome:?}"
+        );
+        events
+            .wait_for("the reset", NodeId(2), LinkKind::Small, |e| {
+                matches!(e, LinkEvent::Disconnected { .. })
+            })
+            .await;
+        assert_eq!(to_b.send(Blob::new(1_000, 3)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(1_000, 3));
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert_eq!(link.counters.connections, 2, "reconnected: {link:?}");
+
+        // 300 000 bytes: three frames over the large link; the first one's header
+        // claims too much.
+        let outcome = to_b.send(Blob::new(300_000, 4)).await;
+        assert!(
+            matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+            "{outcome:?}"
+        );
+        events
+            .wait_for("the reset", NodeId(2), LinkKind::Large, |e| {
+                matches!(e, LinkEvent::Disconnected { .. })
+            })
+            .await;
+        assert_eq!(to_b.send(Blob::new(100, 5)).await, Ok(Sent::Written));
+        assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(100, 5));
+
+        assert!(inbox.try_recv().is_err(), "the oversized ones never arrive");
+        let counters = b.inbound_counters().await;
+        assert_eq!(counters.received, 3, "only the small ones: {counters:?}");
+        // Whole envelopes: the payloads and three headers of a few bytes.
+        let payloads = 10 + 1_000 + 100;
+        assert!(
+            (payloads..payloads + 3 * 64).contains(&counters.received_bytes),
+            "{counters:?}"
+        );
+        // Both reset connections are gone; the small link's current one is open.
+        poll_until("the reset connections to close", || async {
+            match b.inbound_connections().await {
+                1 => Ok(()),
+                n => Err(n),
+            }
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Between two nodes with the same maximum message size, a message of exactly that
+/// size should be delivered. It is not: the sender checks the maximum against the
+/// payload (`Link::admit`), the receiver against the whole envelope, header included
+/// (`InboundEnv::max_message` given to the `MessageAssembler`), so the sender writes
+/// it (`Ok(Written)`) and the receiver resets the connection; the message is lost.
+#[actix_rt::test]
+#[ignore = "bug: the receiver counts the envelope header against max_message, the sender does not"]
+async fn a_message_of_the_maximum_size_is_delivered() {
+    bounded(async {
+        let b = builder(2).max_message(10_000).start().await.unwrap();
+        let mut inbox = collect::<Blob>(&b);
+        let a = builder(1).max_message(10_000).start().await.unwrap();
+        a.add_peer(NodeId(2), b.local_addr()).await;
+        let outcome = a.send(NodeId(2), Blob::new(10_000, 1)).await;
+        assert_eq!(outcome, Ok(Sent::Written));
+        let received = tokio::time::timeout(Duration::from_secs(2), inbox.recv()).await;
+        let received = received.expect("delivered").expect("the collector lives");
+        assert_eq!(received, (NodeId(1), Blob::new(10_000, 1)));
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// 5. Overload levels.
+
+/// A link that is failing to connect takes no reserve: a message beyond its capacity
+/// fails `Overloaded(Link)` at once, and nothing is charged to the reserves.
+#[actix_rt::test]
+async fn a_link_failing_to_connect_is_overloaded_at_its_capacity() {
+    bounded(async {
+        let limits = Limits {
+            link_capacity: 1000,
+            endpoint_reserve: 100_000,
+            global_reserve: 100_000,
+        };
+        let a = builder(1).send_limits(limits).start().await.unwrap();
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(NodeId(2), reserve_port()).await;
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+
+        let first = to_b.send(Blob::new(600, 1));
+        events
+            .wait_for("a failed attempt", NodeId(2), LinkKind::Small, |e| {
+                matches!(e, LinkEvent::RetryScheduled { .. })
+            })
+            .await;
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert!(
+            match link.state {
+                LinkState::WaitingToRetry { .. } => true,
+                LinkState::Connecting { attempt } => attempt > 1,
+                _ => false,
+            },
+            "failing to connect: {:?}",
+            link.state
+        );
+
+        // Within the capacity: taken.
+        let second = to_b.send(Blob::new(300, 2));
+        // Beyond it: refused at once, whatever the reserves have.
+        let over = to_b.send(Blob::new(200, 3));
+        let far_over = to_b.send(Blob::new(5000, 4));
+        assert_eq!(
+            within("overloaded", over).await,
+            Err(SendError::Overloaded(OverloadLevel::Link))
+        );
+        assert_eq!(
+            within("overloaded", far_over).await,
+            Err(SendError::Overloaded(OverloadLevel::Link))
+        );
+
+        let metrics = a.metrics().await;
+        assert_eq!(metrics.limits.send.global_in_use, 0, "no reserve taken");
+        assert_eq!(metrics.limits.send.global_peak, 0, "no reserve ever taken");
+        assert!(metrics.limits.send.endpoints.is_empty());
+        let link = link_of(&a, NodeId(2), LinkKind::Small).await;
+        assert_eq!(failed(&link, "overloaded_link"), (2, 5200));
+        assert_eq!((link.queued, link.pending_bytes), (2, 900));
+        assert_eq!(link.reserve_bytes, 0);
+
+        a.close_peer(NodeId(2), false).await;
+        assert_eq!(within("first", first).await, Err(SendError::Closed));
+        assert_eq!(within("second", second).await, Err(SendError::Closed));
+    })
+    .await;
+}
+
+/// Sends 16 KiB messages to `peer` one at a time until one fails; returns the
+/// outcomes of those taken (pending) and the failure. Each send is followed by a
+/// snapshot of the link, which the link answers only once it has decided on the
+/// message (it processes nothing else while it asks for reserve).
+async fn fill(
+    peer: &Peer,
+) -> (
+    Vec<JoinHandle<(Result<Sent, SendError>, Duration)>>,
+    SendError,
+    LinkSnapshot,
+) {
+    const MESSAGE: usize = 16 * 1024;
+    const MOST: usize = 5_000; // 80 MB: far beyond any socket buffers
+    let link = peer.link(LinkKind::Small).expect("a remote peer").clone();
+    let mut taken = Vec::new();
+    for i in 0..MOST {
+        let outcome = timed(peer.send(Blob::new(MESSAGE, i as u8)));
+        let snapshot = link.send(GetLinkSnapshot).await.expect("the link lives");
+        let failures: u64 = snapshot.counters.failed.values().sum();
+        if failures > 0 {
+            let (result, _) = outcome_of("the refused message", outcome).await;
+            let error = result.expect_err("the last message failed");
+            return (taken, error, snapshot);
+        }
+        taken.push(outcome);
+    }
+    panic!("{MOST} messages of {MESSAGE} bytes taken: the stall did not hold them");
+}
+
+/// Two peers behind stalled proxies: the first fills its link and then the endpoint
+/// reserve (`Overloaded(Endpoint)`), the second fills its link and what is left of
+/// the global reserve (`Overloaded(Global)`). Once the stall ends everything taken is
+/// written and delivered, and the reserves are all given back.
+#[actix_rt::test]
+async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
+    bounded(async {
+        const KIB: usize = 1024;
+        let limits = Limits {
+            link_capacity: 64 * KIB,
+            endpoint_reserve: 256 * KIB,
+            global_reserve: 384 * KIB,
+        };
+        let b = builder(2)
+            .heartbeat(patient_heartbeat())
+            .start()
+            .await
+            .unwrap();
+        let c = builder(3)
+            .heartbeat(patient_heartbeat())
+            .start()
+            .await
+            .unwrap();
+        let mut at_b = collect::<Blob>(&b);
+        let mut at_c = collect::<Blob>(&c);
+        let to_b_proxy = Proxy::start(b.local_addr()).await;
+        let to_c_proxy = Proxy::start(c.local_addr()).await;
+        let a = builder(1)
+            .send_limits(limits)
+            .heartbeat(patient_heartbeat())
+            .peer(NodeId(2), to_b_proxy.addr())
+            .peer(NodeId(3), to_c_proxy.addr())
+            .start()
+            .await
+            .unwrap();
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_c = a.peer(NodeId(3)).await.unwrap();
+
+        // Connected first: a stalled proxy would hold the handshake too.
+        assert_eq!(to_b.send(Blob::new(10, 0)).await, Ok(Sent::Written));
+        assert_eq!(to_c.send(Blob::new(10, 0)).await, Ok(Sent::Written));
+        recv_n(&mut at_b, 1).await;
+        recv_n(&mut at_c, 1).await;
+        to_b_proxy.stall();
+        to_c_proxy.stall();
+
+        let start = Instant::now();
+        let (taken_b, error, snapshot) = fill(&to_b).await;
+        assert_eq!(
+            error,
+            SendError::Overloaded(OverloadLevel::Endpoint),
+            "{snapshot:?}"
+        );
+        log::info!(
+            "peer 2: overloaded after {} messages in {:?}",
+            taken_b.len(),
+            start.elapsed()
+        );
+        let reserves = a.limits().await.send;
+        let at_2 = reserves
+            .endpoints
+            .iter()
+            .find(|(peer, _)| *peer == NodeId(2))
+            .map_or(0, |(_, bytes)| *bytes);
+        assert!(
+            at_2 > limits.endpoint_reserve - 16 * KIB && at_2 <= limits.endpoint_reserve,
+            "the endpoint reserve is (nearly) full: {reserves:?}"
+        );
+        assert!(snapshot.pending_bytes <= limits.link_capacity + limits.endpoint_reserve);
+
+        let (taken_c, error, snapshot) = fill(&to_c).await;
+        assert_eq!(
+            error,
+            SendError::Overloaded(OverloadLevel::Global),
+            "{snapshot:?}"
+        );
+        log::info!(
+            "peer 3: overloaded after {} messages in {:?}",
+            taken_c.len(),
+            start.elapsed()
+        );
+        let reserves = a.limits().await.send;
+        assert!(
+            reserves.global_in_use > limits.global_reserve - 16 * KIB
+                && reserves.global_in_use <= limits.global_reserve,
+            "the global reserve is (nearly) full: {reserves:?}"
+        );
+        assert!(
+            reserves.global_peak <= limits.global_reserve,
+            "{reserves:?}"
+        );
+        assert!(
+            reserves.endpoint_peak <= limits.endpoint_reserve,
+            "{reserves:?}"
+        );
+        // The first peer is still refused at its endpoint reserve (checked first).
+        let again = to_b.send(Blob::new(16 * KIB, 0));
+        assert_eq!(
+            within("another message to peer 2", again).await,
+            Err(SendError::Overloaded(OverloadLevel::Endpoint))
+        );
+
+        to_b_proxy.resume();
+        to_c_proxy.resume();
+        let (n_b, n_c) = (taken_b.len(), taken_c.len());
+        for (peer, taken) in [(2, taken_b), (3, taken_c)] {
+            for outcome in taken {
+                let (result, _) = outcome_of("a stalled message", outcome).await;
+                assert_eq!(result, Ok(Sent::Written), "to {peer}");
+            }
+        }
+        assert_eq!(recv_n(&mut at_b, n_b).await.len(), n_b);
+        assert_eq!(recv_n(&mut at_c, n_c).await.len(), n_c);
+
+        poll_until("the reserves to be given back", || async {
+            let metrics = a.metrics().await;
+            let held: usize = metrics.links.iter().map(|s| s.reserve_bytes).sum();
+            let pending: usize = metrics.links.iter().map(|s| s.pending_bytes).sum();
+            let send = &metrics.limits.send;
+            if send.global_in_use == 0 && send.endpoints.is_empty() && held == 0 && pending == 0 {
+                Ok(())
+            } else {
+                Err((send.clone(), held, pending))
+            }
+        })
+        .await;
+        let overloaded: Vec<_> = a
+            .links()
+            .await
+            .iter()
+            .filter(|s| s.kind == LinkKind::Small)
+            .map(|s| {
+                let mut reasons: Vec<_> = s.counters.failed.keys().copied().collect();
+                reasons.sort_unstable();
+                (s.peer, reasons)
+            })
+            .collect();
+        assert_eq!(
+            overloaded,
+            vec![
+                (NodeId(2), vec!["overloaded_endpoint"]),
+                (NodeId(3), vec!["overloaded_global"]),
+            ]
+        );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------
+// 6. Prometheus.
+
+/// Checks the Prometheus text format (0.0.4) of `text`: every sample line is
+/// `name{labels} value` or `name value` with well-formed labels and a number, every
+/// family has exactly one `# HELP` and one `# TYPE` before its samples, its samples
+/// are together, and no series repeats. Returns the samples by series.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut helped = BTreeSet::new();
+    let mut typed = BTreeMap::new();
+    let mut finished = BTreeSet::new();
+    let mut current: Option<String> = None;
+    let mut samples = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = format!("line {}: {line:?}", n + 1);
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect(&at);
+            assert!(is_metric_name(name) && !help.is_empty(), "{at}");
+            assert!(helped.insert(name.to_string()), "second HELP, {at}");
+            assert!(!typed.contains_key(name), "HELP after TYPE, {at}");
+            if let Some(previous) = current.replace(name.to_string()) {
+                finished.insert(previous);
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect(&at);
+            assert!(["counter", "gauge"].contains(&kind), "{at}");
+            assert_eq!(
+                current.as_deref(),
+                Some(name),
+                "TYPE right after HELP, {at}"
+            );
+            assert!(
+                typed.insert(name.to_string(), kind).is_none(),
+                "second TYPE, {at}"
+            );
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "a counter ends in _total, {at}");
+            }
+            continue;
+        }
+        assert!(!line.starts_with('#') && !line.is_empty(), "{at}");
+        let (series, value) = line.rsplit_once(' ').expect(&at);
+        let value: f64 = value.parse().expect(&at);
+        assert!(value.is_finite() && value >= 0.0, "{at}");
+        let name = match series.split_once('{') {
+            None => series,
+            Some((name, labels)) => {
+                let labels = labels.strip_suffix('}').expect(&at);
+                check_labels(labels, &at);
+                name
+            }
+        };
+        assert!(is_metric_name(name), "{at}");
+        assert_eq!(
+            current.as_deref(),
+            Some(name),
+            "a sample of its family, {at}"
+        );
+        assert!(typed.contains_key(name), "TYPE before samples, {at}");
+        assert!(!finished.contains(name), "samples together, {at}");
+        assert!(
+            samples.insert(series.to_string(), value).is_none(),
+            "repeated series, {at}"
+        );
+    }
+    assert_eq!(
+        helped,
+        typed.keys().cloned().collect(),
+        "one HELP and one TYPE each"
+    );
+    samples
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `key="value",...` with escaped values and no key twice.
+fn check_labels(mut labels: &str, at: &str) {
+    let mut keys = BTreeSet::new();
+    while !labels.is_empty() {
+        let (key, rest) = labels.split_once("=\"").expect(at);
+        assert!(
+            is_metric_name(key) && !key.contains(':'),
+            "label name, {at}"
+        );
+        assert!(keys.insert(key), "label twice, {at}");
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next().expect(at) {
+                (_, '\\') => {
+                    let (_, escaped) = chars.next().expect(at);
+                    assert!(['\\', '"', 'n'].contains(&escaped), "escape, {at}");
+                }
+                (i, '"') => break i,
+                (_, '\n') => panic!("raw newline, {at}"),
+                _ => {}
+            }
+        };
+        labels = &rest[end + 1..];
+        if let Some(rest) = labels.strip_prefix(',') {
+            labels = rest;
+            assert!(!labels.is_empty(), "trailing comma, {at}");
+        } else {
+            assert!(labels.is_empty(), "comma between labels, {at}");
+        }
+    }
+}
+
+/// After some traffic and an expiry, the sender's Prometheus text carries the right
+/// counters, and both nodes' texts are well-formed.
+#[actix_rt::test]
+async fn metrics_render_as_prometheus_text() {
+    bounded(async {
+        let (a, b) = support::pair().await;
+        let mut inbox = collect::<Seq>(&b);
+        const N: u64 = 7;
+        for i in 0..N {
+            assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Written));
+        }
+        assert_eq!(
+            a.send_expiring(NodeId(2), Seq(99), Duration::ZERO).await,
+            Err(SendError::Expired)
+        );
+        recv_n(&mut inbox, N as usize).await;
+
+        let text = a.metrics().await.to_prometheus();
+        let samples = parse_prometheus(&text);
+        let sample = |series: &str| {
+            samples
+                .get(series)
+                .copied()
+                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        };
+        let link = r#"node="1",peer="2",link="small""#;
+        assert!(text.contains(&format!(
+            "internode_outbound_written_messages_total{{{link}}} {N}\n"
+        )));
+        assert_eq!(
+            sample(&format!("internode_outbound_written_bytes_total{{{link}}}")),
+            N as f64 // a Seq below 128 is one byte
+        );
+        assert_eq!(
+            sample(&format!(
+                "internode_outbound_failed_messages_total{{{link},reason=\"expired\"}}"
+            )),
+            1.0
+        );
+        assert_eq!(
+            sample(&format!(
+                "internode_outbound_failed_bytes_total{{{link},reason=\"expired\"}}"
+            )),
+            1.0
+        );
+        assert_eq!(
+            sample(&format!(
+                "internode_outbound_accepted_messages_total{{{link}}}"
+            )),
+            N as f64,
+            "the expired message was never taken"
+        );
+        assert_eq!(
+            sample(r#"internode_reserve_in_use_bytes{node="1",direction="send",level="global"}"#),
+            0.0
+        );
+
+        let text = poll_until("the receiver to count every message", || async {
+            let text = b.metrics().await.to_prometheus();
+            let samples = parse_prometheus(&text);
+            let received = samples
+                .get(r#"internode_inbound_received_messages_total{node="2",peer="1",link="small"}"#)
+                .copied();
+            if received == Some(N as f64) {
+                Ok(text)
+            } else {
+                Err(received)
+            }
+        })
+        .await;
+        assert!(text.contains("# TYPE internode_inbound_received_messages_total counter\n"));
+    })
+    .await;
+}
+
+/// Two connections open at once from the same peer's link (a reconnect before the
+/// old connection is noticed closed): the receiver's text has one series per peer
+/// and link, with both connections' counts summed, and stays well-formed.
+#[actix_rt::test]
+async fn inbound_connections_of_one_link_render_as_one_series() {
+    bounded(async {
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        let mut old = raw_peer(7, b.local_addr(), LinkKind::Small).await;
+        let mut new = raw_peer(7, b.local_addr(), LinkKind::Small).await;
+        let seq = |id: u64| Envelope {
+            id,
+            verb: Seq::VERB,
+            flags: Flags::EMPTY,
+            created_at_ms: epoch_ms(),
+            expires_at_ms: None,
+            params: Vec::new(),
+            payload: {
+                let mut buf = bytes::BytesMut::new();
+                Seq(id).encode(&mut buf).unwrap();
+                buf.freeze()
+            },
+        };
+        old.write_all(&frames(&[seq(1), seq(2)])).await.unwrap();
+        new.write_all(&frames(&[seq(3), seq(4), seq(5)]))
+            .await
+            .unwrap();
+        recv_n(&mut inbox, 5).await;
+        assert_eq!(b.inbound_connections().await, 2);
+
+        let text = b.metrics().await.to_prometheus();
+        let samples = parse_prometheus(&text);
+        assert_eq!(
+            samples.get(
+                r#"internode_inbound_received_messages_total{node="2",peer="7",link="small"}"#
+            ),
+            Some(&5.0),
+            "{text}"
+        );
+    })
+    .await;
+}
