@@ -65,13 +65,15 @@ pub(crate) struct InboundEnv {
 }
 
 impl InboundEnv {
-    /// The largest message a connection accepts: the configured maximum, and no more
-    /// than the receive limits could ever hold at once.
+    /// The largest message (envelope) a connection accepts: the configured maximum
+    /// payload and the largest envelope header, and no more than the receive limits
+    /// could ever hold at once.
     fn max_message(&self) -> usize {
         let limits = self.config.receive_limits;
         let reserve = limits.endpoint_reserve.min(limits.global_reserve);
         self.config
             .max_message
+            .saturating_add(crate::envelope::MAX_HEADER_LEN)
             .min(limits.link_capacity.saturating_add(reserve))
     }
 }
