@@ -10,13 +10,11 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::{Buf, Bytes, BytesMut};
 use internode::limits::Limits;
-use internode::message::{DecodeError, EncodeError};
 use internode::node::{InboundSnapshot, LinkSnapshot, Metrics, Node, Received, Sent};
 use internode::session::HeartbeatConfig;
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, join_all, within, POLL};
+use support::{bounded, builder, join_all, within, Filled, POLL};
 use tokio::sync::mpsc;
 
 const A: NodeId = NodeId(1);
@@ -40,51 +38,6 @@ const HEARTBEAT: HeartbeatConfig = HeartbeatConfig {
     timeout: Duration::from_secs(5),
     unwritable_timeout: Duration::from_secs(30),
 };
-
-/// A numbered message whose payload is filled with its number's low byte. Encoded
-/// by hand: no serde pass over every byte.
-#[derive(Debug, Clone, PartialEq)]
-struct Chunk {
-    seq: u64,
-    data: Bytes,
-}
-
-impl Chunk {
-    fn new(seq: u64) -> Chunk {
-        Chunk {
-            seq,
-            data: Bytes::from(vec![seq as u8; MESSAGE]),
-        }
-    }
-
-    fn check(&self) {
-        assert_eq!(self.data.len(), MESSAGE, "message {}", self.seq);
-        assert!(
-            self.data.iter().all(|&b| b == self.seq as u8),
-            "message {} damaged",
-            self.seq
-        );
-    }
-}
-
-impl internode::message::Message for Chunk {
-    const VERB: u32 = 1041;
-
-    fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        dst.reserve(8 + self.data.len());
-        dst.extend_from_slice(&self.seq.to_le_bytes());
-        dst.extend_from_slice(&self.data);
-        Ok(())
-    }
-
-    fn decode(mut payload: Bytes) -> Result<Self, DecodeError> {
-        if payload.len() < 8 {
-            return Err(DecodeError::custom("short chunk"));
-        }
-        let seq = payload.get_u64_le();
-        Ok(Chunk { seq, data: payload })
-    }
-}
 
 /// Node 2 with the small receive limits, and node 1 (default limits) that knows it.
 async fn sender_and_receiver() -> (Node, Node) {
@@ -173,11 +126,11 @@ impl Actor for Slow {
     type Context = Context<Self>;
 }
 
-impl Handler<Received<Chunk>> for Slow {
+impl Handler<Received<Filled>> for Slow {
     type Result = ();
 
-    fn handle(&mut self, m: Received<Chunk>, ctx: &mut Context<Self>) {
-        m.message.check();
+    fn handle(&mut self, m: Received<Filled>, ctx: &mut Context<Self>) {
+        m.message.check(MESSAGE);
         ctx.wait(
             actix::clock::sleep(self.pause)
                 .into_actor(self)
@@ -235,7 +188,7 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
             pause: Duration::from_millis(1),
             done: done_tx,
         };
-        b.handle::<Chunk>(slow.start().recipient()).unwrap();
+        b.handle::<Filled>(slow.start().recipient()).unwrap();
         let to_b = a.peer(B).await.unwrap();
 
         let finished = Cell::new(false);
@@ -243,7 +196,9 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
         let burst = async {
             // All queued at once (the link takes them into its queue); the outcomes
             // come as the writes complete.
-            let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Chunk::new(seq))).collect();
+            let outcomes: Vec<_> = (0..N)
+                .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
+                .collect();
             let mut processed = Vec::with_capacity(N as usize);
             within("every message to be processed", async {
                 while (processed.len() as u64) < N {
@@ -332,7 +287,7 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
 
 /// Keeps every message it gets, and reports its number.
 struct Keeper {
-    kept: Vec<Received<Chunk>>,
+    kept: Vec<Received<Filled>>,
     got: mpsc::UnboundedSender<u64>,
 }
 
@@ -340,11 +295,11 @@ impl Actor for Keeper {
     type Context = Context<Self>;
 }
 
-impl Handler<Received<Chunk>> for Keeper {
+impl Handler<Received<Filled>> for Keeper {
     type Result = ();
 
-    fn handle(&mut self, m: Received<Chunk>, _: &mut Context<Self>) {
-        m.message.check();
+    fn handle(&mut self, m: Received<Filled>, _: &mut Context<Self>) {
+        m.message.check(MESSAGE);
         let _ = self.got.send(m.message.seq);
         self.kept.push(m);
     }
@@ -410,11 +365,13 @@ async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
             got: got_tx,
         }
         .start();
-        b.handle::<Chunk>(keeper.clone().recipient()).unwrap();
+        b.handle::<Filled>(keeper.clone().recipient()).unwrap();
         let to_b = a.peer(B).await.unwrap();
 
         // 480 KiB fit the sockets' buffers: all are written at once.
-        let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Chunk::new(seq))).collect();
+        let outcomes: Vec<_> = (0..N)
+            .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
+            .collect();
         for outcome in join_all(outcomes).await {
             assert_eq!(outcome, Ok(Sent::Written));
         }
@@ -535,10 +492,12 @@ async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
             pause: Duration::from_millis(5),
             done: done_tx,
         };
-        b.handle::<Chunk>(slow.start().recipient()).unwrap();
+        b.handle::<Filled>(slow.start().recipient()).unwrap();
         let to_b = a.peer(B).await.unwrap();
         let started = std::time::Instant::now();
-        let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Chunk::new(seq))).collect();
+        let outcomes: Vec<_> = (0..N)
+            .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
+            .collect();
         let mut processed = Vec::with_capacity(N as usize);
         within("every message to be processed", async {
             while (processed.len() as u64) < N {

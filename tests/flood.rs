@@ -14,13 +14,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
 use internode::limits::Limits;
-use internode::message::{DecodeError, EncodeError};
 use internode::node::{Metrics, OverloadLevel, SendError, Sent};
 use internode::session::{HeartbeatConfig, LinkEvent};
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, within, Events, Proxy, POLL};
+use support::{bounded, builder, collect, within, Events, Filled, Proxy, POLL};
 use tokio::sync::mpsc;
 
 const B: NodeId = NodeId(2);
@@ -43,43 +41,6 @@ const WINDOW: u64 = 64;
 /// Messages sent (and delivered) before the stall, so that the baseline memory is
 /// that of a node that has already carried traffic (buffers and allocator warm).
 const WARM_UP: u64 = 64;
-
-/// A numbered message whose payload is a fresh allocation filled with its number's
-/// low byte. Encoded by hand: no serde pass over every byte, so that the flood is
-/// quick in a debug build.
-#[derive(Debug, Clone, PartialEq)]
-struct Chunk {
-    seq: u64,
-    data: Bytes,
-}
-
-impl Chunk {
-    fn new(seq: u64) -> Chunk {
-        Chunk {
-            seq,
-            data: Bytes::from(vec![seq as u8; MESSAGE]),
-        }
-    }
-}
-
-impl internode::message::Message for Chunk {
-    const VERB: u32 = 1040;
-
-    fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        dst.reserve(8 + self.data.len());
-        dst.extend_from_slice(&self.seq.to_le_bytes());
-        dst.extend_from_slice(&self.data);
-        Ok(())
-    }
-
-    fn decode(mut payload: Bytes) -> Result<Self, DecodeError> {
-        if payload.len() < 8 {
-            return Err(DecodeError::custom("short chunk"));
-        }
-        let seq = payload.get_u64_le();
-        Ok(Chunk { seq, data: payload })
-    }
-}
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`).
 fn status_kib(field: &str) -> u64 {
@@ -157,7 +118,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
             unwritable_timeout: Duration::from_secs(30),
         };
         let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
-        let mut inbox = collect::<Chunk>(&b);
+        let mut inbox = collect::<Filled>(&b);
         let proxy = Proxy::start(b.local_addr()).await;
         let a = builder(1)
             .send_limits(LIMITS)
@@ -170,7 +131,9 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         let to_b = a.peer(B).await.unwrap();
 
         // Warm up: a window's worth through the open proxy.
-        let warm_up: Vec<_> = (0..WARM_UP).map(|seq| to_b.send(Chunk::new(seq))).collect();
+        let warm_up: Vec<_> = (0..WARM_UP)
+            .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
+            .collect();
         for outcome in warm_up {
             assert_eq!(outcome.await, Ok(Sent::Written));
         }
@@ -201,7 +164,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         let started = std::time::Instant::now();
         while seq <= last {
             for _ in 0..WINDOW.min(last + 1 - seq) {
-                let outcome = to_b.send(Chunk::new(seq));
+                let outcome = to_b.send(Filled::new(seq, MESSAGE));
                 let tx = outcome_tx.clone();
                 actix::spawn(async move {
                     let _ = tx.send((seq, outcome.await));
@@ -285,12 +248,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
             while delivered.len() < written.len() {
                 let (from, chunk) = inbox.recv().await.expect("the collector lives");
                 assert_eq!(from, NodeId(1));
-                assert_eq!(chunk.data.len(), MESSAGE);
-                assert!(
-                    chunk.data.iter().all(|&b| b == chunk.seq as u8),
-                    "message {} damaged",
-                    chunk.seq
-                );
+                chunk.check(MESSAGE);
                 delivered.push(chunk.seq);
             }
         })
