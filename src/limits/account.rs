@@ -28,7 +28,8 @@ impl<K> Charge<K> {
 
 /// What an [`Account`] needs from the reserves before it can charge a message: at
 /// least `at_least` bytes (what the message lacks beyond the spare lease), and up to
-/// `up_to` (a lease chunk, to save round trips for the messages that follow).
+/// `up_to` (that and a lease chunk more, to save round trips for the messages that
+/// follow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReserveNeeded {
     /// The least grant that lets the message be charged.
@@ -46,13 +47,17 @@ pub struct ReserveNeeded {
 ///   exactly what the link holds of the reserves.
 /// - [`try_charge`](Self::try_charge) either charges the whole message or changes
 ///   nothing and says what reserve it lacks.
-/// - The spare lease is at most one chunk while any reserve is charged, and nothing
-///   once none is: [`surplus`](Self::surplus) hands back the rest.
+/// - After [`surplus`](Self::surplus), the spare lease is at most one chunk plus the
+///   reserve part of the last message that needed reserve (so that a stream of
+///   similar messages finds its reserve without a round trip each); after
+///   [`idle_spare`](Self::idle_spare) with no reserve charged, it is nothing.
 #[derive(Debug)]
 pub struct Account<K> {
     budget: LinkBudget,
     chunk: usize,
     reserve_charged: usize,
+    /// The reserve part of the last charge that had one.
+    last_reserve: usize,
     spare: Option<Grant<K>>,
 }
 
@@ -64,6 +69,7 @@ impl<K: Clone + Eq> Account<K> {
             budget: LinkBudget::new(capacity),
             chunk,
             reserve_charged: 0,
+            last_reserve: 0,
             spare: None,
         }
     }
@@ -77,7 +83,7 @@ impl<K: Clone + Eq> Account<K> {
             let at_least = reserve - spare;
             return Err(ReserveNeeded {
                 at_least,
-                up_to: at_least.max(self.chunk),
+                up_to: at_least.saturating_add(self.chunk),
             });
         }
         let link = bytes - reserve;
@@ -89,6 +95,7 @@ impl<K: Clone + Eq> Account<K> {
             let grant = self.spare.as_mut().and_then(|s| s.split_off(reserve));
             debug_assert!(grant.is_some(), "the spare lease covers the reserve part");
             self.reserve_charged += reserve;
+            self.last_reserve = reserve;
             grant
         };
         Ok(Charge { link, reserve })
@@ -132,15 +139,27 @@ impl<K: Clone + Eq> Account<K> {
         self.budget.give_back(bytes);
     }
 
-    /// The spare lease beyond what the link should keep: all of it when no reserve is
-    /// charged, what exceeds one chunk otherwise. To be released to the reserves.
+    /// The spare lease beyond what the link keeps (one chunk plus the reserve part of
+    /// its last message that needed some). To be released to the reserves.
     #[must_use = "a surplus grant must be released to the reserves"]
     pub fn surplus(&mut self) -> Option<Grant<K>> {
-        let keep = if self.reserve_charged == 0 {
-            0
-        } else {
-            self.chunk
-        };
+        let keep = self.chunk.saturating_add(self.last_reserve);
+        self.release_beyond(keep)
+    }
+
+    /// All the spare lease if no reserve is charged (the link has gone idle): to be
+    /// released. A link calls it now and then (on a timer), so that an idle link
+    /// holds no reserve for long without paying a round trip per message when busy.
+    #[must_use = "an idle spare grant must be released to the reserves"]
+    pub fn idle_spare(&mut self) -> Option<Grant<K>> {
+        if self.reserve_charged > 0 {
+            return None;
+        }
+        self.last_reserve = 0;
+        self.release_beyond(0)
+    }
+
+    fn release_beyond(&mut self, keep: usize) -> Option<Grant<K>> {
         let spare = self.spare.as_mut()?;
         let excess = spare.bytes().checked_sub(keep).filter(|&e| e > 0)?;
         let grant = spare.split_off(excess);
@@ -203,7 +222,7 @@ mod tests {
             need,
             ReserveNeeded {
                 at_least: 30,
-                up_to: 64
+                up_to: 94
             }
         );
         assert_eq!(account.used(), 60, "a failed charge changes nothing");
@@ -212,26 +231,30 @@ mod tests {
         let split = account.try_charge(70).expect("the lease covers it");
         assert_eq!(split.link, 40);
         assert_eq!(split.reserve.as_ref().map(Grant::bytes), Some(30));
-        assert_eq!((account.used(), account.spare()), (130, 34));
+        assert_eq!((account.used(), account.spare()), (130, 64));
         // The next 30 bytes come from the spare lease without asking.
         let third = account.try_charge(30).unwrap();
         assert_eq!(third.bytes(), 30);
-        assert_eq!(account.spare(), 4);
+        assert_eq!(account.spare(), 34);
         assert!(
             account.surplus().is_none(),
-            "keeps up to a chunk while charged"
+            "keeps up to a chunk and a message"
         );
         account.discharge(third);
         account.discharge(split);
         account.discharge(small);
-        assert_eq!(account.used(), 0);
-        let surplus = account
-            .surplus()
+        assert_eq!((account.used(), account.spare()), (0, 94));
+        assert!(
+            account.surplus().is_none(),
+            "a chunk and the last need: 64 + 30"
+        );
+        let idle = account
+            .idle_spare()
             .expect("nothing charged: all of it goes back");
-        assert_eq!(surplus.bytes(), 64);
-        reserves.release(surplus);
+        assert_eq!(idle.bytes(), 94);
+        reserves.release(idle);
         assert_eq!(reserves.in_use_global(), 0);
-        assert!(account.surplus().is_none());
+        assert!(account.idle_spare().is_none());
     }
 
     #[test]
@@ -251,7 +274,7 @@ mod tests {
         account.give_back(link, reserve.bytes());
         reserves.release(reserve);
         assert_eq!(account.used(), 0);
-        reserves.release(account.surplus().unwrap());
+        reserves.release(account.idle_spare().unwrap());
         assert_eq!(reserves.in_use_global(), 0);
     }
 
@@ -275,6 +298,7 @@ mod tests {
         Discharge(prop::sample::Index),
         ReleaseElsewhere(prop::sample::Index),
         Surplus,
+        Idle,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -283,6 +307,7 @@ mod tests {
             2 => any::<prop::sample::Index>().prop_map(Op::Discharge),
             1 => any::<prop::sample::Index>().prop_map(Op::ReleaseElsewhere),
             1 => Just(Op::Surplus),
+            1 => Just(Op::Idle),
         ]
     }
 
@@ -336,8 +361,19 @@ mod tests {
                         if let Some(g) = account.surplus() {
                             reserves.release(g);
                         }
-                        let keep = if account.reserve_charged() == 0 { 0 } else { chunk };
-                        prop_assert!(account.spare() <= keep);
+                        // At most a chunk and the largest message's reserve part.
+                        prop_assert!(account.spare() <= chunk + 120);
+                    }
+                    Op::Idle => {
+                        let charged = account.reserve_charged();
+                        let spare = account.spare();
+                        match account.idle_spare() {
+                            Some(g) => {
+                                prop_assert_eq!((charged, g.bytes()), (0, spare));
+                                reserves.release(g);
+                            }
+                            None => prop_assert!(charged > 0 || spare == 0),
+                        }
                     }
                     _ => {}
                 }
@@ -354,7 +390,7 @@ mod tests {
             for c in charges.drain(..) {
                 account.discharge(c);
             }
-            if let Some(g) = account.surplus() {
+            if let Some(g) = account.idle_spare() {
                 reserves.release(g);
             }
             prop_assert_eq!(account.used(), 0);

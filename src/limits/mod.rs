@@ -31,8 +31,10 @@
 //! To save round trips a link leases reserve a small chunk at a time and carves
 //! messages out of the lease locally ([`Account`], built on [`Grant::split_off`] and
 //! [`Grant::merge`]). A lease is counted in full while the link holds it, so leasing
-//! never lets the granted bytes exceed a limit; a link keeps at most one chunk spare,
-//! and none once it has no reserve charged.
+//! never lets the granted bytes exceed a limit. A link keeps at most one chunk plus
+//! its last message's reserve part spare, so that a stream of similar messages does
+//! not pay a round trip each, and gives it all back once idle ([`Account::idle_spare`],
+//! called on a timer).
 //!
 //! # Invariants
 //!

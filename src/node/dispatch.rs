@@ -54,19 +54,19 @@ impl<M> Received<M> {
     }
 }
 
-/// The receive limits held by one inbound message: given back when dropped, the link
-/// part to its inbound connection, the reserve part to the `ResourceLimits` actor.
+/// The receive limits held by one inbound message, given back to its inbound
+/// connection when dropped. If the connection has gone, the reserve part goes back to
+/// the `ResourceLimits` actor by itself (a [`Held`] dropped with the message).
 pub(crate) struct Permit {
     pub link: usize,
-    pub reserve_bytes: usize,
-    /// Released by its own drop.
-    pub _reserve: Option<Held>,
+    pub reserve: Option<Held>,
     pub inbound: Recipient<Processed>,
 }
 
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Permit({} bytes)", self.link + self.reserve_bytes)
+        let reserve = self.reserve.as_ref().map_or(0, Held::bytes);
+        write!(f, "Permit({} bytes)", self.link + reserve)
     }
 }
 
@@ -74,7 +74,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         self.inbound.do_send(Processed {
             link: self.link,
-            reserve: self.reserve_bytes,
+            reserve: self.reserve.take(),
         });
     }
 }
@@ -82,7 +82,7 @@ impl Drop for Permit {
 /// To an inbound connection: a handler finished with a message holding these bytes.
 pub(crate) struct Processed {
     pub link: usize,
-    pub reserve: usize,
+    pub reserve: Option<Held>,
 }
 
 impl actix::Message for Processed {

@@ -274,7 +274,11 @@ impl Handler<Processed> for Inbound {
 
     fn handle(&mut self, m: Processed, ctx: &mut Context<Self>) {
         self.counters.processed += 1;
-        self.account.give_back(m.link, m.reserve);
+        let reserve = m.reserve.map(Held::into_grant);
+        self.account.discharge(Charge {
+            link: m.link,
+            reserve,
+        });
         if !self.backlog.is_empty() {
             self.drain_backlog(ctx);
         } else if let Some(grant) = self.account.surplus() {
@@ -467,11 +471,9 @@ impl Inbound {
         } else {
             None
         };
-        let reserve_bytes = charge.reserve.as_ref().map_or(0, Grant::bytes);
         let permit = Permit {
             link: charge.link,
-            reserve_bytes,
-            _reserve: charge
+            reserve: charge
                 .reserve
                 .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
             inbound: ctx.address().recipient(),
@@ -605,6 +607,9 @@ impl Actor for Inbound {
                 // would reset a slow but healthy connection.
                 inbound.pong(wire::vint_bytes(u64::MAX), ctx);
                 return;
+            }
+            if let Some(grant) = inbound.account.idle_spare() {
+                inbound.release(grant);
             }
             if let HeartbeatAction::TimedOut { silent_for } = inbound.heartbeat.poll(Instant::now())
             {

@@ -78,6 +78,11 @@ impl Held {
         }
     }
 
+    /// The bytes held.
+    pub fn bytes(&self) -> usize {
+        self.grant.as_ref().map_or(0, Grant::bytes)
+    }
+
     /// The grant, now the caller's to release.
     pub fn into_grant(mut self) -> Grant<NodeId> {
         self.grant

@@ -193,6 +193,12 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
         self.account.surplus()
     }
 
+    /// All the spare lease if no reserve is charged (see [`Account::idle_spare`]).
+    #[must_use = "an idle spare grant must be released to the reserves"]
+    pub fn idle_spare(&mut self) -> Option<Grant<K>> {
+        self.account.idle_spare()
+    }
+
     /// All the spare lease (the link is closing).
     #[must_use = "the spare lease must be released to the reserves"]
     pub fn take_spare(&mut self) -> Option<Grant<K>> {

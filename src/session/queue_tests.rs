@@ -105,18 +105,24 @@ fn reserve_leased_for_a_message_goes_back_once_the_link_is_idle() {
         panic!("the link is full");
     };
     let grant = reserves.try_acquire(&1, need.up_to).unwrap();
-    assert_eq!(grant.bytes(), 16, "a chunk, to save round trips");
+    assert_eq!(
+        grant.bytes(),
+        4 + 16,
+        "the need and a chunk, to save round trips"
+    );
     q.add_lease(grant).unwrap();
     q.try_push(item, 4, None, 0, &mut expired).unwrap();
     push(&mut q, 3, 4, None, 0);
-    assert_eq!(q.account().spare(), 8);
+    assert_eq!(q.account().spare(), 12);
+    assert!(q.surplus().is_none(), "keeps a chunk and the last need");
+    assert_eq!(pop_all(&mut q, 0).0, vec![1, 2, 3]);
     assert!(
         q.surplus().is_none(),
-        "keeps a chunk while reserve is charged"
+        "still within a chunk and the last need"
     );
-    assert_eq!(pop_all(&mut q, 0).0, vec![1, 2, 3]);
-    let surplus = q.surplus().expect("idle: the lease goes back");
-    reserves.release(surplus);
+    let idle = q.idle_spare().expect("idle: the lease goes back");
+    assert_eq!(idle.bytes(), 20);
+    reserves.release(idle);
     assert_eq!(reserves.in_use_global(), 0);
 }
 

@@ -71,11 +71,11 @@ const TICK: Duration = Duration::from_millis(100);
 /// At most one overload or expiry warning per link per this interval.
 const WARN_EVERY: Duration = Duration::from_secs(1);
 
-/// The reserve a link leases at a time: enough for many small messages per round
-/// trip to the `ResourceLimits` actor, small enough not to starve the peer's other
-/// links (a sixteenth of the endpoint reserve, at most 64 KiB).
+/// The reserve a link leases beyond what a message needs: enough for many small
+/// messages per round trip to the `ResourceLimits` actor, small enough not to starve
+/// the peer's other links (a thirty-second of the endpoint reserve, at most 1 MiB).
 pub(crate) fn lease_chunk(endpoint_reserve: usize) -> usize {
-    (endpoint_reserve / 16).min(64 * 1024)
+    (endpoint_reserve / 32).min(1 << 20)
 }
 
 /// Node-wide things every link needs.
@@ -462,6 +462,9 @@ impl Link {
         self.queue.expire(wire::epoch_ms(), &mut expired);
         if !expired.is_empty() {
             self.expired(expired);
+        }
+        if let Some(grant) = self.queue.idle_spare() {
+            self.release(grant);
         }
         let Some(conn) = self.conn.as_mut() else {
             return;
