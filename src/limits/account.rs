@@ -7,9 +7,9 @@ use super::{Grant, LinkBudget};
 /// did not fit, a grant of reserve carved out of the link's lease.
 ///
 /// Give it back with [`Account::discharge`] (the link keeps the reserve as spare
-/// lease), or give the link part with [`Account::give_back_link`] and release the
-/// reserve part to the `ResourceLimits` actor directly (what a receiving link does once
-/// the handler has finished with the message, after the link may be gone).
+/// lease), or give the link part back with [`Account::give_back`] and release the
+/// reserve part to the reserves directly (what happens when the link is gone before
+/// the message is done with).
 #[must_use = "dropping a Charge without discharging it leaks its bytes"]
 #[derive(Debug)]
 pub struct Charge<K> {
