@@ -65,6 +65,33 @@ proptest! {
         prop_assert_eq!(&decode_in_chunks(framing, &wire, &cuts), &want);
     }
 
+    /// A message pushed in parts (an envelope header and its payload) gives exactly
+    /// the bytes of the whole message pushed at once, whatever the cuts; and a buffer
+    /// recycled between batches changes nothing.
+    #[test]
+    fn pushing_a_message_in_parts_is_pushing_it_whole(
+        framing in framing(),
+        max_payload in 1..3000usize,
+        messages in prop::collection::vec(
+            (prop::collection::vec(any::<u8>(), 0..8000), any::<prop::sample::Index>()),
+            1..12,
+        ),
+    ) {
+        let mut whole = FrameEncoder::with_max_payload(framing, max_payload);
+        let mut parts = FrameEncoder::with_max_payload(framing, max_payload);
+        for (i, (message, cut)) in messages.iter().enumerate() {
+            let cut = cut.index(message.len() + 1);
+            whole.push(message);
+            parts.push_parts(&[&message[..cut], &[], &message[cut..]]);
+            if i % 3 == 2 {
+                let (a, b) = (whole.take(), parts.take());
+                prop_assert_eq!(&a, &b);
+                parts.recycle(b);
+            }
+        }
+        prop_assert_eq!(whole.take(), parts.take());
+    }
+
     #[test]
     fn encoder_packs_small_messages_together_and_cuts_large_ones(
         framing in framing(),

@@ -76,6 +76,30 @@ impl Envelope {
     /// writer, panics if `dst` cannot grow to hold [`encoded_len`](Self::encoded_len)
     /// more bytes (a `Vec` or `BytesMut` always can).
     pub fn encode(&self, dst: &mut impl BufMut) -> Result<(), EnvelopeError> {
+        self.encode_header(dst)?;
+        dst.put_slice(&self.payload);
+        Ok(())
+    }
+
+    /// Appends everything [`encode`](Self::encode) writes before the payload (the
+    /// header, params and payload length), so that the caller can write the payload
+    /// from where it lies, without copying it into an intermediate buffer. Fails like
+    /// `encode`, writing nothing.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use internode::envelope::{Envelope, Flags};
+    ///
+    /// let envelope = Envelope {
+    ///     id: 7, verb: 1, flags: Flags::EMPTY, created_at_ms: 1_000, expires_at_ms: None,
+    ///     params: Vec::new(), payload: Bytes::from_static(b"hi"),
+    /// };
+    /// let mut parts = BytesMut::new();
+    /// envelope.encode_header(&mut parts).unwrap();
+    /// parts.extend_from_slice(&envelope.payload);
+    /// assert_eq!(parts.freeze(), envelope.to_bytes().unwrap());
+    /// ```
+    pub fn encode_header(&self, dst: &mut impl BufMut) -> Result<(), EnvelopeError> {
         let plan = self.plan()?;
         vint::encode(self.id, dst);
         vint::encode(u64::from(self.verb), dst);
@@ -92,7 +116,6 @@ impl Envelope {
             }
         }
         vint::encode(len_u64(self.payload.len()), dst);
-        dst.put_slice(&self.payload);
         Ok(())
     }
 

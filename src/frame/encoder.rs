@@ -79,25 +79,71 @@ impl FrameEncoder {
     /// new self-contained frame if it fits in one, or cut across non-self-contained
     /// frames otherwise.
     pub fn push(&mut self, message: &[u8]) {
-        if message.len() > self.max_payload {
+        self.push_parts(&[message]);
+    }
+
+    /// Appends one message given as consecutive parts (for instance an envelope's
+    /// header and its payload, wherever each lies), exactly as [`push`](Self::push)
+    /// appends their concatenation, but copying each byte once, straight into the
+    /// frames.
+    ///
+    /// ```
+    /// use internode::frame::{FrameEncoder, Framing};
+    ///
+    /// let mut a = FrameEncoder::new(Framing::Crc);
+    /// a.push_parts(&[b"head", b"er and payload"]);
+    /// let mut b = FrameEncoder::new(Framing::Crc);
+    /// b.push(b"header and payload");
+    /// assert_eq!(a.take(), b.take());
+    /// ```
+    pub fn push_parts(&mut self, parts: &[&[u8]]) {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        if len > self.max_payload {
             self.close_frame();
-            for chunk in message.chunks(self.max_payload) {
-                let start = begin(self.framing, &mut self.out, chunk.len());
-                self.out.extend_from_slice(chunk);
+            let mut parts = parts.iter().copied().filter(|p| !p.is_empty());
+            let mut current: &[u8] = parts.next().unwrap_or_default();
+            let mut left = len;
+            while left > 0 {
+                let frame_len = left.min(self.max_payload);
+                let start = begin(self.framing, &mut self.out, frame_len);
+                let mut room = frame_len;
+                while room > 0 {
+                    if current.is_empty() {
+                        current = parts.next().unwrap_or_default();
+                        continue;
+                    }
+                    let n = room.min(current.len());
+                    self.out.extend_from_slice(&current[..n]);
+                    current = &current[n..];
+                    room -= n;
+                }
                 seal(self.framing, &mut self.out, start, false, &mut self.scratch);
+                left -= frame_len;
             }
             return;
         }
         if let Some(start) = self.open {
             let used = self.out.len() - start - self.framing.header_len();
-            if used + message.len() > self.max_payload {
+            if used + len > self.max_payload {
                 self.close_frame();
             }
         }
         if self.open.is_none() {
             self.open = Some(begin(self.framing, &mut self.out, self.max_payload));
         }
-        self.out.extend_from_slice(message);
+        for part in parts {
+            self.out.extend_from_slice(part);
+        }
+    }
+
+    /// Gives the encoder an empty buffer to write the next frames into (for instance
+    /// the one a finished write handed back), so that a link does not allocate a new
+    /// one per batch. Ignored if the encoder already holds bytes or a larger buffer.
+    pub fn recycle(&mut self, mut buffer: BytesMut) {
+        buffer.clear();
+        if self.out.is_empty() && buffer.capacity() > self.out.capacity() {
+            self.out = buffer;
+        }
     }
 
     /// Bytes written so far and not yet taken, including the open frame.

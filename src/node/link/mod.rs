@@ -344,14 +344,16 @@ impl Link {
                 params: std::mem::take(&mut q.message.params),
                 payload: q.message.payload.clone(),
             };
+            // The header goes through a small scratch buffer; the payload is copied
+            // once, from where it lies straight into the frames.
             self.scratch.clear();
-            if let Err(error) = envelope.encode(&mut self.scratch) {
+            if let Err(error) = envelope.encode_header(&mut self.scratch) {
                 let e = self.queue.settle(e);
                 fail(&mut self.counters, e.item, SendError::Envelope(error));
                 continue;
             }
             self.next_seq += 1;
-            conn.encoder.push(&self.scratch);
+            conn.encoder.push_parts(&[&self.scratch, &envelope.payload]);
             conn.in_flight.push(e);
             if conn.encoder.buffered_len() >= BATCH_BYTES {
                 break;
@@ -366,7 +368,7 @@ impl Link {
         if conn.in_flight.is_empty() {
             return;
         }
-        let bytes = conn.encoder.take().freeze();
+        let bytes = conn.encoder.take();
         conn.unflushed = bytes.len();
         let Some(mut writer) = conn.writer.take() else {
             return;
@@ -375,13 +377,13 @@ impl Link {
         let generation = self.generation;
         let write = async move {
             let result = writer.write_all(&bytes).await;
-            (writer, result)
+            (writer, bytes, result)
         };
         ctx.spawn(
             write
                 .into_actor(self)
-                .map(move |(writer, result), link, ctx| {
-                    link.write_done(generation, writer, result, ctx)
+                .map(move |(writer, bytes, result), link, ctx| {
+                    link.write_done(generation, writer, bytes, result, ctx)
                 }),
         );
     }
@@ -422,6 +424,7 @@ impl Link {
         &mut self,
         generation: u64,
         writer: OwnedWriteHalf,
+        written: BytesMut,
         result: std::io::Result<()>,
         ctx: &mut Context<Self>,
     ) {
@@ -437,6 +440,8 @@ impl Link {
         }
         conn.writer = Some(writer);
         conn.unflushed = 0;
+        // The next batch is written into the same buffer: no allocation per batch.
+        conn.encoder.recycle(written);
         conn.heartbeat.on_write(Instant::now());
         for e in conn.in_flight.drain(..) {
             let q = self.queue.settle(e).item;
