@@ -60,7 +60,7 @@ impl<M> Received<M> {
 pub(crate) struct Permit {
     pub link: usize,
     pub reserve: Option<Held>,
-    pub inbound: Recipient<Processed>,
+    pub inbound: Addr<super::inbound::Inbound>,
 }
 
 impl std::fmt::Debug for Permit {

@@ -146,6 +146,7 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
             backlog: VecDeque::new(),
             acquiring: false,
             throttled_since: None,
+            messages: Vec::new(),
             expiry_warning: WarnLimiter::new(std::time::Duration::from_secs(1)),
             encoder: FrameEncoder::new(established.framing),
             peer: hello.node_id,
@@ -313,6 +314,8 @@ pub(crate) struct Inbound {
     acquiring: bool,
     throttled_since: Option<Instant>,
     expiry_warning: WarnLimiter,
+    /// Reused for the messages of each frame.
+    messages: Vec<Bytes>,
 }
 
 impl Inbound {
@@ -355,7 +358,9 @@ impl Inbound {
     /// otherwise parks it at the head of the backlog and stops reading. Returns
     /// whether it went through.
     fn admit(&mut self, envelope: Envelope, size: usize, ctx: &mut Context<Self>) -> bool {
-        if is_expired(envelope.expires_at_ms, wire::epoch_ms()) {
+        // The clock is read only for messages that have a deadline.
+        if envelope.expires_at_ms.is_some() && is_expired(envelope.expires_at_ms, wire::epoch_ms())
+        {
             self.skip_expired();
             return true;
         }
@@ -476,7 +481,7 @@ impl Inbound {
             reserve: charge
                 .reserve
                 .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
-            inbound: ctx.address().recipient(),
+            inbound: ctx.address(),
         };
         match self.env.handlers.deliver(
             self.peer,
@@ -651,11 +656,13 @@ impl StreamHandler<Result<Decoded, FrameError>> for Inbound {
         self.heartbeat.on_read(Instant::now());
         match item {
             Ok(Decoded::Frame(frame)) => {
-                let mut messages = Vec::new();
+                // One vector for the messages of every frame: no allocation per frame.
+                let mut messages = std::mem::take(&mut self.messages);
                 let result = self.assembler.push(frame, &mut messages);
-                for m in messages {
+                for m in messages.drain(..) {
                     self.on_message(m, ctx);
                 }
+                self.messages = messages;
                 if let Err(e) = result {
                     log::warn!(
                         "{}: stream from {} malformed: {e}",
