@@ -418,6 +418,18 @@ impl Node {
         request: R,
         timeout: Duration,
     ) -> Result<R::Response, RequestError> {
+        self.request_via(peer, request, timeout, None).await
+    }
+
+    /// A request over `links` (a [`Peer`]'s, already looked up) or, when `None`, over
+    /// the peer's links looked up now.
+    async fn request_via<R: Request>(
+        &self,
+        peer: NodeId,
+        request: R,
+        timeout: Duration,
+        links: Option<&[Addr<Link>; 3]>,
+    ) -> Result<R::Response, RequestError> {
         if peer == self.inner.id {
             let recipient = self
                 .inner
@@ -437,9 +449,11 @@ impl Node {
         }
         let expires = self.deadline::<R>(None);
         let mut outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
-        let link = self
-            .link(peer, link_kind::<R>(outbound.payload.len()))
-            .await?;
+        let kind = link_kind::<R>(outbound.payload.len());
+        let link = match links {
+            Some(links) => links[usize::from(kind.code())].clone(),
+            None => self.link(peer, kind).await?,
+        };
         let (tx, rx) = oneshot::channel();
         let tracker = &self.inner.tracker;
         let id = tracker
@@ -655,7 +669,19 @@ impl Peer {
 
     /// Sends a request to the peer; see [`Node::request`].
     pub async fn request<R: Request>(&self, request: R) -> Result<R::Response, RequestError> {
-        self.node.request(self.id, request).await
+        let timeout = self.node.inner.config.request_timeout;
+        self.request_with_timeout(request, timeout).await
+    }
+
+    /// [`request`](Self::request) with its own timeout.
+    pub async fn request_with_timeout<R: Request>(
+        &self,
+        request: R,
+        timeout: Duration,
+    ) -> Result<R::Response, RequestError> {
+        self.node
+            .request_via(self.id, request, timeout, self.links.as_ref())
+            .await
     }
 }
 
