@@ -1,0 +1,170 @@
+//! The three implementations behind one interface: a server ([`serve`]), a sending
+//! client ([`Client`]) and the connecting side of the idle-memory workload
+//! ([`IdleClient`]), each dispatching to `via_internode`, `raw` or `framed`.
+
+use std::any::Any;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::payload::Sink;
+use crate::{framed, raw, tcp, via_internode, BenchError};
+
+/// Which implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Impl {
+    /// The full internode stack.
+    Internode,
+    /// Hand-written tokio TCP, pre-encoded length-prefixed frames in large batches.
+    Raw,
+    /// tokio-util `Framed` with a hand-written CRC-checked codec.
+    Framed,
+}
+
+impl Impl {
+    /// All three, in the order they are measured.
+    pub const ALL: [Impl; 3] = [Impl::Internode, Impl::Raw, Impl::Framed];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Internode => "internode",
+            Impl::Raw => "raw",
+            Impl::Framed => "framed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Impl> {
+        Impl::ALL.into_iter().find(|i| i.name() == name)
+    }
+}
+
+impl fmt::Display for Impl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A running server: its port, and what must live as long as it serves.
+pub struct Served {
+    pub port: u16,
+    pub _alive: Box<dyn Any>,
+}
+
+/// Starts server number `instance` of `imp` on a free port of 127.0.0.1; one-way
+/// messages go to `sink`, requests are echoed.
+pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
+    let port = match imp {
+        Impl::Internode => return via_internode::serve(sink, instance).await,
+        Impl::Raw => tcp::listen(sink, raw::serve).await?,
+        Impl::Framed => tcp::listen(sink, framed::serve).await?,
+    };
+    Ok(Served {
+        port,
+        _alive: Box::new(()),
+    })
+}
+
+/// The sending side of one implementation, connected to its server.
+pub enum Client {
+    Internode(via_internode::Client),
+    Raw(raw::Client),
+    Framed(framed::Client),
+}
+
+impl Client {
+    pub async fn start(imp: Impl, port: u16) -> Result<Client, BenchError> {
+        Ok(match imp {
+            Impl::Internode => Client::Internode(via_internode::Client::start(port).await?),
+            Impl::Raw => Client::Raw(raw::Client::new(port)),
+            Impl::Framed => Client::Framed(framed::Client::new(port)),
+        })
+    }
+
+    /// One-way messages of `size` bytes until `until`, numbered from `first_seq`;
+    /// returns how many were handed to the connection.
+    pub async fn oneway(
+        &mut self,
+        size: usize,
+        until: Instant,
+        first_seq: u64,
+    ) -> Result<u64, BenchError> {
+        match self {
+            Client::Internode(c) => c.oneway(size, until, first_seq).await,
+            Client::Raw(c) => c.oneway(size, until, first_seq).await,
+            Client::Framed(c) => c.oneway(size, until, first_seq).await,
+        }
+    }
+
+    /// One request at a time until `until`; the round-trip times.
+    pub async fn rr(
+        &mut self,
+        size: usize,
+        until: Instant,
+        first_seq: u64,
+    ) -> Result<Vec<Duration>, BenchError> {
+        match self {
+            Client::Internode(c) => c.rr(size, until, first_seq).await,
+            Client::Raw(c) => c.rr(size, until, first_seq).await,
+            Client::Framed(c) => c.rr(size, until, first_seq).await,
+        }
+    }
+
+    /// `outstanding` requests in flight until `until`; returns how many were answered.
+    pub async fn rr_outstanding(
+        &mut self,
+        size: usize,
+        outstanding: usize,
+        until: Instant,
+        first_seq: u64,
+    ) -> Result<u64, BenchError> {
+        match self {
+            Client::Internode(c) => c.rr_outstanding(size, outstanding, until, first_seq).await,
+            Client::Raw(c) => c.rr_outstanding(size, outstanding, until, first_seq).await,
+            Client::Framed(c) => c.rr_outstanding(size, outstanding, until, first_seq).await,
+        }
+    }
+}
+
+/// The connecting side of the idle-memory workload.
+pub enum IdleClient {
+    Internode(via_internode::IdleClient),
+    /// Raw or framed: the tasks that hold each link's connection.
+    Tcp {
+        imp: Impl,
+        links: Vec<tokio::task::JoinHandle<()>>,
+    },
+}
+
+impl IdleClient {
+    pub async fn start(imp: Impl) -> Result<IdleClient, BenchError> {
+        Ok(match imp {
+            Impl::Internode => IdleClient::Internode(via_internode::IdleClient::start().await?),
+            Impl::Raw | Impl::Framed => IdleClient::Tcp {
+                imp,
+                links: Vec::new(),
+            },
+        })
+    }
+
+    /// Connects to server number `instance` on `port` and sends one message of each
+    /// of `sizes` over its own link (urgent, small, large).
+    pub async fn add(
+        &mut self,
+        instance: usize,
+        port: u16,
+        sizes: [usize; 3],
+    ) -> Result<(), BenchError> {
+        match self {
+            IdleClient::Internode(c) => c.add(instance, port, sizes).await,
+            IdleClient::Tcp { imp, links } => {
+                for size in sizes {
+                    links.push(match imp {
+                        Impl::Raw => raw::idle_link(port, size).await?,
+                        _ => framed::idle_link(port, size).await?,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+}

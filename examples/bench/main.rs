@@ -1,0 +1,262 @@
+//! internode against hand-written TCP, sender and receiver in two processes on
+//! 127.0.0.1 (issue 5).
+//!
+//! ```sh
+//! cargo run --release --example bench                  # full: 5 repetitions of 1 s per figure, a few minutes
+//! cargo run --release --example bench -- --quick       # 3 of 0.2 s, under 30 s (CI)
+//! cargo run --release --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
+//! ```
+//!
+//! Three implementations carry the same payloads (a sequence number and filler):
+//!
+//! - `internode`: the full stack, a hand-encoded message through `Peer::send` /
+//!   `Peer::request`, the link actor, envelope and CRC frames, TCP, the inbound
+//!   connection, decode and the handler actor ([`via_internode`]);
+//! - `raw`: tokio TCP with pre-encoded length-prefixed frames written in large
+//!   batches, about the limit of the machine ([`raw`]);
+//! - `framed`: tokio-util `Framed` with a hand-written CRC-32 codec, what a developer
+//!   would write ([`framed`]).
+//!
+//! Each implementation's receiver is another process, this program started again in
+//! a hidden role ([`server`], [`child`]); the parent sends and drives the receivers
+//! over their standard input and output. All three run on one thread per process (an
+//! actix `System`). Workloads ([`workloads`], [`idle`]): one-way throughput (64 B,
+//! 1 KiB, 64 KiB, 1 MiB), request/response latency with one request outstanding,
+//! throughput with 64 outstanding, urgent-link latency while the large link is full
+//! (internode only), and resident memory per idle connected peer. The latency
+//! workloads run a second time with every core kept busy by spinning processes at
+//! nice 19: an idle core sleeps between messages, so an idle round trip mostly
+//! measures the wake-up.
+//!
+//! Every message is checked at its receiver (count, sequence, size; responses by
+//! their request's sequence number): a lost, duplicated, reordered or corrupt message
+//! fails the run (exit code 1), as does any error or a run over its time bound.
+//! Targets are reported with PASS or MISS and never fail it. The output is a table
+//! ([`report`]) and, as the last line of standard output (and in `--json FILE`), the
+//! same figures as JSON.
+
+mod child;
+mod framed;
+mod idle;
+mod impls;
+mod payload;
+mod raw;
+mod report;
+mod server;
+mod stats;
+mod tcp;
+mod via_internode;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use child::Spinners;
+use impls::Impl;
+use stats::Results;
+use workloads::{Case, Contender, Cores, Timing, Workload};
+
+const USAGE: &str = "usage: bench [--quick] [--json FILE] [--only WORKLOAD[,WORKLOAD...]] \
+[--spinners N]
+  --quick          3 repetitions of 0.2 s per figure (default 5 of 1 s)
+  --json FILE      also write the JSON document to FILE
+  --only LIST      some of: oneway, rr, rr64, urgent, idle (default all)
+  --spinners N     spinning processes for the busy-core runs (default: the number of CPUs; 0: none)";
+
+/// Why the benchmark failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A receiver is missing messages, or got some out of sequence or corrupt.
+    #[error("lost or corrupt messages: {0}")]
+    Lost(String),
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl BenchError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> BenchError {
+        BenchError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// The options of a benchmark run.
+struct Options {
+    quick: bool,
+    json: Option<PathBuf>,
+    only: Vec<Workload>,
+    spinners: usize,
+}
+
+/// What this process is.
+enum Role {
+    /// The benchmark itself (the sending side).
+    Bench(Options),
+    /// `--serve IMPL INSTANCES`: a receiving process.
+    Serve(Impl, usize),
+    /// `--idle-client IMPL`: the connecting process of the idle-memory workload.
+    IdleClient(Impl),
+    /// `--spin`: a low-priority busy loop.
+    Spin,
+}
+
+fn parse_args(args: &[String]) -> Result<Role, String> {
+    let imp = |name: Option<&String>| {
+        name.and_then(|n| Impl::parse(n))
+            .ok_or_else(|| format!("expected an implementation, got {name:?}"))
+    };
+    match args.first().map(String::as_str) {
+        Some("--serve") => {
+            let instances = args.get(2).and_then(|n| n.parse().ok());
+            return Ok(Role::Serve(
+                imp(args.get(1))?,
+                instances.ok_or("--serve IMPL INSTANCES")?,
+            ));
+        }
+        Some("--idle-client") => return Ok(Role::IdleClient(imp(args.get(1))?)),
+        Some("--spin") => return Ok(Role::Spin),
+        _ => {}
+    }
+    let mut options = Options {
+        quick: false,
+        json: None,
+        only: Workload::ALL.to_vec(),
+        spinners: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--quick" => options.quick = true,
+            "--json" => options.json = Some(value()?.into()),
+            "--only" => {
+                options.only = value()?
+                    .split(',')
+                    .map(|w| {
+                        Workload::parse(w).ok_or_else(|| format!("unknown workload {w:?}\n{USAGE}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--spinners" => {
+                let v = value()?;
+                options.spinners = v
+                    .parse()
+                    .map_err(|_| format!("bad value {v:?} for --spinners\n{USAGE}"))?;
+            }
+            "--help" | "-h" => return Err(USAGE.into()),
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    Ok(Role::Bench(options))
+}
+
+async fn run(options: &Options) -> Result<(), BenchError> {
+    let started = Instant::now();
+    let timing = Timing::new(options.quick);
+    let mut results = Results::default();
+
+    let cases = Case::all(&options.only);
+    if !cases.is_empty() {
+        let mut contenders = Vec::new();
+        for imp in Impl::ALL {
+            if cases.iter().any(|c| c.impls().contains(&imp)) {
+                contenders.push(Contender::start(imp).await?);
+            }
+        }
+        workloads::phase(Cores::Idle, &cases, &mut contenders, &timing, &mut results).await?;
+        let latency: Vec<Case> = cases
+            .iter()
+            .copied()
+            .filter(|c| c.workload.is_latency())
+            .collect();
+        if options.spinners > 0 && !latency.is_empty() {
+            let mut spinners = Spinners::start(options.spinners)?;
+            spinners.started().await?;
+            let busy = workloads::phase(
+                Cores::Busy,
+                &latency,
+                &mut contenders,
+                &timing,
+                &mut results,
+            )
+            .await;
+            drop(spinners);
+            busy?;
+        }
+        for contender in contenders {
+            contender.close().await;
+        }
+    }
+    if options.only.contains(&Workload::Idle) {
+        for imp in Impl::ALL {
+            idle::measure(imp, timing.settle, &mut results).await?;
+        }
+    }
+
+    let info = report::RunInfo {
+        quick: options.quick,
+        reps: timing.reps,
+        seconds_per_figure: timing.time.as_secs_f64(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        spinners: options.spinners,
+        elapsed_s: started.elapsed().as_secs_f64(),
+    };
+    print!("{}", report::table(&results, &info));
+    let json = report::json(&results, &info).to_string();
+    if let Some(path) = &options.json {
+        std::fs::write(path, format!("{json}\n"))
+            .map_err(|e| BenchError::io(format!("writing {}", path.display()), e))?;
+    }
+    println!("{json}");
+    Ok(())
+}
+
+fn exit(result: Result<(), BenchError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse_args(&args) {
+        Ok(Role::Bench(options)) => options,
+        Ok(Role::Serve(imp, instances)) => return exit(server::serve_role(imp, instances)),
+        Ok(Role::IdleClient(imp)) => return exit(idle::client_role(imp)),
+        Ok(Role::Spin) => child::spin(),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    child::raise_fd_limit();
+    let limit = Duration::from_secs(if options.quick { 90 } else { 600 });
+    exit(actix::System::new().block_on(async {
+        tokio::time::timeout(limit, run(&options))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BenchError::Timeout(format!(
+                    "the benchmark did not finish within {limit:?}"
+                )))
+            })
+    }))
+}

@@ -1,0 +1,332 @@
+//! The run's output: a table with one row per figure (cores, workload, size, metric,
+//! implementation: median, min, max over repetitions, the ratios to the baselines),
+//! the targets of issue 5 with PASS or MISS, and one JSON document with all of it.
+//!
+//! A ratio is the median over repetitions of a row's figure divided by the baseline's
+//! figure of the same repetition. A MISS is
+//! reported, never an error: these are performance targets, not tests.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::impls::Impl;
+use crate::stats::{max, median, min, Key, Metric, Results};
+use crate::workloads::{Workload, RR_SIZE};
+
+/// What a target's figure is compared with.
+#[derive(Debug, Clone, Copy)]
+enum Against {
+    /// The framed baseline's figure: the target is a ratio.
+    Framed,
+    /// Internode's `rr` p99 with the same cores: the target is a ratio.
+    RrP99,
+    /// Nothing: the target is the figure itself.
+    Absolute,
+}
+
+/// A target of issue 5.
+struct Target {
+    workload: Workload,
+    /// `None`: every size (every peer count, for `idle`).
+    size: Option<usize>,
+    metric: Metric,
+    against: Against,
+    limit: f64,
+}
+
+const TARGETS: [Target; 8] = [
+    Target {
+        workload: Workload::Oneway,
+        size: Some(64),
+        metric: Metric::MsgsPerS,
+        against: Against::Framed,
+        limit: 0.5,
+    },
+    Target {
+        workload: Workload::Oneway,
+        size: Some(1 << 10),
+        metric: Metric::MsgsPerS,
+        against: Against::Framed,
+        limit: 0.7,
+    },
+    Target {
+        workload: Workload::Oneway,
+        size: Some(64 << 10),
+        metric: Metric::MBPerS,
+        against: Against::Framed,
+        limit: 0.9,
+    },
+    Target {
+        workload: Workload::Oneway,
+        size: Some(1 << 20),
+        metric: Metric::MBPerS,
+        against: Against::Framed,
+        limit: 0.9,
+    },
+    Target {
+        workload: Workload::Rr,
+        size: Some(RR_SIZE),
+        metric: Metric::P50,
+        against: Against::Framed,
+        limit: 1.15,
+    },
+    Target {
+        workload: Workload::Rr64,
+        size: Some(RR_SIZE),
+        metric: Metric::ReqPerS,
+        against: Against::Framed,
+        limit: 0.8,
+    },
+    Target {
+        workload: Workload::Urgent,
+        size: Some(RR_SIZE),
+        metric: Metric::P99,
+        against: Against::RrP99,
+        limit: 2.0,
+    },
+    Target {
+        workload: Workload::Idle,
+        size: None,
+        metric: Metric::KibPerPeer,
+        against: Against::Absolute,
+        limit: 64.0,
+    },
+];
+
+/// A target checked against one figure.
+struct Verdict {
+    key: Key,
+    value: f64,
+    limit: f64,
+    against: Against,
+}
+
+impl Verdict {
+    fn pass(&self) -> bool {
+        if self.key.metric.higher_is_better() {
+            self.value >= self.limit
+        } else {
+            self.value <= self.limit
+        }
+    }
+
+    /// `>= 0.5 x framed`, `<= 2 x rr p99`, `<= 64`.
+    fn wanted(&self) -> String {
+        let op = if self.key.metric.higher_is_better() {
+            ">="
+        } else {
+            "<="
+        };
+        match self.against {
+            Against::Framed => format!("{op} {} x framed", self.limit),
+            Against::RrP99 => format!("{op} {} x rr p99", self.limit),
+            Against::Absolute => format!("{op} {}", self.limit),
+        }
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{} {} {} ({} cores)",
+            self.key.workload,
+            size_label(self.key.workload, self.key.size),
+            self.key.metric.name(),
+            self.key.cores.name()
+        )
+    }
+}
+
+fn verdicts(results: &Results) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for target in &TARGETS {
+        let keys = results.figures.keys().filter(|k| {
+            k.imp == Impl::Internode
+                && k.workload == target.workload
+                && k.metric == target.metric
+                && target.size.is_none_or(|s| s == k.size)
+        });
+        for &key in keys {
+            let value = match target.against {
+                Against::Framed => results.ratio(&key, &key.of(Impl::Framed)),
+                Against::RrP99 => results.ratio(
+                    &key,
+                    &Key {
+                        workload: Workload::Rr,
+                        size: RR_SIZE,
+                        ..key
+                    },
+                ),
+                Against::Absolute => results.get(&key).map(median),
+            };
+            if let Some(value) = value {
+                out.push(Verdict {
+                    key,
+                    value,
+                    limit: target.limit,
+                    against: target.against,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub fn size_label(workload: Workload, size: usize) -> String {
+    if workload == Workload::Idle {
+        return format!("{size} peers");
+    }
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+fn value(metric: Metric, v: f64) -> String {
+    match metric {
+        Metric::MsgsPerS | Metric::ReqPerS => format!("{v:.0}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(String::new, |r| format!("{r:.3}"))
+}
+
+/// The ratios of a row to raw and to framed (none to itself).
+fn row_ratios(results: &Results, key: &Key) -> (Option<f64>, Option<f64>) {
+    let to = |base: Impl| {
+        (key.imp != base)
+            .then(|| results.ratio(key, &key.of(base)))
+            .flatten()
+    };
+    (to(Impl::Raw), to(Impl::Framed))
+}
+
+/// What a run was.
+pub struct RunInfo {
+    pub quick: bool,
+    pub reps: usize,
+    pub seconds_per_figure: f64,
+    pub cpus: usize,
+    pub spinners: usize,
+    pub elapsed_s: f64,
+}
+
+/// The table and the targets, as text.
+pub fn table(results: &Results, info: &RunInfo) -> String {
+    let verdicts = verdicts(results);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<5} {:<8} {:<9} {:<13} {:<10} {:>11} {:>11} {:>11} {:>7} {:>9}  target",
+        "cores",
+        "workload",
+        "size",
+        "metric",
+        "impl",
+        "median",
+        "min",
+        "max",
+        "vs raw",
+        "vs framed"
+    );
+    let mut previous: Option<Key> = None;
+    for (key, samples) in &results.figures {
+        if previous
+            .is_some_and(|p| (p.cores, p.workload, p.size) != (key.cores, key.workload, key.size))
+        {
+            out.push('\n');
+        }
+        previous = Some(*key);
+        let (vs_raw, vs_framed) = row_ratios(results, key);
+        let target = verdicts
+            .iter()
+            .find(|v| v.key == *key)
+            .map(|v| {
+                let verdict = if v.pass() { "PASS" } else { "MISS" };
+                format!("{} ({:.3}) {verdict}", v.wanted(), v.value)
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<5} {:<8} {:<9} {:<13} {:<10} {:>11} {:>11} {:>11} {:>7} {:>9}  {target}",
+            key.cores.name(),
+            key.workload.name(),
+            size_label(key.workload, key.size),
+            key.metric.name(),
+            key.imp.name(),
+            value(key.metric, median(samples)),
+            value(key.metric, min(samples)),
+            value(key.metric, max(samples)),
+            ratio(vs_raw),
+            ratio(vs_framed),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n({} repetitions of {:.1} s per figure, interleaved internode/raw/framed; median, min, max \
+         over repetitions; vs raw, vs framed = median over repetitions of this figure / the baseline's \
+         of the same repetition; latency in microseconds; {} CPUs; busy cores = {} spinners at nice 19; \
+         {:.1} s in all)",
+        info.reps, info.seconds_per_figure, info.cpus, info.spinners, info.elapsed_s
+    );
+    let _ = writeln!(out, "\ntargets (issue 5; reported, not enforced):");
+    for v in &verdicts {
+        let _ = writeln!(
+            out,
+            "  {:<44} {:<18} {:>8.3}  {}",
+            v.label(),
+            v.wanted(),
+            v.value,
+            if v.pass() { "PASS" } else { "MISS" }
+        );
+    }
+    out
+}
+
+/// Every figure, ratio and verdict as one JSON document.
+pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
+    let figures: Vec<_> = results
+        .figures
+        .iter()
+        .map(|(key, samples)| {
+            let (vs_raw, vs_framed) = row_ratios(results, key);
+            json!({
+                "cores": key.cores.name(),
+                "workload": key.workload.name(),
+                "size": key.size,
+                "metric": key.metric.name(),
+                "impl": key.imp.name(),
+                "samples": samples,
+                "median": median(samples),
+                "min": min(samples),
+                "max": max(samples),
+                "vs_raw": vs_raw,
+                "vs_framed": vs_framed,
+            })
+        })
+        .collect();
+    let targets: Vec<_> = verdicts(results)
+        .iter()
+        .map(|v| {
+            json!({
+                "target": v.label(),
+                "wanted": v.wanted(),
+                "value": v.value,
+                "pass": v.pass(),
+            })
+        })
+        .collect();
+    json!({
+        "bench": "internode-vs-tcp",
+        "quick": info.quick,
+        "reps": info.reps,
+        "seconds_per_figure": info.seconds_per_figure,
+        "cpus": info.cpus,
+        "spinners": info.spinners,
+        "elapsed_s": info.elapsed_s,
+        "figures": figures,
+        "targets": targets,
+    })
+}

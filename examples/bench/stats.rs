@@ -1,0 +1,123 @@
+//! The figures of a run and the arithmetic on them: medians, spreads, percentiles,
+//! and ratios of paired repetitions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::impls::Impl;
+use crate::workloads::{Cores, Workload};
+
+/// What a figure measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Metric {
+    MsgsPerS,
+    MBPerS,
+    P50,
+    P99,
+    P999,
+    ReqPerS,
+    /// MB/s carried by the large link during the urgent workload.
+    LargeMBPerS,
+    /// Resident memory growth of the connecting process, per peer.
+    KibPerPeer,
+    /// The same after `malloc_trim(0)`.
+    KibPerPeerTrimmed,
+    /// Resident memory growth of the connecting process per peer added since the
+    /// previous step.
+    KibPerAddedPeer,
+    /// Resident memory growth of the accepting process, per peer.
+    RecvKibPerPeer,
+}
+
+impl Metric {
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::MsgsPerS => "msgs/s",
+            Metric::MBPerS => "MB/s",
+            Metric::P50 => "p50 us",
+            Metric::P99 => "p99 us",
+            Metric::P999 => "p999 us",
+            Metric::ReqPerS => "req/s",
+            Metric::LargeMBPerS => "large MB/s",
+            Metric::KibPerPeer => "KiB/peer",
+            Metric::KibPerPeerTrimmed => "KiB/peer trim",
+            Metric::KibPerAddedPeer => "KiB/added",
+            Metric::RecvKibPerPeer => "recv KiB/peer",
+        }
+    }
+
+    /// Whether more is better (throughput) or worse (latency, memory).
+    pub fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            Metric::MsgsPerS | Metric::MBPerS | Metric::ReqPerS | Metric::LargeMBPerS
+        )
+    }
+}
+
+/// Which figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub cores: Cores,
+    pub workload: Workload,
+    /// Payload bytes (peers, for the idle-memory workload).
+    pub size: usize,
+    pub metric: Metric,
+    pub imp: Impl,
+}
+
+impl Key {
+    /// The same figure of another implementation.
+    pub fn of(self, imp: Impl) -> Key {
+        Key { imp, ..self }
+    }
+}
+
+/// Every figure of the run, one value per repetition in the order measured.
+#[derive(Default)]
+pub struct Results {
+    pub figures: BTreeMap<Key, Vec<f64>>,
+}
+
+impl Results {
+    pub fn add(&mut self, key: Key, value: f64) {
+        self.figures.entry(key).or_default().push(value);
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&[f64]> {
+        self.figures.get(key).map(Vec::as_slice)
+    }
+
+    /// The median over repetitions of `key`'s value divided by `base`'s value of
+    /// the same repetition (the two were measured next to each other).
+    pub fn ratio(&self, key: &Key, base: &Key) -> Option<f64> {
+        let (a, b) = (self.get(key)?, self.get(base)?);
+        let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+        (!ratios.is_empty()).then(|| median(&ratios))
+    }
+}
+
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+pub fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+pub fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// The value below which `q` of the sorted samples lie (nearest rank), in µs.
+pub fn percentile_us(sorted: &[Duration], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e6
+}

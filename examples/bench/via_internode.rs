@@ -1,0 +1,403 @@
+//! The `internode` implementation: the full stack as an application uses it.
+//!
+//! A message is a hand-encoded [`Message`] (a [`Body`]: the sequence number and the
+//! filler, copied into the payload when encoded; no serde, so the transport
+//! dominates). It goes `Peer::send` (or `Peer::request`) -> the link actor -> envelope
+//! and CRC frames -> TCP -> the inbound connection actor -> decode -> the handler
+//! actor, with the node's default configuration (CRC framing, default limits).
+//!
+//! - One-way: the sender keeps a window of sends outstanding (futures of
+//!   `Peer::send`, awaited in order, about 4 MiB of messages, at most 8192), so the
+//!   link always has a queue to batch, and every send must end `Written`.
+//! - Requests: `Peer::request`, one at a time or `n` in flight (`FuturesUnordered`);
+//!   the server's handler answers with the request's body.
+//! - Urgent: [`UrgentPing`] requests go over the urgent link while the one-way sender
+//!   fills the large link with 1 MiB messages.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use internode::message::{DecodeError, EncodeError, Message, Request};
+use internode::node::{HandlerError, Node, Peer, Received, Requested, Sent};
+use internode::NodeId;
+
+use crate::impls::Served;
+use crate::payload::{self, Sink};
+use crate::BenchError;
+
+/// The sending node's id.
+const CLIENT_ID: NodeId = NodeId(1);
+/// The id of a server process's first node (the idle-memory server has many).
+const FIRST_SERVER_ID: u64 = 1001;
+/// Bytes of one-way messages a sender keeps outstanding.
+const WINDOW_BYTES: usize = 4 << 20;
+
+fn server_id(instance: usize) -> NodeId {
+    NodeId(FIRST_SERVER_ID + instance as u64)
+}
+
+fn localhost(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// What every message of this benchmark carries: a sequence number and filler.
+#[derive(Debug)]
+pub struct Body {
+    seq: u64,
+    filler: Bytes,
+}
+
+impl Body {
+    fn len(&self) -> usize {
+        payload::SEQ_BYTES + self.filler.len()
+    }
+
+    fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+        dst.reserve(self.len());
+        dst.put_u64_le(self.seq);
+        dst.extend_from_slice(&self.filler);
+        Ok(())
+    }
+
+    fn decode(mut payload: Bytes) -> Result<Body, DecodeError> {
+        let seq = payload::seq_of(&payload).ok_or(DecodeError::Truncated)?;
+        Ok(Body {
+            seq,
+            filler: payload.split_off(payload::SEQ_BYTES),
+        })
+    }
+}
+
+/// A message type whose payload is a [`Body`].
+macro_rules! body_message {
+    ($(#[$doc:meta])* $name:ident, verb = $verb:expr, urgent = $urgent:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name(Body);
+
+        impl Message for $name {
+            const VERB: u32 = $verb;
+            const URGENT: bool = $urgent;
+
+            fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
+                self.0.encode(dst)
+            }
+
+            fn decode(payload: Bytes) -> Result<Self, DecodeError> {
+                Body::decode(payload).map($name)
+            }
+        }
+    };
+}
+
+body_message!(
+    /// One-way; the small link, or the large one above 64 KiB.
+    Blob, verb = 1, urgent = false
+);
+body_message!(
+    /// One-way over the urgent link (the idle-memory workload).
+    UrgentBlob, verb = 2, urgent = true
+);
+body_message!(
+    /// A request over the small link, answered with a [`Pong`].
+    Ping, verb = 3, urgent = false
+);
+body_message!(
+    /// A request over the urgent link, answered with a [`Pong`].
+    UrgentPing, verb = 4, urgent = true
+);
+body_message!(
+    /// The answer to a request: the request's body.
+    Pong, verb = 5, urgent = false
+);
+
+impl Request for Ping {
+    type Response = Pong;
+}
+
+impl Request for UrgentPing {
+    type Response = Pong;
+}
+
+/// The server's handler of every message type: one-way messages go to the sink,
+/// requests are answered with their body.
+struct Handler {
+    sink: Rc<Sink>,
+}
+
+impl Actor for Handler {
+    type Context = Context<Self>;
+}
+
+impl actix::Handler<Received<Blob>> for Handler {
+    type Result = ();
+
+    fn handle(&mut self, m: Received<Blob>, _: &mut Context<Self>) {
+        self.sink.record(Some(m.message.0.seq), m.message.0.len());
+    }
+}
+
+impl actix::Handler<Received<UrgentBlob>> for Handler {
+    type Result = ();
+
+    fn handle(&mut self, m: Received<UrgentBlob>, _: &mut Context<Self>) {
+        self.sink.record(Some(m.message.0.seq), m.message.0.len());
+    }
+}
+
+impl actix::Handler<Requested<Ping>> for Handler {
+    type Result = Result<Pong, HandlerError>;
+
+    fn handle(&mut self, m: Requested<Ping>, _: &mut Context<Self>) -> Self::Result {
+        Ok(Pong(m.message.0))
+    }
+}
+
+impl actix::Handler<Requested<UrgentPing>> for Handler {
+    type Result = Result<Pong, HandlerError>;
+
+    fn handle(&mut self, m: Requested<UrgentPing>, _: &mut Context<Self>) -> Self::Result {
+        Ok(Pong(m.message.0))
+    }
+}
+
+fn failed(what: impl std::fmt::Display) -> BenchError {
+    BenchError::Failed(format!("internode: {what}"))
+}
+
+/// Starts server node number `instance` on a free port of 127.0.0.1.
+pub async fn serve(sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
+    let node = Node::builder(server_id(instance), localhost(0))
+        .start()
+        .await
+        .map_err(failed)?;
+    let handler = Handler { sink }.start();
+    node.handle::<Blob>(handler.clone().recipient())
+        .map_err(failed)?;
+    node.handle::<UrgentBlob>(handler.clone().recipient())
+        .map_err(failed)?;
+    node.handle_requests::<Ping>(handler.clone().recipient())
+        .map_err(failed)?;
+    node.handle_requests::<UrgentPing>(handler.recipient())
+        .map_err(failed)?;
+    Ok(Served {
+        port: node.local_addr().port(),
+        _alive: Box::new(node),
+    })
+}
+
+/// The number of one-way sends of `size` bytes kept outstanding.
+fn window(size: usize) -> usize {
+    (WINDOW_BYTES / size).clamp(2, 8192)
+}
+
+/// `Err` unless a send ended `Written`.
+fn written(outcome: Result<Sent, internode::node::SendError>) -> Result<(), BenchError> {
+    match outcome {
+        Ok(Sent::Written) => Ok(()),
+        other => Err(failed(format!("a send ended {other:?}"))),
+    }
+}
+
+/// The sending node and its handle on the server node.
+pub struct Client {
+    node: Node,
+    peer: Peer,
+}
+
+impl Client {
+    /// Starts the sending node; the links to the server open on first use.
+    pub async fn start(port: u16) -> Result<Client, BenchError> {
+        let node = Node::builder(CLIENT_ID, localhost(0))
+            .start()
+            .await
+            .map_err(failed)?;
+        node.add_peer(server_id(0), localhost(port)).await;
+        let peer = node.peer(server_id(0)).await.map_err(failed)?;
+        Ok(Client { node, peer })
+    }
+
+    /// Sends `size`-byte messages until `until`, a window outstanding; returns how
+    /// many were written (all of them).
+    pub async fn oneway(
+        &self,
+        size: usize,
+        until: Instant,
+        first_seq: u64,
+    ) -> Result<u64, BenchError> {
+        let window = window(size);
+        let filler = payload::filler(size);
+        let every = payload::between_clock_reads(size);
+        let mut outstanding = VecDeque::with_capacity(window);
+        let mut seq = first_seq;
+        loop {
+            while outstanding.len() < window {
+                outstanding.push_back(self.peer.send(Blob(Body {
+                    seq,
+                    filler: filler.clone(),
+                })));
+                seq += 1;
+            }
+            let oldest = outstanding.pop_front().expect("a full window");
+            written(oldest.await)?;
+            if (seq - first_seq) % every == 0 && Instant::now() >= until {
+                break;
+            }
+        }
+        for send in outstanding {
+            written(send.await)?;
+        }
+        Ok(seq - first_seq)
+    }
+
+    /// One request of `size` bytes at a time until `until`; the round-trip times.
+    pub async fn rr(
+        &self,
+        size: usize,
+        until: Instant,
+        first_seq: u64,
+    ) -> Result<Vec<Duration>, BenchError> {
+        self.ping_loop(size, until, first_seq, Ping).await
+    }
+
+    /// Requests of type `R` one at a time until `until`; the round-trip times.
+    async fn ping_loop<R: Request<Response = Pong>>(
+        &self,
+        size: usize,
+        until: Instant,
+        first_seq: u64,
+        wrap: fn(Body) -> R,
+    ) -> Result<Vec<Duration>, BenchError> {
+        let filler = payload::filler(size);
+        let mut rtts = Vec::new();
+        let mut seq = first_seq;
+        while Instant::now() < until {
+            let started = Instant::now();
+            let request = wrap(Body {
+                seq,
+                filler: filler.clone(),
+            });
+            let response = self.peer.request(request).await.map_err(failed)?;
+            rtts.push(started.elapsed());
+            check_response(seq, size, &response)?;
+            seq += 1;
+        }
+        Ok(rtts)
+    }
+
+    /// `outstanding` requests of `size` bytes in flight until `until`; returns how
+    /// many were answered.
+    pub async fn rr_outstanding(
+        &self,
+        size: usize,
+        outstanding: usize,
+        until: Instant,
+        first_seq: u64,
+    ) -> Result<u64, BenchError> {
+        let filler = payload::filler(size);
+        let request = |seq: u64| {
+            let ping = Ping(Body {
+                seq,
+                filler: filler.clone(),
+            });
+            async move { (seq, self.peer.request(ping).await) }
+        };
+        let mut in_flight: FuturesUnordered<_> = (first_seq..first_seq + outstanding as u64)
+            .map(request)
+            .collect();
+        let mut next_seq = first_seq + outstanding as u64;
+        while let Some((seq, response)) = in_flight.next().await {
+            check_response(seq, size, &response.map_err(failed)?)?;
+            if Instant::now() < until {
+                in_flight.push(request(next_seq));
+                next_seq += 1;
+            }
+        }
+        Ok(next_seq - first_seq)
+    }
+
+    /// Urgent requests of `size` bytes, one at a time, while 1 MiB messages fill the
+    /// large link, until `until`. Returns the urgent round-trip times and how many
+    /// large messages were written (numbered from `flood_first_seq`).
+    pub async fn urgent(
+        &self,
+        size: usize,
+        flood_size: usize,
+        until: Instant,
+        flood_first_seq: u64,
+        ping_first_seq: u64,
+    ) -> Result<(Vec<Duration>, u64), BenchError> {
+        let flood = self.oneway(flood_size, until, flood_first_seq);
+        let pings = self.ping_loop(size, until, ping_first_seq, UrgentPing);
+        let (flooded, rtts) = tokio::join!(flood, pings);
+        Ok((rtts?, flooded?))
+    }
+
+    /// The sending node (to shut it down).
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+fn check_response(seq: u64, size: usize, response: &Pong) -> Result<(), BenchError> {
+    if response.0.seq != seq || response.0.len() != size {
+        return Err(BenchError::Lost(format!(
+            "internode: the response to request {seq} ({size} B) carried {} ({} B)",
+            response.0.seq,
+            response.0.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The connecting side of the idle-memory workload: one node, and a [`Peer`] handle
+/// on every server node it has sent to.
+pub struct IdleClient {
+    node: Node,
+    peers: Vec<Peer>,
+}
+
+impl IdleClient {
+    pub async fn start() -> Result<IdleClient, BenchError> {
+        let node = Node::builder(CLIENT_ID, localhost(0))
+            .start()
+            .await
+            .map_err(failed)?;
+        Ok(IdleClient {
+            node,
+            peers: Vec::new(),
+        })
+    }
+
+    /// Adds server node number `instance` on `port` as a peer and sends it one
+    /// message over each of its three links (sizes: urgent, small, large).
+    pub async fn add(
+        &mut self,
+        instance: usize,
+        port: u16,
+        sizes: [usize; 3],
+    ) -> Result<(), BenchError> {
+        self.node
+            .add_peer(server_id(instance), localhost(port))
+            .await;
+        let peer = self.node.peer(server_id(instance)).await.map_err(failed)?;
+        let body = |size| Body {
+            seq: 0,
+            filler: payload::filler(size),
+        };
+        let urgent = peer.send(UrgentBlob(body(sizes[0])));
+        let small = peer.send(Blob(body(sizes[1])));
+        let large = peer.send(Blob(body(sizes[2])));
+        written(urgent.await)?;
+        written(small.await)?;
+        written(large.await)?;
+        self.peers.push(peer);
+        Ok(())
+    }
+}

@@ -1,0 +1,362 @@
+//! The message workloads and how their repetitions are interleaved.
+//!
+//! Each implementation has one receiving process (`--serve`) for the whole run and
+//! one client in this process ([`Contender`]); its connections are opened in the
+//! warm-up and kept, so no figure includes a connect. A repetition measures every
+//! case with every implementation in turn (internode, raw, framed, then the next
+//! case), so slow drifts of the machine touch all three alike, and a ratio is taken
+//! between the figures of the same repetition.
+//!
+//! - `oneway`: messages of 64 B, 1 KiB, 64 KiB and 1 MiB sent for a fixed time; the
+//!   figure runs from the first send until the receiver reports (over the control
+//!   channel) that it has every message sent, all in sequence: messages/s and MB/s.
+//! - `rr`: one 64 B request at a time for a fixed time; the p50, p99 and p999 of the
+//!   round-trip times of that repetition.
+//! - `rr64`: 64 requests of 64 B in flight; requests answered per second.
+//! - `urgent` (internode only): one 64 B request at a time over the urgent link while
+//!   the large link to the same peer carries 1 MiB messages as fast as it can; p50 and
+//!   p99, and the MB/s the large link carried (all delivered, in sequence).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::child::ChildProc;
+use crate::impls::{Client, Impl};
+use crate::stats::{percentile_us, Key, Metric, Results};
+use crate::BenchError;
+
+/// Payload sizes of the one-way workload.
+pub const ONEWAY_SIZES: [usize; 4] = [64, 1 << 10, 64 << 10, 1 << 20];
+/// Payload size of requests and responses.
+pub const RR_SIZE: usize = 64;
+/// Requests in flight in the `rr64` workload.
+pub const OUTSTANDING: usize = 64;
+/// Payload size of the messages that fill the large link in the `urgent` workload.
+pub const FLOOD_SIZE: usize = 1 << 20;
+/// How long a control command may take to be answered.
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the receiver may take to have every message once the sender is done.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How much longer than its planned time a measurement may take in all.
+const MEASURE_SLACK: Duration = Duration::from_secs(30);
+
+/// A workload, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workload {
+    Oneway,
+    Rr,
+    Rr64,
+    Urgent,
+    Idle,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 5] = [
+        Workload::Oneway,
+        Workload::Rr,
+        Workload::Rr64,
+        Workload::Urgent,
+        Workload::Idle,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Oneway => "oneway",
+            Workload::Rr => "rr",
+            Workload::Rr64 => "rr64",
+            Workload::Urgent => "urgent",
+            Workload::Idle => "idle",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+
+    /// Whether it measures latency (and so runs a second time with busy cores).
+    pub fn is_latency(self) -> bool {
+        matches!(self, Workload::Rr | Workload::Urgent)
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether the other cores idle, or are kept busy by low-priority spinners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cores {
+    Idle,
+    Busy,
+}
+
+impl Cores {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cores::Idle => "idle",
+            Cores::Busy => "busy",
+        }
+    }
+}
+
+/// One workload at one payload size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Case {
+    pub workload: Workload,
+    pub size: usize,
+}
+
+impl Case {
+    /// The message cases of the selected workloads (`idle` is measured apart).
+    pub fn all(selected: &[Workload]) -> Vec<Case> {
+        let mut cases = Vec::new();
+        for &workload in selected {
+            match workload {
+                Workload::Oneway => cases.extend(ONEWAY_SIZES.map(|size| Case { workload, size })),
+                Workload::Rr | Workload::Rr64 | Workload::Urgent => cases.push(Case {
+                    workload,
+                    size: RR_SIZE,
+                }),
+                Workload::Idle => {}
+            }
+        }
+        cases
+    }
+
+    /// The implementations it is measured with.
+    pub fn impls(self) -> &'static [Impl] {
+        match self.workload {
+            Workload::Urgent => &[Impl::Internode],
+            _ => &Impl::ALL,
+        }
+    }
+}
+
+/// How long figures take, and how many repetitions.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Time per figure.
+    pub time: Duration,
+    /// Time per warm-up figure.
+    pub warmup: Duration,
+    pub reps: usize,
+    /// How long the idle-memory workload waits before reading memory.
+    pub settle: Duration,
+}
+
+impl Timing {
+    pub fn new(quick: bool) -> Timing {
+        if quick {
+            Timing {
+                time: Duration::from_millis(200),
+                warmup: Duration::from_millis(50),
+                reps: 3,
+                settle: Duration::from_millis(300),
+            }
+        } else {
+            Timing {
+                time: Duration::from_secs(1),
+                warmup: Duration::from_millis(200),
+                reps: 5,
+                settle: Duration::from_secs(1),
+            }
+        }
+    }
+}
+
+/// One implementation: its receiving process and its client here.
+pub struct Contender {
+    pub imp: Impl,
+    /// Declared before the client so that it is killed first: the client's
+    /// connections then end without the server reporting them as errors.
+    server: ChildProc,
+    client: Client,
+    next_seq: u64,
+}
+
+impl Contender {
+    /// Starts the receiving process and the client.
+    pub async fn start(imp: Impl) -> Result<Contender, BenchError> {
+        let mut server = ChildProc::spawn(
+            format!("{imp} server"),
+            &["--serve".into(), imp.name().into(), "1".into()],
+        )?;
+        let ready = server.expect("ready", CONTROL_TIMEOUT).await?;
+        let port = ready
+            .first()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| BenchError::Failed(format!("{imp} server: no port in {ready:?}")))?;
+        let client = Client::start(imp, port).await?;
+        Ok(Contender {
+            imp,
+            server,
+            client,
+            next_seq: 1,
+        })
+    }
+
+    /// Measures `case` for about `time`, within a bound; its figures.
+    async fn measure(
+        &mut self,
+        case: Case,
+        time: Duration,
+    ) -> Result<Vec<(Metric, f64)>, BenchError> {
+        let imp = self.imp;
+        tokio::time::timeout(time + MEASURE_SLACK, self.measure_unbounded(case, time))
+            .await
+            .unwrap_or_else(|_| {
+                Err(BenchError::Timeout(format!(
+                    "{imp} {} {} B took over {:?}",
+                    case.workload,
+                    case.size,
+                    time + MEASURE_SLACK
+                )))
+            })
+    }
+
+    async fn measure_unbounded(
+        &mut self,
+        case: Case,
+        time: Duration,
+    ) -> Result<Vec<(Metric, f64)>, BenchError> {
+        let (imp, seq, size) = (self.imp, self.next_seq, case.size);
+        match case.workload {
+            Workload::Oneway => {
+                expect(&mut self.server, seq, size).await?;
+                let started = Instant::now();
+                let sent = self.client.oneway(size, started + time, seq).await?;
+                self.next_seq += sent;
+                delivered(&mut self.server, imp, sent).await?;
+                let secs = started.elapsed().as_secs_f64();
+                Ok(vec![
+                    (Metric::MsgsPerS, sent as f64 / secs),
+                    (Metric::MBPerS, (sent * size as u64) as f64 / secs / 1e6),
+                ])
+            }
+            Workload::Rr => {
+                let mut rtts = self.client.rr(size, Instant::now() + time, seq).await?;
+                self.next_seq += rtts.len() as u64;
+                rtts.sort();
+                Ok(vec![
+                    (Metric::P50, percentile_us(&rtts, 0.50)),
+                    (Metric::P99, percentile_us(&rtts, 0.99)),
+                    (Metric::P999, percentile_us(&rtts, 0.999)),
+                ])
+            }
+            Workload::Rr64 => {
+                let started = Instant::now();
+                let answered = self
+                    .client
+                    .rr_outstanding(size, OUTSTANDING, started + time, seq)
+                    .await?;
+                self.next_seq += answered;
+                let secs = started.elapsed().as_secs_f64();
+                Ok(vec![(Metric::ReqPerS, answered as f64 / secs)])
+            }
+            Workload::Urgent => {
+                let Client::Internode(client) = &self.client else {
+                    return Err(BenchError::Failed(format!("{}: no urgent link", self.imp)));
+                };
+                expect(&mut self.server, seq, FLOOD_SIZE).await?;
+                let started = Instant::now();
+                let (mut rtts, flooded) = client
+                    .urgent(size, FLOOD_SIZE, started + time, seq, seq)
+                    .await?;
+                self.next_seq += flooded.max(rtts.len() as u64);
+                delivered(&mut self.server, imp, flooded).await?;
+                let secs = started.elapsed().as_secs_f64();
+                rtts.sort();
+                Ok(vec![
+                    (Metric::P50, percentile_us(&rtts, 0.50)),
+                    (Metric::P99, percentile_us(&rtts, 0.99)),
+                    (
+                        Metric::LargeMBPerS,
+                        (flooded * FLOOD_SIZE as u64) as f64 / secs / 1e6,
+                    ),
+                ])
+            }
+            Workload::Idle => Err(BenchError::Failed(
+                "the idle workload is not a message case".into(),
+            )),
+        }
+    }
+
+    /// Closes the client (the receiving process is killed when dropped).
+    pub async fn close(self) {
+        if let Client::Internode(client) = &self.client {
+            client.node().close(false).await;
+        }
+    }
+}
+
+/// Tells the receiver what to expect next: payloads of `size` bytes from `seq` on.
+async fn expect(server: &mut ChildProc, seq: u64, size: usize) -> Result<(), BenchError> {
+    server
+        .ask(&format!("expect {seq} {size}"), "ok", CONTROL_TIMEOUT)
+        .await
+        .map(drop)
+}
+
+/// Waits for the receiver to have `sent` messages, all in sequence.
+async fn delivered(server: &mut ChildProc, imp: Impl, sent: u64) -> Result<(), BenchError> {
+    let command = format!("wait {sent} {}", DELIVERY_TIMEOUT.as_millis());
+    let answer = server
+        .ask(&command, "sink", DELIVERY_TIMEOUT + CONTROL_TIMEOUT)
+        .await?;
+    check_delivery(imp, sent, &answer)
+}
+
+/// Checks a `sink COUNT BAD [WHAT]` answer: `expected` messages, none bad.
+pub fn check_delivery(imp: Impl, expected: u64, answer: &[String]) -> Result<(), BenchError> {
+    let count: Option<u64> = answer.first().and_then(|c| c.parse().ok());
+    let bad: Option<u64> = answer.get(1).and_then(|b| b.parse().ok());
+    if count == Some(expected) && bad == Some(0) {
+        return Ok(());
+    }
+    Err(BenchError::Lost(format!(
+        "{imp}: {expected} messages sent, the receiver has {} ({} bad{}{})",
+        count.map_or("?".into(), |c| c.to_string()),
+        bad.map_or("?".into(), |b| b.to_string()),
+        if answer.len() > 2 { ": " } else { "" },
+        answer.get(2..).unwrap_or_default().join(" ")
+    )))
+}
+
+/// Measures every case with every implementation that runs it: a short warm-up
+/// round, then `timing.reps` interleaved repetitions.
+pub async fn phase(
+    cores: Cores,
+    cases: &[Case],
+    contenders: &mut [Contender],
+    timing: &Timing,
+    results: &mut Results,
+) -> Result<(), BenchError> {
+    for round in 0..=timing.reps {
+        let warmup = round == 0;
+        for &case in cases {
+            for contender in contenders.iter_mut() {
+                if !case.impls().contains(&contender.imp) {
+                    continue;
+                }
+                let time = if warmup { timing.warmup } else { timing.time };
+                let figures = contender.measure(case, time).await?;
+                if warmup {
+                    continue;
+                }
+                for (metric, value) in figures {
+                    let key = Key {
+                        cores,
+                        workload: case.workload,
+                        size: case.size,
+                        metric,
+                        imp: contender.imp,
+                    };
+                    results.add(key, value);
+                }
+            }
+        }
+    }
+    Ok(())
+}
