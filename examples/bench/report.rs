@@ -126,12 +126,15 @@ impl Verdict {
     }
 
     fn label(&self) -> String {
+        let cores = match cores_label(&self.key) {
+            "-" => String::new(),
+            cores => format!(" ({cores} cores)"),
+        };
         format!(
-            "{} {} {} ({} cores)",
+            "{} {} {}{cores}",
             self.key.workload,
             size_label(self.key.workload, self.key.size),
             self.key.metric.name(),
-            self.key.cores.name()
         )
     }
 }
@@ -171,9 +174,18 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
     out
 }
 
+/// Idle or busy cores; `-` for the idle-memory workload, which has no busy run.
+fn cores_label(key: &Key) -> &'static str {
+    if key.workload == Workload::Idle {
+        "-"
+    } else {
+        key.cores.name()
+    }
+}
+
 pub fn size_label(workload: Workload, size: usize) -> String {
     if workload == Workload::Idle {
-        return format!("{size} peers");
+        return format!("{size} peer{}", if size == 1 { "" } else { "s" });
     }
     match size {
         s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
@@ -231,8 +243,11 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
         "vs raw",
         "vs framed"
     );
+    // The message workloads by cores, then the idle-memory workload.
+    let mut rows: Vec<_> = results.figures.iter().collect();
+    rows.sort_by_key(|(key, _)| (key.workload == Workload::Idle, **key));
     let mut previous: Option<Key> = None;
-    for (key, samples) in &results.figures {
+    for (key, samples) in rows {
         if previous
             .is_some_and(|p| (p.cores, p.workload, p.size) != (key.cores, key.workload, key.size))
         {
@@ -251,7 +266,7 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
         let _ = writeln!(
             out,
             "{:<5} {:<8} {:<9} {:<13} {:<10} {:>11} {:>11} {:>11} {:>7} {:>9}  {target}",
-            key.cores.name(),
+            cores_label(key),
             key.workload.name(),
             size_label(key.workload, key.size),
             key.metric.name(),
@@ -293,7 +308,7 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
         .map(|(key, samples)| {
             let (vs_raw, vs_framed) = row_ratios(results, key);
             json!({
-                "cores": key.cores.name(),
+                "cores": cores_label(key),
                 "workload": key.workload.name(),
                 "size": key.size,
                 "metric": key.metric.name(),
