@@ -58,10 +58,11 @@ use stats::Results;
 use workloads::{Case, Contender, Cores, Timing, Workload};
 
 const USAGE: &str = "usage: bench [--quick] [--json FILE] [--only WORKLOAD[,WORKLOAD...]] \
-[--spinners N]
+[--impls IMPL[,IMPL...]] [--spinners N]
   --quick          3 repetitions of 0.2 s per figure (default 5 of 1 s)
   --json FILE      also write the JSON document to FILE
   --only LIST      some of: oneway, rr, rr64, urgent, idle (default all)
+  --impls LIST     some of: internode, raw, framed (default all; fewer for profiling one)
   --spinners N     spinning processes for the busy-core runs (default: the number of CPUs; 0: none)";
 
 /// Why the benchmark failed.
@@ -96,6 +97,7 @@ struct Options {
     quick: bool,
     json: Option<PathBuf>,
     only: Vec<Workload>,
+    impls: Vec<Impl>,
     spinners: usize,
 }
 
@@ -132,6 +134,7 @@ fn parse_args(args: &[String]) -> Result<Role, String> {
         quick: false,
         json: None,
         only: Workload::ALL.to_vec(),
+        impls: Impl::ALL.to_vec(),
         spinners: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut args = args.iter();
@@ -148,6 +151,15 @@ fn parse_args(args: &[String]) -> Result<Role, String> {
                     .split(',')
                     .map(|w| {
                         Workload::parse(w).ok_or_else(|| format!("unknown workload {w:?}\n{USAGE}"))
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--impls" => {
+                options.impls = value()?
+                    .split(',')
+                    .map(|i| {
+                        Impl::parse(i)
+                            .ok_or_else(|| format!("unknown implementation {i:?}\n{USAGE}"))
                     })
                     .collect::<Result<_, _>>()?;
             }
@@ -172,7 +184,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     let cases = Case::all(&options.only);
     if !cases.is_empty() {
         let mut contenders = Vec::new();
-        for imp in Impl::ALL {
+        for &imp in &options.impls {
             if cases.iter().any(|c| c.impls().contains(&imp)) {
                 contenders.push(Contender::start(imp).await?);
             }
@@ -202,7 +214,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
         }
     }
     if options.only.contains(&Workload::Idle) {
-        for imp in Impl::ALL {
+        for &imp in &options.impls {
             idle::measure(imp, timing.settle, &mut results).await?;
         }
     }

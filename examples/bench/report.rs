@@ -196,7 +196,7 @@ pub fn size_label(workload: Workload, size: usize) -> String {
 
 fn value(metric: Metric, v: f64) -> String {
     match metric {
-        Metric::MsgsPerS | Metric::ReqPerS => format!("{v:.0}"),
+        Metric::MsgsPerS | Metric::ReqPerS | Metric::RoundTrips => format!("{v:.0}"),
         _ => format!("{v:.1}"),
     }
 }

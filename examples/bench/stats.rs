@@ -18,6 +18,9 @@ pub enum Metric {
     ReqPerS,
     /// MB/s carried by the large link during the urgent workload.
     LargeMBPerS,
+    /// Round trips measured (the urgent workload has few: its percentiles are
+    /// taken over this many).
+    RoundTrips,
     /// Resident memory growth of the connecting process, per peer.
     KibPerPeer,
     /// The same after `malloc_trim(0)`.
@@ -39,6 +42,7 @@ impl Metric {
             Metric::P999 => "p999 us",
             Metric::ReqPerS => "req/s",
             Metric::LargeMBPerS => "large MB/s",
+            Metric::RoundTrips => "round trips",
             Metric::KibPerPeer => "KiB/peer",
             Metric::KibPerPeerTrimmed => "KiB/peer trim",
             Metric::KibPerAddedPeer => "KiB/added",
@@ -50,7 +54,11 @@ impl Metric {
     pub fn higher_is_better(self) -> bool {
         matches!(
             self,
-            Metric::MsgsPerS | Metric::MBPerS | Metric::ReqPerS | Metric::LargeMBPerS
+            Metric::MsgsPerS
+                | Metric::MBPerS
+                | Metric::ReqPerS
+                | Metric::LargeMBPerS
+                | Metric::RoundTrips
         )
     }
 }

@@ -231,29 +231,7 @@ impl Client {
         until: Instant,
         first_seq: u64,
     ) -> Result<u64, BenchError> {
-        let window = window(size);
-        let filler = payload::filler(size);
-        let every = payload::between_clock_reads(size);
-        let mut outstanding = VecDeque::with_capacity(window);
-        let mut seq = first_seq;
-        loop {
-            while outstanding.len() < window {
-                outstanding.push_back(self.peer.send(Blob(Body {
-                    seq,
-                    filler: filler.clone(),
-                })));
-                seq += 1;
-            }
-            let oldest = outstanding.pop_front().expect("a full window");
-            written(oldest.await)?;
-            if (seq - first_seq) % every == 0 && Instant::now() >= until {
-                break;
-            }
-        }
-        for send in outstanding {
-            written(send.await)?;
-        }
-        Ok(seq - first_seq)
+        send_window(self.peer.clone(), size, until, first_seq).await
     }
 
     /// One request of `size` bytes at a time until `until`; the round-trip times.
@@ -333,9 +311,19 @@ impl Client {
         flood_first_seq: u64,
         ping_first_seq: u64,
     ) -> Result<(Vec<Duration>, u64), BenchError> {
-        let flood = self.oneway(flood_size, until, flood_first_seq);
-        let pings = self.ping_loop(size, until, ping_first_seq, UrgentPing);
-        let (flooded, rtts) = tokio::join!(flood, pings);
+        // The flood is a task of its own, as another part of an application would be.
+        let flood = actix::spawn(send_window(
+            self.peer.clone(),
+            flood_size,
+            until,
+            flood_first_seq,
+        ));
+        let rtts = self
+            .ping_loop(size, until, ping_first_seq, UrgentPing)
+            .await;
+        let flooded = flood
+            .await
+            .map_err(|e| failed(format!("the flood task failed: {e}")))?;
         Ok((rtts?, flooded?))
     }
 
@@ -343,6 +331,39 @@ impl Client {
     pub fn node(&self) -> &Node {
         &self.node
     }
+}
+
+/// Sends `size`-byte messages to `peer` until `until`, keeping a window of sends
+/// outstanding; returns how many were written (all of them).
+async fn send_window(
+    peer: Peer,
+    size: usize,
+    until: Instant,
+    first_seq: u64,
+) -> Result<u64, BenchError> {
+    let window = window(size);
+    let filler = payload::filler(size);
+    let every = payload::between_clock_reads(size);
+    let mut outstanding = VecDeque::with_capacity(window);
+    let mut seq = first_seq;
+    loop {
+        while outstanding.len() < window {
+            outstanding.push_back(peer.send(Blob(Body {
+                seq,
+                filler: filler.clone(),
+            })));
+            seq += 1;
+        }
+        let oldest = outstanding.pop_front().expect("a full window");
+        written(oldest.await)?;
+        if (seq - first_seq) % every == 0 && Instant::now() >= until {
+            break;
+        }
+    }
+    for send in outstanding {
+        written(send.await)?;
+    }
+    Ok(seq - first_seq)
 }
 
 fn check_response(seq: u64, size: usize, response: &Pong) -> Result<(), BenchError> {

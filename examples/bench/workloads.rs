@@ -14,8 +14,10 @@
 //!   round-trip times of that repetition.
 //! - `rr64`: 64 requests of 64 B in flight; requests answered per second.
 //! - `urgent` (internode only): one 64 B request at a time over the urgent link while
-//!   the large link to the same peer carries 1 MiB messages as fast as it can; p50 and
-//!   p99, and the MB/s the large link carried (all delivered, in sequence).
+//!   the large link to the same peer carries 1 MiB messages as fast as it can (sent by
+//!   a task of its own, as another part of an application would); p50 and p99, how
+//!   many round trips they are taken over, and the MB/s the large link carried (all
+//!   delivered, in sequence).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -275,6 +277,7 @@ impl Contender {
                         Metric::LargeMBPerS,
                         (flooded * FLOOD_SIZE as u64) as f64 / secs / 1e6,
                     ),
+                    (Metric::RoundTrips, rtts.len() as f64),
                 ])
             }
             Workload::Idle => Err(BenchError::Failed(
