@@ -7,6 +7,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use tokio::task::JoinHandle;
+
 use crate::payload::Sink;
 use crate::{framed, raw, tcp, via_internode, BenchError};
 
@@ -125,24 +127,20 @@ impl Client {
     }
 }
 
-/// The connecting side of the idle-memory workload.
+/// The connecting side of the idle-memory workload. The baselines keep the task
+/// that holds each link's connection.
 pub enum IdleClient {
     Internode(via_internode::IdleClient),
-    /// Raw or framed: the tasks that hold each link's connection.
-    Tcp {
-        imp: Impl,
-        links: Vec<tokio::task::JoinHandle<()>>,
-    },
+    Raw(Vec<JoinHandle<()>>),
+    Framed(Vec<JoinHandle<()>>),
 }
 
 impl IdleClient {
     pub async fn start(imp: Impl) -> Result<IdleClient, BenchError> {
         Ok(match imp {
             Impl::Internode => IdleClient::Internode(via_internode::IdleClient::start().await?),
-            Impl::Raw | Impl::Framed => IdleClient::Tcp {
-                imp,
-                links: Vec::new(),
-            },
+            Impl::Raw => IdleClient::Raw(Vec::new()),
+            Impl::Framed => IdleClient::Framed(Vec::new()),
         })
     }
 
@@ -155,16 +153,18 @@ impl IdleClient {
         sizes: [usize; 3],
     ) -> Result<(), BenchError> {
         match self {
-            IdleClient::Internode(c) => c.add(instance, port, sizes).await,
-            IdleClient::Tcp { imp, links } => {
+            IdleClient::Internode(c) => return c.add(instance, port, sizes).await,
+            IdleClient::Raw(links) => {
                 for size in sizes {
-                    links.push(match imp {
-                        Impl::Raw => raw::idle_link(port, size).await?,
-                        _ => framed::idle_link(port, size).await?,
-                    });
+                    links.push(raw::idle_link(port, size).await?);
                 }
-                Ok(())
+            }
+            IdleClient::Framed(links) => {
+                for size in sizes {
+                    links.push(framed::idle_link(port, size).await?);
+                }
             }
         }
+        Ok(())
     }
 }
