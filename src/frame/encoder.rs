@@ -136,6 +136,15 @@ impl FrameEncoder {
         }
     }
 
+    /// Lets go of the output buffer if nothing is buffered (an idle link should not
+    /// keep a large batch's allocation alive).
+    pub fn release_buffer(&mut self) {
+        if self.out.is_empty() {
+            self.out = BytesMut::new();
+            self.scratch = Vec::new();
+        }
+    }
+
     /// Gives the encoder an empty buffer to write the next frames into (for instance
     /// the one a finished write handed back), so that a link does not allocate a new
     /// one per batch. Ignored if the encoder already holds bytes or a larger buffer.

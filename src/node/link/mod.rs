@@ -440,8 +440,14 @@ impl Link {
         }
         conn.writer = Some(writer);
         conn.unflushed = 0;
-        // The next batch is written into the same buffer: no allocation per batch.
-        conn.encoder.recycle(written);
+        if self.queue.is_empty() {
+            // Idle: keep no batch-sized buffer alive (memory per idle peer).
+            drop(written);
+            conn.encoder.release_buffer();
+        } else {
+            // Busy: the next batch is written into the same buffer, no allocation.
+            conn.encoder.recycle(written);
+        }
         conn.heartbeat.on_write(Instant::now());
         for e in conn.in_flight.drain(..) {
             let q = self.queue.settle(e).item;
