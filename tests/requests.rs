@@ -288,3 +288,31 @@ async fn a_request_to_a_peer_that_is_down_times_out() {
     })
     .await;
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct UrgentIncr(u64);
+internode::request!(UrgentIncr => Incremented, verb = 1202, urgent);
+
+/// The answer to a request that came over the urgent link goes back over the
+/// responder's urgent link, so that it does not wait behind the responder's bulk
+/// traffic either; other answers go over the small link.
+#[actix_rt::test]
+async fn an_urgent_request_is_answered_over_the_urgent_link() {
+    bounded(async {
+        let (a, b) = pair().await;
+        serve(&b, |_, UrgentIncr(n)| Ok(Incremented(n + 1)));
+        serve(&b, |_, Incr(n)| Ok(Incremented(n + 1)));
+        assert_eq!(a.request(B, UrgentIncr(1)).await, Ok(Incremented(2)));
+        assert_eq!(a.request(B, Incr(10)).await, Ok(Incremented(11)));
+        let written = |links: &[internode::node::LinkSnapshot], kind| {
+            links
+                .iter()
+                .find(|l| l.peer == NodeId(1) && l.kind == kind)
+                .map_or(0, |l| l.counters.written)
+        };
+        let links = b.links().await;
+        assert_eq!(written(&links, LinkKind::Urgent), 1, "{links:?}");
+        assert_eq!(written(&links, LinkKind::Small), 1, "{links:?}");
+    })
+    .await;
+}

@@ -472,6 +472,7 @@ impl Inbound {
                 self.peer,
                 id,
                 envelope.verb,
+                self.kind == LinkKind::Urgent,
             ))
         } else {
             None
@@ -564,8 +565,15 @@ impl Inbound {
 }
 
 /// Builds the reply of a request from `peer`: the response (or failure) goes back
-/// over this node's own link to the peer, with the request's id.
-fn responder(registry: Addr<Registry>, peer: NodeId, id: u64, request_verb: u32) -> Reply {
+/// over this node's own link to the peer, with the request's id; the answer to a
+/// request that came over the urgent link goes back over the urgent link.
+fn responder(
+    registry: Addr<Registry>,
+    peer: NodeId,
+    id: u64,
+    request_verb: u32,
+    urgent: bool,
+) -> Reply {
     Box::new(move |result| {
         let (verb, flags, payload) = match result {
             Ok((verb, payload)) => (verb, Flags::RESPONSE, payload),
@@ -577,6 +585,7 @@ fn responder(registry: Addr<Registry>, peer: NodeId, id: u64, request_verb: u32)
         };
         registry.do_send(Route {
             peer,
+            urgent,
             message: Outbound {
                 verb,
                 flags,

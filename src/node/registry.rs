@@ -67,10 +67,11 @@ impl Message for SetPeer {
     type Result = ();
 }
 
-/// Sends a message over the peer's small or large link, by size; its outcome is
-/// not awaited (responses).
+/// Sends a message over the peer's urgent link if `urgent`, else its small or large
+/// link by size; its outcome is not awaited (responses).
 pub(crate) struct Route {
     pub peer: NodeId,
+    pub urgent: bool,
     pub message: Outbound,
 }
 
@@ -248,7 +249,9 @@ impl Handler<Route> for Registry {
     type Result = ();
 
     fn handle(&mut self, m: Route, _: &mut Context<Self>) {
-        let kind = if m.message.payload.len() > LinkKind::LARGE_THRESHOLD {
+        let kind = if m.urgent {
+            LinkKind::Urgent
+        } else if m.message.payload.len() > LinkKind::LARGE_THRESHOLD {
             LinkKind::Large
         } else {
             LinkKind::Small
