@@ -465,7 +465,24 @@ impl Link {
             self.apply(actions, ctx);
             return;
         }
-        self.pump(ctx);
+        if self.queue.is_empty() {
+            return;
+        }
+        // Yield before the next batch: the other links, connections and actors on this
+        // thread run between two batches, so a link that always has a batch ready (a
+        // large link under a flood) cannot hold the thread for a whole scheduling
+        // budget of writes (tokio allows 128 per poll: 128 MiB of 1 MiB batches) and
+        // delay the urgent link's messages by tens of milliseconds.
+        let generation = self.generation;
+        ctx.spawn(
+            tokio::task::yield_now()
+                .into_actor(self)
+                .map(move |(), link, ctx| {
+                    if link.generation == generation {
+                        link.pump(ctx);
+                    }
+                }),
+        );
     }
 
     fn tick(&mut self, ctx: &mut Context<Self>) {
