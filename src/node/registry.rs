@@ -3,7 +3,9 @@
 //! It creates each link on first use (under actix's `Supervisor`, which restarts a
 //! link's connection after a failure with the link's own backoff), knows the peers'
 //! addresses, forwards link events to subscribers, and closes every link when the
-//! node closes.
+//! node closes. Large links run on a thread of their own (an actix `Arbiter`, stopped
+//! with the registry), so that bulk traffic does not delay the urgent and small links
+//! on the node's thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -163,6 +165,18 @@ pub(crate) struct Registry {
     /// Counters of the inbound connections that have ended.
     inbound_ended: InboundCounters,
     closed: bool,
+    /// The thread of the large links (started with the first one): their bulk
+    /// encoding, CRCs and writes do not hold up the urgent and small links, the
+    /// inbound connections and the application's actors on the node's thread.
+    bulk: Option<Arbiter>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(bulk) = self.bulk.take() {
+            bulk.stop();
+        }
+    }
 }
 
 impl Registry {
@@ -186,6 +200,7 @@ impl Registry {
             inbound: HashMap::new(),
             inbound_ended: InboundCounters::default(),
             closed: false,
+            bulk: None,
         }
     }
 
@@ -198,7 +213,13 @@ impl Registry {
         }
         let addr = *self.peers.get(&peer).ok_or(SendError::UnknownPeer(peer))?;
         let env = self.env.clone().ok_or(SendError::Closed)?;
-        let link = actix::Supervisor::start(move |_| Link::new(env, peer, kind, addr));
+        let make = move |_: &mut Context<Link>| Link::new(env, peer, kind, addr);
+        let link = if kind == LinkKind::Large {
+            let bulk = self.bulk.get_or_insert_with(Arbiter::new);
+            actix::Supervisor::start_in_arbiter(&bulk.handle(), make)
+        } else {
+            actix::Supervisor::start(make)
+        };
         self.links.insert((peer, kind), link.clone());
         Ok(link)
     }
