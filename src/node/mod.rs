@@ -61,7 +61,9 @@ use tokio::sync::oneshot;
 pub use config::NodeConfig;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
-pub use link::{CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound};
+pub use link::{
+    CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
+};
 pub use metrics::Metrics;
 pub use outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use registry::LinkNotice;

@@ -27,6 +27,7 @@
 //! - Overload and expiry warnings are logged at most once a second per link.
 
 mod api;
+mod reply;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,8 @@ use tokio_util::codec::FramedRead;
 
 pub(crate) use api::SetPeerAddress;
 pub use api::{CloseLink, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
+pub use reply::OutboundReply;
+use reply::Slot;
 
 use super::connect::dial;
 use super::outcome::{OverloadLevel, SendError, Sent};
@@ -90,7 +93,7 @@ pub(crate) struct LinkEnv {
 
 struct Queued {
     message: Outbound,
-    reply: Option<oneshot::Sender<Result<Sent, SendError>>>,
+    reply: Option<Slot>,
 }
 
 type Queue = OutboundQueue<NodeId, Queued>;
@@ -456,7 +459,7 @@ impl Link {
                 self.counters.written_bytes += q.message.size() as u64;
             }
             if let Some(reply) = q.reply {
-                let _ = reply.send(Ok(Sent::Written));
+                reply.complete(Ok(Sent::Written));
             }
         }
         self.release_surplus();
@@ -545,7 +548,7 @@ fn fail(counters: &mut LinkCounters, q: Queued, error: SendError) {
         count_failure(counters, &error, q.message.size());
     }
     if let Some(reply) = q.reply {
-        let _ = reply.send(Err(error));
+        reply.complete(Err(error));
     }
 }
 
@@ -698,7 +701,7 @@ impl Link {
 }
 
 impl Handler<Outbound> for Link {
-    type Result = ResponseFuture<Result<Sent, SendError>>;
+    type Result = OutboundReply;
 
     fn handle(&mut self, message: Outbound, ctx: &mut Context<Self>) -> Self::Result {
         if matches!(
@@ -706,15 +709,15 @@ impl Handler<Outbound> for Link {
             LinkState::Draining | LinkState::Closed
         ) {
             count_failure(&mut self.counters, &SendError::Closed, message.size());
-            return Box::pin(async { Err(SendError::Closed) });
+            return OutboundReply::ready(Err(SendError::Closed));
         }
-        let (tx, rx) = oneshot::channel();
+        let (slot, reply) = Slot::new();
         let queued = Queued {
             message,
-            reply: Some(tx),
+            reply: Some(slot),
         };
         self.admit(queued, ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(SendError::Closed)) })
+        reply
     }
 }
 

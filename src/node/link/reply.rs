@@ -1,0 +1,121 @@
+//! Where a message's outcome goes: [`OutboundReply`], the response of the link's
+//! `Outbound` handler.
+//!
+//! actix creates a response channel for every `send`; the handler's result type
+//! receives it ([`MessageResponse`]). Rather than a future per message awaiting a
+//! second channel (a spawned task, a channel and a box per message), the link keeps a
+//! shared slot with the message and completes it when the outcome is known; the slot
+//! hands the outcome to actix's channel as soon as both are there, in whichever order
+//! they arrive (a message can fail inside the handler, before actix hands over its
+//! channel).
+//!
+//! Invariants: each slot delivers at most one outcome; an outcome that arrives first
+//! waits in the slot for the channel; a slot dropped without an outcome drops the
+//! channel, which the sender sees as the link having gone (`Closed`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use actix::dev::{MessageResponse, OneshotSender};
+
+use super::{Link, Outbound};
+use crate::node::outcome::{SendError, Sent};
+
+type Outcome = Result<Sent, SendError>;
+
+enum State {
+    Empty,
+    Sender(OneshotSender<Outcome>),
+    Outcome(Outcome),
+    Done,
+}
+
+/// The link's side of a message's outcome.
+pub(super) struct Slot(Rc<RefCell<State>>);
+
+impl Slot {
+    /// A slot and the response the handler returns with it.
+    pub fn new() -> (Slot, OutboundReply) {
+        let state = Rc::new(RefCell::new(State::Empty));
+        (Slot(state.clone()), OutboundReply(Some(state)))
+    }
+
+    /// Delivers the outcome (now, or when actix hands over its channel).
+    pub fn complete(self, outcome: Outcome) {
+        let mut state = self.0.borrow_mut();
+        match std::mem::replace(&mut *state, State::Done) {
+            State::Sender(tx) => {
+                let _ = tx.send(outcome);
+            }
+            State::Empty => *state = State::Outcome(outcome),
+            State::Outcome(_) | State::Done => {}
+        }
+    }
+}
+
+/// The response to an [`Outbound`]: resolves, for the sender, to the message's
+/// outcome once it is known (written, or why it failed).
+pub struct OutboundReply(Option<Rc<RefCell<State>>>);
+
+impl OutboundReply {
+    /// A response whose outcome is already known.
+    pub(super) fn ready(outcome: Outcome) -> Self {
+        OutboundReply(Some(Rc::new(RefCell::new(State::Outcome(outcome)))))
+    }
+}
+
+impl MessageResponse<Link, Outbound> for OutboundReply {
+    fn handle(mut self, _: &mut actix::Context<Link>, tx: Option<OneshotSender<Outcome>>) {
+        if let (Some(state), Some(tx)) = (self.0.take(), tx) {
+            attach(&state, tx);
+        }
+        // Without a channel (`do_send`) nobody listens: the outcome is only counted.
+    }
+}
+
+/// Hands actix's channel to the slot: the outcome goes out now if it is there.
+fn attach(state: &RefCell<State>, tx: OneshotSender<Outcome>) {
+    let mut state = state.borrow_mut();
+    match std::mem::replace(&mut *state, State::Done) {
+        State::Outcome(outcome) => {
+            let _ = tx.send(outcome);
+        }
+        State::Empty => *state = State::Sender(tx),
+        State::Sender(_) | State::Done => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    fn deliver(mut reply: OutboundReply, tx: OneshotSender<Outcome>) {
+        attach(&reply.0.take().expect("a reply holds its state"), tx);
+    }
+
+    #[test]
+    fn the_outcome_reaches_the_sender_whichever_comes_first() {
+        // The channel first, then the outcome (a message written later).
+        let (slot, reply) = Slot::new();
+        let (tx, mut rx) = oneshot::channel();
+        deliver(reply, tx);
+        assert!(rx.try_recv().is_err());
+        slot.complete(Ok(Sent::Written));
+        assert_eq!(rx.try_recv(), Ok(Ok(Sent::Written)));
+
+        // The outcome first (a message refused inside the handler), then the channel.
+        let (slot, reply) = Slot::new();
+        slot.complete(Err(SendError::Expired));
+        let (tx, mut rx) = oneshot::channel();
+        deliver(reply, tx);
+        assert_eq!(rx.try_recv(), Ok(Err(SendError::Expired)));
+
+        // A slot dropped without an outcome: the sender sees the channel closed.
+        let (slot, reply) = Slot::new();
+        let (tx, mut rx) = oneshot::channel();
+        deliver(reply, tx);
+        drop(slot);
+        assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+    }
+}
