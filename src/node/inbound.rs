@@ -62,6 +62,8 @@ pub(crate) struct InboundEnv {
     pub tracker: Addr<RequestTracker>,
     pub limits: Addr<ResourceLimits>,
     pub session_id: u64,
+    /// The node's bulk thread, where connections of large links run.
+    pub bulk: ArbiterHandle,
 }
 
 impl InboundEnv {
@@ -135,7 +137,9 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
     let registry = env.registry.clone();
     let id = random_u64();
     let limits = env.config.receive_limits;
-    let addr = Inbound::create(move |ctx| {
+    let bulk = env.bulk.clone();
+    let kind = hello.link_kind;
+    let make = move |ctx: &mut Context<Inbound>| {
         let gate = Gate::default();
         ctx.add_stream(gate.guard(framed));
         Inbound {
@@ -156,7 +160,14 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
             counters: InboundCounters::default(),
             id,
         }
-    });
+    };
+    // Large messages are read, checked and assembled on the bulk thread, so that they
+    // do not delay the node's other connections and actors.
+    let addr = if kind == LinkKind::Large {
+        Inbound::start_in_arbiter(&bulk, make)
+    } else {
+        Inbound::create(make)
+    };
     registry.do_send(InboundConnection {
         id,
         addr: Some(addr),

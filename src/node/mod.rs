@@ -208,11 +208,13 @@ struct Inner {
     limits: Addr<ResourceLimits>,
     handlers: Handlers,
     listener: tokio::task::JoinHandle<()>,
+    bulk: Arbiter,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.listener.abort();
+        self.bulk.stop();
     }
 }
 
@@ -258,8 +260,16 @@ impl Node {
         let config = Arc::new(config);
         let tracker = RequestTracker::new().start();
         let limits = ResourceLimits::new(config.send_limits, config.receive_limits).start();
-        let registry =
-            Registry::new(local_addr, config.clone(), tracker.clone(), limits.clone()).start();
+        // The thread of the large links and connections (bulk traffic).
+        let bulk = Arbiter::new();
+        let registry = Registry::new(
+            local_addr,
+            config.clone(),
+            tracker.clone(),
+            limits.clone(),
+            bulk.handle(),
+        )
+        .start();
         let handlers = Handlers::default();
         let env = Arc::new(InboundEnv {
             node: config.id,
@@ -269,6 +279,7 @@ impl Node {
             tracker: tracker.clone(),
             limits: limits.clone(),
             session_id: inbound::new_session_id(),
+            bulk: bulk.handle(),
         });
         let listener = actix::spawn(inbound::listen(listener, env));
         log::info!("{} listening on {local_addr}", config.id);
@@ -282,6 +293,7 @@ impl Node {
                 limits,
                 handlers,
                 listener,
+                bulk,
             }),
         })
     }

@@ -3,9 +3,8 @@
 //! It creates each link on first use (under actix's `Supervisor`, which restarts a
 //! link's connection after a failure with the link's own backoff), knows the peers'
 //! addresses, forwards link events to subscribers, and closes every link when the
-//! node closes. Large links run on a thread of their own (an actix `Arbiter`, stopped
-//! with the registry), so that bulk traffic does not delay the urgent and small links
-//! on the node's thread.
+//! node closes. Large links run on the node's bulk thread (an actix `Arbiter`), so
+//! that bulk traffic does not delay the urgent and small links on the node's thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -165,18 +164,10 @@ pub(crate) struct Registry {
     /// Counters of the inbound connections that have ended.
     inbound_ended: InboundCounters,
     closed: bool,
-    /// The thread of the large links (started with the first one): their bulk
-    /// encoding, CRCs and writes do not hold up the urgent and small links, the
-    /// inbound connections and the application's actors on the node's thread.
-    bulk: Option<Arbiter>,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(bulk) = self.bulk.take() {
-            bulk.stop();
-        }
-    }
+    /// The node's thread for large links: their bulk encoding, CRCs and writes do
+    /// not hold up the urgent and small links, the inbound connections and the
+    /// application's actors on the node's thread.
+    bulk: ArbiterHandle,
 }
 
 impl Registry {
@@ -185,6 +176,7 @@ impl Registry {
         config: Arc<NodeConfig>,
         tracker: Addr<RequestTracker>,
         limits: Addr<ResourceLimits>,
+        bulk: ArbiterHandle,
     ) -> Self {
         Registry {
             limits,
@@ -200,7 +192,7 @@ impl Registry {
             inbound: HashMap::new(),
             inbound_ended: InboundCounters::default(),
             closed: false,
-            bulk: None,
+            bulk,
         }
     }
 
@@ -215,8 +207,7 @@ impl Registry {
         let env = self.env.clone().ok_or(SendError::Closed)?;
         let make = move |_: &mut Context<Link>| Link::new(env, peer, kind, addr);
         let link = if kind == LinkKind::Large {
-            let bulk = self.bulk.get_or_insert_with(Arbiter::new);
-            actix::Supervisor::start_in_arbiter(&bulk.handle(), make)
+            actix::Supervisor::start_in_arbiter(&self.bulk, make)
         } else {
             actix::Supervisor::start(make)
         };
