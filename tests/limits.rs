@@ -197,6 +197,14 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         assert_eq!(link.state, LinkState::Closed);
         assert_eq!(failed(&link, "closed").0, 2);
         assert_eq!(failed(&link, "expired").0, 10);
+        // The node's metrics keep what its closed links counted.
+        let metrics = a.metrics().await;
+        assert!(metrics.links.is_empty(), "{:?}", metrics.links);
+        assert_eq!(metrics.links_closed.failed.get("closed"), Some(&2));
+        assert_eq!(metrics.links_closed.failed.get("expired"), Some(&10));
+        assert!(metrics.to_prometheus().contains(
+            "internode_outbound_failed_messages_total{node=\"1\",peer=\"closed\",link=\"all\",reason=\"expired\"} 10"
+        ));
     })
     .await;
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::inbound::{InboundCounters, InboundSnapshot};
-use super::link::LinkSnapshot;
+use super::link::{LinkCounters, LinkSnapshot};
 use super::resource_limits::{LimitsSnapshot, ReservesSnapshot};
 use crate::{LinkKind, NodeId};
 
@@ -23,6 +23,8 @@ pub struct Metrics {
     pub node: NodeId,
     /// Every outbound link (per peer and kind).
     pub links: Vec<LinkSnapshot>,
+    /// The counters of the links that have closed, summed.
+    pub links_closed: LinkCounters,
     /// Every open inbound connection (per peer and kind).
     pub inbound: Vec<InboundSnapshot>,
     /// The counters of the inbound connections that have closed, summed.
@@ -79,6 +81,7 @@ impl Metrics {
     /// let metrics = Metrics {
     ///     node: NodeId(1),
     ///     links: Vec::new(),
+    ///     links_closed: Default::default(),
     ///     inbound: Vec::new(),
     ///     inbound_closed: Default::default(),
     ///     limits: LimitsSnapshot::default(),
@@ -127,40 +130,57 @@ impl Metrics {
                 |s| s.unflushed_bytes as u64,
             ),
         ];
-        let counters: [(&str, &str, Get); 5] = [
+        type Count = fn(&LinkCounters) -> u64;
+        let counters: [(&str, &str, Count); 5] = [
             (
                 "internode_outbound_written_messages_total",
                 "Messages written to a connection.",
-                |s| s.counters.written,
+                |c| c.written,
             ),
             (
                 "internode_outbound_written_bytes_total",
                 "Bytes of the messages written.",
-                |s| s.counters.written_bytes,
+                |c| c.written_bytes,
             ),
             (
                 "internode_outbound_accepted_messages_total",
                 "Messages taken into the link's queue.",
-                |s| s.counters.accepted,
+                |c| c.accepted,
             ),
             (
                 "internode_outbound_connection_attempts_total",
                 "Connection attempts.",
-                |s| s.counters.connection_attempts,
+                |c| c.connection_attempts,
             ),
             (
                 "internode_outbound_connections_total",
                 "Connections established.",
-                |s| s.counters.connections,
+                |c| c.connections,
             ),
         ];
-        for (kind, families) in [("gauge", &gauges[..]), ("counter", &counters[..])] {
-            for &(name, help, get) in families {
-                let mut family = Family::new(out, name, kind, help);
-                for s in &self.links {
-                    let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
-                    family.sample(&[("node", node), ("peer", &peer), ("link", &link)], get(s));
-                }
+        // Each open link by peer and kind; the links that have closed, summed, as
+        // peer "closed" (as for inbound connections).
+        let labelled: Vec<(String, String, &LinkCounters)> = self
+            .links
+            .iter()
+            .map(|s| (s.peer.0.to_string(), s.kind.to_string(), &s.counters))
+            .chain(std::iter::once((
+                "closed".to_string(),
+                "all".to_string(),
+                &self.links_closed,
+            )))
+            .collect();
+        for &(name, help, get) in &gauges {
+            let mut family = Family::new(out, name, "gauge", help);
+            for s in &self.links {
+                let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
+                family.sample(&[("node", node), ("peer", &peer), ("link", &link)], get(s));
+            }
+        }
+        for &(name, help, get) in &counters {
+            let mut family = Family::new(out, name, "counter", help);
+            for (peer, link, c) in &labelled {
+                family.sample(&[("node", node), ("peer", peer), ("link", link)], get(c));
             }
         }
         for (name, help, bytes) in [
@@ -176,19 +196,14 @@ impl Metrics {
             ),
         ] {
             let mut family = Family::new(out, name, "counter", help);
-            for s in &self.links {
-                let (peer, link) = (s.peer.0.to_string(), s.kind.to_string());
-                let map = if bytes {
-                    &s.counters.failed_bytes
-                } else {
-                    &s.counters.failed
-                };
+            for (peer, link, c) in &labelled {
+                let map = if bytes { &c.failed_bytes } else { &c.failed };
                 for (reason, n) in map {
                     family.sample(
                         &[
                             ("node", node),
-                            ("peer", &peer),
-                            ("link", &link),
+                            ("peer", peer),
+                            ("link", link),
                             ("reason", reason),
                         ],
                         n,

@@ -78,8 +78,8 @@ use crate::{LinkKind, NodeId};
 use dispatch::Handlers;
 use inbound::InboundEnv;
 use registry::{
-    AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, CountInbound, GetLink, GetRefused,
-    Registry, SetPeer, Subscribe, TotalInbound,
+    AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, ClosedLinks, CountInbound, GetLink,
+    GetRefused, Registry, SetPeer, Subscribe, TotalInbound,
 };
 use requests::{Cancel, Register, RequestTracker};
 use resource_limits::{GetLimits, ResourceLimits};
@@ -531,9 +531,16 @@ impl Node {
             .send(ClosedInbound)
             .await
             .unwrap_or_default();
+        let links_closed = self
+            .inner
+            .registry
+            .send(ClosedLinks)
+            .await
+            .unwrap_or_default();
         Metrics {
             node: self.inner.id,
             links,
+            links_closed,
             inbound,
             inbound_closed,
             limits: self.limits().await,

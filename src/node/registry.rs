@@ -13,7 +13,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, StopInbound};
-use super::link::{CloseLink, Link, LinkEnv, Outbound, SetPeerAddress};
+use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, SetPeerAddress};
 use super::outcome::SendError;
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
@@ -41,6 +41,8 @@ pub(crate) struct LinkReport {
     pub peer: NodeId,
     pub kind: LinkKind,
     pub event: LinkEvent,
+    /// With [`LinkEvent::Closed`]: the link's final counters.
+    pub counters: Option<LinkCounters>,
 }
 
 impl Message for LinkReport {
@@ -163,6 +165,8 @@ pub(crate) struct Registry {
     inbound: HashMap<u64, Addr<Inbound>>,
     /// Counters of the inbound connections that have ended.
     inbound_ended: InboundCounters,
+    /// Counters of the links that have closed.
+    links_closed: LinkCounters,
     closed: bool,
     /// The node's thread for large links: their bulk encoding, CRCs and writes do
     /// not hold up the urgent and small links, the inbound connections and the
@@ -191,6 +195,7 @@ impl Registry {
             refused: BTreeMap::new(),
             inbound: HashMap::new(),
             inbound_ended: InboundCounters::default(),
+            links_closed: LinkCounters::default(),
             closed: false,
             bulk,
         }
@@ -291,6 +296,9 @@ impl Handler<LinkReport> for Registry {
             // A closed link answers `Closed` to whoever still holds its address; the
             // next message to the peer gets a fresh link.
             self.links.remove(&(r.peer, r.kind));
+        }
+        if let Some(counters) = &r.counters {
+            self.links_closed.add(counters);
         }
         let notice = LinkNotice {
             peer: r.peer,
@@ -404,6 +412,21 @@ impl Handler<TotalInbound> for Registry {
             }
             total
         })
+    }
+}
+
+/// The counters of the links that have closed, summed.
+pub(crate) struct ClosedLinks;
+
+impl Message for ClosedLinks {
+    type Result = LinkCounters;
+}
+
+impl Handler<ClosedLinks> for Registry {
+    type Result = MessageResult<ClosedLinks>;
+
+    fn handle(&mut self, _: ClosedLinks, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.links_closed.clone())
     }
 }
 

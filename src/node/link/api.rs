@@ -84,6 +84,24 @@ pub struct LinkCounters {
     pub connections: u64,
 }
 
+impl LinkCounters {
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &LinkCounters) {
+        self.accepted += other.accepted;
+        self.accepted_bytes += other.accepted_bytes;
+        self.written += other.written;
+        self.written_bytes += other.written_bytes;
+        for (kind, n) in &other.failed {
+            *self.failed.entry(kind).or_default() += n;
+        }
+        for (kind, n) in &other.failed_bytes {
+            *self.failed_bytes.entry(kind).or_default() += n;
+        }
+        self.connection_attempts += other.connection_attempts;
+        self.connections += other.connections;
+    }
+}
+
 /// A link's state and counters at one moment.
 #[derive(Debug, Clone)]
 pub struct LinkSnapshot {

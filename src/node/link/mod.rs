@@ -59,7 +59,7 @@ use crate::handshake::{Established, Hello};
 use crate::limits::{Grant, Shortage};
 use crate::session::{
     Backoff, DisconnectReason, Entry, Heartbeat, HeartbeatAction, Lifecycle, LifecycleAction,
-    LinkState, OutboundQueue, ProtocolViolation, Refused, WarnLimiter,
+    LinkEvent, LinkState, OutboundQueue, ProtocolViolation, Refused, WarnLimiter,
 };
 use crate::{vint, LinkKind, NodeId};
 
@@ -195,10 +195,12 @@ impl Link {
                 self.peer,
                 event
             );
+            let counters = (event == LinkEvent::Closed).then(|| self.counters.clone());
             self.env.reports.do_send(LinkReport {
                 peer: self.peer,
                 kind: self.kind,
                 event,
+                counters,
             });
         }
     }
