@@ -144,8 +144,15 @@ impl Header {
     /// assert!(!Header { expires_at_ms: None, ..header }.is_expired(u64::MAX));
     /// ```
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at_ms.is_some_and(|at| now_ms >= at)
+        deadline_passed(self.expires_at_ms, now_ms)
     }
+}
+
+/// Whether a deadline of `expires_at_ms` (ms since the UNIX epoch; `None`: never)
+/// has passed at `now_ms`. A message expires at its deadline: one whose deadline is
+/// now is neither written nor processed. The one rule for senders and receivers.
+pub fn deadline_passed(expires_at_ms: Option<u64>, now_ms: u64) -> bool {
+    expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 /// Reads the header at the front of `src` without decoding its params or payload.

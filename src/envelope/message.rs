@@ -66,7 +66,7 @@ impl Envelope {
     /// Whether the message has expired at `now_ms`: it has an expiry and `now_ms` is at
     /// or past it.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at_ms.is_some_and(|at| now_ms >= at)
+        super::header::deadline_passed(self.expires_at_ms, now_ms)
     }
 
     /// Appends the encoded message to `dst`.

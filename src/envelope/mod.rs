@@ -68,7 +68,7 @@ mod header;
 mod message;
 
 pub use assemble::{AssembleError, CorruptOutcome, MessageAssembler};
-pub use header::{message_len, peek, Flags, Header};
+pub use header::{deadline_passed, message_len, peek, Flags, Header};
 pub use message::Envelope;
 
 use std::fmt;

@@ -50,7 +50,7 @@ use crate::frame::{Decoded, FrameCodec, FrameEncoder, FrameError};
 use crate::handshake::{AcceptorConfig, HandshakeError};
 use crate::limits::{Account, Charge, Grant, ReserveNeeded};
 use crate::message::{FailureReason, RemoteFailure};
-use crate::session::{is_expired, Heartbeat, HeartbeatAction, WarnLimiter};
+use crate::session::{Heartbeat, HeartbeatAction, WarnLimiter};
 use crate::{LinkKind, NodeId};
 
 /// Node-wide things every inbound connection needs.
@@ -370,8 +370,7 @@ impl Inbound {
     /// whether it went through.
     fn admit(&mut self, envelope: Envelope, size: usize, ctx: &mut Context<Self>) -> bool {
         // The clock is read only for messages that have a deadline.
-        if envelope.expires_at_ms.is_some() && is_expired(envelope.expires_at_ms, wire::epoch_ms())
-        {
+        if envelope.expires_at_ms.is_some() && envelope.is_expired(wire::epoch_ms()) {
             self.skip_expired();
             return true;
         }

@@ -43,7 +43,7 @@ mod warn;
 pub use backoff::{Backoff, BackoffConfig};
 pub use heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig, REMEMBERED_PINGS};
 pub use lifecycle::{Lifecycle, LifecycleAction, LinkEvent, LinkState};
-pub use queue::{is_expired, Entry, OutboundQueue, Refused};
+pub use queue::{Entry, OutboundQueue, Refused};
 pub use reason::{DisconnectReason, ProtocolViolation};
 pub use requests::PendingRequests;
 pub use warn::WarnLimiter;

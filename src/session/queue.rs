@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use crate::envelope::deadline_passed;
 use crate::limits::{Account, Charge, Grant, ReserveNeeded};
 
 /// A message in the queue, with the bytes it is charged.
@@ -20,14 +21,8 @@ pub struct Entry<K, T> {
 impl<K, T> Entry<K, T> {
     /// Whether the message has expired at `now_ms`.
     pub fn expired(&self, now_ms: u64) -> bool {
-        is_expired(self.expires_at_ms, now_ms)
+        deadline_passed(self.expires_at_ms, now_ms)
     }
-}
-
-/// Whether a deadline of `expires_at_ms` has passed at `now_ms` (a message expires at
-/// its deadline: one with a deadline of now is not sent).
-pub fn is_expired(expires_at_ms: Option<u64>, now_ms: u64) -> bool {
-    expires_at_ms.is_some_and(|at| at <= now_ms)
 }
 
 /// Why [`OutboundQueue::try_push`] did not take a message; the message is handed back.
@@ -80,7 +75,7 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
         now_ms: u64,
         expired: &mut Vec<Entry<K, T>>,
     ) -> Result<(), Refused<T>> {
-        if is_expired(expires_at_ms, now_ms) {
+        if deadline_passed(expires_at_ms, now_ms) {
             return Err(Refused::Expired(item));
         }
         let charge = match self.account.try_charge(bytes) {

@@ -364,9 +364,7 @@ impl Link {
                 break;
             }
         }
-        if !expired.is_empty() {
-            self.expired(expired);
-        }
+        self.expired(expired.into_iter().map(|e| e.item));
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
@@ -393,11 +391,16 @@ impl Link {
         );
     }
 
-    /// Fails messages that expired (their bytes already given back).
-    fn expired(&mut self, expired: Vec<Taken>) {
-        let count = expired.len();
-        for e in expired {
-            fail(&mut self.counters, e.item, SendError::Expired);
+    /// Fails messages that expired (their bytes already given back), with a
+    /// rate-limited warning; nothing if there are none.
+    fn expired(&mut self, expired: impl IntoIterator<Item = Queued>) {
+        let mut count = 0;
+        for q in expired {
+            fail(&mut self.counters, q, SendError::Expired);
+            count += 1;
+        }
+        if count == 0 {
+            return;
         }
         if let Some(held_back) = self.expiry_warning.check(Instant::now()) {
             log::warn!(
@@ -465,12 +468,11 @@ impl Link {
             }
         }
         self.release_surplus();
-        if self.queue.is_empty() && matches!(self.lifecycle.state(), LinkState::Draining) {
-            let actions = self.lifecycle.handle_drained();
-            self.apply(actions, ctx);
-            return;
-        }
         if self.queue.is_empty() {
+            if matches!(self.lifecycle.state(), LinkState::Draining) {
+                let actions = self.lifecycle.handle_drained();
+                self.apply(actions, ctx);
+            }
             return;
         }
         // Yield before the next batch: the other links, connections and actors on this
@@ -493,9 +495,7 @@ impl Link {
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let mut expired = Vec::new();
         self.queue.expire(wire::epoch_ms(), &mut expired);
-        if !expired.is_empty() {
-            self.expired(expired);
-        }
+        self.expired(expired.into_iter().map(|e| e.item));
         if let Some(grant) = self.queue.idle_spare() {
             self.release(grant);
         }
@@ -626,9 +626,7 @@ impl Link {
         let result = self
             .queue
             .try_push(q, size, expires, wire::epoch_ms(), &mut expired);
-        if !expired.is_empty() {
-            self.expired(expired);
-        }
+        self.expired(expired.into_iter().map(|e| e.item));
         match result {
             Ok(()) => {
                 self.counters.accepted += 1;
@@ -640,7 +638,7 @@ impl Link {
                     self.apply(actions, ctx);
                 }
             }
-            Err(Refused::Expired(q)) => self.expired_on_arrival(q),
+            Err(Refused::Expired(q)) => self.expired([q]),
             Err(Refused::NeedReserve(q, need)) => {
                 if self.failing_to_connect() {
                     self.overloaded(q, OverloadLevel::Link);
@@ -670,19 +668,6 @@ impl Link {
                     },
                 ));
             }
-        }
-    }
-
-    fn expired_on_arrival(&mut self, q: Queued) {
-        fail(&mut self.counters, q, SendError::Expired);
-        if let Some(held_back) = self.expiry_warning.check(Instant::now()) {
-            log::warn!(
-                "link {} {} to {}: a message expired before the link took it \
-                 ({held_back} similar warnings held back)",
-                self.env.node,
-                self.kind,
-                self.peer
-            );
         }
     }
 
