@@ -14,7 +14,7 @@ use internode::limits::Limits;
 use internode::node::{InboundSnapshot, LinkSnapshot, Metrics, Node, Received, Sent};
 use internode::session::HeartbeatConfig;
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, join_all, within, Filled, POLL};
+use support::{bounded, builder, join_all, poll_until, within, Filled, POLL};
 use tokio::sync::mpsc;
 
 const A: NodeId = NodeId(1);
@@ -40,14 +40,14 @@ const HEARTBEAT: HeartbeatConfig = HeartbeatConfig {
 };
 
 /// Node 2 with the small receive limits, and node 1 (default limits) that knows it.
-async fn sender_and_receiver() -> (Node, Node) {
+async fn sender_and_receiver(heartbeat: HeartbeatConfig) -> (Node, Node) {
     let b = builder(2)
         .receive_limits(RECEIVE)
-        .heartbeat(HEARTBEAT)
+        .heartbeat(heartbeat)
         .start()
         .await
         .unwrap();
-    let a = builder(1).heartbeat(HEARTBEAT).start().await.unwrap();
+    let a = builder(1).heartbeat(heartbeat).start().await.unwrap();
     a.add_peer(B, b.local_addr()).await;
     (a, b)
 }
@@ -96,17 +96,16 @@ fn assert_within_receive_limits(m: &Metrics) {
 /// Waits until the receiver holds nothing: no bytes pending on its connections, no
 /// receive reserve in use or leased.
 async fn receiver_holds_nothing(b: &Node) -> Metrics {
-    within("the receive limits to be given back", async {
-        loop {
-            let m = b.metrics().await;
-            if m.limits.receive.global_in_use == 0
-                && m.inbound
-                    .iter()
-                    .all(|i| i.pending_bytes == 0 && i.reserve_bytes == 0)
-            {
-                return m;
-            }
-            tokio::time::sleep(POLL).await;
+    poll_until("the receive limits to be given back", || async {
+        let m = b.metrics().await;
+        let holds_nothing = m.limits.receive.global_in_use == 0
+            && m.inbound
+                .iter()
+                .all(|i| i.pending_bytes == 0 && i.reserve_bytes == 0);
+        if holds_nothing {
+            Ok(m)
+        } else {
+            Err((m.limits.receive, m.inbound))
         }
     })
     .await
@@ -141,6 +140,18 @@ impl Handler<Received<Filled>> for Slow {
                 }),
         );
     }
+}
+
+/// The numbers of the first `n` messages the handler finished with, in that order.
+async fn processed(done: &mut mpsc::UnboundedReceiver<u64>, n: u64) -> Vec<u64> {
+    let mut processed = Vec::with_capacity(n as usize);
+    within("every message to be processed", async {
+        while (processed.len() as u64) < n {
+            processed.push(done.recv().await.expect("the handler lives"));
+        }
+    })
+    .await;
+    processed
 }
 
 /// What the sampler saw during the burst.
@@ -182,7 +193,7 @@ impl Seen {
 async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() {
     bounded(async {
         const N: u64 = 2_000;
-        let (a, b) = sender_and_receiver().await;
+        let (a, b) = sender_and_receiver(HEARTBEAT).await;
         let (done_tx, mut done) = mpsc::unbounded_channel();
         let slow = Slow {
             pause: Duration::from_millis(1),
@@ -199,13 +210,7 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
             let outcomes: Vec<_> = (0..N)
                 .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
                 .collect();
-            let mut processed = Vec::with_capacity(N as usize);
-            within("every message to be processed", async {
-                while (processed.len() as u64) < N {
-                    processed.push(done.recv().await.expect("the handler lives"));
-                }
-            })
-            .await;
+            let processed = processed(&mut done, N).await;
             let outcomes = join_all(outcomes).await;
             finished.set(true);
             (outcomes, processed)
@@ -358,7 +363,7 @@ async fn stuck(
 async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
     bounded(async {
         const N: u64 = 120;
-        let (a, b) = sender_and_receiver().await;
+        let (a, b) = sender_and_receiver(HEARTBEAT).await;
         let (got_tx, mut got) = mpsc::unbounded_channel();
         let keeper = Keeper {
             kept: Vec::new(),
@@ -422,17 +427,16 @@ async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
             (0..N).collect::<Vec<_>>(),
             "in order, exactly once"
         );
-        let m = within("the connection to read again", async {
-            loop {
-                let m = b.metrics().await;
-                let inbound = inbound_small(&m).unwrap();
-                if !inbound.throttled
-                    && inbound.counters.dispatched == N
-                    && inbound.counters.processed == held as u64
-                {
-                    return m;
-                }
-                tokio::time::sleep(POLL).await;
+        let m = poll_until("the connection to read again", || async {
+            let m = b.metrics().await;
+            let inbound = inbound_small(&m).unwrap();
+            if !inbound.throttled
+                && inbound.counters.dispatched == N
+                && inbound.counters.processed == held as u64
+            {
+                Ok(m)
+            } else {
+                Err(inbound.clone())
             }
         })
         .await;
@@ -479,14 +483,7 @@ async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
             timeout: Duration::from_millis(300),
             unwritable_timeout: Duration::from_secs(30),
         };
-        let b = builder(2)
-            .receive_limits(RECEIVE)
-            .heartbeat(short)
-            .start()
-            .await
-            .unwrap();
-        let a = builder(1).heartbeat(short).start().await.unwrap();
-        a.add_peer(B, b.local_addr()).await;
+        let (a, b) = sender_and_receiver(short).await;
         let (done_tx, mut done) = mpsc::unbounded_channel();
         let slow = Slow {
             pause: Duration::from_millis(5),
@@ -498,13 +495,7 @@ async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
         let outcomes: Vec<_> = (0..N)
             .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
             .collect();
-        let mut processed = Vec::with_capacity(N as usize);
-        within("every message to be processed", async {
-            while (processed.len() as u64) < N {
-                processed.push(done.recv().await.expect("the handler lives"));
-            }
-        })
-        .await;
+        let processed = processed(&mut done, N).await;
         for (seq, outcome) in join_all(outcomes).await.into_iter().enumerate() {
             assert_eq!(outcome, Ok(Sent::Written), "message {seq}");
         }

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use internode::limits::Limits;
-use internode::node::{Metrics, OverloadLevel, SendError, Sent};
+use internode::node::{LinkSnapshot, Metrics, OverloadLevel, SendError, Sent};
 use internode::session::{HeartbeatConfig, LinkEvent};
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, within, Events, Filled, Proxy, POLL};
+use support::{bounded, builder, collect, poll_until, within, Events, Filled, Proxy, POLL};
 use tokio::sync::mpsc;
 
 const B: NodeId = NodeId(2);
@@ -41,6 +41,14 @@ const WINDOW: u64 = 64;
 /// Messages sent (and delivered) before the stall, so that the baseline memory is
 /// that of a node that has already carried traffic (buffers and allocator warm).
 const WARM_UP: u64 = 64;
+
+/// The sender's small link to the receiver, from its metrics.
+fn small_link(m: &Metrics) -> &LinkSnapshot {
+    m.links
+        .iter()
+        .find(|l| l.peer == B && l.kind == LinkKind::Small)
+        .expect("the small link")
+}
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`).
 fn status_kib(field: &str) -> u64 {
@@ -186,12 +194,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
                 }
                 let m = a.metrics().await;
                 peaks.sample(&m);
-                let small = m
-                    .links
-                    .iter()
-                    .find(|l| l.peer == B && l.kind == LinkKind::Small)
-                    .expect("the small link")
-                    .clone();
+                let small = small_link(&m).clone();
                 let refused: u64 = small.counters.failed.values().sum();
                 let taken = small.counters.accepted - WARM_UP;
                 let reported = refused + small.counters.written - WARM_UP;
@@ -256,27 +259,17 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         assert_eq!(delivered, written, "delivered in order, exactly once");
 
         // The link's own counters agree, and it holds nothing any more.
-        let settled = within("the link to empty", async {
-            loop {
-                let m = a.metrics().await;
-                let link = m
-                    .links
-                    .iter()
-                    .find(|l| l.peer == B && l.kind == LinkKind::Small)
-                    .unwrap()
-                    .clone();
-                if link.pending_bytes == 0 && m.limits.send.global_in_use == 0 {
-                    return m;
-                }
-                tokio::time::sleep(POLL).await;
+        let settled = poll_until("the link to empty", || async {
+            let m = a.metrics().await;
+            let link = small_link(&m);
+            if link.pending_bytes == 0 && m.limits.send.global_in_use == 0 {
+                Ok(m)
+            } else {
+                Err((link.clone(), m.limits.send))
             }
         })
         .await;
-        let link = settled
-            .links
-            .iter()
-            .find(|l| l.peer == B && l.kind == LinkKind::Small)
-            .unwrap();
+        let link = small_link(&settled);
         assert_eq!(link.counters.written - WARM_UP, written.len() as u64);
         assert_eq!(
             link.counters.accepted - WARM_UP,

@@ -582,7 +582,7 @@ impl internode::message::Message for Chunk {
 }
 
 /// A stream into a stalled connection: writes block (the link shows unflushed bytes
-/// and a growing queue), the read timeout resets the connection, and once the stall
+/// and a growing queue), the unwritable timeout resets the connection, and once the stall
 /// is lifted the queue is delivered on a new connection. What the old connection
 /// carried may be lost; what arrives is in order, without duplicates.
 #[actix::test]
@@ -687,7 +687,7 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
 }
 
 /// A write that blocks on a stalled connection (a message larger than the sockets'
-/// buffers) keeps keepalives queued behind it. When the read timeout resets the
+/// buffers) keeps keepalives queued behind it. When the unwritable timeout resets the
 /// connection, the message fails (possibly lost) and nothing the application sent
 /// waits: after one reconnect attempt the link goes dormant, and a new message
 /// wakes it.
