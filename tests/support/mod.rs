@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 mod proxy;
 // Not every test binary names every re-export.
 #[allow(unused_imports)]
-pub use proxy::{CorruptAt, Proxy};
+pub use proxy::{CorruptAt, Faults, Proxy};
 
 /// The bound of every test's body.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);

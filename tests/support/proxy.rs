@@ -1,44 +1,176 @@
-//! A fault-injecting TCP proxy for tests and for `examples/fault_proxy.rs`.
+//! A fault-injecting TCP proxy for the integration tests and for
+//! `examples/fault_proxy.rs`.
 //!
 //! Depends on `tokio` and std only, so that a program without internode can include
 //! it with `#[path = "../tests/support/proxy.rs"] mod proxy;`.
+//!
+//! What the proxy guarantees:
+//!
+//! - Each direction of a connection is forwarded in order and unchanged, except for
+//!   the bits it flips on purpose; an EOF from one end is passed on as a shutdown of
+//!   the writing half towards the other end, and a connection is done when both
+//!   directions are.
+//! - A *chunk* is what one read from the source socket returned (at most 64 KiB); it
+//!   is forwarded with one `write_all`. Bit flips act on chunks.
+//! - A cut closes both sockets of a connection at once by dropping them (no
+//!   `SO_LINGER` tricks): each end sees EOF or a connection reset, whichever its kernel
+//!   reports (a reset when data it sent was still unread). Bytes the proxy wrote
+//!   before the cut may still be delivered.
+//! - [`Faults::cut_every_bytes`] counts the bytes forwarded in *both* directions of
+//!   a connection together. Unless the connection ends first, it forwards exactly the
+//!   drawn number of bytes ([`Faults::cut_point`]): the chunk that reaches it is
+//!   forwarded up to that byte only, then the connection is cut.
+//! - Faults are deterministic from [`Faults::seed`]: connection `n` (the `n`-th
+//!   accepted, from 0) draws its cut point, then one flip decision per chunk towards
+//!   the target, from its own stream derived from `(seed, n)`. So they depend on the
+//!   seed, `n` and the sizes of that connection's chunks, not on other connections or
+//!   timing. The timed cuts ([`Faults::cut_every`]) draw their delays from another
+//!   stream; which connections are open when one fires depends on timing.
+//! - The counters are updated before the sockets of a cut connection are dropped:
+//!   an end that sees the cut then reads them up to date.
 
 // Each includer uses a different part of this module.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
-/// A TCP proxy on a free loopback port that forwards every connection to a target,
-/// and on command cuts all current connections, stalls (stops forwarding in both
-/// directions without closing anything), or flips a bit in the next chunk it forwards
-/// towards the target.
+/// The random faults of a proxy. The default makes none.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// The seed of every random draw.
+    pub seed: u64,
+    /// Cut each connection after a number of bytes forwarded (both directions
+    /// together) drawn uniformly in `[min, max]`, per connection.
+    pub cut_every_bytes: Option<(u64, u64)>,
+    /// The probability, per chunk forwarded towards the target, of flipping one
+    /// random bit of one random byte of it. In `[0, 1]`.
+    pub flip_probability: f64,
+    /// Cut every current connection after a delay drawn uniformly in `[min, max]`
+    /// (`min` > 0), again and again.
+    pub cut_every: Option<(Duration, Duration)>,
+}
+
+impl Faults {
+    /// Whether the faults make sense: ranges with `min <= max`, a probability in
+    /// `[0, 1]`, a nonzero shortest delay.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some((min, max)) = self.cut_every_bytes {
+            if min > max {
+                return Err(format!("cut_every_bytes: {min} > {max}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.flip_probability) {
+            return Err(format!(
+                "flip_probability {} is not in [0, 1]",
+                self.flip_probability
+            ));
+        }
+        if let Some((min, max)) = self.cut_every {
+            if min.is_zero() || min > max {
+                return Err(format!("cut_every: need 0 < {min:?} <= {max:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// After how many forwarded bytes connection `n` (from 0, in accept order) is
+    /// cut, if [`cut_every_bytes`](Self::cut_every_bytes) is set.
+    pub fn cut_point(&self, n: u64) -> Option<u64> {
+        let (min, max) = self.cut_every_bytes?;
+        Some(Rng::stream(self.seed, n + 1).in_range(min, max))
+    }
+}
+
+/// SplitMix64: a small, fast, seeded generator (not for cryptography).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// Stream `n` of `seed`: streams of one seed do not overlap in practice.
+    pub fn stream(seed: u64, n: u64) -> Rng {
+        let mut mix = Rng(seed ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        Rng(mix.next_u64())
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[min, max]` (`min <= max`).
+    pub fn in_range(&mut self, min: u64, max: u64) -> u64 {
+        let span = u128::from(max - min) + 1;
+        min + ((u128::from(self.next_u64()) * span) >> 64) as u64
+    }
+
+    /// Uniform in `[0, n)` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.in_range(0, n as u64 - 1) as usize
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// Uniform in `[min, max]`, to the nanosecond.
+    pub fn duration(&mut self, min: Duration, max: Duration) -> Duration {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(self.in_range(nanos(min), nanos(max)))
+    }
+}
+
+/// A TCP proxy that forwards every connection to a target, and on command cuts all
+/// current connections, stalls (stops forwarding in both directions without closing
+/// anything), or flips a bit in the next chunk it forwards towards the target; with
+/// [`Faults`], it also cuts and flips bits at random.
 ///
-/// A chunk is what one read from the source socket returned: when the sender writes
-/// whole frames one write at a time and the proxy keeps up, a chunk starts and ends
-/// at frame boundaries, so [`CorruptAt::FirstByte`] hits a frame header and
-/// [`CorruptAt::LastByte`] the payload CRC32 of a CRC frame.
+/// When the sender writes whole frames one write at a time and the proxy keeps up, a
+/// chunk starts and ends at frame boundaries, so [`CorruptAt::FirstByte`] hits a
+/// frame header and [`CorruptAt::LastByte`] the payload CRC32 of a CRC frame.
 pub struct Proxy {
     addr: SocketAddr,
     shared: Arc<ProxyShared>,
     accept: JoinHandle<()>,
+    timer: Option<JoinHandle<()>>,
 }
 
 struct ProxyShared {
     target: SocketAddr,
+    faults: Faults,
     /// One task per proxied connection (both directions).
-    connections: Mutex<Vec<AbortHandle>>,
+    connections: Mutex<Vec<Connection>>,
     accepted: AtomicU64,
+    cuts: AtomicU64,
+    flips: AtomicU64,
+    bytes_forwarded: AtomicU64,
     stalled: watch::Sender<bool>,
     /// Corruptions still to make, one per chunk forwarded towards the target.
     corrupt: Mutex<VecDeque<CorruptAt>>,
+}
+
+struct Connection {
+    task: AbortHandle,
+    /// Set once the connection is over or being cut: whoever sets it counts the cut.
+    closed: Arc<AtomicBool>,
 }
 
 /// Which byte of a chunk [`Proxy::corrupt_next`] flips a bit in.
@@ -53,23 +185,48 @@ pub enum CorruptAt {
 }
 
 impl Proxy {
-    /// Starts a proxy to `target`.
+    /// Starts a proxy to `target` on a free loopback port, without random faults.
     pub async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
-        let addr = listener.local_addr().unwrap();
+        Proxy::start_with(target, Faults::default()).await
+    }
+
+    /// Starts a proxy to `target` on a free loopback port, with `faults`. Panics if
+    /// they do not [check](Faults::check) or the port cannot be bound.
+    pub async fn start_with(target: SocketAddr, faults: Faults) -> Proxy {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Proxy::bind(listen, target, faults)
+            .await
+            .expect("proxy starts")
+    }
+
+    /// Starts a proxy to `target` listening on `listen`, with `faults` (an
+    /// `InvalidInput` error if they do not [check](Faults::check)).
+    pub async fn bind(listen: SocketAddr, target: SocketAddr, faults: Faults) -> io::Result<Proxy> {
+        faults
+            .check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let cut_every = faults.cut_every;
         let shared = Arc::new(ProxyShared {
             target,
+            faults,
             connections: Mutex::new(Vec::new()),
             accepted: AtomicU64::new(0),
+            cuts: AtomicU64::new(0),
+            flips: AtomicU64::new(0),
+            bytes_forwarded: AtomicU64::new(0),
             stalled: watch::channel(false).0,
             corrupt: Mutex::new(VecDeque::new()),
         });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
-        Proxy {
+        let timer = cut_every.map(|(min, max)| tokio::spawn(cut_timer(shared.clone(), min, max)));
+        Ok(Proxy {
             addr,
             shared,
             accept,
-        }
+            timer,
+        })
     }
 
     /// The address to connect to instead of the target.
@@ -77,20 +234,36 @@ impl Proxy {
         self.addr
     }
 
+    /// The faults it was started with.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
     /// Connections accepted so far.
     pub fn accepted(&self) -> u64 {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    /// Connections cut so far, by [`cut`](Self::cut) or by the faults.
+    pub fn cuts(&self) -> u64 {
+        self.shared.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Bits flipped so far, by [`corrupt_next`](Self::corrupt_next) or at random.
+    pub fn flips(&self) -> u64 {
+        self.shared.flips.load(Ordering::SeqCst)
+    }
+
+    /// Bytes written to either end so far, over all connections.
+    pub fn bytes_forwarded(&self) -> u64 {
+        self.shared.bytes_forwarded.load(Ordering::SeqCst)
+    }
+
     /// Closes every current connection (both sockets of each) at once; returns how
-    /// many were open. New connections are proxied as before.
+    /// many were open (and adds them to [`cuts`](Self::cuts)). New connections are
+    /// proxied as before.
     pub fn cut(&self) -> usize {
-        let mut connections = self.shared.connections.lock().unwrap();
-        let open = connections.iter().filter(|c| !c.is_finished()).count();
-        for c in connections.drain(..) {
-            c.abort();
-        }
-        open
+        cut_all(&self.shared)
     }
 
     /// Stops forwarding, in both directions and on every connection (also new ones),
@@ -118,43 +291,133 @@ impl Proxy {
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.accept.abort();
-        self.cut();
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
+        cut_all(&self.shared);
+    }
+}
+
+fn cut_all(shared: &ProxyShared) -> usize {
+    let connections = std::mem::take(&mut *shared.connections.lock().unwrap());
+    let open = connections
+        .iter()
+        .filter(|c| !c.closed.swap(true, Ordering::SeqCst))
+        .count();
+    // Counted before any socket is dropped.
+    shared.cuts.fetch_add(open as u64, Ordering::SeqCst);
+    for c in connections {
+        c.task.abort();
+    }
+    open
+}
+
+/// Counts a cut of the connection whose flag is `closed`, unless it was over.
+fn count_cut(shared: &ProxyShared, closed: &AtomicBool) {
+    if !closed.swap(true, Ordering::SeqCst) {
+        shared.cuts.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn cut_timer(shared: Arc<ProxyShared>, min: Duration, max: Duration) {
+    let mut rng = Rng::stream(shared.faults.seed, 0);
+    loop {
+        tokio::time::sleep(rng.duration(min, max)).await;
+        cut_all(&shared);
     }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<ProxyShared>) {
     loop {
-        let Ok((client, _)) = listener.accept().await else {
-            continue;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            Err(_) => {
+                // Out of file descriptors, say: try again soon, without spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
-        shared.accepted.fetch_add(1, Ordering::SeqCst);
-        let task = tokio::spawn(proxy_connection(client, shared.clone()));
+        let n = shared.accepted.fetch_add(1, Ordering::SeqCst);
+        let closed = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(proxy_connection(client, shared.clone(), n, closed.clone()));
         let mut connections = shared.connections.lock().unwrap();
-        connections.retain(|c| !c.is_finished());
-        connections.push(task.abort_handle());
+        connections.retain(|c| !c.task.is_finished());
+        connections.push(Connection {
+            task: task.abort_handle(),
+            closed,
+        });
     }
 }
 
-async fn proxy_connection(client: TcpStream, shared: Arc<ProxyShared>) {
+/// Marks a connection closed when its task ends, however it ends.
+struct Closing(Arc<AtomicBool>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// How a direction of a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Pumped {
+    /// EOF or an error from the source, or an error writing: passed on.
+    Ended,
+    /// The byte budget is spent: the connection is to be cut.
+    Cut,
+}
+
+async fn proxy_connection(
+    client: TcpStream,
+    shared: Arc<ProxyShared>,
+    n: u64,
+    closed: Arc<AtomicBool>,
+) {
+    let _closing = Closing(closed.clone());
+    let mut rng = Rng::stream(shared.faults.seed, n + 1);
+    // The same draw as `Faults::cut_point(n)`.
+    let budget = shared
+        .faults
+        .cut_every_bytes
+        .map(|(min, max)| rng.in_range(min, max));
     let Ok(server) = TcpStream::connect(shared.target).await else {
         return; // dropping the client closes it
     };
+    if budget == Some(0) {
+        count_cut(&shared, &closed);
+        return;
+    }
+    let budget = Mutex::new(budget);
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let upstream = pump(client_read, server_write, shared.clone(), true);
-    let downstream = pump(server_read, client_write, shared, false);
-    tokio::join!(upstream, downstream);
+    let upstream = pump(client_read, server_write, &shared, &budget, Some(rng));
+    let downstream = pump(server_read, client_write, &shared, &budget, None);
+    tokio::pin!(upstream, downstream);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        let pumped = tokio::select! {
+            p = &mut upstream, if !up_done => { up_done = true; p }
+            p = &mut downstream, if !down_done => { down_done = true; p }
+        };
+        if pumped == Pumped::Cut {
+            count_cut(&shared, &closed);
+            return; // drops both pumps, so both sockets
+        }
+    }
 }
 
-/// Forwards `from` to `to` until EOF or an error; then shuts `to` down.
+/// Forwards `from` to `to` until EOF or an error, then shuts `to` down; or until the
+/// connection's byte `budget` (bytes still to forward, if limited) is spent. `flips`
+/// is `Some` towards the target: the stream its random bit flips draw from.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    shared: Arc<ProxyShared>,
-    towards_target: bool,
-) {
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    shared: &ProxyShared,
+    budget: &Mutex<Option<u64>>,
+    mut flips: Option<Rng>,
+) -> Pumped {
     let mut stalled = shared.stalled.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -167,21 +430,60 @@ async fn pump(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let chunk = &mut buf[..n];
-        let corrupt = if towards_target {
-            shared.corrupt.lock().unwrap().pop_front()
-        } else {
-            None
+        let (len, last) = match &mut *budget.lock().unwrap() {
+            None => (n, false),
+            Some(left) => {
+                let len = n.min(usize::try_from(*left).unwrap_or(usize::MAX));
+                *left -= len as u64;
+                (len, *left == 0)
+            }
         };
-        match corrupt {
-            Some(CorruptAt::FirstByte) => chunk[0] ^= 0x10,
-            Some(CorruptAt::Middle) => chunk[n / 2] ^= 0x10,
-            Some(CorruptAt::LastByte) => chunk[n - 1] ^= 0x10,
-            None => {}
+        if len == 0 {
+            // The other direction forwarded the last bytes and cuts when written.
+            std::future::pending::<()>().await;
         }
-        if to.write_all(chunk).await.is_err() {
+        let chunk = &mut buf[..len];
+        if let Some(rng) = &mut flips {
+            flip_bits(chunk, shared, rng);
+        }
+        let written = to.write_all(chunk).await.is_ok();
+        if written {
+            shared
+                .bytes_forwarded
+                .fetch_add(len as u64, Ordering::SeqCst);
+        }
+        if last {
+            return Pumped::Cut;
+        }
+        if !written {
             break;
         }
     }
     let _ = to.shutdown().await;
+    Pumped::Ended
+}
+
+/// Makes the corruption asked for next, if any, and the random flip of a chunk
+/// towards the target. The random draw is made for every chunk, so that the sequence
+/// does not depend on `corrupt_next`; a chunk already corrupted is not flipped again.
+fn flip_bits(chunk: &mut [u8], shared: &ProxyShared, rng: &mut Rng) {
+    let n = chunk.len();
+    let asked = shared.corrupt.lock().unwrap().pop_front();
+    let byte = match asked {
+        Some(CorruptAt::FirstByte) => Some(0),
+        Some(CorruptAt::Middle) => Some(n / 2),
+        Some(CorruptAt::LastByte) => Some(n - 1),
+        None => None,
+    };
+    if let Some(byte) = byte {
+        chunk[byte] ^= 0x10;
+        shared.flips.fetch_add(1, Ordering::SeqCst);
+    }
+    if rng.chance(shared.faults.flip_probability) {
+        let (byte, bit) = (rng.below(n), rng.below(8));
+        if asked.is_none() {
+            chunk[byte] ^= 1 << bit;
+            shared.flips.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
