@@ -209,7 +209,7 @@ async fn measure(pair: &mut Pair, size: usize, time: Duration) -> Result<Sample,
         let mut outstanding = VecDeque::with_capacity(window);
         let (mut written, mut overloaded) = (0u64, 0u64);
         let mut tally = |outcome: Result<Sent, SendError>| match outcome {
-            Ok(Sent::Written) => {
+            Ok(Sent::Written | Sent::Acknowledged) => {
                 written += 1;
                 Ok(())
             }

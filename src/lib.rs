@@ -39,6 +39,7 @@ mod link_kind;
 pub mod message;
 pub mod node;
 mod node_id;
+mod outcome;
 pub mod session;
 pub mod vint;
 

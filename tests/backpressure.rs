@@ -228,7 +228,7 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
         let elapsed = started.elapsed();
 
         for (seq, outcome) in outcomes.iter().enumerate() {
-            assert_eq!(*outcome, Ok(Sent::Written), "message {seq}");
+            assert_eq!(*outcome, Ok(Sent::Acknowledged), "message {seq}");
         }
         assert_eq!(
             processed,
@@ -378,7 +378,7 @@ async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
             .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
             .collect();
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
 
         let mut received = Vec::new();
@@ -497,7 +497,7 @@ async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
             .collect();
         let processed = processed(&mut done, N).await;
         for (seq, outcome) in join_all(outcomes).await.into_iter().enumerate() {
-            assert_eq!(outcome, Ok(Sent::Written), "message {seq}");
+            assert_eq!(outcome, Ok(Sent::Acknowledged), "message {seq}");
         }
         assert_eq!(processed, (0..N).collect::<Vec<_>>());
         let elapsed = started.elapsed();

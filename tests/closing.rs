@@ -33,7 +33,7 @@ async fn closing_a_peer_with_drain_delivers_everything_queued() {
         let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
         a.close_peer(B, true).await;
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         in_order(recv_n(&mut inbox, N as usize).await, 0, N);
         events
@@ -43,7 +43,7 @@ async fn closing_a_peer_with_drain_delivers_everything_queued() {
         // The closed link rejects what is sent to it through an old handle.
         assert_eq!(to_b.send(Seq(N)).await, Err(SendError::Closed));
         // A new message to the peer opens a new link.
-        assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Written));
+        assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(N + 1))]);
         assert!(inbox.try_recv().is_err(), "nothing else arrived");
     })
@@ -60,7 +60,7 @@ async fn messages_sent_to_a_draining_link_are_rejected() {
 
         let before: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
         // Queued in the link's mailbox right behind the messages: drains them.
-        let closing = link.send(CloseLink { drain: true });
+        let closing = link.send(CloseLink { drain: true, timeout: None });
         // Behind the close: rejected.
         let after: Vec<_> = (N..N + 100).map(|seq| to_b.send(Seq(seq))).collect();
 
@@ -68,7 +68,7 @@ async fn messages_sent_to_a_draining_link_are_rejected() {
             assert_eq!(outcome, Err(SendError::Closed));
         }
         for outcome in join_all(before).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         closing.await.unwrap();
         in_order(recv_n(&mut inbox, N as usize).await, 0, N);
@@ -91,7 +91,7 @@ async fn closing_a_node_with_drain_delivers_everything_then_rejects() {
         let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
         a.close(true).await;
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         in_order(recv_n(&mut inbox, N as usize).await, 0, N);
 
@@ -157,12 +157,12 @@ async fn a_message_reported_closed_is_never_delivered() {
         let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
         let to_b = a.peer(B).await.unwrap();
-        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
         recv_n(&mut inbox, 1).await;
 
         let outcomes: Vec<_> = (1..=N).map(|seq| to_b.send(Seq(seq))).collect();
         let link = to_b.link(LinkKind::Small).unwrap();
-        link.send(CloseLink { drain: false }).await.unwrap();
+        link.send(CloseLink { drain: false, timeout: None }).await.unwrap();
         let outcomes = join_all(outcomes).await;
 
         // Everything that will arrive has arrived once B's connection from A is gone
@@ -173,7 +173,7 @@ async fn a_message_reported_closed_is_never_delivered() {
             }
         })
         .await;
-        assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Written));
+        assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Acknowledged));
         let mut arrived = Vec::new();
         support::within("the last message", async {
             loop {
@@ -192,7 +192,7 @@ async fn a_message_reported_closed_is_never_delivered() {
         for seq in &arrived {
             let outcome = &outcomes[(*seq - 1) as usize];
             assert!(
-                matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+                matches!(outcome, Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)),
                 "message {seq} arrived but was reported {outcome:?} (outcomes: {counts:?})"
             );
         }
@@ -228,7 +228,7 @@ async fn a_closed_link_is_freed() {
             })
             .await
             .unwrap(),
-            Ok(Sent::Written)
+            Ok(Sent::Acknowledged)
         );
         let weak = link.downgrade();
         drop(link);

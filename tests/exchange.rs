@@ -59,7 +59,7 @@ async fn two_nodes_send_both_ways_and_answer_concurrent_requests() {
         let requests_b: Vec<_> = (0..100).map(|n| request(&b, 1, n)).collect();
 
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         let answers_a = join_all(requests_a).await;
         let answers_b = join_all(requests_b).await;
@@ -111,7 +111,7 @@ async fn three_nodes_all_to_all() {
             }
         }
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
 
         for (i, inbox) in inboxes.iter_mut().enumerate() {
@@ -204,11 +204,11 @@ async fn a_node_sends_to_a_peer_it_learned_from_the_handshake() {
         let mut at_a = collect::<Seq>(&a);
         let mut at_b = collect::<Seq>(&b);
         a.add_peer(NodeId(2), b.local_addr()).await;
-        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Written));
+        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut at_b, 1).await, vec![(NodeId(1), Seq(1))]);
 
         // B was never told where A is.
-        assert_eq!(b.send(NodeId(1), Seq(2)).await, Ok(Sent::Written));
+        assert_eq!(b.send(NodeId(1), Seq(2)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut at_a, 1).await, vec![(NodeId(2), Seq(2))]);
         // And a node nobody told about is unknown.
         assert_eq!(
@@ -301,8 +301,8 @@ async fn peers_configured_on_the_builder_are_known_from_the_start() {
         assert_eq!(b.config().peers, vec![(NodeId(1), a_addr)]);
         let mut at_a = collect::<Seq>(&a);
         let mut at_b = collect::<Seq>(&b);
-        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Written));
-        assert_eq!(b.send(NodeId(1), Seq(2)).await, Ok(Sent::Written));
+        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
+        assert_eq!(b.send(NodeId(1), Seq(2)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut at_b, 1).await, vec![(NodeId(1), Seq(1))]);
         assert_eq!(recv_n(&mut at_a, 1).await, vec![(NodeId(2), Seq(2))]);
     })

@@ -143,7 +143,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
             .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
             .collect();
         for outcome in warm_up {
-            assert_eq!(outcome.await, Ok(Sent::Written));
+            assert_eq!(outcome.await, Ok(Sent::Acknowledged));
         }
         let mut next = 0;
         within("the warm-up messages", async {
@@ -234,7 +234,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         let mut failed: BTreeMap<&'static str, u64> = BTreeMap::new();
         for (&seq, outcome) in &outcomes {
             match outcome {
-                Ok(Sent::Written) => written.push(seq),
+                Ok(Sent::Acknowledged) => written.push(seq),
                 Err(e @ SendError::Overloaded(OverloadLevel::Endpoint | OverloadLevel::Global)) => {
                     *failed.entry(e.kind()).or_default() += 1
                 }

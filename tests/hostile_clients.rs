@@ -165,7 +165,7 @@ async fn bad_clients_are_refused_and_counted_and_the_node_keeps_working() {
         let to_b = a.peer(NodeId(2)).await.unwrap();
         let outcomes: Vec<_> = (0..100).map(|seq| to_b.send(Seq(seq))).collect();
         for outcome in support::join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         let received = recv_n(&mut inbox, 100).await;
         let expected: Vec<_> = (0..100).map(|seq| (NodeId(1), Seq(seq))).collect();
@@ -220,7 +220,7 @@ async fn a_crowd_of_bad_clients_is_refused() {
 
         let a = node(1).await;
         a.add_peer(NodeId(2), addr).await;
-        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Written));
+        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(1))]);
     })
     .await;
@@ -357,7 +357,7 @@ async fn a_peer_that_misbehaves_after_its_handshake_is_disconnected() {
 
         let a = node(1).await;
         a.add_peer(NodeId(2), addr).await;
-        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Written));
+        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(1))]);
     })
     .await;

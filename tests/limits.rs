@@ -315,8 +315,8 @@ async fn an_oversized_message_is_refused_at_once() {
             "nothing to connect for"
         );
 
-        assert_eq!(to_b.send(Blob::new(1000, 3)).await, Ok(Sent::Written));
-        assert_eq!(a.send(NodeId(2), Blob::new(10, 4)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Blob::new(1000, 3)).await, Ok(Sent::Acknowledged));
+        assert_eq!(a.send(NodeId(2), Blob::new(10, 4)).await, Ok(Sent::Acknowledged));
         let received = recv_n(&mut inbox, 2).await;
         assert_eq!(
             received,
@@ -350,13 +350,13 @@ async fn an_oversized_incoming_message_resets_the_connection() {
         a.add_peer(NodeId(2), b.local_addr()).await;
         let to_b = a.peer(NodeId(2)).await.unwrap();
 
-        assert_eq!(to_b.send(Blob::new(10, 1)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Blob::new(10, 1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(10, 1));
 
         // 50 000 bytes: one self-contained frame over the small link.
         let outcome = to_b.send(Blob::new(50_000, 2)).await;
         assert!(
-            matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+            matches!(outcome, Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)),
             "{outcome:?}"
         );
         events
@@ -364,7 +364,7 @@ async fn an_oversized_incoming_message_resets_the_connection() {
                 matches!(e, LinkEvent::Disconnected { .. })
             })
             .await;
-        assert_eq!(to_b.send(Blob::new(1_000, 3)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Blob::new(1_000, 3)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(1_000, 3));
         let link = link_of(&a, NodeId(2), LinkKind::Small).await;
         assert_eq!(link.counters.connections, 2, "reconnected: {link:?}");
@@ -373,7 +373,7 @@ async fn an_oversized_incoming_message_resets_the_connection() {
         // claims too much.
         let outcome = to_b.send(Blob::new(300_000, 4)).await;
         assert!(
-            matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+            matches!(outcome, Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)),
             "{outcome:?}"
         );
         events
@@ -381,7 +381,7 @@ async fn an_oversized_incoming_message_resets_the_connection() {
                 matches!(e, LinkEvent::Disconnected { .. })
             })
             .await;
-        assert_eq!(to_b.send(Blob::new(100, 5)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Blob::new(100, 5)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(100, 5));
 
         assert!(inbox.try_recv().is_err(), "the oversized ones never arrive");
@@ -416,7 +416,7 @@ async fn a_message_of_the_maximum_size_is_delivered() {
         let a = builder(1).max_message(10_000).start().await.unwrap();
         a.add_peer(NodeId(2), b.local_addr()).await;
         let outcome = a.send(NodeId(2), Blob::new(10_000, 1)).await;
-        assert_eq!(outcome, Ok(Sent::Written));
+        assert_eq!(outcome, Ok(Sent::Acknowledged));
         let received = tokio::time::timeout(Duration::from_secs(2), inbox.recv()).await;
         let received = received.expect("delivered").expect("the collector lives");
         assert_eq!(received, (NodeId(1), Blob::new(10_000, 1)));
@@ -557,8 +557,8 @@ async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
         let to_c = a.peer(NodeId(3)).await.unwrap();
 
         // Connected first: a stalled proxy would hold the handshake too.
-        assert_eq!(to_b.send(Blob::new(10, 0)).await, Ok(Sent::Written));
-        assert_eq!(to_c.send(Blob::new(10, 0)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Blob::new(10, 0)).await, Ok(Sent::Acknowledged));
+        assert_eq!(to_c.send(Blob::new(10, 0)).await, Ok(Sent::Acknowledged));
         recv_n(&mut at_b, 1).await;
         recv_n(&mut at_c, 1).await;
         to_b_proxy.stall();
@@ -626,7 +626,7 @@ async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
         for (peer, taken) in [(2, taken_b), (3, taken_c)] {
             for outcome in taken {
                 let (result, _) = outcome_of("a stalled message", outcome).await;
-                assert_eq!(result, Ok(Sent::Written), "to {peer}");
+                assert_eq!(result, Ok(Sent::Acknowledged), "to {peer}");
             }
         }
         assert_eq!(recv_n(&mut at_b, n_b).await.len(), n_b);
@@ -790,7 +790,7 @@ async fn metrics_render_as_prometheus_text() {
         let mut inbox = collect::<Seq>(&b);
         const N: u64 = 7;
         for i in 0..N {
-            assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Written));
+            assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Acknowledged));
         }
         assert_eq!(
             a.send_expiring(NodeId(2), Seq(99), Duration::ZERO).await,

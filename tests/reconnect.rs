@@ -100,7 +100,7 @@ async fn a_peer_down_at_the_first_send_gets_everything_once_it_is_up() {
         let b = start_on(builder(2), b_addr).await;
         let mut inbox = collect::<Seq>(&b);
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         events
             .wait_for("the connection", B, LinkKind::Small, |e| {
@@ -228,7 +228,7 @@ async fn a_connection_cut_mid_stream_is_reconnected() {
         let mut reported_lost = 0;
         for (seq, outcome) in &outcomes {
             match outcome {
-                Ok(Sent::Written) => {}
+                Ok(Sent::Acknowledged) => {}
                 Err(SendError::ConnectionLost) => {
                     reported_lost += 1;
                     assert!(*seq < reconnected_at, "{seq} lost after the reconnect")
@@ -270,7 +270,7 @@ async fn corrupt_one_chunk(at: CorruptAt) -> (Vec<u64>, Vec<(u64, u64)>, Vec<Lin
     a.add_peer(B, proxy.addr()).await;
     let to_b = a.peer(B).await.unwrap();
     for seq in 0..100 {
-        assert_eq!(to_b.send(Seq(seq)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Seq(seq)).await, Ok(Sent::Acknowledged));
     }
     let mut received = recv_n(&mut inbox, 100).await;
 
@@ -278,7 +278,7 @@ async fn corrupt_one_chunk(at: CorruptAt) -> (Vec<u64>, Vec<(u64, u64)>, Vec<Lin
     for seq in 100..N {
         let outcome = to_b.send(Seq(seq)).await;
         assert!(
-            matches!(outcome, Ok(Sent::Written) | Err(SendError::ConnectionLost)),
+            matches!(outcome, Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)),
             "{outcome:?}"
         );
     }
@@ -287,7 +287,7 @@ async fn corrupt_one_chunk(at: CorruptAt) -> (Vec<u64>, Vec<(u64, u64)>, Vec<Lin
     let mut last = N;
     'until_delivered: loop {
         let outcome = to_b.send(Seq(last)).await;
-        if outcome == Ok(Sent::Written) {
+        if outcome == Ok(Sent::Acknowledged) {
             let wait = tokio::time::timeout(Duration::from_secs(1), async {
                 loop {
                     let m = inbox.recv().await.unwrap();
@@ -366,7 +366,7 @@ async fn a_restarted_peer_is_reconnected() {
         let to_b = a.peer(B).await.unwrap();
         let outcomes: Vec<_> = (0..100).map(|seq| to_b.send(Seq(seq))).collect();
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         let received = recv_n(&mut inbox, 100).await;
         assert_eq!(strictly_increasing(&received), (0..100).collect::<Vec<_>>());
@@ -394,7 +394,7 @@ async fn a_restarted_peer_is_reconnected() {
             })
             .await;
         for outcome in join_all(waiting).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         let received = recv_n(&mut inbox, 100).await;
         assert_eq!(
@@ -433,7 +433,7 @@ async fn heartbeats_measure_rtt_and_reset_a_stalled_connection() {
             .unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, proxy.addr()).await;
-        assert_eq!(a.send(B, Seq(0)).await, Ok(Sent::Written));
+        assert_eq!(a.send(B, Seq(0)).await, Ok(Sent::Acknowledged));
         recv_n(&mut inbox, 1).await;
 
         // Idle: keepalives give a round-trip time (no event reports it: poll).
@@ -493,7 +493,7 @@ async fn heartbeats_measure_rtt_and_reset_a_stalled_connection() {
                 *e == LinkEvent::Connected
             })
             .await;
-        assert_eq!(waiting.await, Ok(Sent::Written));
+        assert_eq!(waiting.await, Ok(Sent::Acknowledged));
         let received = recv_n(&mut inbox, 1).await;
         assert_eq!(received, vec![(NodeId(1), Seq(1))]);
     })
@@ -545,7 +545,7 @@ async fn a_wrong_address_is_detected_and_a_corrected_one_gets_the_queued_message
             })
             .await;
         for outcome in join_all(outcomes).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         let received = recv_n(&mut at_b, 100).await;
         assert_eq!(strictly_increasing(&received), (0..100).collect::<Vec<_>>());
@@ -614,7 +614,7 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
             seq,
             data: vec![seq as u8; 10 * 1024].into(),
         };
-        assert_eq!(to_b.send(chunk(0)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(chunk(0)).await, Ok(Sent::Acknowledged));
         recv_n(&mut inbox, 1).await;
 
         proxy.stall();
@@ -662,7 +662,7 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
         let mut lost = 0;
         for outcome in join_all(outcomes).await {
             match outcome {
-                Ok(Sent::Written) => {}
+                Ok(Sent::Acknowledged) => {}
                 Err(SendError::ConnectionLost) => lost += 1,
                 other => panic!("unexpected outcome {other:?}"),
             }
@@ -720,7 +720,7 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
                 data: vec![0; 100_000].into()
             })
             .await,
-            Ok(Sent::Written)
+            Ok(Sent::Acknowledged)
         );
 
         proxy.stall();
@@ -748,7 +748,7 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
             .await;
 
         proxy.resume();
-        assert_eq!(to_b.send(Seq(2)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Seq(2)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(2))]);
     })
     .await;
@@ -771,14 +771,14 @@ async fn a_corrupt_frame_inside_a_large_message_never_delivers_it() {
             seq,
             data: vec![seq as u8; len].into(),
         };
-        assert_eq!(to_b.send(chunk(0, 100_000)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(chunk(0, 100_000)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1.seq, 0);
 
         proxy.corrupt_next(CorruptAt::Middle);
         let damaged = to_b.send(chunk(1, 1 << 20));
         assert!(matches!(
             damaged.await,
-            Ok(Sent::Written) | Err(SendError::ConnectionLost)
+            Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)
         ));
         events
             .wait_for("the reset", B, LinkKind::Large, |e| {
@@ -787,7 +787,7 @@ async fn a_corrupt_frame_inside_a_large_message_never_delivers_it() {
             .await;
         assert!(!proxy.corruption_pending());
 
-        assert_eq!(to_b.send(chunk(2, 1 << 20)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(chunk(2, 1 << 20)).await, Ok(Sent::Acknowledged));
         let (_, next) = within("the next message", inbox.recv()).await.unwrap();
         assert_eq!(next.seq, 2, "the damaged message was not delivered");
         assert!(next.data.len() == 1 << 20 && next.data.iter().all(|b| *b == 2));

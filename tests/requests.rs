@@ -189,12 +189,12 @@ async fn a_one_way_message_of_an_unknown_verb_is_skipped_and_the_connection_stay
         let mut events = Events::subscribe(&a).await;
         let to_b = a.peer(B).await.unwrap();
 
-        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
         // Unknown, then known, on the same link and connection.
         let unknown = to_b.send(Unknown(1));
         let known = to_b.send(Seq(1));
-        assert_eq!(unknown.await, Ok(Sent::Written));
-        assert_eq!(known.await, Ok(Sent::Written));
+        assert_eq!(unknown.await, Ok(Sent::Acknowledged));
+        assert_eq!(known.await, Ok(Sent::Acknowledged));
         let received = recv_n(&mut inbox, 2).await;
         assert_eq!(received, vec![(NodeId(1), Seq(0)), (NodeId(1), Seq(1))]);
 
@@ -205,10 +205,10 @@ async fn a_one_way_message_of_an_unknown_verb_is_skipped_and_the_connection_stay
             known.push(to_b.send(Seq(n)));
         }
         for outcome in support::join_all(unknown).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         for outcome in support::join_all(known).await {
-            assert_eq!(outcome, Ok(Sent::Written));
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
         }
         let received = recv_n(&mut inbox, 198).await;
         let expected: Vec<_> = (2..200).map(|n| (NodeId(1), Seq(n))).collect();

@@ -76,7 +76,7 @@ async fn messages_arrive_in_order_and_requests_get_answers() {
             })
             .collect();
         for outcome in outcomes {
-            assert_eq!(outcome.await, Ok(Sent::Written));
+            assert_eq!(outcome.await, Ok(Sent::Acknowledged));
         }
         let mut next = 0;
         while next < 1000 {

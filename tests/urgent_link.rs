@@ -92,9 +92,9 @@ async fn the_urgent_link_delivers_while_the_large_link_carries_a_long_message() 
 
         // Both links connected first, so that the race below is between the two
         // messages, not between two handshakes.
-        assert_eq!(to_b.send(Alarm(0)).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(Alarm(0)).await, Ok(Sent::Acknowledged));
         let small_blob = Blob((0..100_000).map(pattern).collect());
-        assert_eq!(to_b.send(small_blob).await, Ok(Sent::Written));
+        assert_eq!(to_b.send(small_blob).await, Ok(Sent::Acknowledged));
         for kind in [LinkKind::Urgent, LinkKind::Large] {
             events
                 .wait_for("the connection", NodeId(2), kind, |e| {
@@ -113,13 +113,13 @@ async fn the_urgent_link_delivers_while_the_large_link_carries_a_long_message() 
         let start = Instant::now();
         let large = to_b.send(blob);
         let urgent = to_b.send(Alarm(1));
-        assert_eq!(urgent.await, Ok(Sent::Written));
+        assert_eq!(urgent.await, Ok(Sent::Acknowledged));
         let first = within("the urgent message", arrived.recv()).await.unwrap();
         assert!(
             matches!(first, Arrived::Alarm(1)),
             "the urgent message arrives first, got {first:?}"
         );
-        assert_eq!(large.await, Ok(Sent::Written));
+        assert_eq!(large.await, Ok(Sent::Acknowledged));
         let second = within("the large message", arrived.recv()).await.unwrap();
         let Arrived::Blob { len, intact } = second else {
             panic!("expected the large message, got {second:?}");

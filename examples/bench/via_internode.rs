@@ -200,7 +200,7 @@ fn window(size: usize) -> usize {
 /// `Err` unless a send ended `Written`.
 fn written(outcome: Result<Sent, internode::node::SendError>) -> Result<(), BenchError> {
     match outcome {
-        Ok(Sent::Written) => Ok(()),
+        Ok(Sent::Written | Sent::Acknowledged) => Ok(()),
         other => Err(failed(format!("a send ended {other:?}"))),
     }
 }

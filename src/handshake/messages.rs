@@ -180,6 +180,14 @@ pub struct Hello {
     pub resume: u64,
     /// The initiator's authentication data.
     pub auth: AuthToken,
+    /// Whether the initiator's link is lossless (it writes again what was not
+    /// acknowledged): the acceptor then resets the connection on a corrupt frame
+    /// rather than skipping it. Sent after the auth (1 byte, bit 0); absent: `false`.
+    pub lossless: bool,
+    /// The initiator's connection attempt on this link (1, 2, ...; 0 = not counted),
+    /// so that the acceptor can refuse an older attempt that arrives after a newer one
+    /// took over. Sent after the flags (8 bytes); absent: 0.
+    pub attempt: u64,
 }
 
 impl Hello {
@@ -200,13 +208,15 @@ impl Hello {
             session_id: 0,
             resume: 0,
             auth: AuthToken::empty(),
+            lossless: false,
+            attempt: 0,
         }
     }
 
-    /// Length of the body: 37 bytes with an IPv4 address, 49 with IPv6, plus the auth.
+    /// Length of the body: 46 bytes with an IPv4 address, 58 with IPv6, plus the auth.
     pub fn body_len(&self) -> usize {
         let ip_len = if self.listen_addr.is_ipv4() { 4 } else { 16 };
-        2 + 8 + 1 + ip_len + 2 + 1 + 1 + 8 + 8 + 2 + self.auth.len()
+        2 + 8 + 1 + ip_len + 2 + 1 + 1 + 8 + 8 + 2 + self.auth.len() + 1 + 8
     }
 
     /// Appends the whole message (envelope included) to `dst`.
@@ -231,6 +241,8 @@ impl Hello {
             dst.put_u64_le(self.session_id);
             dst.put_u64_le(self.resume);
             put_auth(dst, &self.auth);
+            dst.put_u8(u8::from(self.lossless));
+            dst.put_u64_le(self.attempt);
         });
     }
 
@@ -264,6 +276,11 @@ impl Hello {
         let session_id = c.u64("Hello session id")?;
         let resume = c.u64("Hello resume position")?;
         let auth = c.auth("Hello auth")?;
+        // Appended fields: a Hello without them (or cut short in them) has the defaults.
+        let (lossless, attempt) = match (c.u8("Hello flags"), c.u64("Hello attempt")) {
+            (Ok(flags), Ok(attempt)) => (flags & 1 == 1, attempt),
+            _ => (false, 0),
+        };
         let framing = Framing::from_code(framing_code)
             .ok_or(HandshakeError::UnsupportedFraming(framing_code))?;
         Ok(Hello {
@@ -275,6 +292,8 @@ impl Hello {
             session_id,
             resume,
             auth,
+            lossless,
+            attempt,
         })
     }
 }

@@ -36,6 +36,8 @@
 //!        acceptor on this link (0 = none)    1      reason (RejectReason::code)
 //! 2      auth_len (<= 1024)                  1      min_version  } the acceptor's
 //! n      auth                                1      max_version  } supported range
+//! 1      flags: bit 0 = lossless link
+//! 8      attempt (connection attempt number on the link, 0 = not counted)
 //! ```
 //!
 //! The envelope and the first field(s) of each body are fixed for every protocol

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::frame::Framing;
 use crate::limits::Limits;
-use crate::session::{BackoffConfig, HeartbeatConfig};
+use crate::session::{BackoffConfig, HeartbeatConfig, LinkPolicy};
+use crate::LinkKind;
 use crate::NodeId;
 
 /// Everything a node is started with; built with [`Node::builder`](super::Node::builder).
@@ -40,6 +41,18 @@ pub struct NodeConfig {
     pub expire_after: Option<Duration>,
     /// Peers known from the start, with their listen addresses.
     pub peers: Vec<(NodeId, SocketAddr)>,
+    /// The policy of each link kind (urgent, small, large): lossless by default.
+    pub link_policies: [LinkPolicy; 3],
+    /// How long a close with drain waits for what is queued to be delivered before
+    /// failing what remains (default 10 s).
+    pub drain_timeout: Duration,
+}
+
+impl NodeConfig {
+    /// The policy of links of `kind`.
+    pub fn link_policy(&self, kind: LinkKind) -> LinkPolicy {
+        self.link_policies[usize::from(kind.code())]
+    }
 }
 
 impl NodeConfig {
@@ -59,6 +72,8 @@ impl NodeConfig {
             receive_limits: Limits::default(),
             expire_after: None,
             peers: Vec::new(),
+            link_policies: [LinkPolicy::Lossless; 3],
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Opening a connection: TCP connect and the handshake, each with its own timeout,
-//! driving the sans-IO [`handshake`](crate::handshake) machines over a socket.
+//! Opening a connection: TCP connect and the initiator's handshake, each with its own
+//! timeout, driving the sans-IO [`handshake`](crate::handshake) machine over a socket.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::handshake::{
-    AcceptParams, Acceptor, AcceptorConfig, Established, HandshakeError, Hello, Initiator,
-};
+use crate::handshake::{Established, Hello, Initiator};
 use crate::session::DisconnectReason;
 
 /// Connects to `addr` and runs the initiator's side of the handshake.
@@ -46,52 +44,6 @@ pub(crate) async fn dial(
         .await
         .map_err(|_| DisconnectReason::HandshakeTimeout)??;
     Ok((stream, established))
-}
-
-/// Runs the acceptor's side of the handshake on an accepted connection. Rejections
-/// the acceptor decides by itself (wrong version, self-connect, framing) are sent
-/// before the error is returned.
-pub(crate) async fn accept(
-    stream: &mut TcpStream,
-    config: AcceptorConfig,
-    session_id: u64,
-    handshake_timeout: Duration,
-) -> Result<(Hello, Established), HandshakeError> {
-    let mut acceptor = Acceptor::new(config, Instant::now(), handshake_timeout);
-    let run = async {
-        let mut buf = [0u8; 512];
-        let hello = loop {
-            let n = stream
-                .read(&mut buf)
-                .await
-                .map_err(|_| acceptor.handle_eof())?;
-            if n == 0 {
-                return Err(acceptor.handle_eof());
-            }
-            match acceptor.handle_input(&buf[..n], Instant::now()) {
-                Ok(Some(hello)) => break Ok(hello),
-                Ok(None) => {}
-                Err(e) => break Err(e),
-            }
-        };
-        let result = match hello {
-            Ok(hello) => acceptor
-                .accept(AcceptParams {
-                    session_id,
-                    ..AcceptParams::default()
-                })
-                .map(|established| (hello, established)),
-            Err(e) => Err(e),
-        };
-        // Send what the acceptor queued: the Accept, or its Reject.
-        if let Some(out) = acceptor.poll_transmit() {
-            let _ = stream.write_all(&out).await;
-        }
-        result
-    };
-    tokio::time::timeout(handshake_timeout, run)
-        .await
-        .map_err(|_| HandshakeError::Timeout)?
 }
 
 fn io(e: std::io::Error) -> DisconnectReason {

@@ -43,7 +43,7 @@ mod gate;
 mod inbound;
 mod link;
 mod metrics;
-mod outcome;
+
 mod registry;
 mod requests;
 mod resource_limits;
@@ -65,7 +65,7 @@ pub use link::{
     CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
 };
 pub use metrics::Metrics;
-pub use outcome::{OverloadLevel, RequestError, SendError, Sent};
+pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 
@@ -74,12 +74,13 @@ use crate::frame::Framing;
 use crate::limits::Limits;
 use crate::message::{check_verb, Message, Request, VerbError};
 use crate::session::{BackoffConfig, HeartbeatConfig};
+pub use crate::session::LinkPolicy;
 use crate::{LinkKind, NodeId};
 use dispatch::Handlers;
 use inbound::InboundEnv;
 use registry::{
     AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, ClosedLinks, CountInbound, GetLink,
-    GetRefused, Registry, SetPeer, Subscribe, TotalInbound,
+    GetRefused, Registry, SetInboundEnv, SetPeer, Subscribe, TotalInbound,
 };
 use requests::{Cancel, Register, RequestTracker};
 use resource_limits::{GetLimits, ResourceLimits};
@@ -181,6 +182,20 @@ impl NodeBuilder {
         self
     }
 
+    /// The policy of the links of `kind` (all are [`LinkPolicy::Lossless`] unless
+    /// set).
+    pub fn link_policy(mut self, kind: LinkKind, policy: LinkPolicy) -> Self {
+        self.config.link_policies[usize::from(kind.code())] = policy;
+        self
+    }
+
+    /// How long a close with drain waits for what is queued to be delivered before
+    /// failing what remains (default 10 s).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config.drain_timeout = timeout;
+        self
+    }
+
     /// A peer known from the start.
     pub fn peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
         self.config.peers.push((id, addr));
@@ -279,8 +294,8 @@ impl Node {
             tracker: tracker.clone(),
             limits: limits.clone(),
             session_id: inbound::new_session_id(),
-            bulk: bulk.handle(),
         });
+        registry.do_send(SetInboundEnv(env.clone()));
         let listener = actix::spawn(inbound::listen(listener, env));
         log::info!("{} listening on {local_addr}", config.id);
         Ok(Node {
@@ -461,7 +476,11 @@ impl Node {
                 })),
             };
         }
-        let expires = self.deadline::<R>(None);
+        // A request is worth nothing after its timeout: it is never written later,
+        // and the peer skips it if it arrives later.
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let by_timeout = wire::epoch_ms().saturating_add(timeout_ms);
+        let expires = Some(self.deadline::<R>(None).map_or(by_timeout, |d| d.min(by_timeout)));
         let mut outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
         let kind = link_kind::<R>(outbound.payload.len());
         let link = match links {
@@ -580,11 +599,29 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// Closes the links to `peer`: with `drain`, what is queued is delivered first;
-    /// without, it fails with [`SendError::Closed`]. A later message to the peer opens
-    /// new links.
+    /// Closes the links to `peer`: with `drain`, what is queued is delivered first
+    /// (acknowledged, on lossless links) for at most the node's
+    /// [drain timeout](NodeBuilder::drain_timeout); without, or after that, what
+    /// remains fails ([`SendError::Closed`] if never written,
+    /// [`SendError::ConnectionLost`] if written and not acknowledged). A later message
+    /// to the peer opens new links.
     pub async fn close_peer(&self, peer: NodeId, drain: bool) {
-        let _ = self.inner.registry.send(ClosePeer { peer, drain }).await;
+        let close = ClosePeer {
+            peer,
+            drain,
+            timeout: None,
+        };
+        let _ = self.inner.registry.send(close).await;
+    }
+
+    /// [`close_peer`](Self::close_peer) with drain, for at most `timeout`.
+    pub async fn close_peer_within(&self, peer: NodeId, timeout: Duration) {
+        let close = ClosePeer {
+            peer,
+            drain: true,
+            timeout: Some(timeout),
+        };
+        let _ = self.inner.registry.send(close).await;
     }
 
     /// The counters of every connection from peers since the node started (received,
@@ -603,12 +640,29 @@ impl Node {
     }
 
     /// Closes the node: it stops accepting connections, closes every link (with
-    /// `drain`, what is queued is delivered first; without, it fails with
-    /// [`SendError::Closed`]), and then closes the connections from peers. Later
-    /// sends fail with `Closed`.
+    /// `drain`, what is queued is delivered first, acknowledged on lossless links, for
+    /// at most the node's [drain timeout](NodeBuilder::drain_timeout); without, or
+    /// after that, what remains fails with [`SendError::Closed`], or
+    /// [`SendError::ConnectionLost`] if it was written and not acknowledged), and then
+    /// closes the connections from peers. Later sends fail with `Closed`.
     pub async fn close(&self, drain: bool) {
+        self.close_with(drain, None).await;
+    }
+
+    /// [`close`](Self::close) with drain, for at most `timeout` (instead of the node's
+    /// [drain timeout](NodeBuilder::drain_timeout)): what is not delivered by then
+    /// fails.
+    pub async fn close_within(&self, timeout: Duration) {
+        self.close_with(true, Some(timeout)).await;
+    }
+
+    async fn close_with(&self, drain: bool, timeout: Option<Duration>) {
         self.inner.listener.abort();
-        let _ = self.inner.registry.send(CloseAll { drain }).await;
+        let _ = self
+            .inner
+            .registry
+            .send(CloseAll { drain, timeout })
+            .await;
     }
 }
 

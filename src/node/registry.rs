@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, StopInbound};
-use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, SetPeerAddress};
-use super::outcome::SendError;
+use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
+use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, SetPeerAddress};
+use crate::outcome::SendError;
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
@@ -109,23 +109,48 @@ impl Message for GetRefused {
 
 pub(crate) struct CloseAll {
     pub drain: bool,
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Closes the links to one peer.
 pub(crate) struct ClosePeer {
     pub peer: NodeId,
     pub drain: bool,
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Message for ClosePeer {
     type Result = ();
 }
 
-/// An inbound connection started (`Some`) or ended (`None`, with its final counters).
-pub(crate) struct InboundConnection {
-    pub id: u64,
-    pub addr: Option<Addr<Inbound>>,
+/// The receiving actors are created with this (sent once, when the node starts).
+pub(crate) struct SetInboundEnv(pub Arc<InboundEnv>);
+
+impl Message for SetInboundEnv {
+    type Result = ();
+}
+
+/// A peer opened a connection for its link of `kind`: its receiving actor (created on
+/// first use; `None` once the node is closing). The node's links to the peer are woken
+/// (a peer that connects is up).
+pub(crate) struct Receiver {
+    pub peer: NodeId,
+    pub kind: LinkKind,
+}
+
+impl Message for Receiver {
+    type Result = Option<Addr<Inbound>>;
+}
+
+/// A receiving actor stopped, with its final counters.
+pub(crate) struct ReceiverStopped {
+    pub peer: NodeId,
+    pub kind: LinkKind,
     pub counters: InboundCounters,
+}
+
+impl Message for ReceiverStopped {
+    type Result = ();
 }
 
 /// The counters of every inbound connection, open or closed, added up.
@@ -133,10 +158,6 @@ pub(crate) struct TotalInbound;
 
 impl Message for TotalInbound {
     type Result = InboundCounters;
-}
-
-impl Message for InboundConnection {
-    type Result = ();
 }
 
 /// How many inbound connections are open.
@@ -162,8 +183,10 @@ pub(crate) struct Registry {
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
     refused: BTreeMap<&'static str, u64>,
-    inbound: HashMap<u64, Addr<Inbound>>,
-    /// Counters of the inbound connections that have ended.
+    inbound_env: Option<Arc<InboundEnv>>,
+    /// The receiving actor of each (peer, link kind) that ever connected.
+    inbound: HashMap<(NodeId, LinkKind), Addr<Inbound>>,
+    /// Counters of the receiving actors that have stopped.
     inbound_ended: InboundCounters,
     /// Counters of the links that have closed.
     links_closed: LinkCounters,
@@ -193,6 +216,7 @@ impl Registry {
             links: HashMap::new(),
             subscribers: Vec::new(),
             refused: BTreeMap::new(),
+            inbound_env: None,
             inbound: HashMap::new(),
             inbound_ended: InboundCounters::default(),
             links_closed: LinkCounters::default(),
@@ -344,9 +368,14 @@ impl Handler<CloseAll> for Registry {
         let closes: Vec<_> = self
             .links
             .values()
-            .map(|l| l.send(CloseLink { drain: m.drain }))
+            .map(|l| {
+                l.send(CloseLink {
+                    drain: m.drain,
+                    timeout: m.timeout,
+                })
+            })
             .collect();
-        let inbound: Vec<_> = self.inbound.drain().map(|(_, a)| a).collect();
+        let inbound: Vec<_> = self.inbound.values().cloned().collect();
         Box::pin(async move {
             for close in closes {
                 let _ = close.await;
@@ -367,7 +396,12 @@ impl Handler<ClosePeer> for Registry {
         let closes: Vec<_> = LinkKind::ALL
             .iter()
             .filter_map(|kind| self.links.get(&(m.peer, *kind)))
-            .map(|l| l.send(CloseLink { drain: m.drain }))
+            .map(|l| {
+                l.send(CloseLink {
+                    drain: m.drain,
+                    timeout: m.timeout,
+                })
+            })
             .collect();
         Box::pin(async move {
             for close in closes {
@@ -377,20 +411,50 @@ impl Handler<ClosePeer> for Registry {
     }
 }
 
-impl Handler<InboundConnection> for Registry {
+impl Handler<SetInboundEnv> for Registry {
     type Result = ();
 
-    fn handle(&mut self, m: InboundConnection, _: &mut Context<Self>) {
-        match m.addr {
-            Some(addr) if !self.closed => {
-                self.inbound.insert(m.id, addr);
-            }
-            Some(addr) => addr.do_send(StopInbound),
-            None => {
-                self.inbound.remove(&m.id);
-                self.inbound_ended.add(&m.counters);
+    fn handle(&mut self, SetInboundEnv(env): SetInboundEnv, _: &mut Context<Self>) {
+        self.inbound_env = Some(env);
+    }
+}
+
+impl Handler<Receiver> for Registry {
+    type Result = Option<Addr<Inbound>>;
+
+    fn handle(&mut self, m: Receiver, _: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return None;
+        }
+        for kind in LinkKind::ALL {
+            if let Some(link) = self.links.get(&(m.peer, kind)) {
+                link.do_send(PeerSeen);
             }
         }
+        if let Some(addr) = self.inbound.get(&(m.peer, m.kind)) {
+            return Some(addr.clone());
+        }
+        let env = self.inbound_env.clone()?;
+        let (peer, kind) = (m.peer, m.kind);
+        let make = move |_: &mut Context<Inbound>| Inbound::new(env, peer, kind);
+        // Large messages are read, checked and assembled on the bulk thread, so that
+        // they do not delay the node's other connections and actors.
+        let addr = if kind == LinkKind::Large {
+            Inbound::start_in_arbiter(&self.bulk, make)
+        } else {
+            Inbound::create(make)
+        };
+        self.inbound.insert((peer, kind), addr.clone());
+        Some(addr)
+    }
+}
+
+impl Handler<ReceiverStopped> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, m: ReceiverStopped, _: &mut Context<Self>) {
+        self.inbound.remove(&(m.peer, m.kind));
+        self.inbound_ended.add(&m.counters);
     }
 }
 
@@ -461,9 +525,22 @@ impl Handler<AllInbound> for Registry {
 }
 
 impl Handler<CountInbound> for Registry {
-    type Result = usize;
+    type Result = ResponseFuture<usize>;
 
-    fn handle(&mut self, _: CountInbound, _: &mut Context<Self>) -> usize {
-        self.inbound.len()
+    fn handle(&mut self, _: CountInbound, _: &mut Context<Self>) -> Self::Result {
+        let live: Vec<_> = self
+            .inbound
+            .values()
+            .map(|a| a.send(GetInboundSnapshot))
+            .collect();
+        Box::pin(async move {
+            let mut connected = 0;
+            for snapshot in live {
+                if matches!(snapshot.await, Ok(s) if s.connected) {
+                    connected += 1;
+                }
+            }
+            connected
+        })
     }
 }

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::outcome::RequestError;
+use crate::outcome::RequestError;
 use crate::message::RemoteFailure;
 use crate::session::PendingRequests;
 use crate::NodeId;

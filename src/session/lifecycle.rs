@@ -177,8 +177,8 @@ enum Mode {
 /// - The only timer is the retry timer: [`poll_timeout`](Lifecycle::poll_timeout)
 ///   says when [`handle_retry_timer`](Lifecycle::handle_retry_timer) is due, and
 ///   changes only through a `handle_*` call (re-read it after each one).
-/// - A link retries forever while messages wait, and after losing an established
-///   connection (a lossless session has to resume it), unless it is closing. The
+/// - A link retries forever while messages wait (queued, or written and not yet
+///   acknowledged: the shell says which), and goes dormant when none do. The
 ///   backoff advances with every failure and is reset only by a successful
 ///   connection, not by going dormant: a message arriving at a dormant link connects
 ///   at once, but if that fails too the delays keep growing from where they were.
@@ -291,9 +291,8 @@ impl Lifecycle {
     }
 
     /// The connection (or the attempt under way) ended at `now`. The link waits to
-    /// retry if messages wait, or if an established connection was lost and the link
-    /// is not closing; otherwise it goes dormant, or, while draining, closes. Ignored
-    /// when there is no connection or attempt.
+    /// retry if messages wait; otherwise it goes dormant, or, while draining, closes.
+    /// Ignored when there is no connection or attempt.
     pub fn handle_disconnected(
         &mut self,
         reason: DisconnectReason,
@@ -310,6 +309,17 @@ impl Lifecycle {
             Conn::Retry { until, .. } if now >= until && self.mode != Mode::Closed => {
                 vec![self.start_connecting()]
             }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Something says the peer is reachable now (it connected to this node, or its
+    /// address changed): a link waiting to retry starts its next attempt at once. The
+    /// backoff is not reset (only a successful connection does that). Ignored
+    /// otherwise.
+    pub fn handle_wake(&mut self) -> Vec<LifecycleAction> {
+        match self.conn {
+            Conn::Retry { .. } if self.mode != Mode::Closed => vec![self.start_connecting()],
             _ => Vec::new(),
         }
     }
@@ -351,17 +361,15 @@ impl Lifecycle {
         messages_waiting: bool,
         now: Instant,
     ) -> Vec<LifecycleAction> {
-        let was_connected = match self.conn {
-            Conn::Connected { .. } => true,
-            Conn::Connecting { .. } => false,
-            Conn::None | Conn::Retry { .. } => return Vec::new(),
-        };
+        if matches!(self.conn, Conn::None | Conn::Retry { .. }) {
+            return Vec::new();
+        }
         self.conn = Conn::None;
         self.emit(LinkEvent::Disconnected { reason });
         // Every failure advances the backoff, also one after which the link goes
         // dormant: a link woken again soon after keeps backing off.
         let delay = self.backoff.next_delay();
-        if messages_waiting || (was_connected && self.mode == Mode::Open) {
+        if messages_waiting {
             // A retry too far away to represent never comes: treated as no retry.
             if let Some(until) = now.checked_add(delay) {
                 let attempt = self.attempts.saturating_add(1);

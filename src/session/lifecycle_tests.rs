@@ -141,11 +141,11 @@ fn a_lost_connection_is_retried_with_a_fresh_backoff() {
     assert!(link.is_connected());
     events(&mut link);
 
-    // Lost with nothing waiting: still retried (a session may need resuming), and
-    // the backoff starts over.
+    // Lost with messages waiting (unacknowledged ones, say): retried, and the
+    // backoff starts over.
     now += ms(60_000);
     let at = expect_retry(
-        &link.handle_disconnected(DisconnectReason::PeerClosed, false, now),
+        &link.handle_disconnected(DisconnectReason::PeerClosed, true, now),
         now,
         ms(100),
     );
@@ -172,6 +172,31 @@ fn a_lost_connection_is_retried_with_a_fresh_backoff() {
     // That reconnect fails with nothing waiting: dormant.
     link.handle_disconnected(refused(), false, at);
     assert_eq!(link.state(), &LinkState::Dormant);
+}
+
+#[test]
+fn a_connection_lost_with_nothing_waiting_goes_dormant() {
+    let (mut link, now) = new_link();
+    link.handle_messages_waiting();
+    link.handle_connected(now);
+    assert!(link
+        .handle_disconnected(DisconnectReason::PeerClosed, false, now)
+        .is_empty());
+    assert_eq!(link.state(), &LinkState::Dormant);
+    assert_eq!(link.poll_timeout(), None, "no timer on a dormant link");
+}
+
+#[test]
+fn a_wake_starts_a_waiting_retry_at_once_and_nothing_else() {
+    let (mut link, now) = new_link();
+    assert!(link.handle_wake().is_empty(), "dormant: nothing to wake");
+    link.handle_messages_waiting();
+    assert!(link.handle_wake().is_empty(), "connecting: already on its way");
+    link.handle_disconnected(refused(), true, now);
+    assert!(matches!(link.state(), LinkState::WaitingToRetry { .. }));
+    assert_eq!(link.handle_wake(), [Connect]);
+    assert_eq!(link.state(), &LinkState::Connecting { attempt: 2 });
+    assert_eq!(link.poll_timeout(), None);
 }
 
 #[test]
@@ -319,7 +344,7 @@ fn a_whole_life_emits_events_in_order() {
     link.handle_retry_timer(at);
     link.handle_connected(at);
     let garbage = DisconnectReason::Protocol(ProtocolViolation::FrameHeaderCorrupt);
-    let retry = link.handle_disconnected(garbage.clone(), false, at + ms(1));
+    let retry = link.handle_disconnected(garbage.clone(), true, at + ms(1));
     let [LifecycleAction::ScheduleRetry {
         at: at2,
         delay: delay2,

@@ -33,16 +33,24 @@
 //! "never"; the same inputs (and seed) give the same outputs.
 
 mod backoff;
+pub mod control;
 mod heartbeat;
 mod lifecycle;
+mod link;
 mod queue;
 mod reason;
+mod receive;
 mod requests;
 mod warn;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig, REMEMBERED_PINGS};
 pub use lifecycle::{Lifecycle, LifecycleAction, LinkEvent, LinkState};
+pub use link::{
+    Admission, LinkAction, LinkConfig, LinkCounters, LinkPolicy, LinkSession, Outbound,
+    HOUSEKEEPING,
+};
+pub use receive::{Arrival, InboundCounters, ReceiveConfig, ReceiveSession, StaleAttempt};
 pub use queue::{Entry, OutboundQueue, Refused};
 pub use reason::{DisconnectReason, ProtocolViolation};
 pub use requests::PendingRequests;

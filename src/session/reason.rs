@@ -77,6 +77,9 @@ pub enum DisconnectReason {
     /// This node closed the link.
     #[error("closed locally")]
     Closed,
+    /// The peer's address changed: the link moves to the new one.
+    #[error("the peer's address changed")]
+    AddressChanged,
 }
 
 impl DisconnectReason {

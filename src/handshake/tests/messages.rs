@@ -11,10 +11,10 @@ use crate::handshake::*;
 use crate::{LinkKind, NodeId};
 
 #[rustfmt::skip]
-const GOLDEN_HELLO: [u8; 50] = [
+const GOLDEN_HELLO: [u8; 59] = [
     0x49, 0x4e, 0x4f, 0x44,                         // magic "INOD"
     0x01,                                           // type: Hello
-    0x27, 0x00,                                     // body_len: 39
+    0x30, 0x00,                                     // body_len: 48
     0x01, 0x01,                                     // versions 1..=1
     0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, // node id 0x0102030405060708
     0x04, 0x0a, 0x00, 0x00, 0x07, 0x58, 0x1b,       // IPv4 10.0.0.7, port 7000
@@ -23,7 +23,9 @@ const GOLDEN_HELLO: [u8; 50] = [
     0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, // session id
     0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // resume: 5
     0x02, 0x00, b'o', b'k',                         // auth "ok"
-    0xe2, 0x7f, 0x99, 0x17,                         // CRC32 (computed with zlib)
+    0x01,                                           // flags: lossless
+    0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // attempt: 3
+    0x9b, 0xdf, 0x97, 0x7e,                         // CRC32 (computed with zlib)
 ];
 
 fn golden_hello() -> Hello {
@@ -36,6 +38,8 @@ fn golden_hello() -> Hello {
         session_id: 0x1122_3344_5566_7788,
         resume: 5,
         auth: AuthToken::new(&b"ok"[..]).unwrap(),
+        lossless: true,
+        attempt: 3,
     }
 }
 
@@ -65,8 +69,19 @@ fn encode_appends_to_what_is_there() {
 #[test]
 fn body_fields_are_checked() {
     let malformed = |what| Err(HandshakeError::Malformed { what });
-    let mut body = GOLDEN_HELLO[7..46].to_vec();
+    let mut body = GOLDEN_HELLO[7..55].to_vec();
     assert_eq!(Hello::decode_body(&body), Ok(golden_hello()));
+    let older = Hello {
+        lossless: false,
+        attempt: 0,
+        ..golden_hello()
+    };
+    assert_eq!(
+        Hello::decode_body(&body[..39]),
+        Ok(older.clone()),
+        "a Hello without the flags and attempt has the defaults"
+    );
+    assert_eq!(Hello::decode_body(&body[..44]), Ok(older), "a cut-short tail too");
     body.extend_from_slice(b"later fields");
     assert_eq!(
         Hello::decode_body(&body),
@@ -104,10 +119,10 @@ fn body_fields_are_checked() {
 #[test]
 fn whole_message_decoders_want_exactly_one_message() {
     assert_eq!(
-        Hello::decode(&GOLDEN_HELLO[..49]),
+        Hello::decode(&GOLDEN_HELLO[..58]),
         Err(HandshakeError::Truncated {
-            received: 49,
-            expected: 50
+            received: 58,
+            expected: 59
         })
     );
     let mut longer = GOLDEN_HELLO.to_vec();
@@ -166,9 +181,13 @@ prop_compose! {
         versions in any::<(u8, u8)>(), node_id in any::<u64>(), listen_addr in any_addr(),
         link_kind in prop::sample::select(LinkKind::ALL.to_vec()), framing in any_framing(),
         session_id in any::<u64>(), resume in any::<u64>(), auth in any_auth(),
+        lossless in any::<bool>(), attempt in any::<u64>(),
     ) -> Hello {
         let versions = VersionRange::new(versions.0, versions.1);
-        Hello { versions, node_id: NodeId(node_id), listen_addr, link_kind, framing, session_id, resume, auth }
+        Hello {
+            versions, node_id: NodeId(node_id), listen_addr, link_kind, framing, session_id,
+            resume, auth, lossless, attempt,
+        }
     }
 }
 

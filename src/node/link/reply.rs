@@ -19,7 +19,7 @@ use std::rc::Rc;
 use actix::dev::{MessageResponse, OneshotSender};
 
 use super::{Link, Outbound};
-use crate::node::outcome::{SendError, Sent};
+use crate::outcome::{SendError, Sent};
 
 type Outcome = Result<Sent, SendError>;
 
@@ -56,13 +56,6 @@ impl Slot {
 /// The response to an [`Outbound`]: resolves, for the sender, to the message's
 /// outcome once it is known (written, or why it failed).
 pub struct OutboundReply(Option<Rc<RefCell<State>>>);
-
-impl OutboundReply {
-    /// A response whose outcome is already known.
-    pub(super) fn ready(outcome: Outcome) -> Self {
-        OutboundReply(Some(Rc::new(RefCell::new(State::Outcome(outcome)))))
-    }
-}
 
 impl MessageResponse<Link, Outbound> for OutboundReply {
     fn handle(mut self, _: &mut actix::Context<Link>, tx: Option<OneshotSender<Outcome>>) {

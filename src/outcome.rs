@@ -8,8 +8,15 @@ use crate::NodeId;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Sent {
-    /// Written to the peer's connection (handed to the kernel).
+    /// On a lossy link: written to the peer's connection (handed to the kernel). If
+    /// the connection fails after that, the message may be lost.
     Written,
+    /// On a lossless link: the peer's node acknowledged the message, that is, took it
+    /// off the connection and charged it to its receive limits on the way to its
+    /// handler (or to the request tracker, for a response). It is delivered exactly
+    /// once, whatever happens to connections afterwards, unless the peer process
+    /// dies. An acknowledgement does not say that the handler has run.
+    Acknowledged,
     /// Addressed to this node and handed to its handler without the network.
     DeliveredLocally,
 }
@@ -42,14 +49,24 @@ pub enum SendError {
     /// The link (or the node) is closed or closing; the message was not written.
     #[error("link closed")]
     Closed,
-    /// The connection failed (or the link was closed without drain) while the
-    /// message was being written; it may or may not have reached the peer.
+    /// On a lossy link, the connection failed while the message was being written; on
+    /// any link, the link was closed (without drain, or at the end of the drain's
+    /// deadline) after the message was written and before it was acknowledged. It
+    /// may or may not have reached the peer.
     #[error("connection lost while writing")]
     ConnectionLost,
+    /// The peer process restarted (a new session) before it acknowledged the
+    /// message: it was written to the old incarnation, which may or may not have
+    /// taken it. Never given for a message that was not written.
+    #[error("the peer restarted before acknowledging the message")]
+    PeerRestarted,
     /// A message to this node found no handler for its type.
     #[error("no local handler for verb {0}")]
     NoLocalHandler(u32),
-    /// The message's deadline passed before it could be written; it was not.
+    /// The message's deadline passed before it could be written; it was not. On a
+    /// lossless link, a message written on a connection that failed before the peer
+    /// acknowledged it, and whose deadline passed before it could be written again,
+    /// also ends here: it may have reached the peer.
     #[error("expired before it was written")]
     Expired,
     /// No room for the message's bytes: the link, the peer's or the node's limit.
@@ -74,6 +91,7 @@ impl SendError {
             SendError::UnknownPeer(_) => "unknown_peer",
             SendError::Closed => "closed",
             SendError::ConnectionLost => "connection_lost",
+            SendError::PeerRestarted => "peer_restarted",
             SendError::NoLocalHandler(_) => "no_local_handler",
             SendError::Expired => "expired",
             SendError::Overloaded(OverloadLevel::Link) => "overloaded_link",

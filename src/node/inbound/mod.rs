@@ -1,0 +1,545 @@
+//! The receiving side: the listener ([`listen`]) and one receiving actor per (peer,
+//! link kind), [`Inbound`].
+//!
+//! The actor is a thin shell around the sans-IO core, [`ReceiveSession`], and outlives
+//! the connections its peer opens for the link: each new connection (a well-formed
+//! Hello, from the listener) replaces the current one inside the actor, which drops the
+//! old socket first and so knows the old connection's final position (its own) before
+//! it answers the new Hello with the resume position. This is Ceph's "reuse the
+//! existing connection" step done by serializing in one actor: no message can be taken
+//! from the old connection after the resume position was computed. The shell owns the
+//! current socket and exactly one timer; it hands what the core delivers to the
+//! handlers (charged to the receive limits, with a [`Permit`] that gives the bytes back
+//! when the handler drops the message) and responses to the request tracker, writes the
+//! acknowledgements and pongs the core asks for on the same socket, stops reading while
+//! the core waits for receive limits (a [`Gate`]), and waits for reserve from the
+//! `ResourceLimits` actor.
+//!
+//! Supervision: receiving actors are started by the registry (on the bulk thread for
+//! large links) and live until the node closes; a failed connection does not stop
+//! them, it only ends that connection (the peer's link reconnects).
+//!
+//! Invariants: a message of an unknown verb or that fails to decode is skipped and
+//! counted and the connection stays up (a request among them gets a failure response
+//! at once); a header CRC failure or a malformed stream closes the connection, and so
+//! does a corrupt frame on a lossless link; results of an old connection (a write that
+//! completes after it was replaced) are ignored.
+
+mod listen;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+pub(crate) use listen::listen;
+
+use super::dispatch::{Handlers, Permit, Processed, Reply};
+use super::gate::Gate;
+use super::link::{lease_chunk, random_u64, Outbound};
+use super::registry::{Registry, ReceiverStopped, Route};
+use super::requests::{Complete, RequestTracker};
+use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
+use super::wire::{self, PARAM_REQUEST_ID};
+use super::NodeConfig;
+use crate::envelope::{Envelope, Flags};
+use crate::frame::{Decoded, FrameCodec, FrameError};
+use crate::handshake::{AcceptParams, Acceptor, Hello};
+use crate::limits::Charge;
+use crate::message::{FailureReason, RemoteFailure};
+pub use crate::session::InboundCounters;
+use crate::session::{Arrival, DisconnectReason, ReceiveConfig, ReceiveSession};
+use crate::{LinkKind, NodeId};
+
+/// Node-wide things every receiving actor needs.
+pub(crate) struct InboundEnv {
+    pub node: NodeId,
+    pub config: Arc<NodeConfig>,
+    pub handlers: Handlers,
+    pub registry: Addr<Registry>,
+    pub tracker: Addr<RequestTracker>,
+    pub limits: Addr<ResourceLimits>,
+    pub session_id: u64,
+}
+
+impl InboundEnv {
+    /// The largest message (envelope) a connection accepts: the configured maximum
+    /// payload and the largest envelope header, and no more than the receive limits
+    /// could ever hold at once.
+    fn max_message(&self) -> usize {
+        let limits = self.config.receive_limits;
+        let reserve = limits.endpoint_reserve.min(limits.global_reserve);
+        self.config
+            .max_message
+            .saturating_add(crate::envelope::MAX_HEADER_LEN)
+            .min(limits.link_capacity.saturating_add(reserve))
+    }
+}
+
+/// A new connection for the link, its Hello read.
+pub(crate) struct Attach {
+    pub stream: TcpStream,
+    pub acceptor: Acceptor,
+    pub hello: Hello,
+}
+
+impl Message for Attach {
+    type Result = ();
+}
+
+/// Stops a receiving actor (the node is closing).
+pub(crate) struct StopInbound;
+
+impl Message for StopInbound {
+    type Result = ();
+}
+
+/// One receiving link at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSnapshot {
+    /// The peer that connected.
+    pub peer: NodeId,
+    /// Which of its links.
+    pub kind: LinkKind,
+    /// Counters since the first connection of the link.
+    pub counters: InboundCounters,
+    /// Bytes of messages handed to handlers and not yet processed (charged to the
+    /// receive limits).
+    pub pending_bytes: usize,
+    /// Bytes of receive reserve held (charged or leased spare).
+    pub reserve_bytes: usize,
+    /// Whether the link has stopped reading for lack of receive limits.
+    pub throttled: bool,
+    /// Whether a connection is open.
+    pub connected: bool,
+    /// The last sequence number taken from the peer's link.
+    pub position: u64,
+}
+
+/// Asks a receiving actor for its [`InboundSnapshot`].
+pub(crate) struct GetInboundSnapshot;
+
+impl Message for GetInboundSnapshot {
+    type Result = InboundSnapshot;
+}
+
+/// The receiving actor of one (peer, link kind); see the module documentation.
+pub(crate) struct Inbound {
+    env: Arc<InboundEnv>,
+    peer: NodeId,
+    kind: LinkKind,
+    core: ReceiveSession<NodeId>,
+    /// The current connection's write half, while no write is out.
+    writer: Option<OwnedWriteHalf>,
+    /// The current connection's read stream.
+    read: Option<SpawnHandle>,
+    /// Bumped for every connection: what an older one reports is ignored.
+    generation: u64,
+    gate: Gate,
+    timer: Option<(Instant, SpawnHandle)>,
+}
+
+impl Inbound {
+    pub(crate) fn new(env: Arc<InboundEnv>, peer: NodeId, kind: LinkKind) -> Self {
+        let limits = env.config.receive_limits;
+        let heartbeat = env.config.heartbeat;
+        let config = ReceiveConfig {
+            capacity: limits.link_capacity,
+            lease_chunk: lease_chunk(limits.endpoint_reserve),
+            max_message: env.max_message(),
+            read_timeout: heartbeat.timeout,
+            keepalive_interval: heartbeat.interval.max(std::time::Duration::from_millis(10)),
+        };
+        Inbound {
+            core: ReceiveSession::new(config),
+            env,
+            peer,
+            kind,
+            writer: None,
+            read: None,
+            generation: 0,
+            gate: Gate::default(),
+            timer: None,
+        }
+    }
+
+    /// Carries out everything the core asks for after an input.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        while let Some(arrival) = self.core.poll_arrival() {
+            match arrival {
+                Arrival::Deliver { envelope, charge } => self.dispatch(envelope, charge, ctx),
+                Arrival::Response { envelope } => self.response(envelope),
+            }
+        }
+        if self.core.is_reading() {
+            self.gate.open();
+        } else {
+            self.gate.close();
+        }
+        if let Some(need) = self.core.poll_acquire() {
+            let acquire = AcquireWhenAvailable {
+                endpoint: self.peer,
+                need,
+            };
+            ctx.spawn(self.env.limits.send(acquire).into_actor(self).map(
+                |granted, inbound, ctx| match granted {
+                    Ok(Ok(held)) => {
+                        inbound.core.handle_lease(
+                            held.into_grant(),
+                            Instant::now(),
+                            wire::epoch_ms(),
+                        );
+                        inbound.drive(ctx);
+                    }
+                    // The node is going away.
+                    _ => ctx.stop(),
+                },
+            ));
+        }
+        while let Some(grant) = self.core.poll_release() {
+            self.env.limits.do_send(Release {
+                direction: Direction::Receive,
+                grant,
+            });
+        }
+        self.transmit(ctx);
+        self.arm_timer(ctx);
+    }
+
+    fn transmit(&mut self, ctx: &mut Context<Self>) {
+        let Some(mut writer) = self.writer.take() else {
+            return;
+        };
+        let Some(bytes) = self.core.poll_transmit(wire::epoch_ms()) else {
+            self.writer = Some(writer);
+            return;
+        };
+        let generation = self.generation;
+        ctx.spawn(
+            async move {
+                let result = writer.write_all(&bytes).await;
+                (writer, result)
+            }
+            .into_actor(self)
+            .map(move |(writer, result), inbound, ctx| {
+                if generation != inbound.generation {
+                    return; // the connection was replaced meanwhile
+                }
+                match result {
+                    Ok(()) => {
+                        inbound.writer = Some(writer);
+                        inbound.core.handle_written();
+                    }
+                    Err(e) => {
+                        inbound.core.handle_disconnected();
+                        inbound.drop_connection(ctx, &DisconnectReason::Io(e.kind()));
+                    }
+                }
+                inbound.drive(ctx);
+            }),
+        );
+    }
+
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let next = self.core.poll_timeout();
+        if self.timer.as_ref().map(|(at, _)| *at) == next {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if let Some(at) = next {
+            let delay = at.saturating_duration_since(Instant::now());
+            let handle = ctx.run_later(delay, |inbound, ctx| {
+                inbound.timer = None;
+                if let Err(reason) = inbound.core.handle_timeout(Instant::now()) {
+                    inbound.drop_connection(ctx, &reason);
+                }
+                inbound.drive(ctx);
+            });
+            self.timer = Some((at, handle));
+        }
+    }
+
+    /// Forgets the current connection: its socket closes, its results are ignored.
+    fn drop_io(&mut self, ctx: &mut Context<Self>) {
+        if let Some(read) = self.read.take() {
+            ctx.cancel_future(read);
+        }
+        self.writer = None;
+        self.generation += 1;
+    }
+
+    /// The connection failed (the core has already forgotten it).
+    fn drop_connection(&mut self, ctx: &mut Context<Self>, reason: &DisconnectReason) {
+        log::warn!(
+            "{}: inbound {} connection from {} closed: {reason}",
+            self.env.node,
+            self.kind,
+            self.peer
+        );
+        self.drop_io(ctx);
+    }
+
+    /// Hands a charged message to its handler (or answers a malformed request).
+    fn dispatch(&mut self, envelope: Envelope, charge: Charge<NodeId>, ctx: &mut Context<Self>) {
+        let reply = if envelope.flags.contains(Flags::REQUEST) {
+            let Some(id) = wire::request_id(&envelope) else {
+                self.core.counters_mut().decode_failed += 1;
+                self.core
+                    .handle_processed(charge, Instant::now(), wire::epoch_ms());
+                return;
+            };
+            Some(responder(
+                self.env.registry.clone(),
+                self.peer,
+                id,
+                envelope.verb,
+                self.kind == LinkKind::Urgent,
+            ))
+        } else {
+            None
+        };
+        let permit = Permit {
+            link: charge.link,
+            reserve: charge
+                .reserve
+                .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
+            inbound: ctx.address(),
+        };
+        match self.env.handlers.deliver(
+            self.peer,
+            envelope.verb,
+            envelope.payload,
+            reply,
+            Some(permit),
+        ) {
+            Ok(()) => self.core.counters_mut().dispatched += 1,
+            Err((error, reply)) => {
+                log::warn!(
+                    "{}: message from {} skipped: {error}",
+                    self.env.node,
+                    self.peer
+                );
+                match error {
+                    super::DispatchError::Decode { .. } => {
+                        self.core.counters_mut().decode_failed += 1
+                    }
+                    _ => self.core.counters_mut().unknown_verb += 1,
+                }
+                if let Some(reply) = reply {
+                    reply(Err(error.failure()));
+                }
+            }
+        }
+    }
+
+    fn response(&mut self, envelope: Envelope) {
+        let Some(id) = wire::request_id(&envelope) else {
+            self.core.counters_mut().decode_failed += 1;
+            return;
+        };
+        let result = if envelope.flags.contains(Flags::FAILURE) {
+            Err(
+                RemoteFailure::decode(envelope.payload).unwrap_or_else(|e| RemoteFailure {
+                    reason: FailureReason::Unknown(0),
+                    detail: format!("undecodable failure response: {e}"),
+                }),
+            )
+        } else {
+            Ok(envelope.payload)
+        };
+        self.env.tracker.do_send(Complete { id, result });
+    }
+}
+
+/// Builds the reply of a request from `peer`: the response (or failure) goes back
+/// over this node's own link to the peer, with the request's id; the answer to a
+/// request that came over the urgent link goes back over the urgent link.
+fn responder(
+    registry: Addr<Registry>,
+    peer: NodeId,
+    id: u64,
+    request_verb: u32,
+    urgent: bool,
+) -> Reply {
+    Box::new(move |result| {
+        let (verb, flags, payload) = match result {
+            Ok((verb, payload)) => (verb, Flags::RESPONSE, payload),
+            Err(failure) => {
+                let mut buf = BytesMut::new();
+                failure.encode(&mut buf);
+                (request_verb, Flags::RESPONSE | Flags::FAILURE, buf.freeze())
+            }
+        };
+        registry.do_send(Route {
+            peer,
+            urgent,
+            message: Outbound {
+                verb,
+                flags,
+                payload,
+                params: vec![(PARAM_REQUEST_ID, wire::vint_bytes(id))],
+                expires_at_ms: None,
+            },
+        });
+    })
+}
+
+impl Actor for Inbound {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Messages still with their handlers keep their own bytes until processed.
+        if let Some(grant) = self.core.take_spare() {
+            self.env.limits.do_send(Release {
+                direction: Direction::Receive,
+                grant,
+            });
+        }
+        self.env.registry.do_send(ReceiverStopped {
+            peer: self.peer,
+            kind: self.kind,
+            counters: self.core.counters().clone(),
+        });
+    }
+}
+
+impl Handler<Attach> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, attach: Attach, ctx: &mut Context<Self>) {
+        let Attach {
+            stream,
+            mut acceptor,
+            hello,
+        } = attach;
+        let now = Instant::now();
+        let resume = match self.core.handle_hello(
+            hello.session_id,
+            hello.attempt,
+            hello.lossless,
+            hello.framing,
+            now,
+        ) {
+            Ok(resume) => resume,
+            Err(stale) => {
+                // Dropping the socket closes it; the initiator tries again.
+                log::info!(
+                    "{}: {} connection from {} refused: {stale}",
+                    self.env.node,
+                    self.kind,
+                    self.peer
+                );
+                return;
+            }
+        };
+        // The old connection (if any) is gone from the core: drop its socket.
+        self.drop_io(ctx);
+        let params = AcceptParams {
+            session_id: self.env.session_id,
+            resume,
+            ..AcceptParams::default()
+        };
+        let established = match acceptor.accept(params) {
+            Ok(established) => established,
+            Err(e) => {
+                self.core.handle_disconnected();
+                log::info!("{}: connection from {} refused: {e}", self.env.node, self.peer);
+                return;
+            }
+        };
+        if let Some(reply) = acceptor.poll_transmit() {
+            self.core.handle_handshake_reply(BytesMut::from(&reply[..]));
+        }
+        log::info!(
+            "{}: inbound {} connection from {} established (resume at {resume})",
+            self.env.node,
+            self.kind,
+            self.peer
+        );
+        let (read, writer) = stream.into_split();
+        let mut framed = FramedRead::new(read, FrameCodec::new(established.framing));
+        framed
+            .read_buffer_mut()
+            .extend_from_slice(&established.leftover);
+        self.read = Some(ctx.add_stream(self.gate.guard(framed)));
+        self.writer = Some(writer);
+        self.drive(ctx);
+    }
+}
+
+impl Handler<StopInbound> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, _: StopInbound, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<GetInboundSnapshot> for Inbound {
+    type Result = MessageResult<GetInboundSnapshot>;
+
+    fn handle(&mut self, _: GetInboundSnapshot, _: &mut Context<Self>) -> Self::Result {
+        let mut counters = self.core.counters().clone();
+        if let Some(since) = self.core.throttled_since() {
+            counters.throttled_us += u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+        }
+        MessageResult(InboundSnapshot {
+            peer: self.peer,
+            kind: self.kind,
+            counters,
+            pending_bytes: self.core.pending_bytes(),
+            reserve_bytes: self.core.reserve_bytes(),
+            throttled: self.core.throttled_since().is_some(),
+            connected: self.core.is_connected(),
+            position: self.core.position(),
+        })
+    }
+}
+
+impl Handler<Processed> for Inbound {
+    type Result = ();
+
+    fn handle(&mut self, m: Processed, ctx: &mut Context<Self>) {
+        let reserve = m.reserve.map(Held::into_grant);
+        let charge = Charge {
+            link: m.link,
+            reserve,
+        };
+        self.core
+            .handle_processed(charge, Instant::now(), wire::epoch_ms());
+        self.drive(ctx);
+    }
+}
+
+impl StreamHandler<Result<Decoded, FrameError>> for Inbound {
+    fn handle(&mut self, item: Result<Decoded, FrameError>, ctx: &mut Context<Self>) {
+        if let Err(reason) = self
+            .core
+            .handle_input(item, Instant::now(), wire::epoch_ms())
+        {
+            self.drop_connection(ctx, &reason);
+        }
+        self.drive(ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // Only the current connection's stream is registered (an old one is cancelled
+        // when it is replaced): the peer closed it.
+        self.read = None;
+        self.core.handle_disconnected();
+        self.drop_io(ctx);
+        self.drive(ctx);
+    }
+}
+
+/// A fresh random session id for a node.
+pub(crate) fn new_session_id() -> u64 {
+    random_u64() | 1
+}

@@ -1,0 +1,954 @@
+//! The outbound link core: [`LinkSession`] (its type docs state the invariants).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_PING, VERB_PONG};
+use super::{
+    Backoff, BackoffConfig, DisconnectReason, Entry, Heartbeat, HeartbeatAction, HeartbeatConfig,
+    Lifecycle, LifecycleAction, LinkEvent, LinkState, OutboundQueue, ProtocolViolation, Refused,
+};
+use crate::envelope::{Envelope, Flags, MessageAssembler};
+use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
+use crate::limits::{Grant, ReserveNeeded};
+use crate::message::RESERVED_VERBS_START;
+use crate::outcome::{OverloadLevel, SendError, Sent};
+
+/// How often a disconnected link drops its expired messages, and how long an idle
+/// link keeps its spare reserve lease.
+pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+/// What a link promises about its messages when a connection fails (DESIGN.md
+/// section 7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LinkPolicy {
+    /// Every message gets a sequence number; the peer acknowledges what it took; what
+    /// was written and not acknowledged when a connection fails is written again on
+    /// the next one, and the peer drops what it already has. While both processes
+    /// live, every accepted message is delivered exactly once, in order; its outcome
+    /// is [`Sent::Acknowledged`]. If the peer restarted, the messages it had not
+    /// acknowledged fail with [`SendError::PeerRestarted`].
+    #[default]
+    Lossless,
+    /// A message's outcome is [`Sent::Written`] once handed to the kernel; if the
+    /// connection then fails it may be lost. Messages being written when a connection
+    /// fails end [`SendError::ConnectionLost`].
+    Lossy,
+}
+
+/// A message for a link: an envelope's fields without its id (the link numbers what
+/// it sends).
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The verb of the message type.
+    pub verb: u32,
+    /// Request / response flags.
+    pub flags: Flags,
+    /// The encoded message.
+    pub payload: Bytes,
+    /// Envelope parameters.
+    pub params: Vec<(u32, Bytes)>,
+    /// When the message expires (ms since the UNIX epoch), if ever.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Outbound {
+    /// The bytes the message is charged against the limits: its payload and
+    /// parameters (what the link holds in memory for it).
+    pub fn size(&self) -> usize {
+        let params: usize = self.params.iter().map(|(_, v)| v.len() + 8).sum();
+        self.payload.len().saturating_add(params)
+    }
+}
+
+/// Counters of one link since it was created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    /// Messages taken into the queue.
+    pub accepted: u64,
+    /// Bytes (as charged, see [`Outbound::size`]) of the messages taken.
+    pub accepted_bytes: u64,
+    /// Messages written to a connection (the first time).
+    pub written: u64,
+    /// Bytes of the messages written.
+    pub written_bytes: u64,
+    /// Messages the peer acknowledged (lossless links).
+    pub acknowledged: u64,
+    /// Messages written again after a reconnect (lossless links).
+    pub replayed: u64,
+    /// Messages that failed, by [`SendError::kind`] (`expired`, `overloaded_link`,
+    /// `overloaded_endpoint`, `overloaded_global`, `oversized`, `closed`,
+    /// `connection_lost`, `peer_restarted`, ...), whether refused at once or after
+    /// they were taken.
+    pub failed: BTreeMap<&'static str, u64>,
+    /// Bytes of the messages that failed, by [`SendError::kind`].
+    pub failed_bytes: BTreeMap<&'static str, u64>,
+    /// Connection attempts.
+    pub connection_attempts: u64,
+    /// Connections established.
+    pub connections: u64,
+    /// Times the peer was found to have restarted (a new session id).
+    pub peer_restarts: u64,
+}
+
+impl LinkCounters {
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &LinkCounters) {
+        self.accepted += other.accepted;
+        self.accepted_bytes += other.accepted_bytes;
+        self.written += other.written;
+        self.written_bytes += other.written_bytes;
+        self.acknowledged += other.acknowledged;
+        self.replayed += other.replayed;
+        for (kind, n) in &other.failed {
+            *self.failed.entry(kind).or_default() += n;
+        }
+        for (kind, n) in &other.failed_bytes {
+            *self.failed_bytes.entry(kind).or_default() += n;
+        }
+        self.connection_attempts += other.connection_attempts;
+        self.connections += other.connections;
+        self.peer_restarts += other.peer_restarts;
+    }
+
+    /// Counts a failure of a message of `bytes`.
+    pub fn count_failure(&mut self, error: &SendError, bytes: usize) {
+        *self.failed.entry(error.kind()).or_default() += 1;
+        *self.failed_bytes.entry(error.kind()).or_default() += bytes as u64;
+    }
+}
+
+/// Everything a [`LinkSession`] is configured with.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// Lossless or lossy.
+    pub policy: LinkPolicy,
+    /// The link's own byte capacity (queued, being written and unacknowledged).
+    pub capacity: usize,
+    /// Reserve leased beyond a message's need, to save round trips.
+    pub lease_chunk: usize,
+    /// The largest payload accepted.
+    pub max_message: usize,
+    /// Keepalives and timeouts of a connection.
+    pub heartbeat: HeartbeatConfig,
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Seed of the backoff's jitter.
+    pub seed: u64,
+    /// Most bytes of frames put into one transmit.
+    pub batch_bytes: usize,
+    /// The largest message the link reads from its connection (acks and pongs are
+    /// tiny; anything larger is a protocol violation).
+    pub max_control: usize,
+}
+
+impl LinkConfig {
+    /// A lossless link with these byte limits and the default heartbeat and backoff.
+    pub fn new(capacity: usize, lease_chunk: usize, max_message: usize) -> Self {
+        LinkConfig {
+            policy: LinkPolicy::Lossless,
+            capacity,
+            lease_chunk,
+            max_message,
+            heartbeat: HeartbeatConfig::default(),
+            backoff: BackoffConfig::default(),
+            seed: 1,
+            batch_bytes: 1 << 20,
+            max_control: 64 * 1024,
+        }
+    }
+}
+
+/// What [`LinkSession::handle_send`] did with a message.
+#[derive(Debug)]
+pub enum Admission<T> {
+    /// Queued (its outcome comes later).
+    Queued,
+    /// Refused at once: its outcome is ready in [`LinkSession::poll_outcome`].
+    Refused,
+    /// It needs reserve beyond what the link holds: acquire `need`, then give the
+    /// grant to [`LinkSession::handle_lease`] and the message back to
+    /// [`LinkSession::handle_send`]; or, if the reserve is short, hand it to
+    /// [`LinkSession::handle_shortage`]. Nothing else should be sent meanwhile, or
+    /// the order of messages changes.
+    NeedReserve {
+        /// The message.
+        message: Outbound,
+        /// The shell's token of the message.
+        token: T,
+        /// The reserve to acquire.
+        need: ReserveNeeded,
+    },
+}
+
+/// What the shell must do with its connection, from [`LinkSession::poll_action`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkAction {
+    /// Open a connection (connect, then handshake with
+    /// [`LinkSession::session_id`]), and report [`LinkSession::handle_connected`] or
+    /// [`LinkSession::handle_disconnected`].
+    Connect,
+    /// Close the connection (or abandon the attempt under way); nothing more is
+    /// reported about it.
+    CloseConnection,
+    /// The link is closed for good: every message has its outcome.
+    Stop,
+}
+
+struct Item<T> {
+    message: Outbound,
+    token: T,
+}
+
+/// A written message waiting for its acknowledgement.
+struct Unacked<K, T> {
+    seq: u64,
+    entry: Entry<K, Item<T>>,
+}
+
+/// The connection, as the core knows it.
+struct Conn<K, T> {
+    heartbeat: Heartbeat,
+    encoder: FrameEncoder,
+    assembler: MessageAssembler,
+    /// A transmit is out (handed to the shell, not yet reported written).
+    writing: bool,
+    /// Bytes of that transmit.
+    unflushed: usize,
+    /// Lossy: the messages of that transmit.
+    in_flight: Vec<Entry<K, Item<T>>>,
+    /// A ping to put in the next transmit.
+    ping: Option<u64>,
+}
+
+/// One outbound link as a sans-IO state machine: its queue, what is being written and
+/// what waits for an acknowledgement, its lifecycle and heartbeat, its byte account and
+/// the expiry of its messages (DESIGN.md sections 5-7). `K` is the peer's key in the
+/// reserves; `T` is the shell's token of a message (where its outcome goes).
+///
+/// The shell (an actor) owns the socket and one timer. It reports inputs with
+/// `handle_*` and, after every call, carries out what the `poll_*` methods return:
+/// [`poll_action`](Self::poll_action) (connect, close the connection, stop),
+/// [`poll_transmit`](Self::poll_transmit) (bytes to write; at most one write is out),
+/// [`poll_outcome`](Self::poll_outcome) (a message's outcome for its sender),
+/// [`poll_event`](Self::poll_event) (for the application),
+/// [`poll_release`](Self::poll_release) (reserve to give back) and
+/// [`poll_timeout`](Self::poll_timeout) (when to call
+/// [`handle_timeout`](Self::handle_timeout)).
+///
+/// ```text
+///  handle_send ─> queue ─ poll_transmit ─> written (lossy: outcome Written)
+///                                             └─ lossless: unacked ─ handle_ack ─> Acknowledged
+///  handle_disconnected: lossy: in flight -> ConnectionLost; lossless: unacked kept
+///  handle_connected(peer session, resume): same session: unacked <= resume -> Acknowledged,
+///      expired -> Expired, the rest replayed first, in order; new session: PeerRestarted
+/// ```
+///
+/// Invariants (unit-tested by driving two cores against each other on a simulated
+/// clock through cuts, losses and corruption):
+/// - Every message given to [`handle_send`](Self::handle_send) ends in exactly one
+///   outcome, once. Its bytes stay charged to the account from `handle_send` until that
+///   outcome: while queued, being written, and (lossless) until acknowledged, so what
+///   the link holds never exceeds its capacity plus the reserve it leased, whatever the
+///   peer does.
+/// - Messages are written in the order they were queued. A lossless message gets its
+///   sequence number when first written and keeps it when written again; after a
+///   reconnect, the unacknowledged messages are written again, in order, before any
+///   new one. Control messages (pings) carry no sequence number.
+/// - An expired message is never written: not from the queue, and not replayed.
+/// - The link connects while messages wait (queued, or written and unacknowledged),
+///   retrying with backoff, and goes dormant when none do; a close without drain, or
+///   a drain whose deadline passed, fails what remains (`Closed` if never written,
+///   `ConnectionLost` if written and not acknowledged).
+/// - While failing to connect, the link asks for no reserve: a message beyond its
+///   capacity fails `Overloaded(Link)` at once.
+/// - No clock is read: every input carries `now` (and `now_ms`, milliseconds since
+///   the UNIX epoch, for message deadlines).
+pub struct LinkSession<K, T> {
+    config: LinkConfig,
+    /// This side's session id (sequence numbers are scoped by it).
+    session_id: u64,
+    /// The origin of ping timestamps.
+    origin: Instant,
+    queue: OutboundQueue<K, Item<T>>,
+    lifecycle: Lifecycle,
+    conn: Option<Conn<K, T>>,
+    /// Lossless: written, not yet acknowledged, in sequence order.
+    unacked: VecDeque<Unacked<K, T>>,
+    /// Lossless: `unacked[..replay_next]` were written on the current connection.
+    replay_next: usize,
+    next_seq: u64,
+    /// The peer's session id, from the last handshake.
+    peer_session: Option<u64>,
+    outcomes: VecDeque<(T, Result<Sent, SendError>)>,
+    events: VecDeque<LinkEvent>,
+    actions: VecDeque<LinkAction>,
+    releases: Vec<Grant<K>>,
+    counters: LinkCounters,
+    /// When to drop expired messages while disconnected.
+    sweep_at: Option<Instant>,
+    /// When to give back an idle link's spare lease.
+    spare_at: Option<Instant>,
+    /// When a drain gives up.
+    drain_deadline: Option<Instant>,
+    scratch: BytesMut,
+}
+
+impl<K: Clone + Eq, T> LinkSession<K, T> {
+    /// A dormant link with this configuration and `session_id` (nonzero, fresh for
+    /// every link session), created at `now`.
+    pub fn new(config: LinkConfig, session_id: u64, now: Instant) -> Self {
+        LinkSession {
+            queue: OutboundQueue::new(config.capacity, config.lease_chunk),
+            lifecycle: Lifecycle::new(Backoff::new(config.backoff, config.seed)),
+            config,
+            session_id,
+            origin: now,
+            conn: None,
+            unacked: VecDeque::new(),
+            replay_next: 0,
+            next_seq: 1,
+            peer_session: None,
+            outcomes: VecDeque::new(),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+            releases: Vec::new(),
+            counters: LinkCounters::default(),
+            sweep_at: None,
+            spare_at: None,
+            drain_deadline: None,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// A message to send, at `now` (`now_ms` since the UNIX epoch).
+    pub fn handle_send(
+        &mut self,
+        message: Outbound,
+        token: T,
+        now: Instant,
+        now_ms: u64,
+    ) -> Admission<T> {
+        let item = Item { message, token };
+        if matches!(
+            self.lifecycle.state(),
+            LinkState::Draining | LinkState::Closed
+        ) {
+            self.fail(item, SendError::Closed);
+            return Admission::Refused;
+        }
+        let max = self.config.max_message;
+        if item.message.payload.len() > max {
+            let size = item.message.payload.len();
+            self.fail(item, SendError::Oversized { size, max });
+            return Admission::Refused;
+        }
+        let size = item.message.size();
+        let expires = item.message.expires_at_ms;
+        let mut expired = Vec::new();
+        let result = self
+            .queue
+            .try_push(item, size, expires, now_ms, &mut expired);
+        self.expired(expired);
+        let admission = match result {
+            Ok(()) => {
+                self.counters.accepted += 1;
+                self.counters.accepted_bytes += size as u64;
+                let actions = self.lifecycle.handle_messages_waiting();
+                self.apply(actions);
+                Admission::Queued
+            }
+            Err(Refused::Expired(item)) => {
+                self.fail(item, SendError::Expired);
+                Admission::Refused
+            }
+            Err(Refused::NeedReserve(item, need)) => {
+                if self.failing_to_connect() {
+                    self.fail(item, SendError::Overloaded(OverloadLevel::Link));
+                    Admission::Refused
+                } else {
+                    Admission::NeedReserve {
+                        message: item.message,
+                        token: item.token,
+                        need,
+                    }
+                }
+            }
+        };
+        self.housekeep(now);
+        admission
+    }
+
+    /// Reserve acquired after [`Admission::NeedReserve`].
+    pub fn handle_lease(&mut self, grant: Grant<K>) {
+        if let Err(grant) = self.queue.add_lease(grant) {
+            self.releases.push(grant);
+        }
+    }
+
+    /// The reserve was short for a message that needed it: it fails `Overloaded`.
+    pub fn handle_shortage(&mut self, message: Outbound, token: T, level: OverloadLevel) {
+        self.fail(Item { message, token }, SendError::Overloaded(level));
+    }
+
+    /// The connection attempt succeeded at `now`: the peer's session id and the last
+    /// sequence number it took from this link (`resume`), from its Accept, and the
+    /// connection's framing.
+    pub fn handle_connected(
+        &mut self,
+        peer_session: u64,
+        resume: u64,
+        framing: Framing,
+        now: Instant,
+        now_ms: u64,
+    ) {
+        let actions = self.lifecycle.handle_connected(now);
+        let closing = actions.contains(&LifecycleAction::CloseConnection);
+        self.apply(actions);
+        if closing {
+            return;
+        }
+        self.counters.connections += 1;
+        if let Some(previous) = self.peer_session.filter(|p| *p != peer_session) {
+            // The peer restarted: what it had not acknowledged is in doubt.
+            self.counters.peer_restarts += 1;
+            for u in std::mem::take(&mut self.unacked) {
+                let entry = self.queue.settle(u.entry);
+                self.fail(entry.item, SendError::PeerRestarted);
+            }
+            self.events.push_back(LinkEvent::PeerRestarted {
+                previous_session_id: previous,
+                session_id: peer_session,
+            });
+        } else {
+            self.acknowledge(resume);
+            // Expired messages are never written again.
+            let mut keep = VecDeque::with_capacity(self.unacked.len());
+            for u in std::mem::take(&mut self.unacked) {
+                if u.entry.expired(now_ms) {
+                    let entry = self.queue.settle(u.entry);
+                    self.fail(entry.item, SendError::Expired);
+                } else {
+                    keep.push_back(u);
+                }
+            }
+            self.unacked = keep;
+        }
+        self.peer_session = Some(peer_session);
+        self.replay_next = 0;
+        self.conn = Some(Conn {
+            heartbeat: Heartbeat::new(self.config.heartbeat, self.origin, now),
+            encoder: FrameEncoder::new(framing),
+            assembler: MessageAssembler::new(self.config.max_control),
+            writing: false,
+            unflushed: 0,
+            in_flight: Vec::new(),
+            ping: None,
+        });
+        self.sweep_at = None;
+        self.housekeep(now);
+    }
+
+    /// The connection attempt failed, or the established connection was lost, at
+    /// `now`. Ignored when there is neither.
+    pub fn handle_disconnected(&mut self, reason: DisconnectReason, now: Instant) {
+        self.drop_conn();
+        let waiting = self.waiting();
+        let actions = self.lifecycle.handle_disconnected(reason, waiting, now);
+        self.apply(actions);
+        self.housekeep(now);
+    }
+
+    /// The transmit handed out by [`poll_transmit`](Self::poll_transmit) was written
+    /// at `now`; `buffer` is its buffer back (reused for the next one when busy).
+    pub fn handle_written(&mut self, buffer: BytesMut, now: Instant) {
+        let idle = self.queue.is_empty();
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if !conn.writing {
+            return;
+        }
+        conn.writing = false;
+        conn.unflushed = 0;
+        conn.heartbeat.on_write(now);
+        if idle {
+            // Keep no batch-sized buffer alive on an idle link.
+            drop(buffer);
+            conn.encoder.release_buffer();
+        } else {
+            conn.encoder.recycle(buffer);
+        }
+        for entry in std::mem::take(&mut conn.in_flight) {
+            let entry = self.queue.settle(entry);
+            self.complete(entry.item, Sent::Written);
+        }
+        self.housekeep(now);
+    }
+
+    /// Something arrived on the connection at `now`: a frame, or the decoder's error.
+    pub fn handle_input(&mut self, input: Result<Decoded, FrameError>, now: Instant) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        conn.heartbeat.on_read(now);
+        let frame = match input {
+            Ok(Decoded::Frame(frame)) => frame,
+            // The acceptor sends only control messages, which the next ones supersede.
+            Ok(Decoded::Corrupt { .. }) => return,
+            Err(FrameError::Io(kind)) => {
+                return self.lose_conn(DisconnectReason::Io(kind), now);
+            }
+            Err(_) => {
+                let reason = DisconnectReason::Protocol(ProtocolViolation::FrameHeaderCorrupt);
+                return self.lose_conn(reason, now);
+            }
+        };
+        let mut messages = Vec::new();
+        if conn.assembler.push(frame, &mut messages).is_err() {
+            let reason = DisconnectReason::Protocol(ProtocolViolation::MessageMalformed);
+            return self.lose_conn(reason, now);
+        }
+        for mut bytes in messages {
+            let Ok(envelope) = Envelope::decode(&mut bytes) else {
+                let reason = DisconnectReason::Protocol(ProtocolViolation::MessageMalformed);
+                return self.lose_conn(reason, now);
+            };
+            let Some(value) = control::decode_vint(&envelope.payload) else {
+                continue;
+            };
+            match envelope.verb {
+                VERB_PONG if value != UNSOLICITED_PONG => {
+                    if let Some(conn) = self.conn.as_mut() {
+                        conn.heartbeat.on_pong(value, now);
+                    }
+                }
+                VERB_ACK => self.acknowledge(value),
+                _ => {}
+            }
+        }
+        self.housekeep(now);
+    }
+
+    /// The connection ended from the shell's side of things (the peer closed it).
+    pub fn handle_eof(&mut self, now: Instant) {
+        if self.conn.is_some() {
+            self.lose_conn(DisconnectReason::PeerClosed, now);
+        }
+    }
+
+    /// The application closes the link at `now`: with `drain`, what waits is
+    /// delivered first (acknowledged, on a lossless link), until `deadline` at most;
+    /// without, it fails at once.
+    pub fn handle_close(&mut self, drain: bool, deadline: Option<Instant>, now: Instant) {
+        let waiting = self.waiting();
+        let actions = self.lifecycle.handle_close(drain, waiting);
+        self.apply(actions);
+        if matches!(self.lifecycle.state(), LinkState::Draining) {
+            self.drain_deadline = match (self.drain_deadline, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        self.housekeep(now);
+    }
+
+    /// The node learned at `now` that the peer is up (it connected to this node):
+    /// a link waiting to retry connects at once.
+    pub fn handle_peer_seen(&mut self, now: Instant) {
+        let actions = self.lifecycle.handle_wake();
+        self.apply(actions);
+        self.housekeep(now);
+    }
+
+    /// The peer's address changed at `now`: the connection (or attempt) to the old
+    /// address is dropped and the link connects to the new one at once if anything
+    /// waits. On a lossless link what the old connection did not get acknowledged is
+    /// written again on the new one; on a lossy link what it was writing fails
+    /// `ConnectionLost`.
+    pub fn handle_address_changed(&mut self, now: Instant) {
+        let connecting = matches!(self.lifecycle.state(), LinkState::Connecting { .. });
+        if self.conn.is_some() || connecting {
+            self.lose_conn(DisconnectReason::AddressChanged, now);
+        }
+        self.handle_peer_seen(now);
+    }
+
+    /// The timer asked for by [`poll_timeout`](Self::poll_timeout) fired (or any
+    /// wake-up: early calls are harmless).
+    pub fn handle_timeout(&mut self, now: Instant, now_ms: u64) {
+        let actions = self.lifecycle.handle_retry_timer(now);
+        self.apply(actions);
+        if let Some(conn) = self.conn.as_mut() {
+            match conn.heartbeat.poll(now) {
+                HeartbeatAction::Idle => {}
+                HeartbeatAction::SendPing { timestamp_us } => conn.ping = Some(timestamp_us),
+                HeartbeatAction::TimedOut { silent_for } => {
+                    self.lose_conn(DisconnectReason::read_timeout(silent_for), now);
+                }
+                HeartbeatAction::Unwritable { blocked_for } => {
+                    self.lose_conn(DisconnectReason::write_timeout(blocked_for), now);
+                }
+            }
+        }
+        if self.sweep_at.is_some_and(|at| now >= at) {
+            self.sweep_at = None;
+            let mut expired = Vec::new();
+            self.queue.expire(now_ms, &mut expired);
+            self.expired(expired);
+        }
+        if self.spare_at.is_some_and(|at| now >= at) {
+            self.spare_at = None;
+            if let Some(grant) = self.queue.idle_spare() {
+                self.releases.push(grant);
+            }
+        }
+        if self.drain_deadline.is_some_and(|at| now >= at) {
+            self.drain_deadline = None;
+            let actions = self.lifecycle.handle_close(false, self.waiting());
+            self.apply(actions);
+        }
+        self.housekeep(now);
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next thing to do with the connection.
+    pub fn poll_action(&mut self) -> Option<LinkAction> {
+        self.actions.pop_front()
+    }
+
+    /// Bytes to write now, if connected, no write is out and something waits (a
+    /// ping, messages to replay, queued messages). Report the write with
+    /// [`handle_written`](Self::handle_written), or its failure with
+    /// [`handle_disconnected`](Self::handle_disconnected).
+    pub fn poll_transmit(&mut self, now: Instant, now_ms: u64) -> Option<BytesMut> {
+        let conn = self.conn.as_mut()?;
+        if conn.writing {
+            return None;
+        }
+        if let Some(timestamp) = conn.ping.take() {
+            control::push(&mut conn.encoder, VERB_PING, timestamp, now_ms);
+        }
+        let batch = self.config.batch_bytes;
+        // Lossless: what the last connection did not get acknowledged, first.
+        while self.replay_next < self.unacked.len() && conn.encoder.buffered_len() < batch {
+            let u = &mut self.unacked[self.replay_next];
+            self.replay_next += 1;
+            // It encoded before, with the same fields.
+            if encode(&mut self.scratch, &mut conn.encoder, u.seq, &mut u.entry.item.message, now_ms)
+                .is_ok()
+            {
+                self.counters.replayed += 1;
+            }
+        }
+        let mut expired = Vec::new();
+        while conn.encoder.buffered_len() < batch {
+            let Some(mut entry) = self.queue.pop(now_ms, &mut expired) else {
+                break;
+            };
+            let seq = self.next_seq;
+            let message = &mut entry.item.message;
+            if let Err(error) = encode(&mut self.scratch, &mut conn.encoder, seq, message, now_ms) {
+                let entry = self.queue.settle(entry);
+                fail_into(
+                    &mut self.counters,
+                    &mut self.outcomes,
+                    entry.item,
+                    SendError::Envelope(error),
+                );
+                continue;
+            }
+            self.next_seq += 1;
+            if entry.item.message.verb < RESERVED_VERBS_START {
+                self.counters.written += 1;
+                self.counters.written_bytes += entry.item.message.size() as u64;
+            }
+            match self.config.policy {
+                LinkPolicy::Lossy => conn.in_flight.push(entry),
+                LinkPolicy::Lossless => {
+                    self.unacked.push_back(Unacked { seq, entry });
+                    self.replay_next = self.unacked.len();
+                }
+            }
+        }
+        let conn = self.conn.as_mut()?;
+        let transmit = if conn.encoder.is_empty() {
+            None
+        } else {
+            let bytes = conn.encoder.take();
+            conn.writing = true;
+            conn.unflushed = bytes.len();
+            conn.heartbeat.on_write_started(now);
+            Some(bytes)
+        };
+        self.expired(expired);
+        transmit
+    }
+
+    /// The next outcome of a message, for its sender.
+    pub fn poll_outcome(&mut self) -> Option<(T, Result<Sent, SendError>)> {
+        self.outcomes.pop_front()
+    }
+
+    /// The next event for the application, oldest first.
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    /// Reserve the link no longer needs, to give back to the reserves.
+    pub fn poll_release(&mut self) -> Option<Grant<K>> {
+        self.releases.pop()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout), if anything is due: a
+    /// retry, the heartbeat, the expiry sweep of a disconnected link, the release of
+    /// an idle lease, the end of a drain. `None`: nothing until the next input.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let heartbeat = self.conn.as_ref().and_then(|c| c.heartbeat.next_deadline());
+        [
+            self.lifecycle.poll_timeout(),
+            heartbeat,
+            self.sweep_at,
+            self.spare_at,
+            self.drain_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ------------------------------------------------------------------ state
+
+    /// This side's session id, for the Hello.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// The link's policy.
+    pub fn policy(&self) -> LinkPolicy {
+        self.config.policy
+    }
+
+    /// What the link is doing.
+    pub fn state(&self) -> &LinkState {
+        self.lifecycle.state()
+    }
+
+    /// Whether the link is closed for good.
+    pub fn is_closed(&self) -> bool {
+        self.lifecycle.is_closed()
+    }
+
+    /// Whether a connection is established.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &LinkCounters {
+        &self.counters
+    }
+
+    /// The last keepalive round-trip time of the connection.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.conn.as_ref().and_then(|c| c.heartbeat.rtt())
+    }
+
+    /// Messages queued (not yet written).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Messages written and not yet acknowledged (lossless) or being written (lossy).
+    pub fn unacknowledged(&self) -> usize {
+        self.unacked.len() + self.conn.as_ref().map_or(0, |c| c.in_flight.len())
+    }
+
+    /// Bytes held for the messages the link has taken and that have no outcome yet.
+    pub fn pending_bytes(&self) -> usize {
+        self.queue.bytes()
+    }
+
+    /// Bytes of the write that is out.
+    pub fn unflushed_bytes(&self) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.unflushed)
+    }
+
+    /// Reserve the link holds (charged to messages or leased spare).
+    pub fn reserve_bytes(&self) -> usize {
+        self.queue.account().reserve_charged() + self.queue.account().spare()
+    }
+
+    // -------------------------------------------------------------- internals
+
+    /// Whether anything waits to be delivered: queued, being written, unacknowledged.
+    fn waiting(&self) -> bool {
+        !self.queue.is_empty()
+            || !self.unacked.is_empty()
+            || self.conn.as_ref().is_some_and(|c| !c.in_flight.is_empty())
+    }
+
+    fn failing_to_connect(&self) -> bool {
+        match self.lifecycle.state() {
+            LinkState::WaitingToRetry { .. } => true,
+            LinkState::Connecting { attempt } => *attempt > 1,
+            _ => false,
+        }
+    }
+
+    /// The peer took everything up to `seq`.
+    fn acknowledge(&mut self, seq: u64) {
+        while self.unacked.front().is_some_and(|u| u.seq <= seq) {
+            let Some(u) = self.unacked.pop_front() else {
+                break;
+            };
+            self.replay_next = self.replay_next.saturating_sub(1);
+            let entry = self.queue.settle(u.entry);
+            if entry.item.message.verb < RESERVED_VERBS_START {
+                self.counters.acknowledged += 1;
+            }
+            self.complete(entry.item, Sent::Acknowledged);
+        }
+    }
+
+    /// Forgets the connection: what a lossy one was writing is lost.
+    fn drop_conn(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            for entry in conn.in_flight {
+                let entry = self.queue.settle(entry);
+                self.fail(entry.item, SendError::ConnectionLost);
+            }
+        }
+        self.replay_next = 0;
+    }
+
+    /// The core itself ends the connection (timeout, bad input, new address).
+    fn lose_conn(&mut self, reason: DisconnectReason, now: Instant) {
+        self.actions.push_back(LinkAction::CloseConnection);
+        self.handle_disconnected(reason, now);
+    }
+
+    fn apply(&mut self, actions: Vec<LifecycleAction>) {
+        for action in actions {
+            match action {
+                LifecycleAction::Connect => {
+                    self.counters.connection_attempts += 1;
+                    self.actions.push_back(LinkAction::Connect);
+                }
+                LifecycleAction::ScheduleRetry { .. } => {}
+                LifecycleAction::CloseConnection => {
+                    self.drop_conn();
+                    self.actions.push_back(LinkAction::CloseConnection);
+                }
+                LifecycleAction::FailQueued => self.fail_all(),
+                LifecycleAction::Stop => {
+                    self.fail_all();
+                    if let Some(grant) = self.queue.take_spare() {
+                        self.releases.push(grant);
+                    }
+                    self.sweep_at = None;
+                    self.spare_at = None;
+                    self.drain_deadline = None;
+                    self.actions.push_back(LinkAction::Stop);
+                }
+            }
+        }
+        while let Some(event) = self.lifecycle.poll_event() {
+            self.events.push_back(event);
+        }
+    }
+
+    /// Fails everything that waits: `Closed` if never written, `ConnectionLost` if
+    /// written and not acknowledged.
+    fn fail_all(&mut self) {
+        for e in self.queue.drain() {
+            self.fail(e.item, SendError::Closed);
+        }
+        for u in std::mem::take(&mut self.unacked) {
+            let entry = self.queue.settle(u.entry);
+            self.fail(entry.item, SendError::ConnectionLost);
+        }
+        self.replay_next = 0;
+    }
+
+    /// After every input: reserve to give back, the timers of a disconnected or idle
+    /// link, the end of a drain.
+    fn housekeep(&mut self, now: Instant) {
+        if let Some(grant) = self.queue.surplus() {
+            self.releases.push(grant);
+        }
+        let account = self.queue.account();
+        if account.spare() > 0 && account.reserve_charged() == 0 {
+            self.spare_at.get_or_insert(now + HOUSEKEEPING);
+        }
+        if self.conn.is_none() && !self.queue.is_empty() && !self.lifecycle.is_closed() {
+            self.sweep_at.get_or_insert(now + HOUSEKEEPING);
+        }
+        if matches!(self.lifecycle.state(), LinkState::Draining) && !self.waiting() {
+            let actions = self.lifecycle.handle_drained();
+            self.apply(actions);
+        }
+    }
+
+    fn expired(&mut self, expired: Vec<Entry<K, Item<T>>>) {
+        for entry in expired {
+            self.fail(entry.item, SendError::Expired);
+        }
+    }
+
+    fn fail(&mut self, item: Item<T>, error: SendError) {
+        fail_into(&mut self.counters, &mut self.outcomes, item, error);
+    }
+
+    fn complete(&mut self, item: Item<T>, sent: Sent) {
+        self.outcomes.push_back((item.token, Ok(sent)));
+    }
+}
+
+fn fail_into<T>(
+    counters: &mut LinkCounters,
+    outcomes: &mut VecDeque<(T, Result<Sent, SendError>)>,
+    item: Item<T>,
+    error: SendError,
+) {
+    if item.message.verb < RESERVED_VERBS_START {
+        counters.count_failure(&error, item.message.size());
+    }
+    outcomes.push_back((item.token, Err(error)));
+}
+
+/// Writes one message with sequence number `seq` into the frames: the header through
+/// `scratch`, the payload straight from where it lies. The params are lent to the
+/// envelope and put back, so that the message can be written again.
+fn encode(
+    scratch: &mut BytesMut,
+    encoder: &mut FrameEncoder,
+    seq: u64,
+    message: &mut Outbound,
+    now_ms: u64,
+) -> Result<(), crate::envelope::EnvelopeError> {
+    let envelope = Envelope {
+        id: seq,
+        verb: message.verb,
+        flags: message.flags,
+        created_at_ms: now_ms,
+        expires_at_ms: message.expires_at_ms,
+        params: std::mem::take(&mut message.params),
+        payload: message.payload.clone(),
+    };
+    scratch.clear();
+    let result = envelope.encode_header(scratch);
+    message.params = envelope.params;
+    result?;
+    encoder.push_parts(&[scratch, &message.payload]);
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "link_tests.rs"]
+mod tests;

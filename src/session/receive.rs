@@ -1,0 +1,605 @@
+//! The receiving core: [`ReceiveSession`] (its type docs state the invariants).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_PING, VERB_PONG};
+use super::{DisconnectReason, Heartbeat, HeartbeatAction, ProtocolViolation, HOUSEKEEPING};
+use crate::envelope::{Envelope, Flags, MessageAssembler};
+use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
+use crate::limits::{Account, Charge, Grant, ReserveNeeded};
+
+/// Counters of one receiving link (all its connections).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboundCounters {
+    /// Messages received (keepalives, acknowledgements and duplicates aside).
+    pub received: u64,
+    /// Bytes of the messages received.
+    pub received_bytes: u64,
+    /// Messages handed to a handler (or, for responses, to the request tracker).
+    pub dispatched: u64,
+    /// Messages whose handler has finished with them (responses: once handed over).
+    pub processed: u64,
+    /// Messages skipped because their deadline had passed.
+    pub expired: u64,
+    /// Messages skipped for an unknown verb.
+    pub unknown_verb: u64,
+    /// Messages skipped because they did not decode.
+    pub decode_failed: u64,
+    /// Frames skipped (lossy links) or connections reset (lossless links) for a
+    /// payload CRC mismatch.
+    pub corrupt_frames: u64,
+    /// Messages dropped because they had been received already (written again by a
+    /// lossless sender after a reconnect).
+    pub duplicates: u64,
+    /// Times the connection stopped reading for lack of receive limits.
+    pub throttled: u64,
+    /// Time spent not reading for lack of receive limits, in microseconds.
+    pub throttled_us: u64,
+    /// Connections taken (handshakes answered).
+    pub connections: u64,
+    /// Times the sender was found to have restarted (a new session id).
+    pub peer_restarts: u64,
+}
+
+impl InboundCounters {
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &InboundCounters) {
+        self.received += other.received;
+        self.received_bytes += other.received_bytes;
+        self.dispatched += other.dispatched;
+        self.processed += other.processed;
+        self.expired += other.expired;
+        self.unknown_verb += other.unknown_verb;
+        self.decode_failed += other.decode_failed;
+        self.corrupt_frames += other.corrupt_frames;
+        self.duplicates += other.duplicates;
+        self.throttled += other.throttled;
+        self.throttled_us += other.throttled_us;
+        self.connections += other.connections;
+        self.peer_restarts += other.peer_restarts;
+    }
+
+    /// Messages skipped for an error (unknown verb, failed decode).
+    pub fn errors(&self) -> u64 {
+        self.unknown_verb + self.decode_failed
+    }
+}
+
+/// Everything a [`ReceiveSession`] is configured with.
+#[derive(Debug, Clone, Copy)]
+pub struct ReceiveConfig {
+    /// The link's own byte capacity for messages not yet processed.
+    pub capacity: usize,
+    /// Reserve leased beyond a message's need.
+    pub lease_chunk: usize,
+    /// The largest message (envelope) accepted: a larger one resets the connection
+    /// before anything is allocated for it.
+    pub max_message: usize,
+    /// Reset a connection after this long without reading anything (not counting
+    /// time spent throttled).
+    pub read_timeout: Duration,
+    /// While throttled, an unsolicited pong goes out this often, so that the sender's
+    /// read timeout does not reset a slow but healthy connection.
+    pub keepalive_interval: Duration,
+}
+
+/// What arrived for the application, from [`ReceiveSession::poll_arrival`].
+#[derive(Debug)]
+pub enum Arrival<K> {
+    /// A message for its handler, charged to the receive limits: `charge` must come
+    /// back through [`ReceiveSession::handle_processed`] once the handler is done.
+    Deliver {
+        /// The message.
+        envelope: Envelope,
+        /// Its bytes, as charged.
+        charge: Charge<K>,
+    },
+    /// A response to one of this node's requests (not charged).
+    Response {
+        /// The response.
+        envelope: Envelope,
+    },
+}
+
+/// A connection refused by [`ReceiveSession::handle_hello`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stale connection attempt {attempt} (current attempt {current})")]
+pub struct StaleAttempt {
+    /// The attempt of the refused connection.
+    pub attempt: u64,
+    /// The attempt of the connection in use.
+    pub current: u64,
+}
+
+struct Conn {
+    heartbeat: Heartbeat,
+    encoder: FrameEncoder,
+    assembler: MessageAssembler,
+    lossless: bool,
+    /// A transmit is out.
+    writing: bool,
+    /// Bytes to send before anything else (the handshake's answer).
+    prefix: Option<BytesMut>,
+    /// A ping's timestamp to echo.
+    pong: Option<u64>,
+    /// The highest sequence number acknowledged on this connection.
+    acked: u64,
+}
+
+/// The receiving side of one link (one peer, one link kind) as a sans-IO state
+/// machine, across all the connections the peer opens for it: the sequence filter,
+/// the acknowledgements, the receive-limit account with its backlog, and the read
+/// timeout. `K` is the peer's key in the reserves.
+///
+/// The shell (an actor) owns the current socket and one timer. A new connection is
+/// announced with [`handle_hello`](Self::handle_hello) (after the shell dropped the
+/// previous one: a new connection replaces the old one, which is how the old one's
+/// final position is known: it is this value's own), which answers the resume
+/// position for the Accept. Then the shell feeds what it reads to
+/// [`handle_input`](Self::handle_input), and carries out
+/// [`poll_arrival`](Self::poll_arrival) (to the handlers),
+/// [`poll_transmit`](Self::poll_transmit) (acks and pongs to write),
+/// [`poll_acquire`](Self::poll_acquire) (reserve to wait for),
+/// [`is_reading`](Self::is_reading) (stop or resume reading the socket),
+/// [`poll_release`](Self::poll_release) and [`poll_timeout`](Self::poll_timeout).
+///
+/// Invariants (unit-tested, and property-tested against any sequence of cuts,
+/// duplicates and reorderings of the byte stream):
+/// - Each message with a sequence number is taken at most once, in increasing order:
+///   a number at or below the last one taken is a duplicate, dropped and counted;
+///   gaps are allowed (the sender skips messages that expired before it could write
+///   them again). A sender with a new session id (it restarted) starts over from 0.
+/// - The acknowledged position only counts messages taken: handed to their handler,
+///   skipped (expired, undecodable), or waiting in the backlog for receive limits;
+///   the backlog survives a change of connection, so an acknowledged message is never
+///   lost while this node lives. An acknowledgement goes out after every input that
+///   advanced the position, as soon as no write is out (cumulative: a lost one is
+///   covered by the next).
+/// - A corrupt frame on a lossless link resets the connection (the sender writes what
+///   it held again); on a lossy link it is skipped where the stream allows.
+/// - Receive limits: a message is charged before it is handed over; when one does not
+///   fit, it and everything after it wait in order and the shell stops reading until
+///   reserve (or the handlers' releases) make room. Expired messages are never
+///   charged. Lengths are checked before memory is reserved (the assembler).
+/// - No clock is read: every input carries `now` (and `now_ms` for deadlines).
+pub struct ReceiveSession<K> {
+    config: ReceiveConfig,
+    peer_session: Option<u64>,
+    /// The highest sequence number taken.
+    in_seq: u64,
+    /// The attempt number of the current connection's Hello.
+    attempt: u64,
+    conn: Option<Conn>,
+    account: Account<K>,
+    /// Messages waiting for receive limits, in order, with their sizes.
+    backlog: VecDeque<(Envelope, usize)>,
+    arrivals: VecDeque<Arrival<K>>,
+    /// Reserve to ask for; `acquiring` while a request is out.
+    acquire: Option<ReserveNeeded>,
+    acquiring: bool,
+    throttled_since: Option<Instant>,
+    /// When the next unsolicited pong is due while throttled.
+    keepalive_at: Option<Instant>,
+    spare_at: Option<Instant>,
+    releases: Vec<Grant<K>>,
+    counters: InboundCounters,
+    scratch: Vec<Bytes>,
+}
+
+impl<K: Clone + Eq> ReceiveSession<K> {
+    /// A receiving link with no connection yet.
+    pub fn new(config: ReceiveConfig) -> Self {
+        ReceiveSession {
+            account: Account::new(config.capacity, config.lease_chunk),
+            config,
+            peer_session: None,
+            in_seq: 0,
+            attempt: 0,
+            conn: None,
+            backlog: VecDeque::new(),
+            arrivals: VecDeque::new(),
+            acquire: None,
+            acquiring: false,
+            throttled_since: None,
+            keepalive_at: None,
+            spare_at: None,
+            releases: Vec::new(),
+            counters: InboundCounters::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// A peer's Hello for this link at `now`: its session id, the attempt number of
+    /// the connection (0 if it sends none), whether its link is lossless, and the
+    /// framing. The new connection replaces the current one (the shell has dropped
+    /// its socket; frames it still held were not acknowledged, and the sender writes
+    /// them again). Returns the resume position for the Accept: the last sequence
+    /// number taken, 0 after a restart of the sender. An attempt older than the
+    /// current connection's is refused and changes nothing.
+    pub fn handle_hello(
+        &mut self,
+        session_id: u64,
+        attempt: u64,
+        lossless: bool,
+        framing: Framing,
+        now: Instant,
+    ) -> Result<u64, StaleAttempt> {
+        let same_session = self.peer_session == Some(session_id);
+        if same_session && self.conn.is_some() && attempt != 0 && attempt < self.attempt {
+            return Err(StaleAttempt {
+                attempt,
+                current: self.attempt,
+            });
+        }
+        if !same_session {
+            if self.peer_session.is_some() {
+                self.counters.peer_restarts += 1;
+            }
+            self.in_seq = 0;
+        }
+        self.peer_session = Some(session_id);
+        self.attempt = attempt;
+        self.counters.connections += 1;
+        self.conn = Some(Conn {
+            heartbeat: Heartbeat::read_timeout_only(self.config.read_timeout, now),
+            encoder: FrameEncoder::new(framing),
+            assembler: MessageAssembler::new(self.config.max_message),
+            lossless,
+            writing: false,
+            prefix: None,
+            pong: None,
+            acked: self.in_seq,
+        });
+        if self.throttled_since.is_some() {
+            self.keepalive_at = Some(now + self.config.keepalive_interval);
+        }
+        Ok(self.in_seq)
+    }
+
+    /// Bytes the shell must write on the new connection before anything else (the
+    /// encoded Accept).
+    pub fn handle_handshake_reply(&mut self, bytes: BytesMut) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.prefix = Some(bytes);
+        }
+    }
+
+    /// Something arrived on the connection at `now` (`now_ms` since the UNIX
+    /// epoch). An error means the connection must be closed (the core has already
+    /// forgotten it).
+    pub fn handle_input(
+        &mut self,
+        input: Result<Decoded, FrameError>,
+        now: Instant,
+        now_ms: u64,
+    ) -> Result<(), DisconnectReason> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        conn.heartbeat.on_read(now);
+        let result: Result<(), DisconnectReason> = match input {
+            Ok(Decoded::Frame(frame)) => {
+                let mut messages = std::mem::take(&mut self.scratch);
+                let assembled = conn.assembler.push(frame, &mut messages);
+                for m in messages.drain(..) {
+                    self.take_message(m, now, now_ms);
+                }
+                self.scratch = messages;
+                assembled.map_err(|_| ProtocolViolation::MessageMalformed.into())
+            }
+            Ok(Decoded::Corrupt {
+                payload_len,
+                uncompressed_len,
+                self_contained,
+                ..
+            }) => {
+                self.counters.corrupt_frames += 1;
+                let lost = if uncompressed_len > 0 {
+                    uncompressed_len
+                } else {
+                    payload_len
+                };
+                if conn.lossless {
+                    Err(ProtocolViolation::UnrecoverableCorruption.into())
+                } else {
+                    conn.assembler
+                        .corrupt_frame(lost, self_contained)
+                        .map(|_| ())
+                        .map_err(|_| ProtocolViolation::UnrecoverableCorruption.into())
+                }
+            }
+            Err(FrameError::Io(kind)) => Err(DisconnectReason::Io(kind)),
+            Err(FrameError::Decompress { .. }) => {
+                Err(ProtocolViolation::Decompression.into())
+            }
+            Err(_) => Err(ProtocolViolation::FrameHeaderCorrupt.into()),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        self.housekeep(now);
+        result
+    }
+
+    /// The connection ended (EOF, or the shell closed it).
+    pub fn handle_disconnected(&mut self) {
+        self.conn = None;
+        self.keepalive_at = None;
+    }
+
+    /// The transmit from [`poll_transmit`](Self::poll_transmit) was written.
+    pub fn handle_written(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.writing = false;
+        }
+    }
+
+    /// A handler finished with a message charged `charge`, at `now`.
+    pub fn handle_processed(&mut self, charge: Charge<K>, now: Instant, now_ms: u64) {
+        self.counters.processed += 1;
+        self.account.discharge(charge);
+        self.drain_backlog(now, now_ms);
+        self.housekeep(now);
+    }
+
+    /// Reserve asked for with [`poll_acquire`](Self::poll_acquire) was granted.
+    pub fn handle_lease(&mut self, grant: Grant<K>, now: Instant, now_ms: u64) {
+        self.acquiring = false;
+        if let Err(grant) = self.account.add_lease(grant) {
+            self.releases.push(grant);
+        }
+        self.drain_backlog(now, now_ms);
+        self.housekeep(now);
+    }
+
+    /// The timer from [`poll_timeout`](Self::poll_timeout) fired (early calls are
+    /// harmless). An error means the connection must be closed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DisconnectReason> {
+        if self.spare_at.is_some_and(|at| now >= at) {
+            self.spare_at = None;
+            if let Some(grant) = self.account.idle_spare() {
+                self.releases.push(grant);
+            }
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        if self.throttled_since.is_some() {
+            // Not reading on purpose: the sender's pings wait unread behind its
+            // data. Tell it this end is alive.
+            if self.keepalive_at.is_some_and(|at| now >= at) {
+                conn.pong.get_or_insert(UNSOLICITED_PONG);
+                self.keepalive_at = Some(now + self.config.keepalive_interval);
+            }
+            return Ok(());
+        }
+        if let HeartbeatAction::TimedOut { silent_for } = conn.heartbeat.poll(now) {
+            self.conn = None;
+            return Err(DisconnectReason::read_timeout(silent_for));
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- outputs
+
+    /// The next message for the application.
+    pub fn poll_arrival(&mut self) -> Option<Arrival<K>> {
+        self.arrivals.pop_front()
+    }
+
+    /// Bytes to write now (the handshake's answer, a pong, an acknowledgement), if
+    /// connected and no write is out. Report it with
+    /// [`handle_written`](Self::handle_written).
+    pub fn poll_transmit(&mut self, now_ms: u64) -> Option<BytesMut> {
+        let conn = self.conn.as_mut()?;
+        if conn.writing {
+            return None;
+        }
+        if let Some(prefix) = conn.prefix.take() {
+            conn.writing = true;
+            return Some(prefix);
+        }
+        if let Some(timestamp) = conn.pong.take() {
+            control::push(&mut conn.encoder, VERB_PONG, timestamp, now_ms);
+        }
+        if self.in_seq > conn.acked {
+            conn.acked = self.in_seq;
+            control::push(&mut conn.encoder, VERB_ACK, self.in_seq, now_ms);
+        }
+        if conn.encoder.is_empty() {
+            return None;
+        }
+        conn.writing = true;
+        Some(conn.encoder.take())
+    }
+
+    /// Reserve to wait for (the head of the backlog does not fit), at most one
+    /// request at a time: report the grant with [`handle_lease`](Self::handle_lease).
+    pub fn poll_acquire(&mut self) -> Option<ReserveNeeded> {
+        if self.acquiring {
+            return None;
+        }
+        let need = self.acquire.take()?;
+        self.acquiring = true;
+        Some(need)
+    }
+
+    /// Whether the shell should read its socket: not while messages wait for
+    /// receive limits.
+    pub fn is_reading(&self) -> bool {
+        self.throttled_since.is_none()
+    }
+
+    /// Reserve to give back.
+    pub fn poll_release(&mut self) -> Option<Grant<K>> {
+        self.releases.pop()
+    }
+
+    /// When to call [`handle_timeout`](Self::handle_timeout), if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conn = self.conn.as_ref().and_then(|c| {
+            if self.throttled_since.is_some() {
+                self.keepalive_at
+            } else {
+                c.heartbeat.next_deadline()
+            }
+        });
+        [conn, self.spare_at].into_iter().flatten().min()
+    }
+
+    // ------------------------------------------------------------------ state
+
+    /// The counters.
+    pub fn counters(&self) -> &InboundCounters {
+        &self.counters
+    }
+
+    /// The counters, for the shell's own (dispatch errors).
+    pub fn counters_mut(&mut self) -> &mut InboundCounters {
+        &mut self.counters
+    }
+
+    /// The last sequence number taken.
+    pub fn position(&self) -> u64 {
+        self.in_seq
+    }
+
+    /// Whether a connection is in use.
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Bytes of messages taken and not yet processed (charged to the limits).
+    pub fn pending_bytes(&self) -> usize {
+        self.account.used()
+    }
+
+    /// Receive reserve held (charged or leased spare).
+    pub fn reserve_bytes(&self) -> usize {
+        self.account.reserve_charged() + self.account.spare()
+    }
+
+    /// Since when the link has not been reading for lack of receive limits.
+    pub fn throttled_since(&self) -> Option<Instant> {
+        self.throttled_since
+    }
+
+    /// Gives every spare lease back (the link is going away).
+    pub fn take_spare(&mut self) -> Option<Grant<K>> {
+        self.account.take_spare()
+    }
+
+    // -------------------------------------------------------------- internals
+
+    fn take_message(&mut self, mut bytes: Bytes, now: Instant, now_ms: u64) {
+        let size = bytes.len();
+        let envelope = match Envelope::decode(&mut bytes) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                log::warn!("undecodable envelope skipped: {e}");
+                self.counters.received += 1;
+                self.counters.received_bytes += size as u64;
+                self.counters.decode_failed += 1;
+                return;
+            }
+        };
+        match envelope.verb {
+            VERB_PING => {
+                if let (Some(ts), Some(conn)) =
+                    (control::decode_vint(&envelope.payload), self.conn.as_mut())
+                {
+                    conn.pong = Some(ts);
+                }
+                return;
+            }
+            VERB_PONG | VERB_ACK => return,
+            _ => {}
+        }
+        if envelope.id != 0 {
+            if envelope.id <= self.in_seq {
+                self.counters.duplicates += 1;
+                return;
+            }
+            self.in_seq = envelope.id;
+        }
+        self.counters.received += 1;
+        self.counters.received_bytes += size as u64;
+        if envelope.flags.contains(Flags::RESPONSE) {
+            self.counters.dispatched += 1;
+            self.counters.processed += 1;
+            self.arrivals.push_back(Arrival::Response { envelope });
+            return;
+        }
+        if self.backlog.is_empty() {
+            self.admit(envelope, size, now, now_ms);
+        } else {
+            self.backlog.push_back((envelope, size));
+        }
+    }
+
+    /// Hands a message over if the limits have room; otherwise parks it at the head
+    /// of the backlog and stops reading. Returns whether it went through.
+    fn admit(&mut self, envelope: Envelope, size: usize, now: Instant, now_ms: u64) -> bool {
+        if envelope.expires_at_ms.is_some() && envelope.is_expired(now_ms) {
+            self.counters.expired += 1;
+            return true;
+        }
+        match self.account.try_charge(size) {
+            Ok(charge) => {
+                self.arrivals.push_back(Arrival::Deliver { envelope, charge });
+                true
+            }
+            Err(need) => {
+                self.backlog.push_front((envelope, size));
+                if self.throttled_since.is_none() {
+                    self.throttled_since = Some(now);
+                    self.keepalive_at = Some(now + self.config.keepalive_interval);
+                    self.counters.throttled += 1;
+                }
+                self.acquire = Some(need);
+                false
+            }
+        }
+    }
+
+    fn drain_backlog(&mut self, now: Instant, now_ms: u64) {
+        while let Some((envelope, size)) = self.backlog.pop_front() {
+            if !self.admit(envelope, size, now, now_ms) {
+                return;
+            }
+        }
+        self.acquire = None;
+        if let Some(since) = self.throttled_since.take() {
+            self.keepalive_at = None;
+            self.counters.throttled_us += micros(now.saturating_duration_since(since));
+            // The silence was ours: the read timeout starts again.
+            if let Some(conn) = self.conn.as_mut() {
+                conn.heartbeat.on_read(now);
+            }
+        }
+    }
+
+    fn housekeep(&mut self, now: Instant) {
+        if self.backlog.is_empty() {
+            if let Some(grant) = self.account.surplus() {
+                self.releases.push(grant);
+            }
+        }
+        if self.account.spare() > 0 && self.account.reserve_charged() == 0 {
+            self.spare_at.get_or_insert(now + HOUSEKEEPING);
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+#[path = "receive_tests.rs"]
+mod tests;
