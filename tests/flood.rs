@@ -197,7 +197,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
                 let small = small_link(&m).clone();
                 let refused: u64 = small.counters.failed.values().sum();
                 let taken = small.counters.accepted - WARM_UP;
-                let reported = refused + small.counters.written - WARM_UP;
+                let reported = refused + small.counters.acknowledged - WARM_UP;
                 if taken + refused == FLOOD && outcomes.len() as u64 >= reported {
                     return small;
                 }

@@ -20,6 +20,12 @@
 //! - Messages come out in stream order. The assembler cuts messages, it does not
 //!   decode them: every message it emits has a complete header whose length is that of
 //!   the message, but its params and payload are unchecked.
+//! - A message longer than `max_message` is an error, unless the assembler was built
+//!   with [`skip_oversized`](MessageAssembler::skip_oversized): then its bytes are
+//!   dropped as they arrive (never buffered) and its header is reported
+//!   ([`take_skipped`](MessageAssembler::take_skipped)), so that the connection can go
+//!   on (a lossless receiver must take such a message off the stream rather than reset
+//!   the connection for it again and again).
 //! - Errors mean the stream can no longer be cut into messages: the connection must be
 //!   reset. After one, the assembler refuses all input with
 //!   [`AssembleError::Poisoned`]. Messages cut before the error stay in `out`.
@@ -28,7 +34,7 @@ use std::mem;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{peek, EnvelopeError};
+use super::{peek, EnvelopeError, Header};
 use crate::frame::Frame;
 
 /// Why frames could not be turned into messages. All are unrecoverable for the
@@ -140,6 +146,10 @@ enum State {
 pub struct MessageAssembler {
     max_message: usize,
     state: State,
+    /// Skip oversized messages instead of failing.
+    skip: bool,
+    /// Headers of the messages skipped for their size, oldest first.
+    skipped: Vec<Header>,
 }
 
 impl MessageAssembler {
@@ -148,7 +158,23 @@ impl MessageAssembler {
         MessageAssembler {
             max_message,
             state: State::Idle,
+            skip: false,
+            skipped: Vec::new(),
         }
+    }
+
+    /// This assembler, but a message longer than the maximum whose header is intact
+    /// is dropped (its bytes as they arrive, nothing buffered) and reported by
+    /// [`take_skipped`](Self::take_skipped), instead of failing the stream.
+    pub fn skip_oversized(mut self) -> Self {
+        self.skip = true;
+        self
+    }
+
+    /// The headers of the messages skipped for their size since the last call, in
+    /// stream order.
+    pub fn take_skipped(&mut self) -> Vec<Header> {
+        std::mem::take(&mut self.skipped)
     }
 
     /// The longest message accepted.
@@ -193,17 +219,19 @@ impl MessageAssembler {
             (State::Idle, false) if part.is_empty() => State::Idle,
             (State::Idle, false) => match self.known_len(&part)? {
                 None => State::Header(BytesMut::from(&part[..])),
-                Some(len) if part.len() == len => {
+                Some(Known::Skip(len)) => discard(len, len, part.len())?,
+                Some(Known::Len(len)) if part.len() == len => {
                     out.push(part);
                     State::Idle
                 }
-                Some(len) => self.body(BytesMut::new(), &part, len)?,
+                Some(Known::Len(len)) => self.body(BytesMut::new(), &part, len)?,
             },
             (State::Header(mut buf), false) => {
                 buf.extend_from_slice(&part);
                 match self.known_len(&buf)? {
                     None => State::Header(buf),
-                    Some(len) => self.body(buf, &[], len)?,
+                    Some(Known::Skip(len)) => discard(len, len, buf.len())?,
+                    Some(Known::Len(len)) => self.body(buf, &[], len)?,
                 }
             }
             (State::Body { buf, len }, false) => self.body(buf, &part, len)?,
@@ -265,16 +293,18 @@ impl MessageAssembler {
     }
 
     /// Cuts a self-contained frame into its messages.
-    fn cut(&self, frame: Bytes, out: &mut Vec<Bytes>) -> Result<(), AssembleError> {
+    fn cut(&mut self, frame: Bytes, out: &mut Vec<Bytes>) -> Result<(), AssembleError> {
         let mut start = 0;
         while let Some(rest) = frame.get(start..).filter(|rest| !rest.is_empty()) {
-            let needed = match peek(rest) {
+            let (needed, skip) = match peek(rest) {
                 Ok(header) => {
                     let len = header.message_len();
-                    self.check_len(len)?;
-                    len
+                    match self.check(header)? {
+                        Known::Len(_) => (len, false),
+                        Known::Skip(_) => (len, true),
+                    }
                 }
-                Err(EnvelopeError::Truncated { needed }) => needed,
+                Err(EnvelopeError::Truncated { needed }) => (needed, false),
                 Err(e) => return Err(e.into()),
             };
             if needed > rest.len() {
@@ -284,7 +314,9 @@ impl MessageAssembler {
                 });
             }
             // `needed <= rest.len()`, so the end is within the frame.
-            out.push(frame.slice(start..start + needed));
+            if !skip {
+                out.push(frame.slice(start..start + needed));
+            }
             start += needed;
         }
         Ok(())
@@ -292,13 +324,9 @@ impl MessageAssembler {
 
     /// The length of the large message starting `prefix`, once its header is there,
     /// checked against the maximum (its lower bound is checked before that).
-    fn known_len(&self, prefix: &[u8]) -> Result<Option<usize>, AssembleError> {
+    fn known_len(&mut self, prefix: &[u8]) -> Result<Option<Known>, AssembleError> {
         match peek(prefix) {
-            Ok(header) => {
-                let len = header.message_len();
-                self.check_len(len)?;
-                Ok(Some(len))
-            }
+            Ok(header) => self.check(header).map(Some),
             Err(EnvelopeError::Truncated { needed }) => {
                 self.check_len(needed)?;
                 Ok(None)
@@ -324,6 +352,23 @@ impl MessageAssembler {
         Ok(State::Body { buf, len })
     }
 
+    /// Checks a whole header's length: within the maximum, to be skipped (recorded),
+    /// or an error.
+    fn check(&mut self, header: Header) -> Result<Known, AssembleError> {
+        let len = header.message_len();
+        if len <= self.max_message {
+            return Ok(Known::Len(len));
+        }
+        if !self.skip {
+            return Err(AssembleError::Oversized {
+                len,
+                max: self.max_message,
+            });
+        }
+        self.skipped.push(header);
+        Ok(Known::Skip(len))
+    }
+
     fn check_len(&self, len: usize) -> Result<(), AssembleError> {
         if len > self.max_message {
             return Err(AssembleError::Oversized {
@@ -333,6 +378,14 @@ impl MessageAssembler {
         }
         Ok(())
     }
+}
+
+/// A message length read from a complete header.
+enum Known {
+    /// Within the maximum.
+    Len(usize),
+    /// Over the maximum, to be dropped.
+    Skip(usize),
 }
 
 /// Drops `lost` more bytes of an abandoned message of length `len`.

@@ -34,6 +34,9 @@ pub struct InboundCounters {
     /// Messages dropped because they had been received already (written again by a
     /// lossless sender after a reconnect).
     pub duplicates: u64,
+    /// Messages dropped, unread, because they were larger than the maximum message
+    /// size (the connection stays up).
+    pub oversized: u64,
     /// Times the connection stopped reading for lack of receive limits.
     pub throttled: u64,
     /// Time spent not reading for lack of receive limits, in microseconds.
@@ -56,6 +59,7 @@ impl InboundCounters {
         self.decode_failed += other.decode_failed;
         self.corrupt_frames += other.corrupt_frames;
         self.duplicates += other.duplicates;
+        self.oversized += other.oversized;
         self.throttled += other.throttled;
         self.throttled_us += other.throttled_us;
         self.connections += other.connections;
@@ -160,6 +164,8 @@ struct Conn {
 ///   covered by the next).
 /// - A corrupt frame on a lossless link resets the connection (the sender writes what
 ///   it held again); on a lossy link it is skipped where the stream allows.
+/// - A message larger than the maximum is dropped unread (its bytes as they arrive)
+///   and counted; it counts as taken.
 /// - Receive limits: a message is charged before it is handed over; when one does not
 ///   fit, it and everything after it wait in order and the shell stops reading until
 ///   reserve (or the handlers' releases) make room. Expired messages are never
@@ -248,7 +254,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         self.conn = Some(Conn {
             heartbeat: Heartbeat::read_timeout_only(self.config.read_timeout, now),
             encoder: FrameEncoder::new(framing),
-            assembler: MessageAssembler::new(self.config.max_message),
+            assembler: MessageAssembler::new(self.config.max_message).skip_oversized(),
             lossless,
             writing: false,
             prefix: None,
@@ -286,10 +292,23 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             Ok(Decoded::Frame(frame)) => {
                 let mut messages = std::mem::take(&mut self.scratch);
                 let assembled = conn.assembler.push(frame, &mut messages);
+                let skipped = conn.assembler.take_skipped();
                 for m in messages.drain(..) {
                     self.take_message(m, now, now_ms);
                 }
                 self.scratch = messages;
+                for header in skipped {
+                    // Taken off the stream unread: it counts as taken, so that the
+                    // sender stops writing it again.
+                    log::warn!(
+                        "a message of {} bytes (verb {}) skipped: larger than the maximum of {}",
+                        header.message_len(),
+                        header.verb,
+                        self.config.max_message
+                    );
+                    self.counters.oversized += 1;
+                    self.in_seq = self.in_seq.max(header.id);
+                }
                 assembled.map_err(|_| ProtocolViolation::MessageMalformed.into())
             }
             Ok(Decoded::Corrupt {
