@@ -79,4 +79,28 @@ proptest! {
         data.extend_from_slice(&body);
         fuzzing::handshake(&data);
     }
+
+    #[test]
+    fn receive_on_arbitrary_programs(data in prop::collection::vec(any::<u8>(), 0..2048)) {
+        fuzzing::receive(&data);
+    }
+
+    /// Programs made of the receiving core's instructions only: reconnects, restarts,
+    /// messages in any order with duplicates, garbage, releases, time.
+    #[test]
+    fn receive_on_cuts_duplicates_and_reorderings(
+        ops in prop::collection::vec((0..9u8, any::<u8>(), any::<u8>()), 0..300),
+    ) {
+        let mut data = vec![0];
+        for (op, a, b) in ops {
+            data.push(op);
+            match op {
+                2 | 4 => data.push(a),
+                3 => data.extend([a, b]),
+                5 => data.extend([2, a, b]),
+                _ => {}
+            }
+        }
+        fuzzing::receive(&data);
+    }
 }

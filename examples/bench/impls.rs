@@ -1,12 +1,14 @@
-//! The three implementations behind one interface: a server ([`serve`]), a sending
+//! The four implementations behind one interface: a server ([`serve`]), a sending
 //! client ([`Client`]) and the connecting side of the idle-memory workload
-//! ([`IdleClient`]), each dispatching to `via_internode`, `raw` or `framed`.
+//! ([`IdleClient`]), each dispatching to `via_internode` (lossless or lossy links),
+//! `raw` or `framed`.
 
 use std::any::Any;
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use internode::node::LinkPolicy::{Lossless, Lossy};
 use tokio::task::JoinHandle;
 
 use crate::payload::Sink;
@@ -15,8 +17,10 @@ use crate::{framed, raw, tcp, via_internode, BenchError};
 /// Which implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Impl {
-    /// The full internode stack.
+    /// The full internode stack, lossless links (the default).
     Internode,
+    /// The full internode stack with every link kind lossy, on both nodes.
+    InternodeLossy,
     /// Hand-written tokio TCP, pre-encoded length-prefixed frames in large batches.
     Raw,
     /// tokio-util `Framed` with a hand-written CRC-checked codec.
@@ -24,12 +28,18 @@ pub enum Impl {
 }
 
 impl Impl {
-    /// All three, in the order they are measured.
-    pub const ALL: [Impl; 3] = [Impl::Internode, Impl::Raw, Impl::Framed];
+    /// All four, in the order they are measured.
+    pub const ALL: [Impl; 4] = [
+        Impl::Internode,
+        Impl::InternodeLossy,
+        Impl::Raw,
+        Impl::Framed,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Impl::Internode => "internode",
+            Impl::InternodeLossy => "internode-lossy",
             Impl::Raw => "raw",
             Impl::Framed => "framed",
         }
@@ -56,7 +66,8 @@ pub struct Served {
 /// messages go to `sink`, requests are echoed.
 pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
     let port = match imp {
-        Impl::Internode => return via_internode::serve(sink, instance).await,
+        Impl::Internode => return via_internode::serve(sink, instance, Lossless).await,
+        Impl::InternodeLossy => return via_internode::serve(sink, instance, Lossy).await,
         Impl::Raw => tcp::listen(sink, raw::serve).await?,
         Impl::Framed => tcp::listen(sink, framed::serve).await?,
     };
@@ -68,6 +79,7 @@ pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served,
 
 /// The sending side of one implementation, connected to its server.
 pub enum Client {
+    /// Either internode implementation (the client knows its policy).
     Internode(via_internode::Client),
     Raw(raw::Client),
     Framed(framed::Client),
@@ -75,8 +87,10 @@ pub enum Client {
 
 impl Client {
     pub async fn start(imp: Impl, port: u16) -> Result<Client, BenchError> {
+        let internode = |policy| via_internode::Client::start(port, policy);
         Ok(match imp {
-            Impl::Internode => Client::Internode(via_internode::Client::start(port).await?),
+            Impl::Internode => Client::Internode(internode(Lossless).await?),
+            Impl::InternodeLossy => Client::Internode(internode(Lossy).await?),
             Impl::Raw => Client::Raw(raw::Client::new(port)),
             Impl::Framed => Client::Framed(framed::Client::new(port)),
         })
@@ -137,8 +151,10 @@ pub enum IdleClient {
 
 impl IdleClient {
     pub async fn start(imp: Impl) -> Result<IdleClient, BenchError> {
+        let internode = via_internode::IdleClient::start;
         Ok(match imp {
-            Impl::Internode => IdleClient::Internode(via_internode::IdleClient::start().await?),
+            Impl::Internode => IdleClient::Internode(internode(Lossless).await?),
+            Impl::InternodeLossy => IdleClient::Internode(internode(Lossy).await?),
             Impl::Raw => IdleClient::Raw(Vec::new()),
             Impl::Framed => IdleClient::Framed(Vec::new()),
         })

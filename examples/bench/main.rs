@@ -7,11 +7,15 @@
 //! cargo run --release --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
 //! ```
 //!
-//! Three implementations carry the same payloads (a sequence number and filler):
+//! Four implementations carry the same payloads (a sequence number and filler):
 //!
 //! - `internode`: the full stack, a hand-encoded message through `Peer::send` /
 //!   `Peer::request`, the link actor, envelope and CRC frames, TCP, the inbound
-//!   connection, decode and the handler actor ([`via_internode`]);
+//!   connection, decode and the handler actor ([`via_internode`]), with lossless
+//!   links (the default: sequence numbers, acknowledgements, replay after a
+//!   reconnect; a send ends `Acknowledged`);
+//! - `internode-lossy`: the same with every link kind lossy on both nodes (a send
+//!   ends `Written`), to measure what losslessness costs;
 //! - `raw`: tokio TCP with pre-encoded length-prefixed frames written in large
 //!   batches, about the limit of the machine ([`raw`]);
 //! - `framed`: tokio-util `Framed` with a hand-written CRC-32 codec, what a developer
@@ -19,11 +23,11 @@
 //!
 //! Each implementation's receiver is another process, this program started again in
 //! a hidden role ([`server`], [`child`]); the parent sends and drives the receivers
-//! over their standard input and output. All three run on one thread per process (an
-//! actix `System`). Workloads ([`workloads`], [`idle`]): one-way throughput (64 B,
-//! 1 KiB, 64 KiB, 1 MiB), request/response latency with one request outstanding,
-//! throughput with 64 outstanding, urgent-link latency while the large link is full
-//! (internode only), and resident memory per idle connected peer. The latency
+//! over their standard input and output. All of them run on one thread per process
+//! (an actix `System`). Workloads ([`workloads`], [`idle`]): one-way throughput
+//! (64 B, 1 KiB, 64 KiB, 1 MiB), request/response latency with one request
+//! outstanding, throughput with 64 outstanding, urgent-link latency while the large
+//! link is full (internode only), and resident memory per idle connected peer. The latency
 //! workloads run a second time with every core kept busy by spinning processes at
 //! nice 19: an idle core sleeps between messages, so an idle round trip mostly
 //! measures the wake-up.
@@ -62,7 +66,8 @@ const USAGE: &str = "usage: bench [--quick] [--json FILE] [--only WORKLOAD[,WORK
   --quick          3 repetitions of 0.2 s per figure (default 5 of 1 s)
   --json FILE      also write the JSON document to FILE
   --only LIST      some of: oneway, rr, rr64, urgent, idle (default all)
-  --impls LIST     some of: internode, raw, framed (default all; fewer for profiling one)
+  --impls LIST     some of: internode, internode-lossy, raw, framed (default all; fewer
+                   for profiling one)
   --spinners N     spinning processes for the busy-core runs (default: the number of CPUs; 0: none)";
 
 /// Why the benchmark failed.

@@ -2,11 +2,11 @@
 //! was lost.
 //!
 //! A payload of `size` bytes is a little-endian `u64` sequence number followed by
-//! `size - 8` filler bytes. The three implementations carry exactly these bytes as
+//! `size - 8` filler bytes. All the implementations carry exactly these bytes as
 //! their message (internode: the payload of a hand-encoded [`Message`]; the
 //! baselines: the payload of their frames), so they move the same data.
 //!
-//! [`Sink`] is the receiver's side of the one-way workloads, shared by the three
+//! [`Sink`] is the receiver's side of the one-way workloads, shared by all the
 //! servers: it counts what arrives and checks each message's size and that the
 //! sequence numbers follow each other without a gap, so that "as many arrived as
 //! were written, all in sequence" means nothing was lost, duplicated or reordered.

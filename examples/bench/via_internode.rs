@@ -4,11 +4,14 @@
 //! filler, copied into the payload when encoded; no serde, so the transport
 //! dominates). It goes `Peer::send` (or `Peer::request`) -> the link actor -> envelope
 //! and CRC frames -> TCP -> the inbound connection actor -> decode -> the handler
-//! actor, with the node's default configuration (CRC framing, default limits).
+//! actor, with the node's default configuration (CRC framing, default limits) except
+//! for the link policy: `internode` keeps the default (every link kind lossless),
+//! `internode-lossy` makes every link kind lossy on both nodes.
 //!
 //! - One-way: the sender keeps a window of sends outstanding (futures of
 //!   `Peer::send`, awaited in order, about 4 MiB of messages, at most 8192), so the
-//!   link always has a queue to batch, and every send must end `Written`.
+//!   link always has a queue to batch, and every send must end `Acknowledged`
+//!   (lossless) or `Written` (lossy).
 //! - Requests: `Peer::request`, one at a time or `n` in flight (`FuturesUnordered`);
 //!   the server's handler answers with the request's body.
 //! - Urgent: [`UrgentPing`] requests go over the urgent link while the one-way sender
@@ -24,8 +27,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use internode::message::{DecodeError, EncodeError, Message, Request};
-use internode::node::{HandlerError, Node, Peer, Received, Requested, Sent};
-use internode::NodeId;
+use internode::node::{HandlerError, LinkPolicy, Node, NodeBuilder, Peer, Received, Requested, Sent};
+use internode::{LinkKind, NodeId};
 
 use crate::impls::Served;
 use crate::payload::{self, Sink};
@@ -171,9 +174,31 @@ fn failed(what: impl std::fmt::Display) -> BenchError {
     BenchError::Failed(format!("internode: {what}"))
 }
 
-/// Starts server node number `instance` on a free port of 127.0.0.1.
-pub async fn serve(sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
-    let node = Node::builder(server_id(instance), localhost(0))
+/// A node with every link kind under `policy`.
+fn builder(id: NodeId, policy: LinkPolicy) -> NodeBuilder {
+    LinkKind::ALL
+        .into_iter()
+        .fold(Node::builder(id, localhost(0)), |b, kind| {
+            b.link_policy(kind, policy)
+        })
+}
+
+/// The outcome every send of a link under `policy` must end with.
+fn outcome(policy: LinkPolicy) -> Sent {
+    match policy {
+        LinkPolicy::Lossless => Sent::Acknowledged,
+        LinkPolicy::Lossy => Sent::Written,
+    }
+}
+
+/// Starts server node number `instance` on a free port of 127.0.0.1, its links
+/// (responses) under `policy`.
+pub async fn serve(
+    sink: Rc<Sink>,
+    instance: usize,
+    policy: LinkPolicy,
+) -> Result<Served, BenchError> {
+    let node = builder(server_id(instance), policy)
         .start()
         .await
         .map_err(failed)?;
@@ -197,11 +222,16 @@ fn window(size: usize) -> usize {
     (WINDOW_BYTES / size).clamp(2, 8192)
 }
 
-/// `Err` unless a send ended `Written`.
-fn written(outcome: Result<Sent, internode::node::SendError>) -> Result<(), BenchError> {
+/// `Err` unless a send ended `expected`.
+fn sent(
+    outcome: Result<Sent, internode::node::SendError>,
+    expected: Sent,
+) -> Result<(), BenchError> {
     match outcome {
-        Ok(Sent::Written | Sent::Acknowledged) => Ok(()),
-        other => Err(failed(format!("a send ended {other:?}"))),
+        Ok(s) if s == expected => Ok(()),
+        other => Err(failed(format!(
+            "a send ended {other:?}, expected Ok({expected:?})"
+        ))),
     }
 }
 
@@ -209,29 +239,36 @@ fn written(outcome: Result<Sent, internode::node::SendError>) -> Result<(), Benc
 pub struct Client {
     node: Node,
     peer: Peer,
+    /// What every send must end with.
+    expected: Sent,
 }
 
 impl Client {
-    /// Starts the sending node; the links to the server open on first use.
-    pub async fn start(port: u16) -> Result<Client, BenchError> {
-        let node = Node::builder(CLIENT_ID, localhost(0))
+    /// Starts the sending node, its links under `policy`; the links to the server
+    /// open on first use.
+    pub async fn start(port: u16, policy: LinkPolicy) -> Result<Client, BenchError> {
+        let node = builder(CLIENT_ID, policy)
             .start()
             .await
             .map_err(failed)?;
         node.add_peer(server_id(0), localhost(port)).await;
         let peer = node.peer(server_id(0)).await.map_err(failed)?;
-        Ok(Client { node, peer })
+        Ok(Client {
+            node,
+            peer,
+            expected: outcome(policy),
+        })
     }
 
     /// Sends `size`-byte messages until `until`, a window outstanding; returns how
-    /// many were written (all of them).
+    /// many were sent (all of them, acknowledged or written).
     pub async fn oneway(
         &self,
         size: usize,
         until: Instant,
         first_seq: u64,
     ) -> Result<u64, BenchError> {
-        send_window(self.peer.clone(), size, until, first_seq).await
+        send_window(self.peer.clone(), self.expected, size, until, first_seq).await
     }
 
     /// One request of `size` bytes at a time until `until`; the round-trip times.
@@ -314,6 +351,7 @@ impl Client {
         // The flood is a task of its own, as another part of an application would be.
         let flood = actix::spawn(send_window(
             self.peer.clone(),
+            self.expected,
             flood_size,
             until,
             flood_first_seq,
@@ -334,9 +372,10 @@ impl Client {
 }
 
 /// Sends `size`-byte messages to `peer` until `until`, keeping a window of sends
-/// outstanding; returns how many were written (all of them).
+/// outstanding, each of which must end `expected`; returns how many were sent.
 async fn send_window(
     peer: Peer,
+    expected: Sent,
     size: usize,
     until: Instant,
     first_seq: u64,
@@ -355,13 +394,13 @@ async fn send_window(
             seq += 1;
         }
         let oldest = outstanding.pop_front().expect("a full window");
-        written(oldest.await)?;
+        sent(oldest.await, expected)?;
         if (seq - first_seq) % every == 0 && Instant::now() >= until {
             break;
         }
     }
     for send in outstanding {
-        written(send.await)?;
+        sent(send.await, expected)?;
     }
     Ok(seq - first_seq)
 }
@@ -382,17 +421,19 @@ fn check_response(seq: u64, size: usize, response: &Pong) -> Result<(), BenchErr
 pub struct IdleClient {
     node: Node,
     peers: Vec<Peer>,
+    expected: Sent,
 }
 
 impl IdleClient {
-    pub async fn start() -> Result<IdleClient, BenchError> {
-        let node = Node::builder(CLIENT_ID, localhost(0))
+    pub async fn start(policy: LinkPolicy) -> Result<IdleClient, BenchError> {
+        let node = builder(CLIENT_ID, policy)
             .start()
             .await
             .map_err(failed)?;
         Ok(IdleClient {
             node,
             peers: Vec::new(),
+            expected: outcome(policy),
         })
     }
 
@@ -415,9 +456,9 @@ impl IdleClient {
         let urgent = peer.send(UrgentBlob(body(sizes[0])));
         let small = peer.send(Blob(body(sizes[1])));
         let large = peer.send(Blob(body(sizes[2])));
-        written(urgent.await)?;
-        written(small.await)?;
-        written(large.await)?;
+        sent(urgent.await, self.expected)?;
+        sent(small.await, self.expected)?;
+        sent(large.await, self.expected)?;
         self.peers.push(peer);
         Ok(())
     }

@@ -7,7 +7,9 @@
 mod envelope;
 mod frame;
 mod handshake;
+mod receive;
 
 pub use envelope::envelope;
 pub use frame::frame_decoder;
 pub use handshake::handshake;
+pub use receive::receive;

@@ -949,6 +949,3 @@ fn encode(
     Ok(())
 }
 
-#[cfg(test)]
-#[path = "link_tests.rs"]
-mod tests;

@@ -55,3 +55,5 @@ pub use queue::{Entry, OutboundQueue, Refused};
 pub use reason::{DisconnectReason, ProtocolViolation};
 pub use requests::PendingRequests;
 pub use warn::WarnLimiter;
+#[cfg(test)]
+mod pair_tests;

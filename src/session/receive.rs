@@ -619,6 +619,3 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-#[cfg(test)]
-#[path = "receive_tests.rs"]
-mod tests;
