@@ -8,14 +8,17 @@
 //! # ... and the same for nodes 2 and 3
 //! ```
 //!
-//! Flags: `--id N --listen ADDR --peer ID@ADDR` (repeatable) `--size BYTES` (100)
+//! Flags: `--id N --listen ADDR --peer ID@ADDR` (repeatable; the address may be a
+//! proxy's, such as `examples/fault_proxy.rs`) `--size BYTES` (100)
 //! `--rate MSGS_PER_S` (per peer; 0, the default, = as fast as the links accept)
 //! `--duration SECS` (10) `--framing crc|lz4|unprotected` (crc) `--summary-json FILE`
-//! `--grace SECS` (10) `--max-in-flight N` (per peer, 1000) `--heartbeat-timeout SECS`
-//! (the library's default, 5), and the limits (DESIGN.md section 6, both directions,
-//! library defaults): `--link-capacity BYTES` (4 MiB) `--endpoint-reserve BYTES`
-//! (128 MiB) `--global-reserve BYTES` (512 MiB) `--max-message BYTES` (128 MiB)
-//! `--expire-after MS` (never). BYTES may end in `k`, `m` or `g` (powers of 1024).
+//! `--record FILE` (see below) `--link-policy lossless|lossy` (lossless, for all three
+//! link kinds) `--grace SECS` (10) `--max-in-flight N` (per peer, 1000)
+//! `--heartbeat-timeout SECS` (the library's default, 5), and the limits (DESIGN.md
+//! section 6, both directions, library defaults): `--link-capacity BYTES` (4 MiB)
+//! `--endpoint-reserve BYTES` (128 MiB) `--global-reserve BYTES` (512 MiB)
+//! `--max-message BYTES` (128 MiB) `--expire-after MS` (never). BYTES may end in `k`,
+//! `m` or `g` (powers of 1024).
 //!
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
@@ -26,22 +29,45 @@
 //! second and, at the end, writes a JSON summary:
 //!
 //! - `peers`: per peer, this node's messages `accepted` (handed to the link),
-//!   `written`, `failed` by reason, still `pending` at exit, and the outcome of `done`;
+//!   `acknowledged` (lossless links: the peer's node took them), `written` (lossy
+//!   links: handed to the kernel), `failed` by reason, still `pending` at exit, and
+//!   the outcome of `done`;
 //! - `senders`: per peer, the messages `received`, `duplicates`, `out_of_order` and
 //!   `gaps` (missing sequence numbers), in total and per run of the sender;
-//! - `outcomes`: this node's data messages by outcome (`written`, and each failure
-//!   reason: `expired`, `overloaded_link|endpoint|global`, `oversized`, `closed`...);
+//! - `outcomes`: this node's data messages by outcome (`acknowledged`, `written`, and
+//!   each failure reason: `peer_restarted`, `expired`, `overloaded_link|endpoint|global`,
+//!   `oversized`, `closed`, `connection_lost`...);
 //! - `limits`: per direction, the limits and the peak bytes of reserve in use (global
-//!   and of any one endpoint), and the peak pending bytes of any one link.
+//!   and of any one endpoint), and the peak pending bytes of any one link;
+//! - `links` (outbound, with `acknowledged`, `replayed` and `peer_restarts`),
+//!   `inbound` (the counters of all connections from peers: `duplicates` dropped,
+//!   `oversized`, `connections`, `peer_restarts`...) and `peer_restarted_events`.
 //!
 //! Peers may start in any order and may be killed and started again while it runs.
 //! Every process draws a random run id that its messages carry; a restarted sender
 //! starts its sequence again from 0 under a new run id, and the receiver keeps a tally
 //! per (sender, run). Gaps are counted from the first sequence number received from a
 //! run (a restarted receiver did not miss what its previous incarnation received), up
-//! to the count the run's `Done` announced. Links are lossy for now: messages written
-//! to a peer that is then killed are lost and show as gaps at the receiver, while its
-//! sender counted them as written (or as `connection_lost` if the write was under way).
+//! to the count the run's `Done` announced. On lossless links (the default) a message
+//! is delivered exactly once while both processes live, through lost connections;
+//! messages that a peer had not acknowledged when it was killed fail `peer_restarted`
+//! once its next incarnation answers. On lossy links, messages written to a
+//! connection that then fails are lost and show as gaps at the receiver.
+//!
+//! A summary cannot show what a killed process saw. `--record FILE` makes the node
+//! append, while it runs, what a checker needs across incarnations (text, one record
+//! a line, fields separated by spaces; ms are since the UNIX epoch):
+//!
+//! - `start NODE RUN MS PID` first, and `end MS` after a normal exit;
+//! - `r FROM RUN SEQ`: a data message received, written to the file (one `write`,
+//!   so that it survives a `SIGKILL` of the process) by the handler before it returns;
+//! - `o PEER FIRST LAST KIND FIRST_MS LAST_MS`: the data messages `FIRST..=LAST` of
+//!   this run to `PEER` had the outcome `KIND` (`acknowledged`, `written`, or a
+//!   failure reason), observed between `FIRST_MS` and `LAST_MS`. Consecutive outcomes
+//!   of a kind are merged, and written at least every 50 ms and at exit: a killed
+//!   sender loses at most the last 50 ms of outcomes;
+//! - `done PEER SENT`: the `Done` announcing `SENT` messages is being sent;
+//! - `event PEER KIND peer_restarted MS`: a link found the peer restarted.
 //!
 //! Exit status: 0 when it finished and the summary was written (the numbers are for
 //! the caller to judge: the script checks them), 1 on errors, 2 on bad flags.
@@ -50,6 +76,7 @@ mod common;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -60,9 +87,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
-use internode::node::{Node, Peer, Received};
-use internode::session::HeartbeatConfig;
-use internode::NodeId;
+use internode::node::{LinkNotice, Node, Peer, Received, SendError, Sent};
+use internode::session::{HeartbeatConfig, LinkEvent, LinkPolicy};
+use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -123,6 +150,8 @@ struct Options {
     framing: Framing,
     framing_name: String,
     summary: Option<String>,
+    record: Option<String>,
+    link_policy: LinkPolicy,
     max_in_flight: usize,
     heartbeat_timeout: Option<Duration>,
     limits: Limits,
@@ -132,7 +161,8 @@ struct Options {
 
 const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--size BYTES (100)] \
 [--rate MSGS_PER_S per peer (0 = as fast as accepted)] [--duration SECS (10)] \
-[--framing crc|lz4|unprotected] [--summary-json FILE] [--grace SECS (10)] \
+[--framing crc|lz4|unprotected] [--summary-json FILE] [--record FILE] \
+[--link-policy lossless|lossy] [--grace SECS (10)] \
 [--max-in-flight N per peer (1000)] [--heartbeat-timeout SECS (5)] \
 [--link-capacity BYTES (4m)] [--endpoint-reserve BYTES (128m)] [--global-reserve BYTES (512m)] \
 [--max-message BYTES (128m)] [--expire-after MS (never)]";
@@ -163,6 +193,8 @@ fn parse_options() -> Result<Options, String> {
         framing: Framing::Crc,
         framing_name: "crc".into(),
         summary: None,
+        record: None,
+        link_policy: LinkPolicy::Lossless,
         max_in_flight: 1000,
         heartbeat_timeout: None,
         limits: Limits::default(),
@@ -199,6 +231,14 @@ fn parse_options() -> Result<Options, String> {
                 options.framing_name = value.clone();
             }
             "--summary-json" => options.summary = Some(value.clone()),
+            "--record" => options.record = Some(value.clone()),
+            "--link-policy" => {
+                options.link_policy = match value.as_str() {
+                    "lossless" => LinkPolicy::Lossless,
+                    "lossy" => LinkPolicy::Lossy,
+                    _ => return Err(bad()),
+                }
+            }
             "--max-in-flight" => options.max_in_flight = value.parse().map_err(|_| bad())?,
             "--heartbeat-timeout" => {
                 options.heartbeat_timeout = Some(seconds(&value).ok_or_else(bad)?)
@@ -250,6 +290,127 @@ fn run_id() -> u64 {
         h.write_u128(t.as_nanos());
     }
     h.finish()
+}
+
+/// Milliseconds since the UNIX epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+// ---------------------------------------------------------------------------------
+// The record (`--record FILE`, format in the module docs).
+
+/// Consecutive outcomes of one kind to one peer, not yet written.
+struct OpenRange {
+    first: u64,
+    last: u64,
+    kind: &'static str,
+    first_ms: u64,
+    last_ms: u64,
+}
+
+struct Record {
+    path: String,
+    out: std::io::BufWriter<std::fs::File>,
+    /// Per peer.
+    open: BTreeMap<u64, OpenRange>,
+    /// The first write error (the run then fails).
+    error: Option<String>,
+}
+
+type SharedRecord = Rc<RefCell<Record>>;
+
+impl Record {
+    fn create(path: &str, node: u64, run: u64) -> Result<Record, String> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {path}: {e}"))?;
+        let mut record = Record {
+            path: path.to_string(),
+            out: std::io::BufWriter::with_capacity(64 * 1024, file),
+            open: BTreeMap::new(),
+            error: None,
+        };
+        let line = format!("start {node} {run:016x} {} {}", now_ms(), std::process::id());
+        record.line(format_args!("{line}"));
+        record.flush();
+        record.error.take().map_or(Ok(record), Err)
+    }
+
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        if let Err(e) = self.out.write_fmt(args).and_then(|_| self.out.write_all(b"\n")) {
+            self.failed(e);
+        }
+    }
+
+    fn failed(&mut self, e: std::io::Error) {
+        if self.error.is_none() {
+            eprintln!("cannot write {}: {e}", self.path);
+            self.error = Some(format!("cannot write {}: {e}", self.path));
+        }
+    }
+
+    /// A data message received: written through to the file at once.
+    fn received(&mut self, from: u64, run: u64, seq: u64) {
+        self.line(format_args!("r {from} {run:016x} {seq}"));
+        self.flush_buffer();
+    }
+
+    /// The outcome of data message `seq` to `peer`.
+    fn outcome(&mut self, peer: u64, seq: u64, kind: &'static str) {
+        let ms = now_ms();
+        if let Some(open) = self.open.get_mut(&peer) {
+            if open.kind == kind && open.last + 1 == seq {
+                open.last = seq;
+                open.last_ms = ms;
+                return;
+            }
+        }
+        let range = OpenRange {
+            first: seq,
+            last: seq,
+            kind,
+            first_ms: ms,
+            last_ms: ms,
+        };
+        if let Some(done) = self.open.insert(peer, range) {
+            self.write_range(peer, &done);
+        }
+    }
+
+    fn write_range(&mut self, peer: u64, r: &OpenRange) {
+        self.line(format_args!(
+            "o {peer} {} {} {} {} {}",
+            r.first, r.last, r.kind, r.first_ms, r.last_ms
+        ));
+    }
+
+    /// Writes every open range and flushes.
+    fn flush(&mut self) {
+        for (peer, range) in std::mem::take(&mut self.open) {
+            self.write_range(peer, &range);
+        }
+        self.flush_buffer();
+    }
+
+    fn flush_buffer(&mut self) {
+        if let Err(e) = self.out.flush() {
+            self.failed(e);
+        }
+    }
+}
+
+/// Writes a record line, if there is a record.
+fn record_line(record: &Option<SharedRecord>, args: std::fmt::Arguments<'_>) {
+    if let Some(record) = record {
+        let mut record = record.borrow_mut();
+        record.line(args);
+        record.flush_buffer();
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -357,6 +518,7 @@ type Tallies = Rc<RefCell<BTreeMap<u64, SenderTally>>>;
 /// The handler of both message types.
 struct Receiver {
     tallies: Tallies,
+    record: Option<SharedRecord>,
 }
 
 impl Actor for Receiver {
@@ -371,6 +533,11 @@ impl Handler<Received<Data>> for Receiver {
         let tally = tallies.entry(m.from.0).or_default().run(m.message.run);
         tally.data(m.message.seq, m.message.payload.len());
         tally.last_data_at = Some(Instant::now());
+        if let Some(record) = &self.record {
+            record
+                .borrow_mut()
+                .received(m.from.0, m.message.run, m.message.seq);
+        }
     }
 }
 
@@ -385,22 +552,73 @@ impl Handler<Received<Done>> for Receiver {
     }
 }
 
+/// Counts (and records) the links' `PeerRestarted` events.
+struct Events {
+    node: u64,
+    record: Option<SharedRecord>,
+    peer_restarts: Rc<Cell<u64>>,
+}
+
+impl Actor for Events {
+    type Context = Context<Self>;
+}
+
+impl Handler<LinkNotice> for Events {
+    type Result = ();
+
+    fn handle(&mut self, n: LinkNotice, _: &mut Context<Self>) {
+        if let LinkEvent::PeerRestarted { .. } = n.event {
+            self.peer_restarts.set(self.peer_restarts.get() + 1);
+            println!(
+                "node-{}: the {} link to node-{} found it restarted",
+                self.node, n.kind, n.peer.0
+            );
+            record_line(
+                &self.record,
+                format_args!("event {} {} peer_restarted {}", n.peer.0, n.kind, now_ms()),
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Sending: per peer, outcomes counted as they resolve.
+
+/// The name of a message's outcome: `acknowledged`, `written`, `delivered_locally`,
+/// or the failure's [`SendError::kind`].
+fn outcome_kind(outcome: &Result<Sent, SendError>) -> &'static str {
+    match outcome {
+        Ok(Sent::Acknowledged) => "acknowledged",
+        Ok(Sent::Written) => "written",
+        Ok(Sent::DeliveredLocally) => "delivered_locally",
+        Ok(_) => "sent",
+        Err(e) => e.kind(),
+    }
+}
 
 #[derive(Debug, Default)]
 struct Outcomes {
     accepted: u64,
+    /// Lossless links.
+    acknowledged: u64,
+    /// Lossy links.
     written: u64,
+    /// Any other success (none is expected: a node is not its own peer).
+    other: u64,
     failed: BTreeMap<&'static str, u64>,
     /// Times the sender waited because `--max-in-flight` messages had no outcome.
     throttled: u64,
-    done: Option<Result<(), &'static str>>,
+    /// The outcome of `Done`, by [`outcome_kind`].
+    done: Option<&'static str>,
 }
 
 impl Outcomes {
     fn in_flight(&self) -> u64 {
-        self.accepted - self.written - self.failed.values().sum::<u64>()
+        self.accepted
+            - self.acknowledged
+            - self.written
+            - self.other
+            - self.failed.values().sum::<u64>()
     }
 }
 
@@ -411,16 +629,23 @@ struct PeerState {
     resolved: Notify,
     /// Number of data messages sent, once the sender stopped.
     sent: Cell<Option<u64>>,
+    record: Option<SharedRecord>,
 }
 
 impl PeerState {
-    fn resolve(&self, result: Result<(), &'static str>) {
+    fn resolve(&self, seq: u64, outcome: Result<Sent, SendError>) {
+        let kind = outcome_kind(&outcome);
         let mut o = self.outcomes.borrow_mut();
-        match result {
-            Ok(()) => o.written += 1,
-            Err(reason) => *o.failed.entry(reason).or_default() += 1,
+        match outcome {
+            Ok(Sent::Acknowledged) => o.acknowledged += 1,
+            Ok(Sent::Written) => o.written += 1,
+            Ok(_) => o.other += 1,
+            Err(_) => *o.failed.entry(kind).or_default() += 1,
         }
         drop(o);
+        if let Some(record) = &self.record {
+            record.borrow_mut().outcome(self.id, seq, kind);
+        }
         self.resolved.notify_one();
     }
 
@@ -433,7 +658,7 @@ impl PeerState {
         });
         let state = self.clone();
         actix::spawn(async move {
-            state.resolve(outcome.await.map(|_| ()).map_err(|e| e.kind()));
+            state.resolve(seq, outcome.await);
         });
     }
 }
@@ -482,9 +707,9 @@ async fn sender(
         }
     }
     state.sent.set(Some(seq));
-    let outcome = peer.send(Done { run, sent: seq });
-    let result = outcome.await.map(|_| ()).map_err(|e| e.kind());
-    state.outcomes.borrow_mut().done = Some(result);
+    record_line(&state.record, format_args!("done {} {seq}", state.id));
+    let outcome = peer.send(Done { run, sent: seq }).await;
+    state.outcomes.borrow_mut().done = Some(outcome_kind(&outcome));
 }
 
 // ---------------------------------------------------------------------------------
@@ -494,11 +719,12 @@ async fn sender(
 struct PeerSummary {
     addr: String,
     accepted: u64,
+    acknowledged: u64,
     written: u64,
     failed: BTreeMap<&'static str, u64>,
     pending: u64,
     throttled: u64,
-    /// "written", "failed: <reason>", or "pending".
+    /// "acknowledged", "written", "failed: <reason>", or "pending".
     done: String,
 }
 
@@ -530,14 +756,33 @@ struct SenderSummary {
 struct LinkSummary {
     peer: u64,
     kind: String,
+    policy: String,
     state: String,
     accepted: u64,
     written: u64,
     written_bytes: u64,
+    acknowledged: u64,
+    replayed: u64,
     failed: BTreeMap<&'static str, u64>,
     failed_bytes: BTreeMap<&'static str, u64>,
     connection_attempts: u64,
     connections: u64,
+    peer_restarts: u64,
+}
+
+/// The counters of every connection from peers.
+#[derive(Serialize)]
+struct InboundSummary {
+    received: u64,
+    dispatched: u64,
+    processed: u64,
+    duplicates: u64,
+    oversized: u64,
+    expired: u64,
+    corrupt_frames: u64,
+    errors: u64,
+    connections: u64,
+    peer_restarts: u64,
 }
 
 #[derive(Serialize)]
@@ -567,6 +812,7 @@ struct Summary {
     run: String,
     listen: String,
     framing: String,
+    link_policy: String,
     size: usize,
     rate: u64,
     duration_s: f64,
@@ -575,10 +821,14 @@ struct Summary {
     finished: &'static str,
     peers: BTreeMap<String, PeerSummary>,
     senders: BTreeMap<String, SenderSummary>,
-    /// This node's data messages by outcome: `written` and each failure reason.
+    /// This node's data messages by outcome: `acknowledged`, `written` and each
+    /// failure reason.
     outcomes: BTreeMap<String, u64>,
     limits: LimitsSummary,
     links: Vec<LinkSummary>,
+    inbound: InboundSummary,
+    /// `PeerRestarted` events of this node's links.
+    peer_restarted_events: u64,
 }
 
 fn sender_summary(tally: &SenderTally, now: Instant) -> SenderSummary {
@@ -616,11 +866,12 @@ fn status_line(start: Instant, node: u64, peers: &[Rc<PeerState>], tallies: &Tal
             .map(|t| sender_summary(t, now))
             .unwrap_or_default();
         println!(
-            "[{:5.1}s] node-{node} -> node-{}: accepted {} written {} failed {} in flight {} | \
-             from node-{}: received {} (runs {}) dup {} out-of-order {} gaps {}{}",
+            "[{:5.1}s] node-{node} -> node-{}: accepted {} acknowledged {} written {} failed {} \
+             in flight {} | from node-{}: received {} (runs {}) dup {} out-of-order {} gaps {}{}",
             start.elapsed().as_secs_f64(),
             p.id,
             o.accepted,
+            o.acknowledged,
             o.written,
             o.failed.values().sum::<u64>(),
             o.in_flight(),
@@ -638,7 +889,14 @@ fn status_line(start: Instant, node: u64, peers: &[Rc<PeerState>], tallies: &Tal
 async fn run(options: Options) -> Result<(), String> {
     let start = Instant::now();
     let run = run_id();
+    let record: Option<SharedRecord> = match &options.record {
+        Some(path) => Some(Rc::new(RefCell::new(Record::create(path, options.id, run)?))),
+        None => None,
+    };
     let mut builder = Node::builder(NodeId(options.id), options.listen).framing(options.framing);
+    for kind in LinkKind::ALL {
+        builder = builder.link_policy(kind, options.link_policy);
+    }
     for &(id, addr) in &options.peers {
         builder = builder.peer(NodeId(id), addr);
     }
@@ -659,15 +917,24 @@ async fn run(options: Options) -> Result<(), String> {
     let tallies: Tallies = Rc::default();
     let receiver = Receiver {
         tallies: tallies.clone(),
+        record: record.clone(),
     }
     .start();
+    let peer_restarts = Rc::new(Cell::new(0));
+    let events = Events {
+        node: options.id,
+        record: record.clone(),
+        peer_restarts: peer_restarts.clone(),
+    }
+    .start();
+    node.subscribe(events.recipient()).await;
     node.handle::<Data>(receiver.clone().recipient())
         .map_err(|e| e.to_string())?;
     node.handle::<Done>(receiver.clone().recipient())
         .map_err(|e| e.to_string())?;
     println!(
         "node-{} (run {run:016x}) listening on {}; sending {} B messages to {} peers for {:?} \
-         ({}, {} framing)",
+         ({}, {} framing, {} links)",
         options.id,
         node.local_addr(),
         options.size,
@@ -678,7 +945,8 @@ async fn run(options: Options) -> Result<(), String> {
         } else {
             format!("{} msg/s per peer", options.rate)
         },
-        options.framing_name
+        options.framing_name,
+        policy_name(options.link_policy)
     );
 
     let end = start + options.duration;
@@ -692,6 +960,7 @@ async fn run(options: Options) -> Result<(), String> {
             outcomes: RefCell::default(),
             resolved: Notify::new(),
             sent: Cell::new(None),
+            record: record.clone(),
         });
         let peer = node.peer(NodeId(id)).await.map_err(|e| e.to_string())?;
         actix::spawn(sender(
@@ -711,6 +980,9 @@ async fn run(options: Options) -> Result<(), String> {
     let mut link_pending_peak = 0;
     let finished = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(record) = &record {
+            record.borrow_mut().flush();
+        }
         let now = Instant::now();
         if now >= next_status {
             status_line(start, options.id, &peers, &tallies);
@@ -744,6 +1016,7 @@ async fn run(options: Options) -> Result<(), String> {
     );
     let links = node.links().await;
     let limits = node.limits().await;
+    let inbound = node.inbound_counters().await;
     // With every outcome known nothing is queued; otherwise a peer is down and what
     // waits for it fails with `closed` rather than being drained forever.
     let nothing_queued = peers.iter().all(|p| p.outcomes.borrow().in_flight() == 0);
@@ -761,6 +1034,15 @@ async fn run(options: Options) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    if let Some(record) = &record {
+        let mut record = record.borrow_mut();
+        record.flush();
+        record.line(format_args!("end {}", now_ms()));
+        record.flush();
+        if let Some(e) = record.error.take() {
+            return Err(e);
+        }
+    }
 
     let now = Instant::now();
     let summary = Summary {
@@ -768,6 +1050,7 @@ async fn run(options: Options) -> Result<(), String> {
         run: format!("{run:016x}"),
         listen: node.local_addr().to_string(),
         framing: options.framing_name.clone(),
+        link_policy: policy_name(options.link_policy).to_string(),
         size: options.size,
         rate: options.rate,
         duration_s: options.duration.as_secs_f64(),
@@ -779,12 +1062,13 @@ async fn run(options: Options) -> Result<(), String> {
                 let o = p.outcomes.borrow();
                 let done = match o.done {
                     None => "pending".to_string(),
-                    Some(Ok(())) => "written".to_string(),
-                    Some(Err(reason)) => format!("failed: {reason}"),
+                    Some(kind @ ("acknowledged" | "written")) => kind.to_string(),
+                    Some(reason) => format!("failed: {reason}"),
                 };
                 let summary = PeerSummary {
                     addr: p.addr.to_string(),
                     accepted: o.accepted,
+                    acknowledged: o.acknowledged,
                     written: o.written,
                     failed: o.failed.clone(),
                     pending: o.in_flight(),
@@ -803,7 +1087,15 @@ async fn run(options: Options) -> Result<(), String> {
             let mut outcomes = BTreeMap::new();
             for p in &peers {
                 let o = p.outcomes.borrow();
-                *outcomes.entry("written".to_string()).or_default() += o.written;
+                for (kind, n) in [
+                    ("acknowledged", o.acknowledged),
+                    ("written", o.written),
+                    ("other", o.other),
+                ] {
+                    if n > 0 {
+                        *outcomes.entry(kind.to_string()).or_default() += n;
+                    }
+                }
                 for (reason, n) in &o.failed {
                     *outcomes.entry(reason.to_string()).or_default() += n;
                 }
@@ -823,16 +1115,33 @@ async fn run(options: Options) -> Result<(), String> {
             .map(|l| LinkSummary {
                 peer: l.peer.0,
                 kind: l.kind.to_string(),
+                policy: policy_name(l.policy).to_string(),
                 state: l.state.to_string(),
                 accepted: l.counters.accepted,
                 written: l.counters.written,
                 written_bytes: l.counters.written_bytes,
+                acknowledged: l.counters.acknowledged,
+                replayed: l.counters.replayed,
                 failed: l.counters.failed.clone(),
                 failed_bytes: l.counters.failed_bytes.clone(),
                 connection_attempts: l.counters.connection_attempts,
                 connections: l.counters.connections,
+                peer_restarts: l.counters.peer_restarts,
             })
             .collect(),
+        inbound: InboundSummary {
+            received: inbound.received,
+            dispatched: inbound.dispatched,
+            processed: inbound.processed,
+            duplicates: inbound.duplicates,
+            oversized: inbound.oversized,
+            expired: inbound.expired,
+            corrupt_frames: inbound.corrupt_frames,
+            errors: inbound.errors(),
+            connections: inbound.connections,
+            peer_restarts: inbound.peer_restarts,
+        },
+        peer_restarted_events: peer_restarts.get(),
     };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     match &options.summary {
@@ -843,6 +1152,13 @@ async fn run(options: Options) -> Result<(), String> {
         None => println!("{json}"),
     }
     Ok(())
+}
+
+fn policy_name(policy: LinkPolicy) -> &'static str {
+    match policy {
+        LinkPolicy::Lossless => "lossless",
+        LinkPolicy::Lossy => "lossy",
+    }
 }
 
 fn direction_limits(r: &internode::node::ReservesSnapshot) -> DirectionLimits {

@@ -1,6 +1,8 @@
 //! The run's output: a table with one row per figure (cores, workload, size, metric,
-//! implementation: median, min, max over repetitions, the ratios to the baselines),
-//! the targets of issue 5 with PASS or MISS, and one JSON document with all of it.
+//! implementation: median, min, max over repetitions, the ratios to the baselines and,
+//! for lossless internode, to lossy internode), the targets with PASS or MISS (those
+//! of issue 5 against framed, and lossless one-way throughput at least 0.9 of lossy
+//! at every size), and one JSON document with all of it.
 //!
 //! A ratio is the median over repetitions of a row's figure divided by the baseline's
 //! figure of the same repetition. A MISS is
@@ -19,13 +21,15 @@ use crate::workloads::{Workload, RR_SIZE};
 enum Against {
     /// The framed baseline's figure: the target is a ratio.
     Framed,
+    /// The same figure of internode with lossy links: the target is a ratio.
+    Lossy,
     /// Internode's `rr` p99 with the same cores: the target is a ratio.
     RrP99,
     /// Nothing: the target is the figure itself.
     Absolute,
 }
 
-/// A target of issue 5.
+/// A target (of lossless internode's figures).
 struct Target {
     workload: Workload,
     /// `None`: every size (every peer count, for `idle`).
@@ -35,7 +39,18 @@ struct Target {
     limit: f64,
 }
 
-const TARGETS: [Target; 8] = [
+/// Lossless one-way throughput against lossy, at one size.
+const fn vs_lossy(size: usize, metric: Metric) -> Target {
+    Target {
+        workload: Workload::Oneway,
+        size: Some(size),
+        metric,
+        against: Against::Lossy,
+        limit: 0.9,
+    }
+}
+
+const TARGETS: [Target; 12] = [
     Target {
         workload: Workload::Oneway,
         size: Some(64),
@@ -92,6 +107,10 @@ const TARGETS: [Target; 8] = [
         against: Against::Absolute,
         limit: 64.0,
     },
+    vs_lossy(64, Metric::MsgsPerS),
+    vs_lossy(1 << 10, Metric::MsgsPerS),
+    vs_lossy(64 << 10, Metric::MBPerS),
+    vs_lossy(1 << 20, Metric::MBPerS),
 ];
 
 /// A target checked against one figure.
@@ -111,7 +130,7 @@ impl Verdict {
         }
     }
 
-    /// `>= 0.5 x framed`, `<= 2 x rr p99`, `<= 64`.
+    /// `>= 0.5 x framed`, `>= 0.9 x lossy`, `<= 2 x rr p99`, `<= 64`.
     fn wanted(&self) -> String {
         let op = if self.key.metric.higher_is_better() {
             ">="
@@ -120,6 +139,7 @@ impl Verdict {
         };
         match self.against {
             Against::Framed => format!("{op} {} x framed", self.limit),
+            Against::Lossy => format!("{op} {} x lossy", self.limit),
             Against::RrP99 => format!("{op} {} x rr p99", self.limit),
             Against::Absolute => format!("{op} {}", self.limit),
         }
@@ -151,6 +171,7 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
         for &key in keys {
             let value = match target.against {
                 Against::Framed => results.ratio(&key, &key.of(Impl::Framed)),
+                Against::Lossy => results.ratio(&key, &key.of(Impl::InternodeLossy)),
                 Against::RrP99 => results.ratio(
                     &key,
                     &Key {
@@ -205,14 +226,29 @@ fn ratio(r: Option<f64>) -> String {
     r.map_or_else(String::new, |r| format!("{r:.3}"))
 }
 
-/// The ratios of a row to raw and to framed (none to itself).
-fn row_ratios(results: &Results, key: &Key) -> (Option<f64>, Option<f64>) {
+/// The ratios of a row.
+struct RowRatios {
+    raw: Option<f64>,
+    framed: Option<f64>,
+    /// Lossless internode's rows only: to lossy internode.
+    lossy: Option<f64>,
+}
+
+/// The ratios of a row to raw and to framed (none to itself) and, for lossless
+/// internode, to lossy internode.
+fn row_ratios(results: &Results, key: &Key) -> RowRatios {
     let to = |base: Impl| {
         (key.imp != base)
             .then(|| results.ratio(key, &key.of(base)))
             .flatten()
     };
-    (to(Impl::Raw), to(Impl::Framed))
+    RowRatios {
+        raw: to(Impl::Raw),
+        framed: to(Impl::Framed),
+        lossy: (key.imp == Impl::Internode)
+            .then(|| to(Impl::InternodeLossy))
+            .flatten(),
+    }
 }
 
 /// What a run was.
@@ -231,7 +267,7 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<5} {:<8} {:<9} {:<13} {:<10} {:>11} {:>11} {:>11} {:>7} {:>9}  target",
+        "{:<5} {:<8} {:<9} {:<13} {:<15} {:>11} {:>11} {:>11} {:>7} {:>9} {:>8}  target",
         "cores",
         "workload",
         "size",
@@ -241,7 +277,8 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
         "min",
         "max",
         "vs raw",
-        "vs framed"
+        "vs framed",
+        "vs lossy"
     );
     // The message workloads by cores, then the idle-memory workload.
     let mut rows: Vec<_> = results.figures.iter().collect();
@@ -254,18 +291,19 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
             out.push('\n');
         }
         previous = Some(*key);
-        let (vs_raw, vs_framed) = row_ratios(results, key);
+        let ratios = row_ratios(results, key);
         let target = verdicts
             .iter()
-            .find(|v| v.key == *key)
+            .filter(|v| v.key == *key)
             .map(|v| {
                 let verdict = if v.pass() { "PASS" } else { "MISS" };
                 format!("{} ({:.3}) {verdict}", v.wanted(), v.value)
             })
-            .unwrap_or_default();
+            .collect::<Vec<_>>()
+            .join("; ");
         let _ = writeln!(
             out,
-            "{:<5} {:<8} {:<9} {:<13} {:<10} {:>11} {:>11} {:>11} {:>7} {:>9}  {target}",
+            "{:<5} {:<8} {:<9} {:<13} {:<15} {:>11} {:>11} {:>11} {:>7} {:>9} {:>8}  {target}",
             cores_label(key),
             key.workload.name(),
             size_label(key.workload, key.size),
@@ -274,19 +312,23 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
             value(key.metric, median(samples)),
             value(key.metric, min(samples)),
             value(key.metric, max(samples)),
-            ratio(vs_raw),
-            ratio(vs_framed),
+            ratio(ratios.raw),
+            ratio(ratios.framed),
+            ratio(ratios.lossy),
         );
     }
     let _ = writeln!(
         out,
-        "\n({} repetitions of {:.1} s per figure, interleaved internode/raw/framed; median, min, max \
-         over repetitions; vs raw, vs framed = median over repetitions of this figure / the baseline's \
-         of the same repetition; latency in microseconds; {} CPUs; busy cores = {} spinners at nice 19; \
+        "\n({} repetitions of {:.1} s per figure, interleaved internode/internode-lossy/raw/framed; \
+         median, min, max over repetitions; vs raw, vs framed, vs lossy = median over repetitions of \
+         this figure / the baseline's (lossy: internode-lossy's) of the same repetition; latency in microseconds; {} CPUs; busy cores = {} spinners at nice 19; \
          {:.1} s in all)",
         info.reps, info.seconds_per_figure, info.cpus, info.spinners, info.elapsed_s
     );
-    let _ = writeln!(out, "\ntargets (issue 5; reported, not enforced):");
+    let _ = writeln!(
+        out,
+        "\ntargets (issue 5, and lossless vs lossy one-way; reported, not enforced):"
+    );
     for v in &verdicts {
         let _ = writeln!(
             out,
@@ -306,7 +348,7 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
         .figures
         .iter()
         .map(|(key, samples)| {
-            let (vs_raw, vs_framed) = row_ratios(results, key);
+            let ratios = row_ratios(results, key);
             json!({
                 "cores": cores_label(key),
                 "workload": key.workload.name(),
@@ -317,8 +359,9 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
                 "median": median(samples),
                 "min": min(samples),
                 "max": max(samples),
-                "vs_raw": vs_raw,
-                "vs_framed": vs_framed,
+                "vs_raw": ratios.raw,
+                "vs_framed": ratios.framed,
+                "vs_lossy": ratios.lossy,
             })
         })
         .collect();
@@ -328,6 +371,13 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
             json!({
                 "target": v.label(),
                 "wanted": v.wanted(),
+                "against": match v.against {
+                    Against::Framed => "framed",
+                    Against::Lossy => "internode-lossy",
+                    Against::RrP99 => "rr p99",
+                    Against::Absolute => "absolute",
+                },
+                "limit": v.limit,
                 "value": v.value,
                 "pass": v.pass(),
             })

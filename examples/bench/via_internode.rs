@@ -27,7 +27,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use internode::message::{DecodeError, EncodeError, Message, Request};
-use internode::node::{HandlerError, LinkPolicy, Node, NodeBuilder, Peer, Received, Requested, Sent};
+use internode::node::{
+    HandlerError, LinkPolicy, Node, NodeBuilder, Peer, Received, Requested, Sent,
+};
 use internode::{LinkKind, NodeId};
 
 use crate::impls::Served;
@@ -247,10 +249,7 @@ impl Client {
     /// Starts the sending node, its links under `policy`; the links to the server
     /// open on first use.
     pub async fn start(port: u16, policy: LinkPolicy) -> Result<Client, BenchError> {
-        let node = builder(CLIENT_ID, policy)
-            .start()
-            .await
-            .map_err(failed)?;
+        let node = builder(CLIENT_ID, policy).start().await.map_err(failed)?;
         node.add_peer(server_id(0), localhost(port)).await;
         let peer = node.peer(server_id(0)).await.map_err(failed)?;
         Ok(Client {
@@ -426,10 +425,7 @@ pub struct IdleClient {
 
 impl IdleClient {
     pub async fn start(policy: LinkPolicy) -> Result<IdleClient, BenchError> {
-        let node = builder(CLIENT_ID, policy)
-            .start()
-            .await
-            .map_err(failed)?;
+        let node = builder(CLIENT_ID, policy).start().await.map_err(failed)?;
         Ok(IdleClient {
             node,
             peers: Vec::new(),
