@@ -242,3 +242,39 @@ async fn a_closed_link_is_freed() {
     })
     .await;
 }
+
+/// Closing with drain while the peer is unreachable returns after the drain timeout;
+/// what was queued fails `Closed` (never written) instead of waiting forever.
+#[actix::test]
+async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
+    bounded(async {
+        let a = support::builder(1)
+            .drain_timeout(std::time::Duration::from_millis(300))
+            .start()
+            .await
+            .unwrap();
+        a.add_peer(B, reserve_port()).await;
+        let to_b = a.peer(B).await.unwrap();
+        let queued: Vec<_> = (0..10).map(|n| to_b.send(Seq(n))).collect();
+        let started = std::time::Instant::now();
+        support::within("the close", a.close(true)).await;
+        let took = started.elapsed();
+        assert!(
+            took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(3),
+            "closed after {took:?}"
+        );
+        for outcome in join_all(queued).await {
+            assert_eq!(outcome, Err(SendError::Closed));
+        }
+
+        // A timeout passed to close overrides the node's.
+        let c = node(3).await;
+        c.add_peer(B, reserve_port()).await;
+        let outcome = c.peer(B).await.unwrap().send(Seq(1));
+        let started = std::time::Instant::now();
+        support::within("the close", c.close_within(std::time::Duration::from_millis(50))).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert_eq!(outcome.await, Err(SendError::Closed));
+    })
+    .await;
+}

@@ -19,7 +19,8 @@ use internode::node::{SendError, Sent};
 use internode::session::{BackoffConfig, DisconnectReason, HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
 use support::{
-    bounded, builder, collect, join_all, node, recv_n, reserve_port, start_on, within, CorruptAt,
+    bounded, builder, collect, join_all, node, poll_until, recv_n, reserve_port, start_on, within,
+    CorruptAt,
     Events, Proxy, Seq, POLL,
 };
 use tokio::sync::mpsc;
@@ -809,6 +810,124 @@ async fn a_corrupt_frame_inside_a_large_message_is_recovered_by_replay() {
             assert!(next.data.len() == 1 << 20 && next.data.iter().all(|b| *b == seq as u8));
         }
         assert!(inbox.try_recv().is_err(), "no duplicate");
+    })
+    .await;
+}
+
+/// A peer that connects to this node wakes this node's links to it: a link waiting out
+/// a long backoff reconnects at once, not when its retry timer fires.
+#[actix::test]
+async fn a_peer_that_comes_back_is_reconnected_without_waiting_out_the_backoff() {
+    bounded(async {
+        let b_addr = reserve_port();
+        let a = builder(1)
+            .backoff(BackoffConfig {
+                initial: Duration::from_secs(6),
+                max: Duration::from_secs(6),
+                multiplier: 1,
+            })
+            .start()
+            .await
+            .unwrap();
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(B, b_addr).await;
+        let queued = a.peer(B).await.unwrap().send(Seq(1));
+        events
+            .wait_for("the first attempt to fail", B, LinkKind::Small, |e| {
+                matches!(e, LinkEvent::RetryScheduled { .. })
+            })
+            .await;
+
+        // B comes up and talks to A first: A's link to B connects at once (its retry
+        // is 3-6 s away).
+        let b = start_on(builder(2).peer(NodeId(1), a.local_addr()), b_addr).await;
+        let mut inbox = collect::<Seq>(&b);
+        let started = std::time::Instant::now();
+        assert_eq!(b.send(NodeId(1), Seq(100)).await, Ok(Sent::Acknowledged));
+        assert_eq!(within("the queued message", queued).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(1))]);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "reconnected {:?} after the peer came back",
+            started.elapsed()
+        );
+    })
+    .await;
+}
+
+/// Changing a peer's address moves what was queued and what was written to the old
+/// address but not acknowledged to the new one: everything is delivered once, in
+/// order, also when the old path later delivers what it held.
+#[actix::test]
+async fn a_new_address_gets_the_queued_and_unacknowledged_messages_once() {
+    bounded(async {
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        let old = Proxy::start(b.local_addr()).await;
+        let new = Proxy::start(b.local_addr()).await;
+        let a = node(1).await;
+        a.add_peer(B, old.addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+        assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 1).await.len(), 1);
+
+        // Written into the stalled old path, never acknowledged.
+        old.stall();
+        let outcomes: Vec<_> = (1..200).map(|n| to_b.send(Seq(n))).collect();
+        poll_until("the messages to be written", || async {
+            let links = a.links().await;
+            let small = links.iter().find(|l| l.kind == LinkKind::Small).unwrap();
+            if small.queued == 0 && small.in_flight == 199 {
+                Ok(())
+            } else {
+                Err((small.queued, small.in_flight))
+            }
+        })
+        .await;
+        a.add_peer(B, new.addr()).await;
+        for outcome in join_all(outcomes).await {
+            assert_eq!(outcome, Ok(Sent::Acknowledged));
+        }
+        let received = recv_n(&mut inbox, 199).await;
+        assert_eq!(strictly_increasing(&received), (1..200).collect::<Vec<_>>());
+        // The old path lets its bytes through now: the receiver already replaced that
+        // connection, so nothing arrives twice.
+        old.resume();
+        assert_eq!(to_b.send(Seq(200)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(200))]);
+        assert!(inbox.try_recv().is_err());
+    })
+    .await;
+}
+
+/// A lossless link whose connection is lost with nothing unacknowledged goes
+/// dormant (no reconnect loop), and the next message resumes the same session: no
+/// `PeerRestarted`, nothing delivered twice.
+#[actix::test]
+async fn a_lossless_link_with_nothing_unacknowledged_goes_dormant_after_a_cut() {
+    bounded(async {
+        let b = node(2).await;
+        let mut inbox = collect::<Seq>(&b);
+        let proxy = Proxy::start(b.local_addr()).await;
+        let a = node(1).await;
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(B, proxy.addr()).await;
+        let to_b = a.peer(B).await.unwrap();
+        assert_eq!(to_b.send(Seq(1)).await, Ok(Sent::Acknowledged));
+        proxy.cut();
+        events
+            .wait_for("the link to go dormant", B, LinkKind::Small, |e| {
+                *e == LinkEvent::Dormant
+            })
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(proxy.accepted(), 1, "no reconnect attempt with nothing to send");
+        assert_eq!(to_b.send(Seq(2)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 2).await, vec![(NodeId(1), Seq(1)), (NodeId(1), Seq(2))]);
+        assert!(!events
+            .take_arrived()
+            .iter()
+            .any(|n| matches!(n.event, LinkEvent::PeerRestarted { .. })));
     })
     .await;
 }

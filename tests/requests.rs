@@ -316,3 +316,44 @@ async fn an_urgent_request_is_answered_over_the_urgent_link() {
     })
     .await;
 }
+
+/// A request's deadline is its timeout: one that timed out while its peer was down is
+/// never written when the peer comes back, so the peer never executes it (a caller
+/// that retries after a timeout does not apply it twice).
+#[actix::test]
+async fn a_request_that_timed_out_is_never_executed_later() {
+    bounded(async {
+        let addr = support::reserve_port();
+        let a = node(1).await;
+        a.add_peer(B, addr).await;
+        let timeout = Duration::from_millis(200);
+        let answer = a.request_with_timeout(B, Incr(1), timeout).await;
+        assert_eq!(answer, Err(RequestError::Timeout));
+
+        // The peer comes up; the link reconnects and delivers what is still valid.
+        let b = support::start_on(support::builder(2), addr).await;
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let handler = Slow {
+            delay: Duration::ZERO,
+            seen: Some(seen_tx),
+        };
+        b.handle_requests::<Incr>(handler.start().recipient()).unwrap();
+        let mut inbox = collect::<Seq>(&b);
+        assert_eq!(a.send(B, Seq(7)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(7))]);
+        assert_eq!(
+            a.request_with_timeout(B, Incr(2), Duration::from_secs(5)).await,
+            Ok(Incremented(3))
+        );
+        assert_eq!(seen.recv().await, Some(2), "only the live request ran");
+        assert!(seen.try_recv().is_err(), "the timed-out request never ran");
+        let link = a
+            .links()
+            .await
+            .into_iter()
+            .find(|l| l.kind == LinkKind::Small)
+            .unwrap();
+        assert_eq!(link.counters.failed.get("expired"), Some(&1), "{link:?}");
+    })
+    .await;
+}
