@@ -60,7 +60,10 @@ async fn messages_sent_to_a_draining_link_are_rejected() {
 
         let before: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
         // Queued in the link's mailbox right behind the messages: drains them.
-        let closing = link.send(CloseLink { drain: true, timeout: None });
+        let closing = link.send(CloseLink {
+            drain: true,
+            timeout: None,
+        });
         // Behind the close: rejected.
         let after: Vec<_> = (N..N + 100).map(|seq| to_b.send(Seq(seq))).collect();
 
@@ -162,7 +165,12 @@ async fn a_message_reported_closed_is_never_delivered() {
 
         let outcomes: Vec<_> = (1..=N).map(|seq| to_b.send(Seq(seq))).collect();
         let link = to_b.link(LinkKind::Small).unwrap();
-        link.send(CloseLink { drain: false, timeout: None }).await.unwrap();
+        link.send(CloseLink {
+            drain: false,
+            timeout: None,
+        })
+        .await
+        .unwrap();
         let outcomes = join_all(outcomes).await;
 
         // Everything that will arrive has arrived once B's connection from A is gone
@@ -192,7 +200,10 @@ async fn a_message_reported_closed_is_never_delivered() {
         for seq in &arrived {
             let outcome = &outcomes[(*seq - 1) as usize];
             assert!(
-                matches!(outcome, Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)),
+                matches!(
+                    outcome,
+                    Ok(Sent::Acknowledged) | Err(SendError::ConnectionLost)
+                ),
                 "message {seq} arrived but was reported {outcome:?} (outcomes: {counts:?})"
             );
         }
@@ -260,7 +271,8 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
         support::within("the close", a.close(true)).await;
         let took = started.elapsed();
         assert!(
-            took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(3),
+            took >= std::time::Duration::from_millis(300)
+                && took < std::time::Duration::from_secs(3),
             "closed after {took:?}"
         );
         for outcome in join_all(queued).await {
@@ -272,7 +284,11 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
         c.add_peer(B, reserve_port()).await;
         let outcome = c.peer(B).await.unwrap().send(Seq(1));
         let started = std::time::Instant::now();
-        support::within("the close", c.close_within(std::time::Duration::from_millis(50))).await;
+        support::within(
+            "the close",
+            c.close_within(std::time::Duration::from_millis(50)),
+        )
+        .await;
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(outcome.await, Err(SendError::Closed));
     })

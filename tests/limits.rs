@@ -316,7 +316,10 @@ async fn an_oversized_message_is_refused_at_once() {
         );
 
         assert_eq!(to_b.send(Blob::new(1000, 3)).await, Ok(Sent::Acknowledged));
-        assert_eq!(a.send(NodeId(2), Blob::new(10, 4)).await, Ok(Sent::Acknowledged));
+        assert_eq!(
+            a.send(NodeId(2), Blob::new(10, 4)).await,
+            Ok(Sent::Acknowledged)
+        );
         let received = recv_n(&mut inbox, 2).await;
         assert_eq!(
             received,
@@ -354,10 +357,16 @@ async fn an_oversized_incoming_message_is_skipped_and_the_link_goes_on() {
 
         // 50 000 bytes: one self-contained frame over the small link; 300 000 bytes:
         // three frames over the large link.
-        assert_eq!(to_b.send(Blob::new(50_000, 2)).await, Ok(Sent::Acknowledged));
+        assert_eq!(
+            to_b.send(Blob::new(50_000, 2)).await,
+            Ok(Sent::Acknowledged)
+        );
         assert_eq!(to_b.send(Blob::new(1_000, 3)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(1_000, 3));
-        assert_eq!(to_b.send(Blob::new(300_000, 4)).await, Ok(Sent::Acknowledged));
+        assert_eq!(
+            to_b.send(Blob::new(300_000, 4)).await,
+            Ok(Sent::Acknowledged)
+        );
         assert_eq!(to_b.send(Blob::new(100, 5)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(100, 5));
 
@@ -378,7 +387,12 @@ async fn an_oversized_incoming_message_is_skipped_and_the_link_goes_on() {
                 .any(|n| matches!(n.event, LinkEvent::Disconnected { .. })),
             "no connection was reset"
         );
-        for link in a.links().await.iter().filter(|l| l.kind != LinkKind::Urgent) {
+        for link in a
+            .links()
+            .await
+            .iter()
+            .filter(|l| l.kind != LinkKind::Urgent)
+        {
             assert_eq!(link.counters.connections, 1, "{link:?}");
             assert_eq!(link.in_flight, 0, "nothing waits for an ack: {link:?}");
         }
@@ -873,7 +887,11 @@ async fn inbound_connections_of_one_link_render_as_one_series() {
         new.write_all(&frames(&[seq(2), seq(3), seq(4), seq(5)]))
             .await
             .unwrap();
-        let got: Vec<u64> = recv_n(&mut inbox, 3).await.iter().map(|(_, m)| m.0).collect();
+        let got: Vec<u64> = recv_n(&mut inbox, 3)
+            .await
+            .iter()
+            .map(|(_, m)| m.0)
+            .collect();
         assert_eq!(got, [3, 4, 5]);
         assert_eq!(b.inbound_connections().await, 1);
         let counters = b.inbound_counters().await;

@@ -60,10 +60,13 @@ struct Report {
 /// Which kind the next message is: one large in 667, then two urgent for three
 /// small, until each kind has its count.
 fn next_kind(n: u64, sent: &BTreeMap<LinkKind, u64>) -> LinkKind {
-    let left = |kind| sent[&kind] < match kind {
-        LinkKind::Urgent => URGENT,
-        LinkKind::Small => SMALL,
-        LinkKind::Large => LARGE,
+    let left = |kind| {
+        sent[&kind]
+            < match kind {
+                LinkKind::Urgent => URGENT,
+                LinkKind::Small => SMALL,
+                LinkKind::Large => LARGE,
+            }
     };
     let wanted = if n % 667 == 0 {
         LinkKind::Large
@@ -101,7 +104,11 @@ async fn stream_through(faults: Faults) -> Report {
     let total = SMALL + URGENT + LARGE;
     let receiver = actix::spawn(async move { receive_all(&mut filled, &mut urgent).await });
     let mut pending = FuturesUnordered::new();
-    let mut sent = BTreeMap::from([(LinkKind::Urgent, 0), (LinkKind::Small, 0), (LinkKind::Large, 0)]);
+    let mut sent = BTreeMap::from([
+        (LinkKind::Urgent, 0),
+        (LinkKind::Small, 0),
+        (LinkKind::Large, 0),
+    ]);
     for n in 0..total {
         let kind = next_kind(n, &sent);
         let seq = sent[&kind];
@@ -142,7 +149,10 @@ async fn stream_through(faults: Faults) -> Report {
         assert_eq!(link.in_flight, 0, "{link:?}");
     }
     let limits = a.limits().await;
-    assert_eq!(limits.send.global_in_use, 0, "every reserve byte given back");
+    assert_eq!(
+        limits.send.global_in_use, 0,
+        "every reserve byte given back"
+    );
     report
 }
 
@@ -183,7 +193,16 @@ async fn receive_all(
         *expected += 1;
     }
     next.into_iter()
-        .map(|(kind, n)| (kind, if kind == LinkKind::Large { n - LARGE_BASE } else { n }))
+        .map(|(kind, n)| {
+            (
+                kind,
+                if kind == LinkKind::Large {
+                    n - LARGE_BASE
+                } else {
+                    n
+                },
+            )
+        })
         .collect()
 }
 
@@ -228,7 +247,10 @@ async fn a_stream_through_hundreds_of_cuts_loses_nothing() {
     .expect("the stream finishes in time");
     expect_all(&report);
     assert!(report.cuts >= 300, "{} cuts", report.cuts);
-    assert!(report.replayed > 0, "cuts lost written messages that were replayed");
+    assert!(
+        report.replayed > 0,
+        "cuts lost written messages that were replayed"
+    );
 }
 
 /// The same stream through a proxy that flips a random bit in 3 of 100 chunks (and
@@ -250,7 +272,10 @@ async fn a_stream_through_flipped_bits_loses_nothing() {
     .expect("the stream finishes in time");
     expect_all(&report);
     assert!(report.flips >= 20, "{} flips", report.flips);
-    assert!(report.corrupt_frames > 0, "corrupt frames reached the receiver");
+    assert!(
+        report.corrupt_frames > 0,
+        "corrupt frames reached the receiver"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -300,7 +325,13 @@ impl Handler<Received<Filled>> for Printer {
 
 fn spawn_child(listen: SocketAddr) -> (Child, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "receiving_child", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "receiving_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD, listen.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -420,7 +451,11 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
             acknowledged.len() + restarted.len(),
             outcomes.len(),
             "every outcome is Acknowledged or PeerRestarted: {:?}",
-            outcomes.values().filter(|o| !matches!(o, Ok(_) | Err(SendError::PeerRestarted))).take(3).collect::<Vec<_>>()
+            outcomes
+                .values()
+                .filter(|o| !matches!(o, Ok(_) | Err(SendError::PeerRestarted)))
+                .take(3)
+                .collect::<Vec<_>>()
         );
         // The first incarnation's handler got a prefix, in order, once. Everything it
         // acknowledged reached it: an acknowledgement means "taken off the connection
@@ -441,10 +476,15 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
             .collect();
         assert_eq!(
             in_mailbox,
-            (before.len() as u64..before.len() as u64 + in_mailbox.len() as u64).collect::<Vec<_>>(),
+            (before.len() as u64..before.len() as u64 + in_mailbox.len() as u64)
+                .collect::<Vec<_>>(),
             "acknowledged by the first incarnation and never handled: only its mailbox's tail"
         );
-        assert!(in_mailbox.len() < 64, "{} acknowledged, never handled", in_mailbox.len());
+        assert!(
+            in_mailbox.len() < 64,
+            "{} acknowledged, never handled",
+            in_mailbox.len()
+        );
         // The second incarnation got exactly the rest of the acknowledged ones, in
         // order, once: nothing of the old session reached it twice.
         let mut expected_after: Vec<u64> = acknowledged
@@ -455,7 +495,10 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
         expected_after.sort_unstable();
         assert_eq!(after, expected_after, "the new incarnation");
         for s in &restarted {
-            assert!(!after.contains(s), "{s} failed PeerRestarted but reached the new one");
+            assert!(
+                !after.contains(s),
+                "{s} failed PeerRestarted but reached the new one"
+            );
         }
         assert!(!restarted.is_empty(), "the kill caught messages in flight");
         events

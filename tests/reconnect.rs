@@ -20,8 +20,7 @@ use internode::session::{BackoffConfig, DisconnectReason, HeartbeatConfig, LinkE
 use internode::{LinkKind, NodeId};
 use support::{
     bounded, builder, collect, join_all, node, poll_until, recv_n, reserve_port, start_on, within,
-    CorruptAt,
-    Events, Proxy, Seq, POLL,
+    CorruptAt, Events, Proxy, Seq, POLL,
 };
 use tokio::sync::mpsc;
 
@@ -844,7 +843,10 @@ async fn a_peer_that_comes_back_is_reconnected_without_waiting_out_the_backoff()
         let mut inbox = collect::<Seq>(&b);
         let started = std::time::Instant::now();
         assert_eq!(b.send(NodeId(1), Seq(100)).await, Ok(Sent::Acknowledged));
-        assert_eq!(within("the queued message", queued).await, Ok(Sent::Acknowledged));
+        assert_eq!(
+            within("the queued message", queued).await,
+            Ok(Sent::Acknowledged)
+        );
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(1))]);
         assert!(
             started.elapsed() < Duration::from_secs(2),
@@ -921,9 +923,16 @@ async fn a_lossless_link_with_nothing_unacknowledged_goes_dormant_after_a_cut() 
             })
             .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(proxy.accepted(), 1, "no reconnect attempt with nothing to send");
+        assert_eq!(
+            proxy.accepted(),
+            1,
+            "no reconnect attempt with nothing to send"
+        );
         assert_eq!(to_b.send(Seq(2)).await, Ok(Sent::Acknowledged));
-        assert_eq!(recv_n(&mut inbox, 2).await, vec![(NodeId(1), Seq(1)), (NodeId(1), Seq(2))]);
+        assert_eq!(
+            recv_n(&mut inbox, 2).await,
+            vec![(NodeId(1), Seq(1)), (NodeId(1), Seq(2))]
+        );
         assert!(!events
             .take_arrived()
             .iter()

@@ -337,12 +337,14 @@ async fn a_request_that_timed_out_is_never_executed_later() {
             delay: Duration::ZERO,
             seen: Some(seen_tx),
         };
-        b.handle_requests::<Incr>(handler.start().recipient()).unwrap();
+        b.handle_requests::<Incr>(handler.start().recipient())
+            .unwrap();
         let mut inbox = collect::<Seq>(&b);
         assert_eq!(a.send(B, Seq(7)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(7))]);
         assert_eq!(
-            a.request_with_timeout(B, Incr(2), Duration::from_secs(5)).await,
+            a.request_with_timeout(B, Incr(2), Duration::from_secs(5))
+                .await,
             Ok(Incremented(3))
         );
         assert_eq!(seen.recv().await, Some(2), "only the live request ran");

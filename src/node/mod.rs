@@ -58,6 +58,7 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
+pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use config::NodeConfig;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
@@ -65,7 +66,6 @@ pub use link::{
     CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
 };
 pub use metrics::Metrics;
-pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 
@@ -73,8 +73,8 @@ use crate::envelope::Flags;
 use crate::frame::Framing;
 use crate::limits::Limits;
 use crate::message::{check_verb, Message, Request, VerbError};
-use crate::session::{BackoffConfig, HeartbeatConfig};
 pub use crate::session::LinkPolicy;
+use crate::session::{BackoffConfig, HeartbeatConfig};
 use crate::{LinkKind, NodeId};
 use dispatch::Handlers;
 use inbound::InboundEnv;
@@ -480,7 +480,10 @@ impl Node {
         // and the peer skips it if it arrives later.
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         let by_timeout = wire::epoch_ms().saturating_add(timeout_ms);
-        let expires = Some(self.deadline::<R>(None).map_or(by_timeout, |d| d.min(by_timeout)));
+        let expires = Some(
+            self.deadline::<R>(None)
+                .map_or(by_timeout, |d| d.min(by_timeout)),
+        );
         let mut outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
         let kind = link_kind::<R>(outbound.payload.len());
         let link = match links {
@@ -658,11 +661,7 @@ impl Node {
 
     async fn close_with(&self, drain: bool, timeout: Option<Duration>) {
         self.inner.listener.abort();
-        let _ = self
-            .inner
-            .registry
-            .send(CloseAll { drain, timeout })
-            .await;
+        let _ = self.inner.registry.send(CloseAll { drain, timeout }).await;
     }
 }
 

@@ -14,10 +14,10 @@ use actix::prelude::*;
 
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
 use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, SetPeerAddress};
-use crate::outcome::SendError;
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
+use crate::outcome::SendError;
 use crate::session::LinkEvent;
 use crate::{LinkKind, NodeId};
 

@@ -10,8 +10,8 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::outcome::RequestError;
 use crate::message::RemoteFailure;
+use crate::outcome::RequestError;
 use crate::session::PendingRequests;
 use crate::NodeId;
 
@@ -75,7 +75,7 @@ impl RequestTracker {
 
     /// Keeps exactly one timer, armed for the earliest deadline.
     fn arm(&mut self, ctx: &mut Context<Self>) {
-        let next = self.pending.next_deadline();
+        let next = self.pending.poll_timeout();
         if self.timer.as_ref().map(|(at, _)| *at) == next {
             return;
         }
@@ -86,7 +86,7 @@ impl RequestTracker {
             let delay = at.saturating_duration_since(Instant::now());
             let handle = ctx.run_later(delay, |tracker, ctx| {
                 tracker.timer = None;
-                for (_, reply) in tracker.pending.poll_expired(Instant::now()) {
+                for (_, reply) in tracker.pending.handle_timeout(Instant::now()) {
                     let _ = reply.send(Err(RequestError::Timeout));
                 }
                 tracker.arm(ctx);

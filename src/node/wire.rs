@@ -8,7 +8,6 @@
 //! The envelope id is the sending link's sequence number (1, 2, ... per link session),
 //! so that lossless sessions can acknowledge and replay by id.
 
-
 use crate::envelope::Envelope;
 use crate::vint;
 

@@ -34,7 +34,7 @@ impl Default for HeartbeatConfig {
 /// What the shell must do now, from [`Heartbeat::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeartbeatAction {
-    /// Nothing until [`Heartbeat::next_deadline`].
+    /// Nothing until [`Heartbeat::poll_timeout`].
     Idle,
     /// Write a ping carrying `timestamp_us`. It is already recorded as sent.
     SendPing {
@@ -72,7 +72,7 @@ pub enum HeartbeatAction {
 /// ```
 ///
 /// Invariants:
-/// - [`poll`](Heartbeat::poll) reports [`TimedOut`](HeartbeatAction::TimedOut) once
+/// - [`handle_timeout`](Heartbeat::handle_timeout) reports [`TimedOut`](HeartbeatAction::TimedOut) once
 ///   nothing was read for `timeout`, and keeps reporting it: a timed-out connection
 ///   does not come back by itself (the shell closes it).
 /// - At most one ping is due per `interval`: a ping is sent when no ping was sent for
@@ -82,10 +82,10 @@ pub enum HeartbeatAction {
 /// - A pong counts only when its timestamp is one of the remembered pings: a forged,
 ///   stale, duplicated or future timestamp changes nothing.
 /// - No clock is read and no arithmetic panics: an instant too far in the future to
-///   represent is "never" ([`next_deadline`](Heartbeat::next_deadline) returns `None`).
+///   represent is "never" ([`poll_timeout`](Heartbeat::poll_timeout) returns `None`).
 ///
-/// - While a write is in flight ([`on_write_started`](Heartbeat::on_write_started)
-///   until [`on_write`](Heartbeat::on_write)) the read timeout does not apply: a
+/// - While a write is in flight ([`handle_write_started`](Heartbeat::handle_write_started)
+///   until [`handle_written`](Heartbeat::handle_written)) the read timeout does not apply: a
 ///   peer that is slow to read also answers pings late (they wait behind the write).
 ///   Instead, a write in flight for [`HeartbeatConfig::unwritable_timeout`] is
 ///   reported as [`Unwritable`](HeartbeatAction::Unwritable) (section 5's second
@@ -98,13 +98,13 @@ pub enum HeartbeatAction {
 ///
 /// let t0 = Instant::now();
 /// let mut hb = Heartbeat::new(HeartbeatConfig::default(), t0, t0);
-/// assert_eq!(hb.poll(t0), HeartbeatAction::Idle);
-/// assert_eq!(hb.next_deadline(), Some(t0 + Duration::from_secs(1)));
+/// assert_eq!(hb.handle_timeout(t0), HeartbeatAction::Idle);
+/// assert_eq!(hb.poll_timeout(), Some(t0 + Duration::from_secs(1)));
 ///
 /// let t1 = t0 + Duration::from_secs(1);
-/// let HeartbeatAction::SendPing { timestamp_us } = hb.poll(t1) else { panic!() };
+/// let HeartbeatAction::SendPing { timestamp_us } = hb.handle_timeout(t1) else { panic!() };
 /// assert_eq!(timestamp_us, 1_000_000);
-/// let rtt = hb.on_pong(timestamp_us, t1 + Duration::from_millis(3));
+/// let rtt = hb.handle_pong(timestamp_us, t1 + Duration::from_millis(3));
 /// assert_eq!(rtt, Some(Duration::from_millis(3)));
 /// ```
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ impl Heartbeat {
 
     /// The heartbeat of a connection established at `now` that never pings but times
     /// out after `timeout` without reading: the accepting side, whose peer pings.
-    /// [`poll`](Self::poll) never returns [`SendPing`](HeartbeatAction::SendPing).
+    /// [`handle_timeout`](Self::handle_timeout) never returns [`SendPing`](HeartbeatAction::SendPing).
     pub fn read_timeout_only(timeout: Duration, now: Instant) -> Self {
         Heartbeat {
             interval: None,
@@ -159,32 +159,32 @@ impl Heartbeat {
 
     /// Something was read from the connection at `now` (any bytes: frames, pings,
     /// pongs). Restarts the read timeout.
-    pub fn on_read(&mut self, now: Instant) {
+    pub fn handle_read(&mut self, now: Instant) {
         self.last_read = self.last_read.max(now);
     }
 
     /// A write started at `now` (and has not completed).
-    pub fn on_write_started(&mut self, now: Instant) {
+    pub fn handle_write_started(&mut self, now: Instant) {
         self.writing_since = Some(now);
     }
 
     /// Something was written to the connection at `now` (the write in flight, if
     /// any, completed). Postpones the next ping; a write that was blocked for an
     /// interval or more also restarts the read timeout.
-    pub fn on_write(&mut self, now: Instant) {
+    pub fn handle_written(&mut self, now: Instant) {
         self.last_write = self.last_write.max(now);
         if let Some(since) = self.writing_since.take() {
             let blocked = self.interval.unwrap_or(self.timeout);
             if reached(now, since, blocked) {
-                self.on_read(now);
+                self.handle_read(now);
             }
         }
     }
 
     /// What to do at `now`: time out, send a ping, or nothing. A returned ping is
-    /// recorded as sent at `now` (the shell need not call [`on_write`](Self::on_write)
+    /// recorded as sent at `now` (the shell need not call [`handle_written`](Self::handle_written)
     /// for it, though doing so is harmless).
-    pub fn poll(&mut self, now: Instant) -> HeartbeatAction {
+    pub fn handle_timeout(&mut self, now: Instant) -> HeartbeatAction {
         if let Some(since) = self.writing_since {
             if reached(now, since, self.unwritable_timeout) {
                 return HeartbeatAction::Unwritable {
@@ -214,8 +214,8 @@ impl Heartbeat {
     /// otherwise (garbage, a duplicate, a ping forgotten long ago, a timestamp in the
     /// future) returns `None` and changes nothing but the read time. The matched ping
     /// and any older ones are forgotten.
-    pub fn on_pong(&mut self, timestamp_us: u64, now: Instant) -> Option<Duration> {
-        self.on_read(now);
+    pub fn handle_pong(&mut self, timestamp_us: u64, now: Instant) -> Option<Duration> {
+        self.handle_read(now);
         let index = self.pings.iter().position(|&(ts, _)| ts == timestamp_us)?;
         let sent_at = self.pings[index].1;
         if sent_at > now {
@@ -237,11 +237,11 @@ impl Heartbeat {
         !self.pings.is_empty()
     }
 
-    /// The earliest instant at which [`poll`](Self::poll) may return something other
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) may return something other
     /// than [`Idle`](HeartbeatAction::Idle): the sooner of the read timeout and the
     /// next ping. `None` when neither can be represented as an [`Instant`] (durations
     /// too large): never. May lie in the past: then poll now.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = match self.writing_since {
             Some(since) => since.checked_add(self.unwritable_timeout),
             None => self.last_read.checked_add(self.timeout),
@@ -284,7 +284,7 @@ mod tests {
     }
 
     fn expect_ping(hb: &mut Heartbeat, now: Instant) -> u64 {
-        match hb.poll(now) {
+        match hb.handle_timeout(now) {
             HeartbeatAction::SendPing { timestamp_us } => timestamp_us,
             other => panic!("expected a ping, got {other:?}"),
         }
@@ -293,12 +293,12 @@ mod tests {
     #[test]
     fn pings_after_an_idle_interval() {
         let (mut hb, t0) = heartbeat();
-        assert_eq!(hb.poll(t0 + ms(999)), HeartbeatAction::Idle);
+        assert_eq!(hb.handle_timeout(t0 + ms(999)), HeartbeatAction::Idle);
         assert_eq!(expect_ping(&mut hb, t0 + ms(1000)), 1_000_000);
         assert!(hb.ping_outstanding());
         // The ping counts as a write: the next one is an interval later.
-        assert_eq!(hb.poll(t0 + ms(1500)), HeartbeatAction::Idle);
-        hb.on_read(t0 + ms(1500));
+        assert_eq!(hb.handle_timeout(t0 + ms(1500)), HeartbeatAction::Idle);
+        hb.handle_read(t0 + ms(1500));
         assert_eq!(expect_ping(&mut hb, t0 + ms(2000)), 2_000_000);
     }
 
@@ -307,9 +307,9 @@ mod tests {
         let (mut hb, t0) = heartbeat();
         for step in 1..=20 {
             let now = t0 + ms(500 * step);
-            hb.on_write(now);
-            hb.on_read(now);
-            assert_eq!(hb.poll(now), HeartbeatAction::Idle, "at {step}");
+            hb.handle_written(now);
+            hb.handle_read(now);
+            assert_eq!(hb.handle_timeout(now), HeartbeatAction::Idle, "at {step}");
         }
         assert!(!hb.ping_outstanding());
     }
@@ -322,11 +322,11 @@ mod tests {
         let mut pings = 0;
         for step in 1..=120 {
             let now = t0 + ms(100 * step);
-            hb.on_write(now);
-            match hb.poll(now) {
+            hb.handle_written(now);
+            match hb.handle_timeout(now) {
                 HeartbeatAction::SendPing { timestamp_us } => {
                     pings += 1;
-                    assert!(hb.on_pong(timestamp_us, now + ms(1)).is_some());
+                    assert!(hb.handle_pong(timestamp_us, now + ms(1)).is_some());
                 }
                 HeartbeatAction::Idle => {}
                 other => panic!("{other:?} at step {step}"),
@@ -341,7 +341,7 @@ mod tests {
         let (mut hb, t0) = heartbeat();
         assert_eq!(hb.rtt(), None);
         let ts = expect_ping(&mut hb, t0 + ms(1000));
-        assert_eq!(hb.on_pong(ts, t0 + ms(1007)), Some(ms(7)));
+        assert_eq!(hb.handle_pong(ts, t0 + ms(1007)), Some(ms(7)));
         assert_eq!(hb.rtt(), Some(ms(7)));
         assert!(!hb.ping_outstanding());
     }
@@ -352,32 +352,32 @@ mod tests {
         let first = expect_ping(&mut hb, t0 + ms(1000));
         let second = expect_ping(&mut hb, t0 + ms(2000));
         assert_ne!(first, second);
-        assert_eq!(hb.on_pong(first, t0 + ms(2200)), Some(ms(1200)));
+        assert_eq!(hb.handle_pong(first, t0 + ms(2200)), Some(ms(1200)));
         assert!(hb.ping_outstanding(), "the second ping is still unanswered");
-        assert_eq!(hb.on_pong(second, t0 + ms(2300)), Some(ms(300)));
+        assert_eq!(hb.handle_pong(second, t0 + ms(2300)), Some(ms(300)));
     }
 
     #[test]
     fn stale_garbage_and_future_pongs_are_ignored() {
         let (mut hb, t0) = heartbeat();
         let ts = expect_ping(&mut hb, t0 + ms(1000));
-        assert_eq!(hb.on_pong(12345, t0 + ms(1010)), None, "never sent");
-        assert_eq!(hb.on_pong(u64::MAX, t0 + ms(1010)), None, "future");
+        assert_eq!(hb.handle_pong(12345, t0 + ms(1010)), None, "never sent");
+        assert_eq!(hb.handle_pong(u64::MAX, t0 + ms(1010)), None, "future");
         assert_eq!(hb.rtt(), None);
-        assert_eq!(hb.on_pong(ts, t0 + ms(1020)), Some(ms(20)));
-        assert_eq!(hb.on_pong(ts, t0 + ms(1030)), None, "duplicate");
+        assert_eq!(hb.handle_pong(ts, t0 + ms(1020)), Some(ms(20)));
+        assert_eq!(hb.handle_pong(ts, t0 + ms(1030)), None, "duplicate");
         assert_eq!(hb.rtt(), Some(ms(20)));
         // Pings forgotten after REMEMBERED_PINGS newer ones.
         let old = expect_ping(&mut hb, t0 + ms(2020));
         for n in 1..=REMEMBERED_PINGS as u64 {
             expect_ping(&mut hb, t0 + ms(2020 + 1000 * n));
         }
-        assert_eq!(hb.on_pong(old, t0 + ms(7000)), None, "forgotten");
+        assert_eq!(hb.handle_pong(old, t0 + ms(7000)), None, "forgotten");
         // A pong "answering" a ping at a time earlier than it was sent (the caller's
         // clock went backwards) does not give a round-trip time.
         let (mut hb, t0) = heartbeat();
         let ts = expect_ping(&mut hb, t0 + ms(1000));
-        assert_eq!(hb.on_pong(ts, t0 + ms(900)), None);
+        assert_eq!(hb.handle_pong(ts, t0 + ms(900)), None);
         assert!(hb.ping_outstanding());
     }
 
@@ -385,7 +385,7 @@ mod tests {
     fn times_out_after_silence_and_stays_timed_out() {
         let (mut hb, t0) = heartbeat();
         for at in (0..5000).step_by(250).chain([4999]) {
-            let action = hb.poll(t0 + ms(at));
+            let action = hb.handle_timeout(t0 + ms(at));
             assert!(
                 !matches!(action, HeartbeatAction::TimedOut { .. }),
                 "at {at}"
@@ -394,9 +394,9 @@ mod tests {
         let silent = HeartbeatAction::TimedOut {
             silent_for: ms(5000),
         };
-        assert_eq!(hb.poll(t0 + ms(5000)), silent);
+        assert_eq!(hb.handle_timeout(t0 + ms(5000)), silent);
         assert_eq!(
-            hb.poll(t0 + ms(6000)),
+            hb.handle_timeout(t0 + ms(6000)),
             HeartbeatAction::TimedOut {
                 silent_for: ms(6000)
             }
@@ -406,53 +406,53 @@ mod tests {
     #[test]
     fn reads_restart_the_timeout() {
         let (mut hb, t0) = heartbeat();
-        hb.on_read(t0 + ms(4000));
-        hb.on_write(t0 + ms(4500));
+        hb.handle_read(t0 + ms(4000));
+        hb.handle_written(t0 + ms(4500));
         // Not timed out at 5 s: only a ping is due (nothing was read for an interval).
         assert!(matches!(
-            hb.poll(t0 + ms(5000)),
+            hb.handle_timeout(t0 + ms(5000)),
             HeartbeatAction::SendPing { .. }
         ));
         assert!(matches!(
-            hb.poll(t0 + ms(9000)),
+            hb.handle_timeout(t0 + ms(9000)),
             HeartbeatAction::TimedOut { silent_for } if silent_for == ms(5000)
         ));
         // A pong is a read, even an unmatched one; an older `now` moves nothing back.
         let (mut hb, t0) = heartbeat();
-        hb.on_pong(1, t0 + ms(4500));
-        hb.on_read(t0 + ms(100));
-        hb.on_write(t0 + ms(9000));
+        hb.handle_pong(1, t0 + ms(4500));
+        hb.handle_read(t0 + ms(100));
+        hb.handle_written(t0 + ms(9000));
         assert!(matches!(
-            hb.poll(t0 + ms(9000)),
+            hb.handle_timeout(t0 + ms(9000)),
             HeartbeatAction::SendPing { .. }
         ));
     }
 
     #[test]
-    fn next_deadline_is_the_sooner_of_ping_and_timeout() {
+    fn poll_timeout_is_the_sooner_of_ping_and_timeout() {
         let (mut hb, t0) = heartbeat();
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(1000)));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(1000)));
         // Traffic both ways keeps pings away.
-        hb.on_write(t0 + ms(300));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(1000)), "nothing read yet");
-        hb.on_read(t0 + ms(300));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(1300)));
+        hb.handle_written(t0 + ms(300));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(1000)), "nothing read yet");
+        hb.handle_read(t0 + ms(300));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(1300)));
         expect_ping(&mut hb, t0 + ms(1300));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(2300)));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(2300)));
         // Writes alone do not: when reads stop and writes go on, a ping is due an
         // interval after the last one, and the timeout still comes when no pong does.
-        hb.on_write(t0 + ms(2000));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(2300)));
+        hb.handle_written(t0 + ms(2000));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(2300)));
         // Before the deadline poll is idle; at it, it is not.
-        assert_eq!(hb.poll(t0 + ms(2299)), HeartbeatAction::Idle);
+        assert_eq!(hb.handle_timeout(t0 + ms(2299)), HeartbeatAction::Idle);
         expect_ping(&mut hb, t0 + ms(2300));
-        hb.on_write(t0 + ms(3000));
+        hb.handle_written(t0 + ms(3000));
         expect_ping(&mut hb, t0 + ms(3300));
         expect_ping(&mut hb, t0 + ms(4300));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(5300)));
-        assert_eq!(hb.poll(t0 + ms(5299)), HeartbeatAction::Idle);
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(5300)));
+        assert_eq!(hb.handle_timeout(t0 + ms(5299)), HeartbeatAction::Idle);
         assert_eq!(
-            hb.poll(t0 + ms(5300)),
+            hb.handle_timeout(t0 + ms(5300)),
             HeartbeatAction::TimedOut {
                 silent_for: ms(5000)
             }
@@ -463,13 +463,13 @@ mod tests {
     fn the_accepting_side_never_pings_but_times_out() {
         let t0 = Instant::now();
         let mut hb = Heartbeat::read_timeout_only(ms(3000), t0);
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(3000)));
-        assert_eq!(hb.poll(t0 + ms(2999)), HeartbeatAction::Idle);
-        hb.on_read(t0 + ms(2000));
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(5000)));
-        assert_eq!(hb.poll(t0 + ms(4999)), HeartbeatAction::Idle);
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(3000)));
+        assert_eq!(hb.handle_timeout(t0 + ms(2999)), HeartbeatAction::Idle);
+        hb.handle_read(t0 + ms(2000));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(5000)));
+        assert_eq!(hb.handle_timeout(t0 + ms(4999)), HeartbeatAction::Idle);
         assert_eq!(
-            hb.poll(t0 + ms(5000)),
+            hb.handle_timeout(t0 + ms(5000)),
             HeartbeatAction::TimedOut {
                 silent_for: ms(3000)
             }
@@ -486,14 +486,14 @@ mod tests {
             ..HeartbeatConfig::default()
         };
         let mut hb = Heartbeat::new(config, t0, t0);
-        assert_eq!(hb.next_deadline(), None);
+        assert_eq!(hb.poll_timeout(), None);
         assert_eq!(
-            hb.poll(t0 + Duration::from_secs(1 << 30)),
+            hb.handle_timeout(t0 + Duration::from_secs(1 << 30)),
             HeartbeatAction::Idle
         );
         let mut hb = Heartbeat::read_timeout_only(Duration::MAX, t0);
-        assert_eq!(hb.next_deadline(), None);
-        assert_eq!(hb.poll(t0 + ms(1)), HeartbeatAction::Idle);
+        assert_eq!(hb.poll_timeout(), None);
+        assert_eq!(hb.handle_timeout(t0 + ms(1)), HeartbeatAction::Idle);
         // Only the ping overflows: the timeout is still the deadline.
         let config = HeartbeatConfig {
             interval: Duration::MAX,
@@ -501,7 +501,7 @@ mod tests {
             ..HeartbeatConfig::default()
         };
         let hb = Heartbeat::new(config, t0, t0);
-        assert_eq!(hb.next_deadline(), Some(t0 + ms(10)));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(10)));
     }
 
     #[test]
@@ -517,11 +517,11 @@ mod tests {
         let t0 = Instant::now();
         let config = HeartbeatConfig::default();
         let mut hb = Heartbeat::new(config, t0, t0);
-        hb.on_write_started(t0 + Duration::from_secs(1));
+        hb.handle_write_started(t0 + Duration::from_secs(1));
         // Silent for up to 30 s, but the write is in flight: the peer is slow, not
         // dead. Pings may still be due; nothing times out.
         for secs in 2..31 {
-            let action = hb.poll(t0 + Duration::from_secs(secs));
+            let action = hb.handle_timeout(t0 + Duration::from_secs(secs));
             assert!(
                 matches!(
                     action,
@@ -531,7 +531,7 @@ mod tests {
             );
         }
         assert_eq!(
-            hb.poll(t0 + Duration::from_secs(31)),
+            hb.handle_timeout(t0 + Duration::from_secs(31)),
             HeartbeatAction::Unwritable {
                 blocked_for: Duration::from_secs(30)
             }
@@ -542,15 +542,15 @@ mod tests {
     fn a_write_that_was_blocked_and_completed_counts_as_a_sign_of_life() {
         let t0 = Instant::now();
         let mut hb = Heartbeat::new(HeartbeatConfig::default(), t0, t0);
-        hb.on_write_started(t0);
-        hb.on_write(t0 + Duration::from_secs(8));
+        hb.handle_write_started(t0);
+        hb.handle_written(t0 + Duration::from_secs(8));
         // The peer took the data at 8 s: the read timeout counts from there.
         assert!(!matches!(
-            hb.poll(t0 + Duration::from_secs(12)),
+            hb.handle_timeout(t0 + Duration::from_secs(12)),
             HeartbeatAction::TimedOut { .. }
         ));
         assert!(matches!(
-            hb.poll(t0 + Duration::from_secs(13)),
+            hb.handle_timeout(t0 + Duration::from_secs(13)),
             HeartbeatAction::TimedOut { .. }
         ));
     }
@@ -559,10 +559,10 @@ mod tests {
     fn a_write_that_completed_at_once_proves_nothing() {
         let t0 = Instant::now();
         let mut hb = Heartbeat::new(HeartbeatConfig::default(), t0, t0);
-        hb.on_write_started(t0 + Duration::from_secs(4));
-        hb.on_write(t0 + Duration::from_secs(4));
+        hb.handle_write_started(t0 + Duration::from_secs(4));
+        hb.handle_written(t0 + Duration::from_secs(4));
         assert_eq!(
-            hb.poll(t0 + Duration::from_secs(5)),
+            hb.handle_timeout(t0 + Duration::from_secs(5)),
             HeartbeatAction::TimedOut {
                 silent_for: Duration::from_secs(5)
             }

@@ -191,7 +191,10 @@ fn a_wake_starts_a_waiting_retry_at_once_and_nothing_else() {
     let (mut link, now) = new_link();
     assert!(link.handle_wake().is_empty(), "dormant: nothing to wake");
     link.handle_messages_waiting();
-    assert!(link.handle_wake().is_empty(), "connecting: already on its way");
+    assert!(
+        link.handle_wake().is_empty(),
+        "connecting: already on its way"
+    );
     link.handle_disconnected(refused(), true, now);
     assert!(matches!(link.state(), LinkState::WaitingToRetry { .. }));
     assert_eq!(link.handle_wake(), [Connect]);

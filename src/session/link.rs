@@ -475,7 +475,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         }
         conn.writing = false;
         conn.unflushed = 0;
-        conn.heartbeat.on_write(now);
+        conn.heartbeat.handle_written(now);
         if idle {
             // Keep no batch-sized buffer alive on an idle link.
             drop(buffer);
@@ -495,7 +495,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        conn.heartbeat.on_read(now);
+        conn.heartbeat.handle_read(now);
         let frame = match input {
             Ok(Decoded::Frame(frame)) => frame,
             // The acceptor sends only control messages, which the next ones supersede.
@@ -524,7 +524,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             match envelope.verb {
                 VERB_PONG if value != UNSOLICITED_PONG => {
                     if let Some(conn) = self.conn.as_mut() {
-                        conn.heartbeat.on_pong(value, now);
+                        conn.heartbeat.handle_pong(value, now);
                     }
                 }
                 VERB_ACK => self.acknowledge(value),
@@ -584,7 +584,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         let actions = self.lifecycle.handle_retry_timer(now);
         self.apply(actions);
         if let Some(conn) = self.conn.as_mut() {
-            match conn.heartbeat.poll(now) {
+            match conn.heartbeat.handle_timeout(now) {
                 HeartbeatAction::Idle => {}
                 HeartbeatAction::SendPing { timestamp_us } => conn.ping = Some(timestamp_us),
                 HeartbeatAction::TimedOut { silent_for } => {
@@ -598,7 +598,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         if self.sweep_at.is_some_and(|at| now >= at) {
             self.sweep_at = None;
             let mut expired = Vec::new();
-            self.queue.expire(now_ms, &mut expired);
+            self.queue.handle_timeout(now_ms, &mut expired);
             self.expired(expired);
         }
         if self.spare_at.is_some_and(|at| now >= at) {
@@ -640,8 +640,14 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             let u = &mut self.unacked[self.replay_next];
             self.replay_next += 1;
             // It encoded before, with the same fields.
-            if encode(&mut self.scratch, &mut conn.encoder, u.seq, &mut u.entry.item.message, now_ms)
-                .is_ok()
+            if encode(
+                &mut self.scratch,
+                &mut conn.encoder,
+                u.seq,
+                &mut u.entry.item.message,
+                now_ms,
+            )
+            .is_ok()
             {
                 self.counters.replayed += 1;
             }
@@ -683,7 +689,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             let bytes = conn.encoder.take();
             conn.writing = true;
             conn.unflushed = bytes.len();
-            conn.heartbeat.on_write_started(now);
+            conn.heartbeat.handle_write_started(now);
             Some(bytes)
         };
         self.expired(expired);
@@ -709,7 +715,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     /// retry, the heartbeat, the expiry sweep of a disconnected link, the release of
     /// an idle lease, the end of a drain. `None`: nothing until the next input.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let heartbeat = self.conn.as_ref().and_then(|c| c.heartbeat.next_deadline());
+        let heartbeat = self.conn.as_ref().and_then(|c| c.heartbeat.poll_timeout());
         [
             self.lifecycle.poll_timeout(),
             heartbeat,
@@ -948,4 +954,3 @@ fn encode(
     encoder.push_parts(&[scratch, &message.payload]);
     Ok(())
 }
-

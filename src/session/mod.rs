@@ -1,36 +1,53 @@
-//! Per-link bookkeeping as plain state machines: the layer between the sans-IO
-//! codecs ([`frame`](crate::frame), [`envelope`](crate::envelope),
+//! Per-link logic as plain state machines: the layer between the sans-IO codecs
+//! ([`frame`](crate::frame), [`envelope`](crate::envelope),
 //! [`handshake`](crate::handshake)) and the actors.
 //!
-//! Nothing here knows about actix, tokio or sockets, and nothing reads a clock. An
-//! actor owns one machine per concern and drives it in the quinn vocabulary:
+//! Nothing here knows about actix, tokio or sockets, and nothing reads a clock. Two
+//! cores hold everything a link decides, in the vocabulary of quinn-proto's
+//! `Connection`:
 //!
-//! - it reports what happened with a `handle_*` or `on_*` call (a message queued, a
-//!   connect finished or failed, bytes read or written, a timer fired), passing the
-//!   current time as `now: Instant` wherever time matters;
-//! - it carries out what the call returns (an action list or a single action), in
-//!   order, and takes the application's [`LinkEvent`]s with
-//!   [`Lifecycle::poll_event`];
-//! - timers are data: each machine says when it next needs waking
-//!   ([`Lifecycle::poll_timeout`], [`Heartbeat::next_deadline`],
-//!   [`PendingRequests::next_deadline`]); the actor arms one timer for the earliest of
-//!   them, re-reads them after every call, and calls back at or after that instant
-//!   (an early or stale wake-up is harmless: the machines ignore it).
+//! - [`LinkSession`], one per outbound link: the queue, what is being written and
+//!   what waits for an acknowledgement, the lifecycle, the heartbeat, the byte
+//!   account and expiry, sequence numbers and replay (DESIGN.md sections 5-7);
+//! - [`ReceiveSession`], one per receiving link (peer, link kind), across its
+//!   connections: the sequence filter (order, duplicates), the acknowledgements, the
+//!   receive-limit account and its backlog, the read timeout.
 //!
-//! The machines:
+//! A shell (an actor) drives a core like this:
+//!
+//! - it reports what happened with a `handle_*` call (a message to send, a connect
+//!   that finished or failed, bytes read, a write done, the timer), passing the
+//!   current time (`now: Instant`, and `now_ms` since the UNIX epoch where message
+//!   deadlines matter);
+//! - after every call it carries out what the `poll_*` methods return, until they
+//!   return nothing: actions (connect, close), bytes to write
+//!   (`poll_transmit`; at most one write is out), outcomes, arrivals, events,
+//!   reserve to give back or to ask for;
+//! - timers are data: it arms one timer at `poll_timeout` (re-read after every call)
+//!   and calls `handle_timeout` at or after it (an early or stale wake-up is
+//!   harmless). No core asks for a periodic tick: an idle link wakes only for its
+//!   keepalive, a dormant one never.
+//!
+//! The smaller machines the cores are built from, in the same vocabulary:
 //!
 //! - [`Backoff`]: the reconnect delays (exponential, equal jitter, capped; seeded, so
 //!   deterministic in tests).
-//! - [`Lifecycle`]: one link's connect / retry / dormant / drain / close decisions
-//!   (DESIGN.md section 5), with [`DisconnectReason`]s and [`LinkEvent`]s.
+//! - [`Lifecycle`]: one link's connect / retry / dormant / drain / close decisions,
+//!   with [`DisconnectReason`]s and [`LinkEvent`]s.
 //! - [`Heartbeat`]: keepalive pings on an idle connection, round-trip times, and the
-//!   read timeout.
-//! - [`PendingRequests`]: requests waiting for responses, with their deadlines.
+//!   read and unwritable timeouts.
+//! - [`OutboundQueue`]: admission against the link's byte account, expiry, order.
+//! - [`PendingRequests`]: requests waiting for responses, with their deadlines (driven
+//!   by the request tracker actor).
+//! - [`control`]: the keepalive and acknowledgement messages on the wire.
 //!
 //! Invariants common to all of them: no method panics on any input or any sequence of
 //! calls (an input that does not fit the state is ignored and documented as such);
 //! time arithmetic is checked, and an instant too far away to represent means
-//! "never"; the same inputs (and seed) give the same outputs.
+//! "never"; the same inputs (and seed) give the same outputs. The two cores are tested
+//! against each other on a simulated clock, through cuts, lost acknowledgements,
+//! flipped bits and restarts (`pair_tests.rs`), and the receiving core under arbitrary
+//! byte streams ([`fuzzing::receive`](crate::fuzzing::receive)).
 
 mod backoff;
 pub mod control;
@@ -50,9 +67,9 @@ pub use link::{
     Admission, LinkAction, LinkConfig, LinkCounters, LinkPolicy, LinkSession, Outbound,
     HOUSEKEEPING,
 };
-pub use receive::{Arrival, InboundCounters, ReceiveConfig, ReceiveSession, StaleAttempt};
 pub use queue::{Entry, OutboundQueue, Refused};
 pub use reason::{DisconnectReason, ProtocolViolation};
+pub use receive::{Arrival, InboundCounters, ReceiveConfig, ReceiveSession, StaleAttempt};
 pub use requests::PendingRequests;
 pub use warn::WarnLimiter;
 #[cfg(test)]

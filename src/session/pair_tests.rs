@@ -189,7 +189,13 @@ impl Pair {
         self.connects += 1;
         let resume = self
             .recv
-            .handle_hello(self.link.session_id(), self.connects, lossless, Framing::Crc, self.now)
+            .handle_hello(
+                self.link.session_id(),
+                self.connects,
+                lossless,
+                Framing::Crc,
+                self.now,
+            )
             .expect("a fresh attempt");
         self.connected = true;
         self.at_receiver = (FrameCodec::new(Framing::Crc), BytesMut::new());
@@ -229,7 +235,7 @@ impl Pair {
             let mut moved = false;
             if let Some(bytes) = self.link.poll_transmit(self.now, self.now_ms) {
                 moved = true;
-                self.to_receiver(bytes);
+                self.carry_to_receiver(bytes);
             }
             if !self.connected {
                 return;
@@ -237,7 +243,7 @@ impl Pair {
             if let Some(bytes) = self.recv.poll_transmit(self.now_ms) {
                 moved = true;
                 self.recv.handle_written();
-                self.to_sender(bytes);
+                self.carry_to_sender(bytes);
             }
             if !moved {
                 return;
@@ -246,7 +252,7 @@ impl Pair {
         panic!("the cores never settle");
     }
 
-    fn to_receiver(&mut self, mut bytes: BytesMut) {
+    fn carry_to_receiver(&mut self, mut bytes: BytesMut) {
         let flip = self.rng.below(1000) < self.faults.flip_per_mille;
         let cut = self.rng.below(1000) < self.faults.cut_per_mille;
         if flip && !bytes.is_empty() {
@@ -307,7 +313,7 @@ impl Pair {
         }
     }
 
-    fn to_sender(&mut self, bytes: BytesMut) {
+    fn carry_to_sender(&mut self, bytes: BytesMut) {
         if self.rng.below(1000) < self.faults.lose_ack_per_mille {
             self.cut();
             return;
@@ -392,8 +398,15 @@ fn a_stream_through_random_cuts_lost_acks_and_flipped_bits_arrives_exactly_once(
         );
         assert_eq!(pair.acknowledged(), N as usize, "seed {seed}");
         assert!(pair.cuts > 10, "seed {seed}: the faults happened");
-        assert_eq!(pair.link.pending_bytes(), 0, "seed {seed}: all bytes given back");
-        assert!(pair.link.counters().replayed > 0, "seed {seed}: replays happened");
+        assert_eq!(
+            pair.link.pending_bytes(),
+            0,
+            "seed {seed}: all bytes given back"
+        );
+        assert!(
+            pair.link.counters().replayed > 0,
+            "seed {seed}: replays happened"
+        );
     }
 }
 
@@ -415,7 +428,10 @@ fn a_lossy_link_loses_only_what_it_reports_lost() {
     }
     pair.faults = Faults::default();
     pair.settle(Duration::from_secs(60));
-    assert!(strictly_increasing(&pair.delivered), "in order, at most once");
+    assert!(
+        strictly_increasing(&pair.delivered),
+        "in order, at most once"
+    );
     assert_eq!(pair.outcomes.len(), 2_000, "every message has an outcome");
     for (n, outcome) in &pair.outcomes {
         match outcome {
@@ -435,7 +451,11 @@ fn a_lossy_link_loses_only_what_it_reports_lost() {
         assert!(pair.outcomes.contains_key(n));
     }
     assert!(pair.cuts > 0);
-    assert_eq!(pair.recv.counters().duplicates, 0, "a lossy link never replays");
+    assert_eq!(
+        pair.recv.counters().duplicates,
+        0,
+        "a lossy link never replays"
+    );
 }
 
 #[test]
@@ -445,7 +465,7 @@ fn a_cut_after_the_write_and_before_the_ack_replays_the_message_once() {
     // Written and received, but the ack is lost with the connection.
     let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
     pair.faults.lose_ack_per_mille = 1000;
-    pair.to_receiver(bytes);
+    pair.carry_to_receiver(bytes);
     pair.run();
     assert_eq!(pair.delivered, [1]);
     assert_eq!(pair.outcomes.get(&1), None, "not acknowledged yet");
@@ -561,7 +581,11 @@ fn a_receiver_that_stops_acknowledging_makes_sends_fail_instead_of_growing_memor
         if pair.outcomes.get(&n) == Some(&Err(SendError::Overloaded(OverloadLevel::Endpoint))) {
             overloaded += 1;
         }
-        assert!(pair.link.pending_bytes() <= capacity, "{}", pair.link.pending_bytes());
+        assert!(
+            pair.link.pending_bytes() <= capacity,
+            "{}",
+            pair.link.pending_bytes()
+        );
     }
     assert!(overloaded > 900, "{overloaded}");
     assert_eq!(pair.link.unacknowledged() * 8, pair.link.pending_bytes());
@@ -594,7 +618,10 @@ fn a_lossless_link_with_unacknowledged_messages_keeps_reconnecting() {
     let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
     pair.link.handle_written(bytes, pair.now);
     pair.cut();
-    assert!(matches!(pair.link.state(), LinkState::WaitingToRetry { .. }));
+    assert!(matches!(
+        pair.link.state(),
+        LinkState::WaitingToRetry { .. }
+    ));
     pair.advance(Duration::from_secs(1));
     assert_eq!(pair.delivered, [1]);
 }
@@ -615,7 +642,10 @@ fn a_drain_ends_at_its_deadline_and_fails_what_remains() {
     // Fail every dial from now on.
     let mut timeouts = 0;
     while !pair.link.is_closed() && timeouts < 1000 {
-        let at = pair.link.poll_timeout().expect("a draining link has a timer");
+        let at = pair
+            .link
+            .poll_timeout()
+            .expect("a draining link has a timer");
         assert!(at <= deadline, "no timer past the deadline");
         pair.now = at.max(pair.now);
         pair.link.handle_timeout(pair.now, pair.now_ms);
@@ -631,7 +661,11 @@ fn a_drain_ends_at_its_deadline_and_fails_what_remains() {
     }
     pair.collect();
     assert!(pair.link.is_closed());
-    assert_eq!(pair.outcomes[&1], Err(SendError::ConnectionLost), "written, in doubt");
+    assert_eq!(
+        pair.outcomes[&1],
+        Err(SendError::ConnectionLost),
+        "written, in doubt"
+    );
     assert_eq!(pair.outcomes[&2], Err(SendError::Closed), "never written");
     assert_eq!(pair.link.pending_bytes(), 0);
 }
@@ -690,7 +724,10 @@ fn an_idle_connection_costs_one_timer_at_the_keepalive_interval() {
     pair.send(1, None);
     pair.run();
     let next = pair.link.poll_timeout().expect("the heartbeat");
-    assert!(next >= pair.now + Duration::from_millis(99), "no 100 ms tick");
+    assert!(
+        next >= pair.now + Duration::from_millis(99),
+        "no 100 ms tick"
+    );
     // Over 10 s of idleness, the link wakes about once a keepalive interval.
     let mut wakes = 0;
     let end = pair.now + Duration::from_secs(10);

@@ -81,7 +81,7 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
         let charge = match self.account.try_charge(bytes) {
             Ok(charge) => charge,
             Err(_) => {
-                self.expire(now_ms, expired);
+                self.handle_timeout(now_ms, expired);
                 match self.account.try_charge(bytes) {
                     Ok(charge) => charge,
                     Err(need) => return Err(Refused::NeedReserve(item, need)),
@@ -120,7 +120,7 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
 
     /// Removes the expired messages (at `now_ms`) and appends them to `expired`; their
     /// bytes are given back.
-    pub fn expire(&mut self, now_ms: u64, expired: &mut Vec<Entry<K, T>>) {
+    pub fn handle_timeout(&mut self, now_ms: u64, expired: &mut Vec<Entry<K, T>>) {
         if !self.queue.iter().any(|e| e.expired(now_ms)) {
             return;
         }

@@ -60,11 +60,11 @@ fn regular_expiry_drops_every_expired_message_wherever_it_is() {
     // The head is taken for writing (it cannot be dropped now); the rest still expire.
     let mut expired = Vec::new();
     let head = q.pop(0, &mut expired).unwrap();
-    q.expire(150, &mut expired);
+    q.handle_timeout(150, &mut expired);
     let items: Vec<u32> = expired.iter().map(|e| e.item).collect();
     assert_eq!(items, vec![2, 5]);
     assert_eq!(q.bytes(), 30, "the written-but-unsettled head and 3, 4");
-    q.expire(200, &mut expired);
+    q.handle_timeout(200, &mut expired);
     assert_eq!(expired.last().map(|e| e.item), Some(4));
     let head = q.settle(head);
     assert_eq!(head.item, 1);

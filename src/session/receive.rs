@@ -287,7 +287,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        conn.heartbeat.on_read(now);
+        conn.heartbeat.handle_read(now);
         let result: Result<(), DisconnectReason> = match input {
             Ok(Decoded::Frame(frame)) => {
                 let mut messages = std::mem::take(&mut self.scratch);
@@ -333,9 +333,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 }
             }
             Err(FrameError::Io(kind)) => Err(DisconnectReason::Io(kind)),
-            Err(FrameError::Decompress { .. }) => {
-                Err(ProtocolViolation::Decompression.into())
-            }
+            Err(FrameError::Decompress { .. }) => Err(ProtocolViolation::Decompression.into()),
             Err(_) => Err(ProtocolViolation::FrameHeaderCorrupt.into()),
         };
         if result.is_err() {
@@ -397,7 +395,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             }
             return Ok(());
         }
-        if let HeartbeatAction::TimedOut { silent_for } = conn.heartbeat.poll(now) {
+        if let HeartbeatAction::TimedOut { silent_for } = conn.heartbeat.handle_timeout(now) {
             self.conn = None;
             return Err(DisconnectReason::read_timeout(silent_for));
         }
@@ -465,7 +463,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             if self.throttled_since.is_some() {
                 self.keepalive_at
             } else {
-                c.heartbeat.next_deadline()
+                c.heartbeat.poll_timeout()
             }
         });
         [conn, self.spare_at].into_iter().flatten().min()
@@ -570,7 +568,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
         match self.account.try_charge(size) {
             Ok(charge) => {
-                self.arrivals.push_back(Arrival::Deliver { envelope, charge });
+                self.arrivals
+                    .push_back(Arrival::Deliver { envelope, charge });
                 true
             }
             Err(need) => {
@@ -598,7 +597,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             self.counters.throttled_us += micros(now.saturating_duration_since(since));
             // The silence was ours: the read timeout starts again.
             if let Some(conn) = self.conn.as_mut() {
-                conn.heartbeat.on_read(now);
+                conn.heartbeat.handle_read(now);
             }
         }
     }
@@ -618,4 +617,3 @@ impl<K: Clone + Eq> ReceiveSession<K> {
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
-

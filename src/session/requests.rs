@@ -19,7 +19,7 @@ struct Entry<T> {
 /// deadline, and a value of the caller's choosing (typically the sender half of the
 /// channel the requester waits on). A request leaves in exactly one way: its response
 /// arrives ([`complete`](PendingRequests::complete)), its deadline passes
-/// ([`poll_expired`](PendingRequests::poll_expired)), or its peer is lost
+/// ([`handle_timeout`](PendingRequests::handle_timeout)), or its peer is lost
 /// ([`fail_peer`](PendingRequests::fail_peer)) — so failures reach the requester at
 /// once, not at its timeout.
 ///
@@ -28,7 +28,7 @@ struct Entry<T> {
 ///   exactly the same requests at all times: every removal removes from both (the
 ///   deadline of an id is known from the map, so the ordered index is cleaned eagerly
 ///   in O(log n)). So completed requests never linger in the deadline index, and
-///   [`next_deadline`](PendingRequests::next_deadline) (a `&self` method, which could
+///   [`poll_timeout`](PendingRequests::poll_timeout) (a `&self` method, which could
 ///   not clean a lazily-deleted heap) is always the deadline of a live request.
 /// - Memory is proportional to the number of pending requests, whatever the mix of
 ///   inserts, completions and expiries.
@@ -46,8 +46,8 @@ struct Entry<T> {
 /// pending.insert(1, NodeId(2), now + Duration::from_secs(1), "reply to A");
 /// pending.insert(2, NodeId(2), now + Duration::from_secs(2), "reply to B");
 /// assert_eq!(pending.complete(1), Some((NodeId(2), "reply to A")));
-/// assert_eq!(pending.next_deadline(), Some(now + Duration::from_secs(2)));
-/// assert_eq!(pending.poll_expired(now + Duration::from_secs(2)), [(2, "reply to B")]);
+/// assert_eq!(pending.poll_timeout(), Some(now + Duration::from_secs(2)));
+/// assert_eq!(pending.handle_timeout(now + Duration::from_secs(2)), [(2, "reply to B")]);
 /// assert!(pending.is_empty());
 /// ```
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl<T> PendingRequests<T> {
 
     /// Removes and returns every request whose deadline is at or before `now`, the
     /// earliest deadline first (ties by id).
-    pub fn poll_expired(&mut self, now: Instant) -> Vec<(u64, T)> {
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<(u64, T)> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.by_deadline.first() {
             if deadline > now {
@@ -133,8 +133,8 @@ impl<T> PendingRequests<T> {
     }
 
     /// The earliest deadline of a pending request: when to call
-    /// [`poll_expired`](Self::poll_expired) next. `None` when nothing is pending.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// [`handle_timeout`](Self::handle_timeout) next. `None` when nothing is pending.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         self.by_deadline.first().map(|&(deadline, _)| deadline)
     }
 
@@ -186,7 +186,7 @@ mod tests {
         assert!(pending.contains(7));
         assert_eq!(pending.complete(7), Some((NodeId(1), 'a')));
         assert_eq!(pending.complete(7), None, "a duplicate response");
-        assert!(pending.poll_expired(t0 + ms(100)).is_empty());
+        assert!(pending.handle_timeout(t0 + ms(100)).is_empty());
         assert!(pending.is_empty());
         check_indexes(&pending);
     }
@@ -198,10 +198,10 @@ mod tests {
         pending.insert(3, NodeId(1), t0 + ms(200), "c");
         pending.insert(1, NodeId(1), t0 + ms(100), "a");
         pending.insert(2, NodeId(2), t0 + ms(100), "b");
-        assert!(pending.poll_expired(t0 + ms(99)).is_empty());
-        assert_eq!(pending.poll_expired(t0 + ms(100)), [(1, "a"), (2, "b")]);
+        assert!(pending.handle_timeout(t0 + ms(99)).is_empty());
+        assert_eq!(pending.handle_timeout(t0 + ms(100)), [(1, "a"), (2, "b")]);
         assert_eq!(pending.len(), 1);
-        assert_eq!(pending.poll_expired(t0 + ms(10_000)), [(3, "c")]);
+        assert_eq!(pending.handle_timeout(t0 + ms(10_000)), [(3, "c")]);
         // A response after expiry finds nothing.
         assert_eq!(pending.complete(1), None);
         assert_eq!(pending.complete(3), None);
@@ -225,20 +225,20 @@ mod tests {
     }
 
     #[test]
-    fn next_deadline_ignores_completed_requests() {
+    fn poll_timeout_ignores_completed_requests() {
         let t0 = Instant::now();
         let mut pending = PendingRequests::new();
-        assert_eq!(pending.next_deadline(), None);
+        assert_eq!(pending.poll_timeout(), None);
         pending.insert(1, NodeId(1), t0 + ms(100), ());
         pending.insert(2, NodeId(1), t0 + ms(300), ());
         pending.insert(3, NodeId(2), t0 + ms(200), ());
-        assert_eq!(pending.next_deadline(), Some(t0 + ms(100)));
+        assert_eq!(pending.poll_timeout(), Some(t0 + ms(100)));
         pending.complete(1);
-        assert_eq!(pending.next_deadline(), Some(t0 + ms(200)));
+        assert_eq!(pending.poll_timeout(), Some(t0 + ms(200)));
         pending.fail_peer(NodeId(2));
-        assert_eq!(pending.next_deadline(), Some(t0 + ms(300)));
+        assert_eq!(pending.poll_timeout(), Some(t0 + ms(300)));
         pending.complete(2);
-        assert_eq!(pending.next_deadline(), None);
+        assert_eq!(pending.poll_timeout(), None);
     }
 
     #[test]
@@ -253,10 +253,10 @@ mod tests {
         assert_eq!(pending.len(), 1);
         check_indexes(&pending);
         assert!(
-            pending.poll_expired(t0 + ms(100)).is_empty(),
+            pending.handle_timeout(t0 + ms(100)).is_empty(),
             "old deadline gone"
         );
-        assert_eq!(pending.next_deadline(), Some(t0 + ms(500)));
+        assert_eq!(pending.poll_timeout(), Some(t0 + ms(500)));
         assert_eq!(pending.complete(5), Some((NodeId(2), "new")));
     }
 
@@ -276,13 +276,13 @@ mod tests {
             }
             if id % 1000 == 0 {
                 // Interleave expiry polls that find nothing.
-                assert!(pending.poll_expired(t0 + ms(id / 1000)).is_empty());
+                assert!(pending.handle_timeout(t0 + ms(id / 1000)).is_empty());
             }
         }
         assert_eq!(pending.len(), 100);
         assert_eq!(pending.by_deadline.len(), 100);
         check_indexes(&pending);
-        let expired = pending.poll_expired(t0 + ms(1_000_000));
+        let expired = pending.handle_timeout(t0 + ms(1_000_000));
         assert_eq!(expired.len(), 100);
         assert_eq!(pending.by_deadline.len(), 0);
         assert!(pending.is_empty());

@@ -81,7 +81,11 @@ fn body_fields_are_checked() {
         Ok(older.clone()),
         "a Hello without the flags and attempt has the defaults"
     );
-    assert_eq!(Hello::decode_body(&body[..44]), Ok(older), "a cut-short tail too");
+    assert_eq!(
+        Hello::decode_body(&body[..44]),
+        Ok(older),
+        "a cut-short tail too"
+    );
     body.extend_from_slice(b"later fields");
     assert_eq!(
         Hello::decode_body(&body),

@@ -50,8 +50,7 @@ fn refusal_kind(e: &HandshakeError) -> &'static str {
 async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), HandshakeError> {
     let _ = stream.set_nodelay(true);
     let config = AcceptorConfig::new(env.node);
-    let (acceptor, hello) =
-        read_hello(&mut stream, config, env.config.handshake_timeout).await?;
+    let (acceptor, hello) = read_hello(&mut stream, config, env.config.handshake_timeout).await?;
     env.registry.do_send(SetPeer {
         peer: hello.node_id,
         addr: hello.listen_addr,

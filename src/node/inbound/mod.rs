@@ -42,7 +42,7 @@ pub(crate) use listen::listen;
 use super::dispatch::{Handlers, Permit, Processed, Reply};
 use super::gate::Gate;
 use super::link::{lease_chunk, random_u64, Outbound};
-use super::registry::{Registry, ReceiverStopped, Route};
+use super::registry::{ReceiverStopped, Registry, Route};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::wire::{self, PARAM_REQUEST_ID};
@@ -450,7 +450,11 @@ impl Handler<Attach> for Inbound {
             Ok(established) => established,
             Err(e) => {
                 self.core.handle_disconnected();
-                log::info!("{}: connection from {} refused: {e}", self.env.node, self.peer);
+                log::info!(
+                    "{}: connection from {} refused: {e}",
+                    self.env.node,
+                    self.peer
+                );
                 return;
             }
         };

@@ -41,8 +41,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 
-pub(crate) use api::{PeerSeen, SetPeerAddress};
 pub use api::{CloseLink, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
+pub(crate) use api::{PeerSeen, SetPeerAddress};
 pub use reply::OutboundReply;
 use reply::Slot;
 
@@ -198,7 +198,9 @@ impl Link {
         ctx.spawn(
             write
                 .into_actor(self)
-                .map(|(writer, bytes, result), link, ctx| link.write_done(writer, bytes, result, ctx)),
+                .map(|(writer, bytes, result), link, ctx| {
+                    link.write_done(writer, bytes, result, ctx)
+                }),
         );
     }
 
@@ -388,9 +390,9 @@ impl Link {
     /// Takes a message into the core; when it needs reserve, asks for it and decides
     /// once the answer is in.
     fn admit(&mut self, message: Outbound, slot: Slot, ctx: &mut Context<Self>) {
-        let admission = self
-            .core
-            .handle_send(message, Some(slot), Instant::now(), wire::epoch_ms());
+        let admission =
+            self.core
+                .handle_send(message, Some(slot), Instant::now(), wire::epoch_ms());
         let Admission::NeedReserve {
             message,
             token,
@@ -407,30 +409,34 @@ impl Link {
         };
         // Nothing else is processed until the answer: later messages stay behind
         // this one.
-        ctx.wait(self.env.limits.send(acquire).into_actor(self).map(
-            move |granted, link, ctx| {
-                let level = match granted {
-                    Ok(Ok(held)) => {
-                        link.core.handle_lease(held.into_grant());
-                        // Enough now: nothing else ran meanwhile.
-                        if let Some(slot) = token {
-                            link.admit(message, slot, ctx);
+        ctx.wait(
+            self.env
+                .limits
+                .send(acquire)
+                .into_actor(self)
+                .map(move |granted, link, ctx| {
+                    let level = match granted {
+                        Ok(Ok(held)) => {
+                            link.core.handle_lease(held.into_grant());
+                            // Enough now: nothing else ran meanwhile.
+                            if let Some(slot) = token {
+                                link.admit(message, slot, ctx);
+                            }
+                            return;
                         }
-                        return;
-                    }
-                    Ok(Err(Shortage::Endpoint { .. })) => OverloadLevel::Endpoint,
-                    Ok(Err(_)) => OverloadLevel::Global,
-                    Err(_) => {
-                        if let Some(slot) = token {
-                            slot.complete(Err(SendError::Closed));
+                        Ok(Err(Shortage::Endpoint { .. })) => OverloadLevel::Endpoint,
+                        Ok(Err(_)) => OverloadLevel::Global,
+                        Err(_) => {
+                            if let Some(slot) = token {
+                                slot.complete(Err(SendError::Closed));
+                            }
+                            return;
                         }
-                        return;
-                    }
-                };
-                link.core.handle_shortage(message, token, level);
-                link.drive(ctx);
-            },
-        ));
+                    };
+                    link.core.handle_shortage(message, token, level);
+                    link.drive(ctx);
+                }),
+        );
     }
 }
 
