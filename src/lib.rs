@@ -10,8 +10,10 @@
 //!
 //! 1. [`frame`]: the frame codec (CRC, LZ4 and unprotected frames).
 //! 2. [`envelope`] (message header) and [`handshake`] (the first bytes of a connection).
-//! 3. [`session`]: per-link bookkeeping — backoff, heartbeats, the link lifecycle,
-//!    pending requests.
+//! 3. [`session`]: the link cores — [`session::LinkSession`] (one outbound link: queue,
+//!    unacknowledged messages, lifecycle, heartbeat, byte account, expiry, sequence
+//!    numbers and replay) and [`session::ReceiveSession`] (one receiving link: order,
+//!    duplicates, acknowledgements, receive limits) — and the smaller machines they use.
 //! 4. [`limits`]: byte budgets — a link's own capacity and the endpoint and global
 //!    reserves that bound the node's memory in each direction.
 //! 5. [`node`]: the actors (links, the registry that supervises them, inbound
@@ -25,8 +27,10 @@
 //! until it reports the connection established; then wrap the socket with a
 //! [`frame::FrameCodec`] of the agreed [`frame::Framing`], pack outgoing envelopes with a
 //! [`frame::FrameEncoder`], and turn incoming frames back into messages with an
-//! [`envelope::MessageAssembler`]; meanwhile the [`session`] machines say when to send
-//! keepalives, reconnect or give up.
+//! [`envelope::MessageAssembler`]; above them, a [`session::LinkSession`] or
+//! [`session::ReceiveSession`] decides everything else (what to write, when to
+//! acknowledge, replay, send keepalives, reconnect or give up) and says when it next
+//! needs waking (`poll_timeout`).
 
 #![deny(missing_docs)]
 

@@ -1,8 +1,8 @@
 //! internode's own messages on a connection: keepalives and acknowledgements.
 //!
-//! They are envelopes with verbs from
-//! [`RESERVED_VERBS_START`](crate::message::RESERVED_VERBS_START) up, id 0 (they carry
-//! no sequence number, are never charged to the limits and never replayed):
+//! They are envelopes with verbs from [`RESERVED_VERBS_START`] up (the reserved
+//! verbs) and id 0: they carry no sequence number, are never charged to the limits and
+//! never replayed.
 //!
 //! - `PING` (link -> acceptor) carries a timestamp in microseconds as a vint; the
 //!   acceptor answers `PONG` with the same timestamp on the same connection, which gives

@@ -31,7 +31,7 @@ impl Default for HeartbeatConfig {
     }
 }
 
-/// What the shell must do now, from [`Heartbeat::poll`].
+/// What the shell must do now, from [`Heartbeat::handle_timeout`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeartbeatAction {
     /// Nothing until [`Heartbeat::poll_timeout`].
