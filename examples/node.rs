@@ -335,14 +335,22 @@ impl Record {
             open: BTreeMap::new(),
             error: None,
         };
-        let line = format!("start {node} {run:016x} {} {}", now_ms(), std::process::id());
+        let line = format!(
+            "start {node} {run:016x} {} {}",
+            now_ms(),
+            std::process::id()
+        );
         record.line(format_args!("{line}"));
         record.flush();
         record.error.take().map_or(Ok(record), Err)
     }
 
     fn line(&mut self, args: std::fmt::Arguments<'_>) {
-        if let Err(e) = self.out.write_fmt(args).and_then(|_| self.out.write_all(b"\n")) {
+        if let Err(e) = self
+            .out
+            .write_fmt(args)
+            .and_then(|_| self.out.write_all(b"\n"))
+        {
             self.failed(e);
         }
     }
@@ -890,7 +898,9 @@ async fn run(options: Options) -> Result<(), String> {
     let start = Instant::now();
     let run = run_id();
     let record: Option<SharedRecord> = match &options.record {
-        Some(path) => Some(Rc::new(RefCell::new(Record::create(path, options.id, run)?))),
+        Some(path) => Some(Rc::new(RefCell::new(Record::create(
+            path, options.id, run,
+        )?))),
         None => None,
     };
     let mut builder = Node::builder(NodeId(options.id), options.listen).framing(options.framing);
