@@ -5,6 +5,7 @@
 //! cargo run --release --example bench                  # full: 5 repetitions of 1 s per figure, a few minutes
 //! cargo run --release --example bench -- --quick       # 3 of 0.2 s, under 30 s (CI)
 //! cargo run --release --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
+//! cargo run --release --example bench -- --only oneway --sizes 64 --impls internode,internode-lossy
 //! ```
 //!
 //! Four implementations carry the same payloads (a sequence number and filler):
@@ -62,12 +63,13 @@ use stats::Results;
 use workloads::{Case, Contender, Cores, Timing, Workload};
 
 const USAGE: &str = "usage: bench [--quick] [--json FILE] [--only WORKLOAD[,WORKLOAD...]] \
-[--impls IMPL[,IMPL...]] [--spinners N]
+[--impls IMPL[,IMPL...]] [--sizes BYTES[,BYTES...]] [--spinners N]
   --quick          3 repetitions of 0.2 s per figure (default 5 of 1 s)
   --json FILE      also write the JSON document to FILE
   --only LIST      some of: oneway, rr, rr64, urgent, idle (default all)
   --impls LIST     some of: internode, internode-lossy, raw, framed (default all; fewer
                    for profiling one)
+  --sizes LIST     one-way payload sizes in bytes (default 64,1024,65536,1048576)
   --spinners N     spinning processes for the busy-core runs (default: the number of CPUs; 0: none)";
 
 /// Why the benchmark failed.
@@ -103,6 +105,8 @@ struct Options {
     json: Option<PathBuf>,
     only: Vec<Workload>,
     impls: Vec<Impl>,
+    /// Payload sizes of the one-way workload.
+    sizes: Vec<usize>,
     spinners: usize,
 }
 
@@ -140,6 +144,7 @@ fn parse_args(args: &[String]) -> Result<Role, String> {
         json: None,
         only: Workload::ALL.to_vec(),
         impls: Impl::ALL.to_vec(),
+        sizes: workloads::ONEWAY_SIZES.to_vec(),
         spinners: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut args = args.iter();
@@ -168,6 +173,15 @@ fn parse_args(args: &[String]) -> Result<Role, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
+            "--sizes" => {
+                options.sizes = value()?
+                    .split(',')
+                    .map(|s| match s.parse() {
+                        Ok(size) if size >= payload::SEQ_BYTES => Ok(size),
+                        _ => Err(format!("bad size {s:?}\n{USAGE}")),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--spinners" => {
                 let v = value()?;
                 options.spinners = v
@@ -186,7 +200,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     let timing = Timing::new(options.quick);
     let mut results = Results::default();
 
-    let cases = Case::all(&options.only);
+    let cases = Case::all(&options.only, &options.sizes);
     if !cases.is_empty() {
         let mut contenders = Vec::new();
         for &imp in &options.impls {

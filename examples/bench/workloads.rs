@@ -111,12 +111,13 @@ pub struct Case {
 }
 
 impl Case {
-    /// The message cases of the selected workloads (`idle` is measured apart).
-    pub fn all(selected: &[Workload]) -> Vec<Case> {
+    /// The message cases of the selected workloads (`idle` is measured apart), the
+    /// one-way workload at each of `sizes`.
+    pub fn all(selected: &[Workload], sizes: &[usize]) -> Vec<Case> {
         let mut cases = Vec::new();
         for &workload in selected {
             match workload {
-                Workload::Oneway => cases.extend(ONEWAY_SIZES.map(|size| Case { workload, size })),
+                Workload::Oneway => cases.extend(sizes.iter().map(|&size| Case { workload, size })),
                 Workload::Rr | Workload::Rr64 | Workload::Urgent => cases.push(Case {
                     workload,
                     size: RR_SIZE,
