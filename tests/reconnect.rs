@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use internode::node::{SendError, Sent};
+use internode::node::{Node, Peer, SendError, Sent};
 use internode::session::{BackoffConfig, DisconnectReason, HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
 use support::{
@@ -58,6 +58,18 @@ async fn receive_past(
         }
     })
     .await
+}
+
+/// Node B, a proxy in front of it, and node A knowing B at the proxy, with A's link
+/// events and its handle on B.
+async fn through_proxy() -> (Node, Node, Proxy, Events, Peer) {
+    let b = node(2).await;
+    let proxy = Proxy::start(b.local_addr()).await;
+    let a = node(1).await;
+    let events = Events::subscribe(&a).await;
+    a.add_peer(B, proxy.addr()).await;
+    let to_b = a.peer(B).await.unwrap();
+    (a, b, proxy, events, to_b)
 }
 
 #[actix::test]
@@ -142,13 +154,8 @@ fn gaps(seqs: &[u64], first: u64, last: u64) -> Vec<(u64, u64)> {
 #[actix::test]
 async fn a_connection_cut_mid_stream_is_reconnected() {
     bounded(async {
-        let b = node(2).await;
+        let (a, b, proxy, mut events, to_b) = through_proxy().await;
         let mut inbox = collect::<Seq>(&b);
-        let proxy = Proxy::start(b.local_addr()).await;
-        let a = node(1).await;
-        let mut events = Events::subscribe(&a).await;
-        a.add_peer(B, proxy.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
 
         // A producer streams in small batches until told to stop, and keeps every
         // message's outcome.
@@ -778,13 +785,8 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
 #[actix::test]
 async fn a_corrupt_frame_inside_a_large_message_is_recovered_by_replay() {
     bounded(async {
-        let b = node(2).await;
+        let (_a, b, proxy, mut events, to_b) = through_proxy().await;
         let mut inbox = collect::<Chunk>(&b);
-        let proxy = Proxy::start(b.local_addr()).await;
-        let a = node(1).await;
-        let mut events = Events::subscribe(&a).await;
-        a.add_peer(B, proxy.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
         let chunk = |seq: u64, len: usize| Chunk {
             seq,
             data: vec![seq as u8; len].into(),
@@ -908,13 +910,8 @@ async fn a_new_address_gets_the_queued_and_unacknowledged_messages_once() {
 #[actix::test]
 async fn a_lossless_link_with_nothing_unacknowledged_goes_dormant_after_a_cut() {
     bounded(async {
-        let b = node(2).await;
+        let (_a, b, proxy, mut events, to_b) = through_proxy().await;
         let mut inbox = collect::<Seq>(&b);
-        let proxy = Proxy::start(b.local_addr()).await;
-        let a = node(1).await;
-        let mut events = Events::subscribe(&a).await;
-        a.add_peer(B, proxy.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
         assert_eq!(to_b.send(Seq(1)).await, Ok(Sent::Acknowledged));
         proxy.cut();
         events

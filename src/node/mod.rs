@@ -47,6 +47,7 @@ mod metrics;
 mod registry;
 mod requests;
 mod resource_limits;
+mod timer;
 mod wire;
 
 use std::collections::BTreeMap;

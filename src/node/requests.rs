@@ -10,6 +10,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::timer::Timer;
 use crate::message::RemoteFailure;
 use crate::outcome::RequestError;
 use crate::session::PendingRequests;
@@ -61,7 +62,7 @@ impl Message for PeerLinkClosed {
 pub(crate) struct RequestTracker {
     pending: PendingRequests<ResponseSender>,
     next_id: u64,
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: Timer,
 }
 
 impl RequestTracker {
@@ -69,30 +70,24 @@ impl RequestTracker {
         RequestTracker {
             pending: PendingRequests::new(),
             next_id: 1,
-            timer: None,
+            timer: Timer::default(),
         }
     }
 
     /// Keeps exactly one timer, armed for the earliest deadline.
     fn arm(&mut self, ctx: &mut Context<Self>) {
         let next = self.pending.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(at) = next {
-            let delay = at.saturating_duration_since(Instant::now());
-            let handle = ctx.run_later(delay, |tracker, ctx| {
-                tracker.timer = None;
+        self.timer.arm(
+            ctx,
+            next,
+            |tracker| &mut tracker.timer,
+            |tracker, ctx| {
                 for (_, reply) in tracker.pending.handle_timeout(Instant::now()) {
                     let _ = reply.send(Err(RequestError::Timeout));
                 }
                 tracker.arm(ctx);
-            });
-            self.timer = Some((at, handle));
-        }
+            },
+        );
     }
 }
 

@@ -45,6 +45,7 @@ use super::link::{lease_chunk, random_u64, Outbound};
 use super::registry::{ReceiverStopped, Registry, Route};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
+use super::timer::Timer;
 use super::wire::{self, PARAM_REQUEST_ID};
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags};
@@ -141,7 +142,7 @@ pub(crate) struct Inbound {
     /// Bumped for every connection: what an older one reports is ignored.
     generation: u64,
     gate: Gate,
-    timer: Option<(Instant, SpawnHandle)>,
+    timer: Timer,
 }
 
 impl Inbound {
@@ -164,7 +165,7 @@ impl Inbound {
             read: None,
             generation: 0,
             gate: Gate::default(),
-            timer: None,
+            timer: Timer::default(),
         }
     }
 
@@ -247,23 +248,17 @@ impl Inbound {
 
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let next = self.core.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(at) = next {
-            let delay = at.saturating_duration_since(Instant::now());
-            let handle = ctx.run_later(delay, |inbound, ctx| {
-                inbound.timer = None;
+        self.timer.arm(
+            ctx,
+            next,
+            |inbound| &mut inbound.timer,
+            |inbound, ctx| {
                 if let Err(reason) = inbound.core.handle_timeout(Instant::now()) {
                     inbound.drop_connection(ctx, &reason);
                 }
                 inbound.drive(ctx);
-            });
-            self.timer = Some((at, handle));
-        }
+            },
+        );
     }
 
     /// Forgets the current connection: its socket closes, its results are ignored.

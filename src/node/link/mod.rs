@@ -51,6 +51,7 @@ use super::registry::LinkReport;
 use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
 use super::resource_limits::{Acquire, Direction, Release, ResourceLimits};
+use super::timer::Timer;
 use super::wire;
 use super::NodeConfig;
 use crate::frame::{Decoded, FrameCodec, FrameError};
@@ -96,8 +97,8 @@ pub struct Link {
     kind: LinkKind,
     peer_addr: SocketAddr,
     core: Core,
-    /// The one timer: when it fires, and its handle.
-    timer: Option<(Instant, SpawnHandle)>,
+    /// The one timer, at the core's `poll_timeout`.
+    timer: Timer,
     /// The write half of the connection, while no write is out.
     writer: Option<OwnedWriteHalf>,
     /// A connect attempt is under way.
@@ -134,7 +135,7 @@ impl Link {
             peer,
             kind,
             peer_addr: addr,
-            timer: None,
+            timer: Timer::default(),
             writer: None,
             connecting: false,
             connect_after_restart: false,
@@ -280,21 +281,15 @@ impl Link {
     /// Keeps exactly one timer, armed for the core's next deadline.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let next = self.core.poll_timeout();
-        if self.timer.as_ref().map(|(at, _)| *at) == next {
-            return;
-        }
-        if let Some((_, handle)) = self.timer.take() {
-            ctx.cancel_future(handle);
-        }
-        if let Some(at) = next {
-            let delay = at.saturating_duration_since(Instant::now());
-            let handle = ctx.run_later(delay, |link, ctx| {
-                link.timer = None;
+        self.timer.arm(
+            ctx,
+            next,
+            |link| &mut link.timer,
+            |link, ctx| {
                 link.core.handle_timeout(Instant::now(), wire::epoch_ms());
                 link.drive(ctx);
-            });
-            self.timer = Some((at, handle));
-        }
+            },
+        );
     }
 
     fn start_connect(&mut self, ctx: &mut Context<Self>) {
@@ -465,7 +460,7 @@ impl Actor for Link {
 impl actix::Supervised for Link {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // Everything spawned for the old connection is gone with the old context.
-        self.timer = None;
+        self.timer.forget();
         self.writer = None;
         self.connecting = false;
         self.restart = false;
