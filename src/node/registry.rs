@@ -225,6 +225,14 @@ impl Registry {
         }
     }
 
+    /// Asks every receiving actor for its snapshot.
+    fn inbound_snapshots(&self) -> Vec<actix::dev::Request<Inbound, GetInboundSnapshot>> {
+        self.inbound
+            .values()
+            .map(|a| a.send(GetInboundSnapshot))
+            .collect()
+    }
+
     fn link(&mut self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
         if self.closed {
             return Err(SendError::Closed);
@@ -463,11 +471,7 @@ impl Handler<TotalInbound> for Registry {
 
     fn handle(&mut self, _: TotalInbound, _: &mut Context<Self>) -> Self::Result {
         let mut total = self.inbound_ended.clone();
-        let live: Vec<_> = self
-            .inbound
-            .values()
-            .map(|a| a.send(GetInboundSnapshot))
-            .collect();
+        let live = self.inbound_snapshots();
         Box::pin(async move {
             for snapshot in live {
                 if let Ok(s) = snapshot.await {
@@ -528,11 +532,7 @@ impl Handler<CountInbound> for Registry {
     type Result = ResponseFuture<usize>;
 
     fn handle(&mut self, _: CountInbound, _: &mut Context<Self>) -> Self::Result {
-        let live: Vec<_> = self
-            .inbound
-            .values()
-            .map(|a| a.send(GetInboundSnapshot))
-            .collect();
+        let live = self.inbound_snapshots();
         Box::pin(async move {
             let mut connected = 0;
             for snapshot in live {

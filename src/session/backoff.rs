@@ -143,10 +143,10 @@ fn duration_from_nanos(nanos: u128) -> Duration {
 /// The splitmix64 generator (Steele, Lea, Flood 2014): tiny, fast, and good enough to
 /// spread retries; not for cryptography.
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

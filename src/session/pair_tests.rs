@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 
+use super::backoff::SplitMix64;
 use super::*;
 use crate::envelope::Flags;
 use crate::frame::{FrameCodec, Framing};
@@ -19,20 +20,12 @@ use crate::outcome::{OverloadLevel, SendError, Sent};
 const VERB: u32 = 7;
 const PEER: u8 = 2;
 
-/// A deterministic generator (SplitMix64).
-struct Rng(u64);
+/// The deterministic generator of the faults (the backoff's).
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.next() % n.max(1)
     }
 }
 
@@ -115,7 +108,7 @@ impl Pair {
             events: Vec::new(),
             connects: 0,
             cuts: 0,
-            rng: Rng(seed),
+            rng: Rng(SplitMix64(seed)),
             faults: Faults::default(),
             grant_reserve: true,
         }
