@@ -1,25 +1,75 @@
 #!/usr/bin/env bash
 # A local cluster of three `node` processes (examples/node.rs) on 127.0.0.1:23001-23003,
-# all sending to all. Builds the example once, starts the nodes, waits for them, prints
-# each node's JSON summary and checks them: no duplicates, no out-of-order messages, and,
-# since no node is killed here, every message a node wrote reached its peer, no gaps, and
-# every node got every peer's final `done`.
+# all sending to all. Builds the examples once, starts the nodes, waits for them, prints
+# the final summaries and checks them and the nodes' records (`--record`, kept for every
+# incarnation of a node).
 #
-#   examples/local_cluster.sh                    # 10 s of traffic, as fast as accepted
-#   DURATION=3 examples/local_cluster.sh         # the CI smoke run
+#   examples/local_cluster.sh                         # 10 s of traffic, as fast as accepted
+#   DURATION=3 examples/local_cluster.sh              # the CI smoke run
+#   DURATION=6 CUT_EVERY=1 examples/local_cluster.sh  # CI: connections cut about every second
+#   DURATION=8 KILL_EVERY=3 examples/local_cluster.sh # CI: a node SIGKILLed every 3 s
 #   DURATION=5 RATE=2000 SIZE=1024 FRAMING=lz4 PORT_BASE=23100 examples/local_cluster.sh
 #
 # Environment: DURATION (s, 10), RATE (msgs/s per peer, 0 = as fast as accepted),
 # SIZE (payload bytes, 100), FRAMING (crc|lz4|unprotected), PORT_BASE (23000: nodes on
-# PORT_BASE+1..3), OUT (directory for logs and summaries; a temporary one by default),
-# CARGO_FLAGS (e.g. --release), HEARTBEAT_TIMEOUT (s; the library's 5 s by default),
-# NODE_FLAGS (more flags for every node, e.g. the limits:
-#   NODE_FLAGS="--link-capacity 64k --endpoint-reserve 256k --global-reserve 512k --expire-after 200").
+# PORT_BASE+1..3, proxies on PORT_BASE+100+10*sender+receiver), OUT (directory for
+# logs, summaries and records; a temporary one by default), CARGO_FLAGS (e.g.
+# --release), HEARTBEAT_TIMEOUT (s; the library's 5 s by default), NODE_FLAGS (more
+# flags for every node, e.g. the limits:
+#   NODE_FLAGS="--link-capacity 64k --endpoint-reserve 256k --global-reserve 512k --expire-after 200"),
+# and the faults, none by default:
+#
+# CUT_EVERY=SECS: one examples/fault_proxy.rs per directed pair (node i reaches node j
+#   through the proxy on PORT_BASE+100+10*i+j), each cutting all its connections after
+#   a delay drawn in [SECS/2, SECS*3/2], again and again (SEED: the first proxy's
+#   seed, printed; the others use SEED+10*i+j). Links are lossless: the check requires
+#   no message lost, duplicated or out of order, and prints the proxies' cuts.
+# KILL_EVERY=SECS: every SECS, while at least 1 s of DURATION remains, one node, round
+#   robin from node 3 (3, 1, 2, 3...), is killed with SIGKILL and started again at
+#   once on the same port with the same flags, except `--duration` (what remains of
+#   DURATION, so that the cluster ends together) and its own files: node-ID.INC.log,
+#   .json (only a process that exits writes one) and .rec (INC = 0, 1... its
+#   incarnations). The check counts across incarnations, from the records:
+#   - every message whose sender saw it `acknowledged` was received exactly once by
+#     some incarnation of its receiver;
+#   - every other message either failed `peer_restarted` (received at most once, and
+#     only by an incarnation that was then killed), or failed otherwise, or has no
+#     outcome because its sender was killed first ("unknown": received at most once);
+#   - in every receiver incarnation, each sender run's messages arrive in increasing
+#     order, and later incarnations only get later messages (no duplicates, no
+#     out-of-order messages across incarnations either).
+#   The one exception, "unhandled@kill": an acknowledgement says that the receiver's
+#   node took the message, not that its handler ran (src/outcome.rs), and the handler
+#   records a message (one write per message, which survives SIGKILL) a moment after
+#   the node acknowledged it. So an acknowledged message that no incarnation recorded
+#   is accepted, and counted apart, only if all of this holds:
+#   (a) it is in the tail of a killed incarnation's stream from that sender run: it
+#       comes after the last message that incarnation recorded from the run (if any)
+#       and before the first one a later incarnation recorded;
+#   (b) no message between that last recorded one and it failed `peer_restarted`
+#       (acknowledgements are cumulative: what a killed incarnation acknowledged
+#       precedes what it left unacknowledged, and everything a later incarnation
+#       took follows that);
+#   (c) its sender saw the acknowledgement at most UNHANDLED_WINDOW_MS (default 1000)
+#       before the kill (the record's outcome times against the kill time this script
+#       took just before `kill -9`: the handler's lag behind the acknowledgements),
+#       and not after its link for these messages found the receiver restarted (the
+#       sender's first `event ... peer_restarted` after the kill: the handshake with
+#       the next incarnation, which reads only after the killed one's last
+#       acknowledgements; without such an event, at most UNHANDLED_WINDOW_MS after
+#       the kill).
+#   Their number per kill and the largest distance to the kill are printed.
+#   The checks are for lossless links (the default): with `--link-policy lossy` in
+#   NODE_FLAGS, CUT_EVERY and KILL_EVERY show the losses and fail.
+#
+# Without faults the check requires every acknowledged message received, no gaps but
+# the messages that failed (overloaded, expired), no duplicates, no out-of-order
+# messages, and every node got every peer's final `done`.
 #
 # Large messages in a debug build: a link's keepalive pong waits behind everything
 # already written (loopback buffers hold tens of MB), and a slow debug receiver may take
 # longer than the 5 s heartbeat timeout to get through it; the link then resets a
-# healthy connection and what was in it is lost (links are lossy for now). Use
+# healthy connection (and writes again what was not acknowledged). Use
 # CARGO_FLAGS=--release or HEARTBEAT_TIMEOUT=30 for SIZE above ~10000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,113 +79,438 @@ RATE=${RATE:-0}
 SIZE=${SIZE:-100}
 FRAMING=${FRAMING:-crc}
 PORT_BASE=${PORT_BASE:-23000}
+CUT_EVERY=${CUT_EVERY:-}
+KILL_EVERY=${KILL_EVERY:-}
+SEED=${SEED:-$(( $(date +%s) % 100000 ))}
+UNHANDLED_WINDOW_MS=${UNHANDLED_WINDOW_MS:-1000}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/internode-cluster.XXXXXX")}
 mkdir -p "$OUT"
 
+# Seconds (maybe fractional) to milliseconds.
+ms() { awk -v s="$1" 'BEGIN { if (s !~ /^[0-9]*\.?[0-9]+$/) exit 1; printf "%d", s * 1000 }'; }
+now_ms() { date +%s%3N; }
+duration_ms=$(ms "$DURATION") || { echo "DURATION must be a number of seconds"; exit 2; }
+mode=plain
+if [ -n "$CUT_EVERY" ]; then
+  cut_ms=$(ms "$CUT_EVERY") && [ "$cut_ms" -ge 2 ] || { echo "CUT_EVERY must be seconds"; exit 2; }
+  mode=cut
+fi
+if [ -n "$KILL_EVERY" ]; then
+  kill_ms=$(ms "$KILL_EVERY") && [ "$kill_ms" -ge 100 ] ||
+    { echo "KILL_EVERY must be at least 0.1 s"; exit 2; }
+  mode=kill
+fi
+if [ -n "$CUT_EVERY" ] && [ -n "$KILL_EVERY" ]; then
+  echo "CUT_EVERY and KILL_EVERY: one at a time"
+  exit 2
+fi
+if [ "$PORT_BASE" -lt 20000 ] || [ $((PORT_BASE + 133)) -gt 32000 ]; then
+  echo "PORT_BASE must be in 20000-31867 (nodes and proxies use PORT_BASE+1..PORT_BASE+133)"
+  exit 2
+fi
+
 # shellcheck disable=SC2086
-cargo build --quiet ${CARGO_FLAGS:-} --example node
+cargo build --quiet ${CARGO_FLAGS:-} --example node --example fault_proxy
 profile=debug
 case " ${CARGO_FLAGS:-} " in *" --release "*) profile=release ;; esac
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/$profile/examples/node"
+proxy_bin="$target_dir/$profile/examples/fault_proxy"
 
 ids=(1 2 3)
-pids=()
+declare -A pid inc # per node: its running process and incarnation
+proxy_pids=()
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for p in "${pid[@]}" "${proxy_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-echo "3 nodes on 127.0.0.1:$((PORT_BASE + 1))-$((PORT_BASE + 3)), ${DURATION} s, size ${SIZE} B," \
-  "rate ${RATE} (0 = as fast as accepted), ${FRAMING} framing; logs and summaries in $OUT"
-for id in "${ids[@]}"; do
-  args=(--id "$id" --listen "127.0.0.1:$((PORT_BASE + id))" --size "$SIZE" --rate "$RATE"
-    --duration "$DURATION" --framing "$FRAMING" --summary-json "$OUT/node-$id.json")
+node_port() { echo $((PORT_BASE + $1)); }
+proxy_port() { echo $((PORT_BASE + 100 + 10 * $1 + $2)); }
+
+# start_node ID DURATION_SECS: starts incarnation ${inc[ID]} of node ID.
+start_node() {
+  local id=$1 n=${inc[$1]} peer addr
+  local args=(--id "$id" --listen "127.0.0.1:$(node_port "$id")" --size "$SIZE" --rate "$RATE"
+    --duration "$2" --framing "$FRAMING" --summary-json "$OUT/node-$id.$n.json"
+    --record "$OUT/node-$id.$n.rec")
   [ -z "${HEARTBEAT_TIMEOUT:-}" ] || args+=(--heartbeat-timeout "$HEARTBEAT_TIMEOUT")
   # shellcheck disable=SC2206 # NODE_FLAGS is split into words on purpose
   [ -z "${NODE_FLAGS:-}" ] || args+=(${NODE_FLAGS})
   for peer in "${ids[@]}"; do
-    [ "$peer" = "$id" ] || args+=(--peer "$peer@127.0.0.1:$((PORT_BASE + peer))")
+    [ "$peer" != "$id" ] || continue
+    if [ "$mode" = cut ]; then addr=$(proxy_port "$id" "$peer"); else addr=$(node_port "$peer"); fi
+    args+=(--peer "$peer@127.0.0.1:$addr")
   done
-  "$bin" "${args[@]}" >"$OUT/node-$id.log" 2>&1 &
-  pids+=($!)
+  "$bin" "${args[@]}" >"$OUT/node-$id.$n.log" 2>&1 &
+  pid[$id]=$!
+}
+
+echo "3 nodes on 127.0.0.1:$((PORT_BASE + 1))-$((PORT_BASE + 3)), ${DURATION} s, size ${SIZE} B," \
+  "rate ${RATE} (0 = as fast as accepted), ${FRAMING} framing, faults: $mode" \
+  "${CUT_EVERY:+(cut every ~${CUT_EVERY} s, seed $SEED)}${KILL_EVERY:+(a node killed every ${KILL_EVERY} s)};" \
+  "logs, summaries and records in $OUT"
+: >"$OUT/kills"
+
+if [ "$mode" = cut ]; then
+  for s in "${ids[@]}"; do
+    for r in "${ids[@]}"; do
+      [ "$s" != "$r" ] || continue
+      "$proxy_bin" --listen "127.0.0.1:$(proxy_port "$s" "$r")" --target "127.0.0.1:$(node_port "$r")" \
+        --cut-every-ms "$((cut_ms / 2)):$((cut_ms * 3 / 2))" --seed "$((SEED + 10 * s + r))" \
+        2>"$OUT/proxy-$s-$r.log" &
+      proxy_pids+=($!)
+    done
+  done
+  # Every proxy prints its address once it listens.
+  for s in "${ids[@]}"; do
+    for r in "${ids[@]}"; do
+      [ "$s" != "$r" ] || continue
+      for _ in $(seq 100); do
+        grep -q -- '->' "$OUT/proxy-$s-$r.log" 2>/dev/null && break
+        sleep 0.05
+      done
+      grep -q -- '->' "$OUT/proxy-$s-$r.log" || { echo "proxy $s -> $r did not start:"; cat "$OUT/proxy-$s-$r.log"; exit 1; }
+    done
+  done
+fi
+
+start=$(now_ms)
+for id in "${ids[@]}"; do
+  inc[$id]=0
+  start_node "$id" "$DURATION"
 done
+
+if [ "$mode" = kill ]; then
+  order=(3 1 2)
+  kills=0
+  next=$((start + kill_ms))
+  while [ $((start + duration_ms - next)) -ge 1000 ]; do
+    wait_ms=$((next - $(now_ms)))
+    [ "$wait_ms" -le 0 ] || sleep "$(awk -v m="$wait_ms" 'BEGIN { printf "%.3f", m / 1000 }')"
+    victim=${order[$((kills % 3))]}
+    killed_at=$(now_ms)
+    kill -9 "${pid[$victim]}" 2>/dev/null || true
+    # Its exit status is 137 (128 + SIGKILL), or another if it had already ended.
+    status=0
+    { wait "${pid[$victim]}"; } 2>/dev/null || status=$?
+    if [ "$status" != 137 ]; then
+      echo "node-$victim (incarnation ${inc[$victim]}) had ended by itself (status $status); its log:"
+      cat "$OUT/node-$victim.${inc[$victim]}.log"
+      exit 1
+    fi
+    echo "$victim ${inc[$victim]} $killed_at $status" >>"$OUT/kills"
+    remaining=$(awk -v m="$((start + duration_ms - $(now_ms)))" 'BEGIN { printf "%.3f", m / 1000 }')
+    echo "[$(awk -v m="$((killed_at - start))" 'BEGIN { printf "%.1f", m / 1000 }')s] node-$victim" \
+      "(incarnation ${inc[$victim]}) killed with SIGKILL (status $status); restarted for $remaining s"
+    inc[$victim]=$((inc[$victim] + 1))
+    start_node "$victim" "$remaining"
+    kills=$((kills + 1))
+    next=$((next + kill_ms))
+  done
+fi
 
 status=0
-for i in "${!ids[@]}"; do
-  if ! wait "${pids[$i]}"; then
-    echo "node-${ids[$i]} exited with an error; its log:"
-    cat "$OUT/node-${ids[$i]}.log"
+for id in "${ids[@]}"; do
+  if ! wait "${pid[$id]}"; then
+    echo "node-$id (incarnation ${inc[$id]}) exited with an error; its log:"
+    cat "$OUT/node-$id.${inc[$id]}.log"
     status=1
   fi
+  unset "pid[$id]"
 done
-pids=()
 [ "$status" = 0 ] || exit 1
+if [ "$mode" = cut ]; then
+  sleep 1.1 # one more line of counters from every proxy
+  for p in "${proxy_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait "${proxy_pids[@]}" 2>/dev/null || true
+  proxy_pids=()
+fi
 
 for id in "${ids[@]}"; do
-  echo "--- node-$id: last status lines"
-  tail -n 4 "$OUT/node-$id.log"
-  echo "--- node-$id: summary ($OUT/node-$id.json)"
-  cat "$OUT/node-$id.json"
+  echo "--- node-$id (incarnation ${inc[$id]}): last status lines"
+  tail -n 4 "$OUT/node-$id.${inc[$id]}.log"
+  echo "--- node-$id: summary ($OUT/node-$id.${inc[$id]}.json)"
+  cat "$OUT/node-$id.${inc[$id]}.json"
 done
 
-python3 - "$OUT" "${ids[@]}" <<'EOF'
-import json, sys
+python3 - "$OUT" "$mode" "$UNHANDLED_WINDOW_MS" "$SIZE" "${ids[@]}" <<'EOF'
+import bisect, glob, json, os, re, sys
+from collections import defaultdict
 
-out, ids = sys.argv[1], sys.argv[2:]
-summaries = {i: json.load(open(f"{out}/node-{i}.json")) for i in ids}
+out, mode, window, size, ids = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
+# The link of the data messages: 16 bytes of header and the payload, large above 64 KiB.
+data_kind = "large" if size + 16 > 64 * 1024 else "small"
 problems = []
-print()
-print(f"{'sender -> receiver':<20}{'accepted':>10}{'written':>10}{'received':>10}"
-      f"{'dup':>6}{'ooo':>6}{'gaps':>6}  failed")
-for sender in ids:
-    for receiver in ids:
-        if sender == receiver:
+
+# --- incarnations, their records and summaries
+kills = {}  # (node, inc) -> kill ms
+for line in open(f"{out}/kills"):
+    node, n, at, _status = line.split()
+    kills[(node, int(n))] = int(at)
+
+class Incarnation:
+    def __init__(self, node, n):
+        self.node, self.n = node, n
+        self.killed_at = kills.get((node, n))
+        self.run = None
+        self.start_ms = None
+        self.ended = False
+        self.outcomes = defaultdict(list)   # peer -> [(first, last, kind, first_ms, last_ms)]
+        self.received = defaultdict(list)   # (from, run) -> [seq]
+        self.events = defaultdict(list)  # peer -> [ms] of its data link's peer_restarted
+        path = f"{out}/node-{node}.{n}.json"
+        self.summary = json.load(open(path)) if os.path.exists(path) else None
+        for line in open(f"{out}/node-{node}.{n}.rec"):
+            f = line.split()
+            if not f or not line.endswith("\n"):
+                continue  # a line cut short by the kill
+            if f[0] == "r":
+                self.received[(f[1], f[2])].append(int(f[3]))
+            elif f[0] == "o":
+                self.outcomes[f[1]].append((int(f[2]), int(f[3]), f[4], int(f[5]), int(f[6])))
+            elif f[0] == "start":
+                self.run, self.start_ms = f[2], int(f[3])
+            elif f[0] == "end":
+                self.ended = True
+            elif f[0] == "event" and f[2] == data_kind:
+                self.events[f[1]].append(int(f[4]))
+        if self.run is None:
+            problems.append(f"node-{node}.{n}: its record has no start line")
+
+incs = {}
+for node in ids:
+    files = glob.glob(f"{out}/node-{node}.*.rec")
+    ns = sorted(int(re.search(r"\.(\d+)\.rec$", p).group(1)) for p in files)
+    incs[node] = [Incarnation(node, n) for n in ns]
+    for i in incs[node]:
+        if i.killed_at is None and not i.ended:
+            problems.append(f"node-{node}.{i.n}: neither killed nor ended")
+        if i.killed_at is None and i.summary is None:
+            problems.append(f"node-{node}.{i.n}: no summary")
+finals = {node: incs[node][-1] for node in ids}
+
+# --- per sender incarnation and receiver: the records, seq by seq
+class Pair:
+    def __init__(self):
+        self.__dict__.update(dict.fromkeys(
+            "outcomes acked written received dup ooo lost restarted restarted_received "
+            "unhandled unknown failed failed_received".split(), 0))
+        self.unhandled_by_kill = defaultdict(int)
+
+pairs = defaultdict(Pair)
+max_distance = 0
+for s in ids:
+    for r in ids:
+        if s == r:
             continue
-        sent = summaries[sender]["peers"].get(receiver)
-        got = summaries[receiver]["senders"].get(sender)
-        link = f"node-{sender} -> node-{receiver}"
+        p = pairs[(s, r)]
+        for sender in incs[s]:
+            ranges = sorted(sender.outcomes.get(r, []))
+            firsts = [x[0] for x in ranges]
+
+            def outcome(seq):
+                i = bisect.bisect_right(firsts, seq) - 1
+                if i >= 0 and ranges[i][0] <= seq <= ranges[i][1]:
+                    return ranges[i]
+                return None
+
+            # Everything this run's messages reached, in incarnation order.
+            seen = {}  # seq -> receiving incarnation
+            order = []  # (seq, incarnation) in arrival order across incarnations
+            for recv in incs[r]:
+                for seq in recv.received.get((s, sender.run), []):
+                    if seq in seen:
+                        p.dup += 1
+                        if p.dup <= 5:
+                            problems.append(f"node-{s}.{sender.n} -> node-{r}: seq {seq} received "
+                                            f"by incarnation {seen[seq].n} and again by {recv.n}")
+                        continue
+                    if order and seq < order[-1][0]:
+                        p.ooo += 1
+                        if p.ooo <= 5:
+                            problems.append(f"node-{s}.{sender.n} -> node-{r}: seq {seq} after "
+                                            f"{order[-1][0]} (incarnation {recv.n})")
+                    seen[seq] = recv
+                    order.append((seq, recv))
+            # What was received, by its outcome at the sender.
+            for seq, recv in seen.items():
+                o = outcome(seq)
+                p.received += 1
+                if o is None:
+                    if sender.killed_at is None:
+                        problems.append(f"node-{s}.{sender.n} -> node-{r}: seq {seq} received "
+                                        f"but has no outcome, and its sender was not killed")
+                    p.unknown += 1
+                elif o[2] == "peer_restarted":
+                    p.restarted_received += 1
+                    if recv.killed_at is None:
+                        problems.append(f"node-{s}.{sender.n} -> node-{r}: seq {seq} failed "
+                                        f"peer_restarted but incarnation {recv.n}, not killed, got it")
+                elif o[2] not in ("acknowledged", "written"):
+                    p.failed_received += 1
+                    if o[2] not in ("expired", "connection_lost", "closed"):
+                        problems.append(f"node-{s}.{sender.n} -> node-{r}: seq {seq} failed "
+                                        f"{o[2]} (never written) but was received")
+            # What the sender saw delivered and no incarnation received.
+            recv_seqs = sorted(seen)
+            restarted = sorted(x[0] for x in ranges if x[2] == "peer_restarted")
+            restarted_last = {x[0]: x[1] for x in ranges if x[2] == "peer_restarted"}
+            for first, last, kind, first_ms, last_ms in ranges:
+                n = last - first + 1
+                p.outcomes += n
+                if kind == "peer_restarted":
+                    p.restarted += n
+                    continue
+                if kind not in ("acknowledged", "written"):
+                    p.failed += n
+                    continue
+                if kind == "acknowledged":
+                    p.acked += n
+                else:
+                    p.written += n
+                for seq in range(first, last + 1):
+                    if seq in seen:
+                        continue
+                    i = bisect.bisect_left(recv_seqs, seq)
+                    prev = recv_seqs[i - 1] if i > 0 else -1
+                    prev_n = seen[prev].n if i > 0 else -1
+                    next_n = seen[recv_seqs[i]].n if i < len(recv_seqs) else None
+                    # (b): no peer_restarted failure between the last recorded one and it.
+                    j = bisect.bisect_right(restarted, seq) - 1
+                    separated = j >= 0 and restarted_last[restarted[j]] > prev
+                    excuse = None
+                    if mode == "kill" and kind == "acknowledged" and not separated:
+                        for recv in incs[r]:  # (a) and (c)
+                            if (recv.killed_at is None or recv.n < prev_n
+                                    or (next_n is not None and recv.n >= next_n)):
+                                continue
+                            found = [t for t in sender.events.get(r, []) if t >= recv.killed_at]
+                            until = min(found) if found else recv.killed_at + window
+                            if recv.killed_at - window <= last_ms and first_ms <= until:
+                                excuse = recv
+                                break
+                    if excuse is not None:
+                        p.unhandled += 1
+                        p.unhandled_by_kill[(r, excuse.n)] += 1
+                        distance = max(abs(first_ms - excuse.killed_at), abs(last_ms - excuse.killed_at))
+                        max_distance = max(max_distance, distance)
+                    else:
+                        p.lost += 1
+                        if p.lost <= 5:
+                            problems.append(
+                                f"node-{s}.{sender.n} -> node-{r}: seq {seq} {kind} "
+                                f"(seen {first_ms}-{last_ms} ms) but received by no incarnation "
+                                f"(previous received: {prev} by incarnation {prev_n}, next by "
+                                f"{next_n}; peer_restarted before it: {separated})")
+            # A sender that ended: every message it accepted has its outcome recorded.
+            if sender.summary is not None:
+                sp = sender.summary["peers"].get(r)
+                known = sum(x[1] - x[0] + 1 for x in ranges)
+                if sp is not None and known != sp["accepted"] - sp["pending"]:
+                    problems.append(f"node-{s}.{sender.n} -> node-{r}: {known} outcomes recorded, "
+                                    f"summary: {sp['accepted']} accepted, {sp['pending']} pending")
+        for kind, n in (("lost", p.lost), ("duplicated", p.dup), ("out of order", p.ooo)):
+            if n:
+                problems.append(f"node-{s} -> node-{r}: {n} messages {kind}")
+        if p.acked + p.written == 0:
+            problems.append(f"node-{s} -> node-{r}: nothing delivered")
+
+# --- the final incarnations' summaries
+for s in ids:
+    for r in ids:
+        if s == r:
+            continue
+        link = f"node-{s} -> node-{r}"
+        sent = finals[s].summary["peers"].get(r) if finals[s].summary else None
+        got = finals[r].summary["senders"].get(s) if finals[r].summary else None
         if sent is None or got is None:
-            problems.append(f"{link}: missing from the summaries")
+            problems.append(f"{link}: missing from the final summaries")
             continue
-        print(f"{link:<20}{sent['accepted']:>10}{sent['written']:>10}{got['received']:>10}"
-              f"{got['duplicates']:>6}{got['out_of_order']:>6}{got['gaps']:>6}  {sent['failed'] or '-'}")
-        if got["duplicates"]:
-            problems.append(f"{link}: {got['duplicates']} duplicates")
-        if got["out_of_order"]:
-            problems.append(f"{link}: {got['out_of_order']} out of order")
-        # Nobody is killed in this run: everything written arrives, and the only
-        # missing sequence numbers are the messages that failed (overloaded, expired).
-        if got["received"] != sent["written"]:
-            problems.append(f"{link}: {sent['written']} written but {got['received']} received")
-        failed = sum(sent["failed"].values())
-        if got["gaps"] != failed:
-            problems.append(f"{link}: {got['gaps']} gaps but {failed} failed")
-        if len(got["runs"]) != 1:
-            problems.append(f"{link}: {len(got['runs'])} runs, expected 1")
-        if not got["done"] or sent["done"] != "written":
-            problems.append(f"{link}: the final done did not arrive")
-        if sent["written"] == 0:
-            problems.append(f"{link}: nothing sent")
+        pairs[(s, r)].gaps = got["gaps"]
+        if got["duplicates"] or got["out_of_order"]:
+            problems.append(f"{link}: summary: {got['duplicates']} duplicates, "
+                            f"{got['out_of_order']} out of order")
+        if mode != "kill":
+            # Nothing restarted: the only missing sequence numbers are the messages that
+            # failed (overloaded, expired), and everything delivered arrived.
+            delivered = sent["acknowledged"] + sent["written"]
+            failed = sum(sent["failed"].values())
+            maybe = sum(sent["failed"].get(k, 0) for k in ("expired", "connection_lost", "closed"))
+            if not delivered <= got["received"] <= delivered + maybe:
+                problems.append(f"{link}: summary: {delivered} delivered but {got['received']} received")
+            if got["gaps"] != sent["accepted"] - got["received"] or got["gaps"] > failed:
+                problems.append(f"{link}: summary: {got['gaps']} gaps, {failed} failed")
+            if len(got["runs"]) != 1:
+                problems.append(f"{link}: {len(got['runs'])} runs, expected 1")
+        if not got["done"] or sent["done"] not in ("acknowledged", "written"):
+            problems.append(f"{link}: the final done did not arrive ({sent['done']})")
+
 print()
-for i, s in summaries.items():
-    send, recv = s["limits"]["send"], s["limits"]["receive"]
-    print(f"node-{i}: outcomes {s['outcomes']}; reserve peak send {send['global_peak']} B "
-          f"(global limit {send['global_reserve']}), receive {recv['global_peak']} B "
-          f"(limit {recv['global_reserve']}); link pending peak {s['limits']['link_pending_peak']} B "
-          f"(capacity {send['link_capacity']})")
+print(f"{'sender -> receiver':<20}{'outcomes':>9}{'acked':>9}{'written':>8}{'received':>9}"
+      f"{'lost':>6}{'dup':>5}{'ooo':>5}{'gaps':>6}{'restarted':>10}{'(recv)':>7}"
+      f"{'unhandled':>10}{'unknown':>8}{'failed':>7}")
+total = Pair()
+for (s, r), p in sorted(pairs.items()):
+    print(f"{f'node-{s} -> node-{r}':<20}{p.outcomes:>9}{p.acked:>9}{p.written:>8}{p.received:>9}"
+          f"{p.lost:>6}{p.dup:>5}{p.ooo:>5}{getattr(p, 'gaps', '-'):>6}{p.restarted:>10}"
+          f"{p.restarted_received:>7}{p.unhandled:>10}{p.unknown:>8}{p.failed:>7}")
+    for k in total.__dict__:
+        if isinstance(getattr(p, k), int):
+            setattr(total, k, getattr(total, k) + getattr(p, k))
+print("(outcomes: recorded by the senders, all incarnations; restarted: failed peer_restarted, "
+      "(recv) of which the killed receiver had recorded; unhandled: acknowledged, not recorded "
+      "by a receiver killed right after; unknown: received, no outcome recorded, the sender was "
+      "killed)")
+print()
+for node in ids:
+    f = finals[node].summary
+    send, recv = f["limits"]["send"], f["limits"]["receive"]
+    print(f"node-{node} ({len(incs[node])} incarnations): final outcomes {f['outcomes']}; "
+          f"inbound duplicates {f['inbound']['duplicates']} connections {f['inbound']['connections']} "
+          f"peer_restarts {f['inbound']['peer_restarts']}; links replayed "
+          f"{sum(l['replayed'] for l in f['links'])} peer_restarts "
+          f"{sum(l['peer_restarts'] for l in f['links'])}; reserve peak send {send['global_peak']} B, "
+          f"receive {recv['global_peak']} B")
     for direction in (send, recv):
         if direction["global_peak"] > direction["global_reserve"]:
-            problems.append(f"node-{i}: reserve in use above its limit")
-for i, s in summaries.items():
-    if s["finished"] != "all peers done":
-        problems.append(f"node-{i}: finished by {s['finished']}")
+            problems.append(f"node-{node}: reserve in use above its limit")
+    if f["finished"] != "all peers done":
+        problems.append(f"node-{node}: finished by {f['finished']}")
+
+summary = (f"{total.outcomes} messages with an outcome, {total.acked} acknowledged, "
+           f"{total.written} written, {total.received} received, lost {total.lost}, "
+           f"duplicated {total.dup}, out of order {total.ooo}")
+if mode == "cut":
+    cuts = 0
+    for path in sorted(glob.glob(f"{out}/proxy-*.log")):
+        counters = [l for l in open(path) if " cuts " in l]
+        cuts += int(counters[-1].split(" cuts ")[1].split()[0]) if counters else 0
+    print(f"proxies: {cuts} cuts in all")
+    summary += f"; {cuts} cuts"
+    if cuts == 0:
+        problems.append("the proxies cut no connection")
+if mode == "kill":
+    by_kill = defaultdict(int)
+    for p in pairs.values():
+        for k, n in p.unhandled_by_kill.items():
+            by_kill[k] += n
+    per_kill = ", ".join(f"node-{r}.{n}: {c}" for (r, n), c in sorted(by_kill.items())) or "none"
+    print(f"kills: {len(kills)}; unhandled@kill per killed incarnation: {per_kill}; "
+          f"largest distance to the kill {max_distance} ms (window {window} ms)")
+    summary += (f"; {len(kills)} kills, {total.restarted} peer_restarted "
+                f"({total.restarted_received} of them received by the killed incarnation), "
+                f"{total.unhandled} acknowledged but unhandled at a kill, {total.unknown} unknown")
+    if not kills:
+        problems.append("no node was killed (KILL_EVERY too large for DURATION?)")
 print()
 if problems:
     for p in problems:
         print("FAILED:", p)
+    print("FAILED:", summary)
     sys.exit(1)
-print("ok: no duplicates, no out-of-order messages, every written message received, "
-      "every done arrived")
+print("ok:", summary)
 EOF
