@@ -23,17 +23,21 @@
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
 //! without an outcome (so memory stays bounded when a peer is slow or down). Then it
-//! sends each peer a final `Done` carrying how many messages it sent, and keeps
-//! receiving until every peer's `Done` arrived, its own outcomes are all known, or the
-//! grace time (`--duration` + `--grace`) is over. It prints a line per peer every
-//! second and, at the end, writes a JSON summary:
+//! sends each peer a final `Done` carrying how many messages it sent and, once the
+//! outcomes of everything it sent the peer are known, a `Finished`. It keeps running
+//! until every peer's `Done` and `Finished` arrived and its own outcomes are all known
+//! (then up to 2 s more for the outcomes of its `Finished`), or the grace time
+//! (`--duration` + `--grace`) is over: so no node closes while a peer still waits for
+//! an acknowledgement from it. It prints a line per peer every second and, at the
+//! end, writes a JSON summary:
 //!
 //! - `peers`: per peer, this node's messages `accepted` (handed to the link),
 //!   `acknowledged` (lossless links: the peer's node took them), `written` (lossy
 //!   links: handed to the kernel), `failed` by reason, still `pending` at exit, and
-//!   the outcome of `done`;
+//!   the outcomes of `done` and `finished`;
 //! - `senders`: per peer, the messages `received`, `duplicates`, `out_of_order` and
-//!   `gaps` (missing sequence numbers), in total and per run of the sender;
+//!   `gaps` (missing sequence numbers), in total and per run of the sender, and
+//!   whether its latest run's `done` and `finished` arrived;
 //! - `outcomes`: this node's data messages by outcome (`acknowledged`, `written`, and
 //!   each failure reason: `peer_restarted`, `expired`, `overloaded_link|endpoint|global`,
 //!   `oversized`, `closed`, `connection_lost`...);
@@ -135,6 +139,16 @@ struct Done {
     sent: u64,
 }
 internode::message!(Done, verb = 2);
+
+/// After `Done`, once every outcome of the run to the peer is known: the peer may
+/// close, as this node needs nothing more from it (on lossless links an outcome is
+/// known when the peer acknowledged, so a node that closed as soon as it had the
+/// peer's `Done` could leave the peer waiting for an acknowledgement lost in a cut).
+#[derive(Debug, Serialize, Deserialize)]
+struct Finished {
+    run: u64,
+}
+internode::message!(Finished, verb = 3);
 
 // ---------------------------------------------------------------------------------
 // Flags.
@@ -501,6 +515,8 @@ impl RunTally {
 struct SenderTally {
     /// By run id, in the order first seen.
     runs: Vec<(u64, RunTally)>,
+    /// The run whose `Finished` arrived.
+    finished_run: Option<u64>,
 }
 
 impl SenderTally {
@@ -519,11 +535,18 @@ impl SenderTally {
     fn finished(&self, now: Instant) -> bool {
         self.runs.last().is_some_and(|(_, t)| t.complete(now))
     }
+
+    /// The sender's latest run sent its `Finished`: it needs nothing more from here.
+    fn said_finished(&self) -> bool {
+        self.runs
+            .last()
+            .is_some_and(|(run, _)| self.finished_run == Some(*run))
+    }
 }
 
 type Tallies = Rc<RefCell<BTreeMap<u64, SenderTally>>>;
 
-/// The handler of both message types.
+/// The handler of the three message types.
 struct Receiver {
     tallies: Tallies,
     record: Option<SharedRecord>,
@@ -557,6 +580,17 @@ impl Handler<Received<Done>> for Receiver {
         let tally = tallies.entry(m.from.0).or_default().run(m.message.run);
         tally.announced = Some(m.message.sent);
         tally.done_at = Some(Instant::now());
+    }
+}
+
+impl Handler<Received<Finished>> for Receiver {
+    type Result = ();
+
+    fn handle(&mut self, m: Received<Finished>, _: &mut Context<Self>) {
+        let mut tallies = self.tallies.borrow_mut();
+        let tally = tallies.entry(m.from.0).or_default();
+        tally.run(m.message.run);
+        tally.finished_run = Some(m.message.run);
     }
 }
 
@@ -618,6 +652,8 @@ struct Outcomes {
     throttled: u64,
     /// The outcome of `Done`, by [`outcome_kind`].
     done: Option<&'static str>,
+    /// The outcome of `Finished`.
+    finished: Option<&'static str>,
 }
 
 impl Outcomes {
@@ -718,6 +754,11 @@ async fn sender(
     record_line(&state.record, format_args!("done {} {seq}", state.id));
     let outcome = peer.send(Done { run, sent: seq }).await;
     state.outcomes.borrow_mut().done = Some(outcome_kind(&outcome));
+    while state.outcomes.borrow().in_flight() > 0 {
+        tokio::time::sleep(step).await;
+    }
+    let outcome = peer.send(Finished { run }).await;
+    state.outcomes.borrow_mut().finished = Some(outcome_kind(&outcome));
 }
 
 // ---------------------------------------------------------------------------------
@@ -734,6 +775,8 @@ struct PeerSummary {
     throttled: u64,
     /// "acknowledged", "written", "failed: <reason>", or "pending".
     done: String,
+    /// The outcome of `Finished`, likewise.
+    finished: String,
 }
 
 #[derive(Serialize, Default)]
@@ -757,6 +800,8 @@ struct SenderSummary {
     gaps: u64,
     /// The sender's latest run sent its `Done`.
     done: bool,
+    /// The sender's latest run sent its `Finished`.
+    finished: bool,
     runs: Vec<RunSummary>,
 }
 
@@ -842,6 +887,7 @@ struct Summary {
 fn sender_summary(tally: &SenderTally, now: Instant) -> SenderSummary {
     let mut s = SenderSummary {
         done: tally.finished(now),
+        finished: tally.said_finished(),
         ..SenderSummary::default()
     };
     for (run, t) in &tally.runs {
@@ -942,6 +988,8 @@ async fn run(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     node.handle::<Done>(receiver.clone().recipient())
         .map_err(|e| e.to_string())?;
+    node.handle::<Finished>(receiver.clone().recipient())
+        .map_err(|e| e.to_string())?;
     println!(
         "node-{} (run {run:016x}) listening on {}; sending {} B messages to {} peers for {:?} \
          ({}, {} framing, {} links)",
@@ -985,7 +1033,11 @@ async fn run(options: Options) -> Result<(), String> {
         peers.push(state);
     }
 
-    // Until every peer is done and every outcome is known, or the grace time is over.
+    // Until every peer is done and finished and every outcome is known, or the grace
+    // time is over; then at most `LINGER` more for the outcomes of this node's
+    // `Finished` (a peer may close before its acknowledgement came through).
+    const LINGER: Duration = Duration::from_secs(2);
+    let mut ready_since: Option<Instant> = None;
     let mut next_status = Instant::now() + Duration::from_secs(1);
     let mut link_pending_peak = 0;
     let finished = loop {
@@ -1007,12 +1059,18 @@ async fn run(options: Options) -> Result<(), String> {
         });
         let all_received = {
             let tallies = tallies.borrow();
-            peers
-                .iter()
-                .all(|p| tallies.get(&p.id).is_some_and(|t| t.finished(now)))
+            peers.iter().all(|p| {
+                tallies
+                    .get(&p.id)
+                    .is_some_and(|t| t.finished(now) && t.said_finished())
+            })
         };
         if all_sent && all_received {
-            break "all peers done";
+            let since = *ready_since.get_or_insert(now);
+            let all_finished = peers.iter().all(|p| p.outcomes.borrow().finished.is_some());
+            if all_finished || now.duration_since(since) >= LINGER {
+                break "all peers done";
+            }
         }
         if now >= deadline {
             break "grace timeout";
@@ -1029,7 +1087,10 @@ async fn run(options: Options) -> Result<(), String> {
     let inbound = node.inbound_counters().await;
     // With every outcome known nothing is queued; otherwise a peer is down and what
     // waits for it fails with `closed` rather than being drained forever.
-    let nothing_queued = peers.iter().all(|p| p.outcomes.borrow().in_flight() == 0);
+    let nothing_queued = peers.iter().all(|p| {
+        let o = p.outcomes.borrow();
+        o.in_flight() == 0 && o.finished.is_some()
+    });
     let closing = node.close(nothing_queued);
     if tokio::time::timeout(Duration::from_secs(5), closing)
         .await
@@ -1070,7 +1131,7 @@ async fn run(options: Options) -> Result<(), String> {
             .iter()
             .map(|p| {
                 let o = p.outcomes.borrow();
-                let done = match o.done {
+                let name = |outcome: Option<&'static str>| match outcome {
                     None => "pending".to_string(),
                     Some(kind @ ("acknowledged" | "written")) => kind.to_string(),
                     Some(reason) => format!("failed: {reason}"),
@@ -1083,7 +1144,8 @@ async fn run(options: Options) -> Result<(), String> {
                     failed: o.failed.clone(),
                     pending: o.in_flight(),
                     throttled: o.throttled,
-                    done,
+                    done: name(o.done),
+                    finished: name(o.finished),
                 };
                 (p.id.to_string(), summary)
             })
