@@ -50,7 +50,7 @@
 #       (acknowledgements are cumulative: what a killed incarnation acknowledged
 #       precedes what it left unacknowledged, and everything a later incarnation
 #       took follows that);
-#   (c) its sender saw the acknowledgement at most UNHANDLED_WINDOW_MS (default 1000)
+#   (c) its sender saw the acknowledgement at most UNHANDLED_WINDOW_MS (default 2000)
 #       before the kill (the record's outcome times against the kill time this script
 #       took just before `kill -9`: the handler's lag behind the acknowledgements),
 #       and not after its link for these messages found the receiver restarted (the
@@ -82,7 +82,7 @@ PORT_BASE=${PORT_BASE:-23000}
 CUT_EVERY=${CUT_EVERY:-}
 KILL_EVERY=${KILL_EVERY:-}
 SEED=${SEED:-$(( $(date +%s) % 100000 ))}
-UNHANDLED_WINDOW_MS=${UNHANDLED_WINDOW_MS:-1000}
+UNHANDLED_WINDOW_MS=${UNHANDLED_WINDOW_MS:-2000}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/internode-cluster.XXXXXX")}
 mkdir -p "$OUT"
 
