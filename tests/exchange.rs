@@ -308,3 +308,27 @@ async fn peers_configured_on_the_builder_are_known_from_the_start() {
     })
     .await;
 }
+
+/// Messages handed to a new link before its actor runs (a large link starts on the
+/// node's bulk thread) keep their order: the futures of the sends are awaited last
+/// first, and the messages still arrive in the order they were sent.
+#[actix::test]
+async fn sends_to_a_link_that_has_not_started_yet_keep_their_order() {
+    bounded(async {
+        let (a, b) = support::pair().await;
+        let mut inbox = collect::<support::Filled>(&b);
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+        const N: u64 = 100;
+        const LEN: usize = 70 * 1024;
+        let outcomes: Vec<_> = (0..N)
+            .map(|n| to_b.send(support::Filled::new(n, LEN)))
+            .collect();
+        for outcome in outcomes.into_iter().rev() {
+            assert_eq!(outcome.await, Ok(Sent::Acknowledged));
+        }
+        let received = recv_n(&mut inbox, N as usize).await;
+        let order: Vec<u64> = received.iter().map(|(_, m)| m.seq).collect();
+        assert_eq!(order, (0..N).collect::<Vec<_>>());
+    })
+    .await;
+}

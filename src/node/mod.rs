@@ -47,6 +47,7 @@ mod metrics;
 mod registry;
 mod requests;
 mod resource_limits;
+mod supervise;
 mod timer;
 mod wire;
 

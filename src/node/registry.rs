@@ -243,11 +243,8 @@ impl Registry {
         let addr = *self.peers.get(&peer).ok_or(SendError::UnknownPeer(peer))?;
         let env = self.env.clone().ok_or(SendError::Closed)?;
         let make = move |_: &mut Context<Link>| Link::new(env, peer, kind, addr);
-        let link = if kind == LinkKind::Large {
-            actix::Supervisor::start_in_arbiter(&self.bulk, make)
-        } else {
-            actix::Supervisor::start(make)
-        };
+        let bulk = (kind == LinkKind::Large).then_some(&self.bulk);
+        let link = super::supervise::start(bulk, make);
         self.links.insert((peer, kind), link.clone());
         Ok(link)
     }

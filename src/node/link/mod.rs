@@ -8,7 +8,8 @@
 //! carries out what it asks (connect, write, complete a sender's outcome, report an
 //! event, give reserve back, re-arm the timer at [`LinkSession::poll_timeout`]).
 //!
-//! Supervision: the registry starts every link under actix's `Supervisor`. The link
+//! Supervision: the registry starts every link supervised (`supervise::start`, which
+//! restarts an actor as actix's `Supervisor` does, with an unbounded mailbox). The link
 //! actor owns its connection and fails with it: when the connection is lost (or the
 //! core closes it), the actor stops and the supervisor restarts it at once, with the
 //! same value, address and mailbox, so that everything spawned for the connection
@@ -64,10 +65,6 @@ use crate::session::{
 };
 use crate::{LinkKind, NodeId};
 
-/// Messages a link's mailbox holds before `send` parks further ones: effectively
-/// unbounded (actix's own limit is `usize::MAX >> 1`, less its senders), because the
-/// link takes messages out at once and bounds its queue in bytes itself.
-const MAILBOX_CAPACITY: usize = 1 << 40;
 /// At most one overload or expiry warning per link per this interval.
 const WARN_EVERY: Duration = Duration::from_secs(1);
 
@@ -447,9 +444,9 @@ impl Actor for Link {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // `send` never parks a message outside the mailbox, so messages are queued in
-        // the order they were sent; the link bounds its queue itself.
-        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        // The mailbox is unbounded from the start (`supervise::start`): `send` never
+        // parks a message outside it, so messages are queued in the order they were
+        // sent; the link bounds its queue in bytes itself.
         if self.core.is_closed() {
             return;
         }
