@@ -87,7 +87,7 @@ pub fn receive(data: &[u8]) {
             }
             6 => {
                 for charge in held.drain(..) {
-                    core.handle_processed(charge, now, now_ms);
+                    core.handle_processed(charge, now);
                 }
             }
             7 => {

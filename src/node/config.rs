@@ -29,8 +29,9 @@ pub struct NodeConfig {
     /// Default timeout of requests.
     pub request_timeout: Duration,
     /// The largest message, in bytes, sent or accepted from a peer: a larger send fails
-    /// with `Oversized` at once, and a peer announcing a larger one has its connection
-    /// reset before anything is allocated. Default: the endpoint reserve (128 MiB).
+    /// with `Oversized` at once, and a larger one from a peer is dropped unread, nothing
+    /// allocated for it (counted in `InboundCounters::oversized`). Default: the
+    /// endpoint reserve (128 MiB).
     pub max_message: usize,
     /// Byte limits of messages being sent (link capacity, endpoint and global reserve).
     pub send_limits: Limits,

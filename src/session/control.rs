@@ -10,6 +10,10 @@
 //!   (timestamp `u64::MAX`) so that the link's read timeout does not fire.
 //! - `ACK` (acceptor -> link) carries, as a vint, the highest sequence number the
 //!   acceptor has taken from the link (cumulative: everything at or below it).
+//! - `EXPIRED` (acceptor -> link) carries, as a vint, the sequence number of a message
+//!   the acceptor skipped because it arrived after its deadline; it always precedes the
+//!   `ACK` that covers that number, so the link ends the message `Expired`, not
+//!   acknowledged.
 //!
 //! Application messages carry their link's sequence number as the envelope id
 //! (1, 2, ... per link session, given when first written and kept when replayed).
@@ -27,6 +31,9 @@ pub const VERB_PING: u32 = RESERVED_VERBS_START;
 pub const VERB_PONG: u32 = RESERVED_VERBS_START + 1;
 /// Cumulative acknowledgement of a link's messages.
 pub const VERB_ACK: u32 = RESERVED_VERBS_START + 2;
+/// The acceptor skipped one message (its sequence number): it arrived after its
+/// deadline. Sent before the acknowledgement that covers it.
+pub const VERB_EXPIRED: u32 = RESERVED_VERBS_START + 3;
 
 /// The timestamp of an unsolicited pong (matches no ping).
 pub const UNSOLICITED_PONG: u64 = u64::MAX;

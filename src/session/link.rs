@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_PING, VERB_PONG};
+use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PING, VERB_PONG};
 use super::{
     Backoff, BackoffConfig, DisconnectReason, Entry, Heartbeat, HeartbeatAction, HeartbeatConfig,
     Lifecycle, LifecycleAction, LinkEvent, LinkState, OutboundQueue, ProtocolViolation, Refused,
@@ -206,6 +206,9 @@ struct Item<T> {
 struct Unacked<K, T> {
     seq: u64,
     entry: Entry<K, Item<T>>,
+    /// The peer said it skipped the message, which arrived after its deadline: the
+    /// acknowledgement that covers it ends it `Expired`.
+    expired_at_peer: bool,
 }
 
 /// The connection, as the core knows it.
@@ -425,18 +428,14 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 session_id: peer_session,
             });
         } else {
+            if resume >= self.next_seq {
+                // The peer claims what was never sent: it cannot be trusted.
+                let reason = DisconnectReason::Protocol(ProtocolViolation::BadAcknowledgement);
+                return self.lose_conn(reason, now);
+            }
             self.acknowledge(resume);
             // Expired messages are never written again.
-            let mut keep = VecDeque::with_capacity(self.unacked.len());
-            for u in std::mem::take(&mut self.unacked) {
-                if u.entry.expired(now_ms) {
-                    let entry = self.queue.settle(u.entry);
-                    self.fail(entry.item, SendError::Expired);
-                } else {
-                    keep.push_back(u);
-                }
-            }
-            self.unacked = keep;
+            self.expire_unacked(now_ms);
         }
         self.peer_session = Some(peer_session);
         self.replay_next = 0;
@@ -527,7 +526,12 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                         conn.heartbeat.handle_pong(value, now);
                     }
                 }
+                VERB_ACK if value >= self.next_seq => {
+                    let reason = DisconnectReason::Protocol(ProtocolViolation::BadAcknowledgement);
+                    return self.lose_conn(reason, now);
+                }
                 VERB_ACK => self.acknowledge(value),
+                VERB_EXPIRED => self.expired_at_peer(value),
                 _ => {}
             }
         }
@@ -600,6 +604,9 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             let mut expired = Vec::new();
             self.queue.handle_timeout(now_ms, &mut expired);
             self.expired(expired);
+            if self.conn.is_none() {
+                self.expire_unacked(now_ms);
+            }
         }
         if self.spare_at.is_some_and(|at| now >= at) {
             self.spare_at = None;
@@ -635,22 +642,33 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             control::push(&mut conn.encoder, VERB_PING, timestamp, now_ms);
         }
         let batch = self.config.batch_bytes;
-        // Lossless: what the last connection did not get acknowledged, first.
+        // Lossless: what the last connection did not get acknowledged, first; one
+        // that expired meanwhile is not written again.
+        let mut failed = Vec::new();
         while self.replay_next < self.unacked.len() && conn.encoder.buffered_len() < batch {
             let u = &mut self.unacked[self.replay_next];
-            self.replay_next += 1;
-            // It encoded before, with the same fields.
-            if encode(
-                &mut self.scratch,
-                &mut conn.encoder,
-                u.seq,
-                &mut u.entry.item.message,
-                now_ms,
-            )
-            .is_ok()
-            {
-                self.counters.replayed += 1;
+            let error = if u.entry.expired(now_ms) {
+                Some(SendError::Expired)
+            } else {
+                let message = &mut u.entry.item.message;
+                encode(&mut self.scratch, &mut conn.encoder, u.seq, message, now_ms)
+                    .err()
+                    .map(SendError::Envelope)
+            };
+            match error {
+                None => {
+                    self.counters.replayed += 1;
+                    self.replay_next += 1;
+                }
+                Some(error) => {
+                    if let Some(u) = self.unacked.remove(self.replay_next) {
+                        failed.push((self.queue.settle(u.entry), error));
+                    }
+                }
             }
+        }
+        for (entry, error) in failed {
+            fail_into(&mut self.counters, &mut self.outcomes, entry.item, error);
         }
         let mut expired = Vec::new();
         while conn.encoder.buffered_len() < batch {
@@ -677,7 +695,11 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             match self.config.policy {
                 LinkPolicy::Lossy => conn.in_flight.push(entry),
                 LinkPolicy::Lossless => {
-                    self.unacked.push_back(Unacked { seq, entry });
+                    self.unacked.push_back(Unacked {
+                        seq,
+                        entry,
+                        expired_at_peer: false,
+                    });
                     self.replay_next = self.unacked.len();
                 }
             }
@@ -807,7 +829,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         }
     }
 
-    /// The peer took everything up to `seq`.
+    /// The peer took everything up to `seq` (and skipped those it said expired).
     fn acknowledge(&mut self, seq: u64) {
         while self.unacked.front().is_some_and(|u| u.seq <= seq) {
             let Some(u) = self.unacked.pop_front() else {
@@ -815,11 +837,40 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             };
             self.replay_next = self.replay_next.saturating_sub(1);
             let entry = self.queue.settle(u.entry);
+            if u.expired_at_peer {
+                self.fail(entry.item, SendError::Expired);
+                continue;
+            }
             if entry.item.message.verb < RESERVED_VERBS_START {
                 self.counters.acknowledged += 1;
             }
             self.complete(entry.item, Sent::Acknowledged);
         }
+    }
+
+    /// The peer skipped message `seq`: it arrived after its deadline.
+    fn expired_at_peer(&mut self, seq: u64) {
+        let at = self.unacked.partition_point(|u| u.seq < seq);
+        if let Some(u) = self.unacked.get_mut(at).filter(|u| u.seq == seq) {
+            u.expired_at_peer = true;
+        }
+    }
+
+    /// Fails the unacknowledged messages whose deadline passed (the link is not
+    /// connected: they cannot be written again in time).
+    fn expire_unacked(&mut self, now_ms: u64) {
+        if !self.unacked.iter().any(|u| u.entry.expired(now_ms)) {
+            return;
+        }
+        for u in std::mem::take(&mut self.unacked) {
+            if u.entry.expired(now_ms) {
+                let entry = self.queue.settle(u.entry);
+                self.fail(entry.item, SendError::Expired);
+            } else {
+                self.unacked.push_back(u);
+            }
+        }
+        self.replay_next = 0;
     }
 
     /// Forgets the connection: what a lossy one was writing is lost.
@@ -892,7 +943,8 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         if account.spare() > 0 && account.reserve_charged() == 0 {
             self.spare_at.get_or_insert(now + HOUSEKEEPING);
         }
-        if self.conn.is_none() && !self.queue.is_empty() && !self.lifecycle.is_closed() {
+        let waiting = !self.queue.is_empty() || !self.unacked.is_empty();
+        if self.conn.is_none() && waiting && !self.lifecycle.is_closed() {
             self.sweep_at.get_or_insert(now + HOUSEKEEPING);
         }
         if matches!(self.lifecycle.state(), LinkState::Draining) && !self.waiting() {

@@ -115,10 +115,17 @@ impl Pair {
     }
 
     fn send(&mut self, n: u64, expires_at_ms: Option<u64>) {
+        self.send_sized(n, 8, expires_at_ms);
+    }
+
+    /// Message `n` with a payload of `len` (at least 8) bytes.
+    fn send_sized(&mut self, n: u64, len: usize, expires_at_ms: Option<u64>) {
+        let mut payload = vec![0u8; len.max(8)];
+        payload[..8].copy_from_slice(&n.to_le_bytes());
         let message = Outbound {
             verb: VERB,
             flags: Flags::EMPTY,
-            payload: Bytes::copy_from_slice(&n.to_le_bytes()),
+            payload: Bytes::from(payload),
             params: Vec::new(),
             expires_at_ms,
         };
@@ -299,7 +306,7 @@ impl Pair {
                 Arrival::Deliver { envelope, charge } => {
                     let n = u64::from_le_bytes(envelope.payload[..8].try_into().unwrap());
                     self.delivered.push(n);
-                    self.recv.handle_processed(charge, self.now, self.now_ms);
+                    self.recv.handle_processed(charge, self.now);
                 }
                 Arrival::Response { .. } => panic!("no responses here"),
             }
@@ -732,6 +739,201 @@ fn an_idle_connection_costs_one_timer_at_the_keepalive_interval() {
         wakes += 1;
     }
     assert!((9..=22).contains(&wakes), "{wakes} wake-ups in 10 s");
+}
+
+#[test]
+fn a_message_that_reaches_the_peer_after_its_deadline_ends_expired_not_acknowledged() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.send(1, Some(pair.now_ms + 100));
+    pair.send(2, None);
+    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
+    // Slow on the way: it arrives 200 ms later.
+    pair.now_ms += 200;
+    pair.carry_to_receiver(bytes);
+    pair.run();
+    assert_eq!(pair.delivered, [2]);
+    assert_eq!(pair.outcomes[&1], Err(SendError::Expired));
+    assert_eq!(pair.outcomes[&2], Ok(Sent::Acknowledged));
+    assert_eq!(pair.recv.counters().expired, 1);
+}
+
+#[test]
+fn a_skip_the_sender_was_not_told_of_before_a_cut_still_ends_expired() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.send(1, Some(pair.now_ms + 100));
+    pair.send(2, None);
+    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
+    pair.link.handle_written(bytes.clone(), pair.now);
+    pair.now_ms += 200;
+    // The receiver takes both, but the connection breaks before it can answer.
+    pair.at_receiver.1.extend_from_slice(&bytes);
+    pair.receive();
+    assert_eq!(pair.delivered, [2]);
+    pair.cut();
+    pair.advance(Duration::from_secs(2));
+    assert_eq!(pair.outcomes[&1], Err(SendError::Expired));
+    assert_eq!(pair.outcomes[&2], Ok(Sent::Acknowledged));
+    assert_eq!(pair.delivered, [2], "2 is not delivered twice");
+}
+
+#[test]
+fn a_message_that_expires_during_a_replay_is_not_written_and_ends_expired() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    for n in 1..=10 {
+        let deadline = (n == 8).then_some(pair.now_ms + 1_000);
+        pair.send_sized(n, 1_000, deadline);
+    }
+    while let Some(bytes) = pair.link.poll_transmit(pair.now, pair.now_ms) {
+        pair.link.handle_written(bytes, pair.now); // all lost on the wire
+    }
+    pair.cut();
+    let retry = pair.link.poll_timeout().unwrap();
+    pair.now = retry;
+    pair.link.handle_timeout(pair.now, pair.now_ms);
+    pair.collect(); // reconnected: 8 has not expired yet
+    assert!(pair.connected);
+    // The replay takes several batches (4 KiB each); 8 expires in between.
+    let first = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
+    pair.carry_to_receiver(first);
+    pair.now_ms += 2_000;
+    pair.run();
+    assert_eq!(pair.delivered, [1, 2, 3, 4, 5, 6, 7, 9, 10]);
+    assert_eq!(pair.outcomes[&8], Err(SendError::Expired));
+    assert_eq!(pair.acknowledged(), 9);
+    assert_eq!(pair.link.pending_bytes(), 0);
+}
+
+#[test]
+fn an_unacknowledged_message_expires_while_the_peer_is_unreachable() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.send(1, Some(pair.now_ms + 500));
+    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
+    pair.link.handle_written(bytes, pair.now);
+    pair.cut();
+    // Every reconnect fails.
+    for _ in 0..100 {
+        let Some(at) = pair.link.poll_timeout() else {
+            break;
+        };
+        let step = at.saturating_duration_since(pair.now);
+        pair.now = at.max(pair.now);
+        pair.now_ms += step.as_millis() as u64;
+        pair.link.handle_timeout(pair.now, pair.now_ms);
+        while let Some(action) = pair.link.poll_action() {
+            if action == LinkAction::Connect {
+                let refused =
+                    DisconnectReason::ConnectFailed(std::io::ErrorKind::ConnectionRefused);
+                pair.link.handle_disconnected(refused, pair.now);
+            }
+        }
+        pair.collect();
+    }
+    assert_eq!(pair.outcomes.get(&1), Some(&Err(SendError::Expired)));
+    assert_eq!(pair.link.pending_bytes(), 0);
+    assert_eq!(
+        pair.link.state(),
+        &LinkState::Dormant,
+        "nothing waits: no more retries"
+    );
+}
+
+#[test]
+fn a_late_hello_of_a_replaced_sender_session_changes_nothing() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.recv
+        .handle_hello(0xDEAD, 1, true, Framing::Crc, pair.now)
+        .unwrap();
+    pair.recv.handle_disconnected();
+    // The live session replaces it, takes 1..3, and loses its acknowledgement.
+    pair.faults.lose_ack_per_mille = 1000;
+    for n in 1..=3 {
+        pair.send(n, None);
+    }
+    pair.run();
+    pair.faults = Faults::default();
+    assert_eq!(pair.delivered, [1, 2, 3]);
+    // A late Hello of the replaced session (a dial that was under way) is refused.
+    assert!(pair
+        .recv
+        .handle_hello(0xDEAD, 9, true, Framing::Crc, pair.now)
+        .is_err());
+    pair.advance(Duration::from_secs(2));
+    assert_eq!(
+        pair.delivered,
+        [1, 2, 3],
+        "the replay is not delivered twice"
+    );
+    assert_eq!(pair.acknowledged(), 3);
+}
+
+#[test]
+fn a_resume_position_beyond_what_was_sent_is_refused() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.send(1, None);
+    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
+    pair.link.handle_written(bytes, pair.now);
+    pair.cut();
+    pair.now += Duration::from_secs(2);
+    pair.link.handle_timeout(pair.now, pair.now_ms);
+    assert_eq!(pair.link.poll_action(), Some(LinkAction::Connect));
+    pair.link
+        .handle_connected(0xA1, 1_000, Framing::Crc, pair.now, pair.now_ms);
+    assert_eq!(pair.link.poll_action(), Some(LinkAction::CloseConnection));
+    assert!(!pair.link.is_connected());
+    pair.collect();
+    assert_eq!(
+        pair.outcomes.get(&1),
+        None,
+        "not acknowledged by a bogus position"
+    );
+    pair.advance(Duration::from_secs(2));
+    assert_eq!(pair.delivered, [1]);
+    assert_eq!(pair.outcomes[&1], Ok(Sent::Acknowledged));
+}
+
+#[test]
+fn a_message_taken_into_the_backlog_is_handed_over_even_if_it_expires_there() {
+    let config = ReceiveConfig {
+        capacity: 100,
+        lease_chunk: 0,
+        ..receive_config()
+    };
+    let mut recv: ReceiveSession<u8> = ReceiveSession::new(config);
+    let now = Instant::now();
+    let now_ms = 1_000;
+    recv.handle_hello(1, 1, true, Framing::Crc, now).unwrap();
+    let mut encoder = crate::frame::FrameEncoder::new(Framing::Crc);
+    for id in 1..=2 {
+        let envelope = crate::envelope::Envelope {
+            id,
+            verb: VERB,
+            flags: Flags::EMPTY,
+            created_at_ms: now_ms,
+            expires_at_ms: Some(now_ms + 50),
+            params: Vec::new(),
+            payload: Bytes::from(vec![id as u8; 80]),
+        };
+        encoder.push(&envelope.to_bytes().unwrap());
+    }
+    let mut wire = encoder.take();
+    let frame = FrameCodec::new(Framing::Crc)
+        .decode(&mut wire)
+        .unwrap()
+        .unwrap();
+    recv.handle_input(Ok(frame), now, now_ms).unwrap();
+    let Some(Arrival::Deliver { charge, .. }) = recv.poll_arrival() else {
+        panic!("the first one fits")
+    };
+    assert!(recv.poll_arrival().is_none(), "the second waits for room");
+    assert!(!recv.is_reading());
+    assert_eq!(recv.position(), 2, "both taken (and acknowledged)");
+    // Its deadline passes while it waits; it was acknowledged, so it is handed over.
+    recv.handle_processed(charge, now + Duration::from_secs(1));
+    assert!(matches!(
+        recv.poll_arrival(),
+        Some(Arrival::Deliver { envelope, .. }) if envelope.id == 2
+    ));
+    assert_eq!(recv.counters().expired, 0);
 }
 
 proptest! {

@@ -26,6 +26,9 @@ pub enum ProtocolViolation {
     /// A frame or message larger than the configured maximum.
     #[error("oversized frame or message")]
     Oversized,
+    /// An acknowledgement (or resume position) of a message that was never sent.
+    #[error("acknowledgement of a message never sent")]
+    BadAcknowledgement,
 }
 
 /// Why a connection attempt failed or an established connection ended.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_PING, VERB_PONG};
+use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PING, VERB_PONG};
 use super::{DisconnectReason, Heartbeat, HeartbeatAction, ProtocolViolation, HOUSEKEEPING};
 use crate::envelope::{Envelope, Flags, MessageAssembler};
 use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
@@ -72,6 +72,10 @@ impl InboundCounters {
     }
 }
 
+/// How many replaced sender sessions a [`ReceiveSession`] remembers (to refuse their
+/// late Hellos).
+const SUPERSEDED: usize = 8;
+
 /// Everything a [`ReceiveSession`] is configured with.
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiveConfig {
@@ -79,8 +83,8 @@ pub struct ReceiveConfig {
     pub capacity: usize,
     /// Reserve leased beyond a message's need.
     pub lease_chunk: usize,
-    /// The largest message (envelope) accepted: a larger one resets the connection
-    /// before anything is allocated for it.
+    /// The largest message (envelope) accepted: a larger one is dropped unread (its
+    /// bytes as they arrive, nothing allocated for it) and counted.
     pub max_message: usize,
     /// Reset a connection after this long without reading anything (not counting
     /// time spent throttled).
@@ -174,6 +178,12 @@ struct Conn {
 pub struct ReceiveSession<K> {
     config: ReceiveConfig,
     peer_session: Option<u64>,
+    /// Sender sessions replaced by a newer one (the last few): a late Hello of one of
+    /// them is refused, so that it cannot reset the position of the live session.
+    superseded: VecDeque<u64>,
+    /// Sequence numbers skipped because they arrived after their deadline, not yet
+    /// told to the sender (before the acknowledgement that covers them).
+    expired_notes: VecDeque<u64>,
     /// The highest sequence number taken.
     in_seq: u64,
     /// The attempt number of the current connection's Hello.
@@ -202,6 +212,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             account: Account::new(config.capacity, config.lease_chunk),
             config,
             peer_session: None,
+            superseded: VecDeque::new(),
+            expired_notes: VecDeque::new(),
             in_seq: 0,
             attempt: 0,
             conn: None,
@@ -242,11 +254,23 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 current: self.attempt,
             });
         }
+        if self.superseded.contains(&session_id) {
+            return Err(StaleAttempt {
+                attempt,
+                current: self.attempt,
+            });
+        }
         if !same_session {
-            if self.peer_session.is_some() {
+            if let Some(previous) = self.peer_session {
                 self.counters.peer_restarts += 1;
+                if self.superseded.len() == SUPERSEDED {
+                    self.superseded.pop_front();
+                }
+                self.superseded.push_back(previous);
             }
             self.in_seq = 0;
+            // Notes about the old session mean nothing to the new one.
+            self.expired_notes.clear();
         }
         self.peer_session = Some(session_id);
         self.attempt = attempt;
@@ -259,12 +283,22 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             writing: false,
             prefix: None,
             pong: None,
-            acked: self.in_seq,
+            acked: 0,
         });
         if self.throttled_since.is_some() {
             self.keepalive_at = Some(now + self.config.keepalive_interval);
         }
-        Ok(self.in_seq)
+        // The position stops short of a skipped message the sender has not been told
+        // about: it writes that one (and what follows) again, the duplicates are
+        // dropped, and the note goes out before the acknowledgement that covers it.
+        let resume = match self.expired_notes.front() {
+            Some(first) => first - 1,
+            None => self.in_seq,
+        };
+        if let Some(conn) = self.conn.as_mut() {
+            conn.acked = resume;
+        }
+        Ok(resume)
     }
 
     /// Bytes the shell must write on the new connection before anything else (the
@@ -357,20 +391,20 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     }
 
     /// A handler finished with a message charged `charge`, at `now`.
-    pub fn handle_processed(&mut self, charge: Charge<K>, now: Instant, now_ms: u64) {
+    pub fn handle_processed(&mut self, charge: Charge<K>, now: Instant) {
         self.counters.processed += 1;
         self.account.discharge(charge);
-        self.drain_backlog(now, now_ms);
+        self.drain_backlog(now);
         self.housekeep(now);
     }
 
     /// Reserve asked for with [`poll_acquire`](Self::poll_acquire) was granted.
-    pub fn handle_lease(&mut self, grant: Grant<K>, now: Instant, now_ms: u64) {
+    pub fn handle_lease(&mut self, grant: Grant<K>, now: Instant) {
         self.acquiring = false;
         if let Err(grant) = self.account.add_lease(grant) {
             self.releases.push(grant);
         }
-        self.drain_backlog(now, now_ms);
+        self.drain_backlog(now);
         self.housekeep(now);
     }
 
@@ -423,6 +457,9 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
         if let Some(timestamp) = conn.pong.take() {
             control::push(&mut conn.encoder, VERB_PONG, timestamp, now_ms);
+        }
+        for seq in self.expired_notes.drain(..) {
+            control::push(&mut conn.encoder, VERB_EXPIRED, seq, now_ms);
         }
         if self.in_seq > conn.acked {
             conn.acked = self.in_seq;
@@ -534,7 +571,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 }
                 return;
             }
-            VERB_PONG | VERB_ACK => return,
+            VERB_PONG | VERB_ACK | VERB_EXPIRED => return,
             _ => {}
         }
         if envelope.id != 0 {
@@ -546,6 +583,15 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
         self.counters.received += 1;
         self.counters.received_bytes += size as u64;
+        // Skipped unread if it arrived late (and the sender told, so that its outcome
+        // is `Expired`); once taken, a message is handed over however long it waits.
+        if envelope.expires_at_ms.is_some() && envelope.is_expired(now_ms) {
+            self.counters.expired += 1;
+            if envelope.id != 0 {
+                self.expired_notes.push_back(envelope.id);
+            }
+            return;
+        }
         if envelope.flags.contains(Flags::RESPONSE) {
             self.counters.dispatched += 1;
             self.counters.processed += 1;
@@ -553,7 +599,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             return;
         }
         if self.backlog.is_empty() {
-            self.admit(envelope, size, now, now_ms);
+            self.admit(envelope, size, now);
         } else {
             self.backlog.push_back((envelope, size));
         }
@@ -561,11 +607,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
 
     /// Hands a message over if the limits have room; otherwise parks it at the head
     /// of the backlog and stops reading. Returns whether it went through.
-    fn admit(&mut self, envelope: Envelope, size: usize, now: Instant, now_ms: u64) -> bool {
-        if envelope.expires_at_ms.is_some() && envelope.is_expired(now_ms) {
-            self.counters.expired += 1;
-            return true;
-        }
+    fn admit(&mut self, envelope: Envelope, size: usize, now: Instant) -> bool {
         match self.account.try_charge(size) {
             Ok(charge) => {
                 self.arrivals
@@ -585,9 +627,9 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
     }
 
-    fn drain_backlog(&mut self, now: Instant, now_ms: u64) {
+    fn drain_backlog(&mut self, now: Instant) {
         while let Some((envelope, size)) = self.backlog.pop_front() {
-            if !self.admit(envelope, size, now, now_ms) {
+            if !self.admit(envelope, size, now) {
                 return;
             }
         }

@@ -190,11 +190,7 @@ impl Inbound {
             ctx.spawn(self.env.limits.send(acquire).into_actor(self).map(
                 |granted, inbound, ctx| match granted {
                     Ok(Ok(held)) => {
-                        inbound.core.handle_lease(
-                            held.into_grant(),
-                            Instant::now(),
-                            wire::epoch_ms(),
-                        );
+                        inbound.core.handle_lease(held.into_grant(), Instant::now());
                         inbound.drive(ctx);
                     }
                     // The node is going away.
@@ -286,8 +282,7 @@ impl Inbound {
         let reply = if envelope.flags.contains(Flags::REQUEST) {
             let Some(id) = wire::request_id(&envelope) else {
                 self.core.counters_mut().decode_failed += 1;
-                self.core
-                    .handle_processed(charge, Instant::now(), wire::epoch_ms());
+                self.core.handle_processed(charge, Instant::now());
                 return;
             };
             Some(responder(
@@ -511,8 +506,7 @@ impl Handler<Processed> for Inbound {
             link: m.link,
             reserve,
         };
-        self.core
-            .handle_processed(charge, Instant::now(), wire::epoch_ms());
+        self.core.handle_processed(charge, Instant::now());
         self.drive(ctx);
     }
 }
