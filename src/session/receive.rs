@@ -458,6 +458,11 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         if let Some(timestamp) = conn.pong.take() {
             control::push(&mut conn.encoder, VERB_PONG, timestamp, now_ms);
         }
+        // Acknowledgements (and skip notes) only matter to a lossless sender.
+        if !conn.lossless {
+            self.expired_notes.clear();
+            conn.acked = self.in_seq;
+        }
         for seq in self.expired_notes.drain(..) {
             control::push(&mut conn.encoder, VERB_EXPIRED, seq, now_ms);
         }
