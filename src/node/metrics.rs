@@ -106,12 +106,12 @@ impl Metrics {
         let gauges: [(&str, &str, Get); 5] = [
             (
                 "internode_outbound_pending_messages",
-                "Messages taken by the link and not yet written.",
+                "Messages taken by the link with no outcome yet (queued, being written, unacknowledged).",
                 |s| (s.queued + s.in_flight) as u64,
             ),
             (
                 "internode_outbound_pending_bytes",
-                "Bytes of the messages taken and not yet written.",
+                "Bytes of the messages taken with no outcome yet.",
                 |s| s.pending_bytes as u64,
             ),
             (
@@ -131,11 +131,26 @@ impl Metrics {
             ),
         ];
         type Count = fn(&LinkCounters) -> u64;
-        let counters: [(&str, &str, Count); 5] = [
+        let counters: [(&str, &str, Count); 8] = [
             (
                 "internode_outbound_written_messages_total",
-                "Messages written to a connection.",
+                "Messages written to a connection (the first time).",
                 |c| c.written,
+            ),
+            (
+                "internode_outbound_acknowledged_messages_total",
+                "Messages the peer acknowledged (lossless links).",
+                |c| c.acknowledged,
+            ),
+            (
+                "internode_outbound_replayed_messages_total",
+                "Messages written again after a reconnect (lossless links).",
+                |c| c.replayed,
+            ),
+            (
+                "internode_outbound_peer_restarts_total",
+                "Times the peer was found to have restarted.",
+                |c| c.peer_restarts,
             ),
             (
                 "internode_outbound_written_bytes_total",
@@ -224,7 +239,7 @@ impl Metrics {
             *pending += s.pending_bytes;
         }
         type Get = fn(&InboundCounters) -> u64;
-        let counters: [(&str, &str, Get); 9] = [
+        let counters: [(&str, &str, Get); 11] = [
             (
                 "internode_inbound_received_messages_total",
                 "Messages received.",
@@ -257,8 +272,18 @@ impl Metrics {
             ),
             (
                 "internode_inbound_corrupt_frames_total",
-                "Frames skipped for a payload CRC mismatch.",
+                "Frames with a payload CRC mismatch (skipped, or the connection reset on lossless links).",
                 |c| c.corrupt_frames,
+            ),
+            (
+                "internode_inbound_duplicate_messages_total",
+                "Messages dropped because they had been received already.",
+                |c| c.duplicates,
+            ),
+            (
+                "internode_inbound_oversized_messages_total",
+                "Messages dropped unread for exceeding the maximum message size.",
+                |c| c.oversized,
             ),
             (
                 "internode_inbound_unknown_verb_messages_total",

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use crate::envelope::Flags;
 use crate::limits::ReserveNeeded;
 use crate::outcome::SendError;
-use crate::session::{BackoffConfig, HeartbeatConfig};
 #[cfg(doc)]
 use crate::session::LinkSession;
+use crate::session::{BackoffConfig, HeartbeatConfig};
 
 /// What a link promises about its messages when a connection fails (DESIGN.md
 /// section 7).
