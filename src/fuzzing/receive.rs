@@ -37,6 +37,7 @@ pub fn receive(data: &[u8]) {
         max_message: 2048,
         read_timeout: Duration::from_secs(5),
         keepalive_interval: Duration::from_secs(1),
+        ack_bytes: 1024,
     };
     let mut core: ReceiveSession<u8> = ReceiveSession::new(config);
     let mut now = Instant::now();
@@ -127,7 +128,10 @@ pub fn receive(data: &[u8]) {
         loop {
             let item = match decoder.decode(&mut buf) {
                 Ok(Some(item)) => Ok(item),
-                Ok(None) => break,
+                Ok(None) => {
+                    core.handle_caught_up();
+                    break;
+                }
                 Err(e) => Err(e),
             };
             let failed = item.is_err();

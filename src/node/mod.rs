@@ -36,6 +36,7 @@
 //! }
 //! ```
 
+mod batches;
 mod config;
 mod connect;
 mod dispatch;

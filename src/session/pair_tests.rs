@@ -79,6 +79,7 @@ fn receive_config() -> ReceiveConfig {
         max_message: 1 << 20,
         read_timeout: Duration::from_secs(5),
         keepalive_interval: Duration::from_secs(1),
+        ack_bytes: 16 << 10,
     }
 }
 
@@ -284,7 +285,11 @@ impl Pair {
             let (codec, buf) = &mut self.at_receiver;
             let item = match codec.decode(buf) {
                 Ok(Some(item)) => Ok(item),
-                Ok(None) => return,
+                Ok(None) => {
+                    // Everything that arrived is read: the batch ends.
+                    self.recv.handle_caught_up();
+                    return;
+                }
                 Err(e) => Err(e),
             };
             let failed = item.is_err();

@@ -92,6 +92,10 @@ pub struct ReceiveConfig {
     /// While throttled, an unsolicited pong goes out this often, so that the sender's
     /// read timeout does not reset a slow but healthy connection.
     pub keepalive_interval: Duration,
+    /// Acknowledge at the end of every read batch ([`ReceiveSession::handle_caught_up`])
+    /// and, within a long one, whenever this many bytes were taken since the last
+    /// acknowledgement.
+    pub ack_bytes: usize,
 }
 
 /// What arrived for the application, from [`ReceiveSession::poll_arrival`].
@@ -135,6 +139,10 @@ struct Conn {
     pong: Option<u64>,
     /// The highest sequence number acknowledged on this connection.
     acked: u64,
+    /// Bytes taken since the last acknowledgement.
+    unacked_bytes: usize,
+    /// The read batch ended: acknowledge what it took.
+    caught_up: bool,
 }
 
 /// The receiving side of one link (one peer, one link kind) as a sans-IO state
@@ -161,11 +169,13 @@ struct Conn {
 ///   gaps are allowed (the sender skips messages that expired before it could write
 ///   them again). A sender with a new session id (it restarted) starts over from 0.
 /// - The acknowledged position only counts messages taken: handed to their handler,
-///   skipped (expired, undecodable), or waiting in the backlog for receive limits;
+///   skipped (undecodable, oversized), or waiting in the backlog for receive limits;
 ///   the backlog survives a change of connection, so an acknowledged message is never
-///   lost while this node lives. An acknowledgement goes out after every input that
-///   advanced the position, as soon as no write is out (cumulative: a lost one is
-///   covered by the next).
+///   lost while this node lives. An acknowledgement goes out at the end of every read
+///   batch that advanced the position, and within a long batch every
+///   [`ack_bytes`](ReceiveConfig::ack_bytes), as soon as no write is out (cumulative: a
+///   lost one is covered by the next). A message that arrived after its deadline is
+///   skipped and the sender told before the acknowledgement that covers it.
 /// - A corrupt frame on a lossless link resets the connection (the sender writes what
 ///   it held again); on a lossy link it is skipped where the stream allows.
 /// - A message larger than the maximum is dropped unread (its bytes as they arrive)
@@ -284,6 +294,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             prefix: None,
             pong: None,
             acked: 0,
+            unacked_bytes: 0,
+            caught_up: false,
         });
         if self.throttled_since.is_some() {
             self.keepalive_at = Some(now + self.config.keepalive_interval);
@@ -297,6 +309,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         };
         if let Some(conn) = self.conn.as_mut() {
             conn.acked = resume;
+            // Acknowledge at once what the resume position held back.
+            conn.caught_up = resume < self.in_seq;
         }
         Ok(resume)
     }
@@ -375,6 +389,14 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
         self.housekeep(now);
         result
+    }
+
+    /// The shell read everything its socket had for now (the end of a read batch):
+    /// what the batch took is acknowledged at the next transmit.
+    pub fn handle_caught_up(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.caught_up = true;
+        }
     }
 
     /// The connection ended (EOF, or the shell closed it).
@@ -463,13 +485,16 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             self.expired_notes.clear();
             conn.acked = self.in_seq;
         }
-        for seq in self.expired_notes.drain(..) {
-            control::push(&mut conn.encoder, VERB_EXPIRED, seq, now_ms);
-        }
-        if self.in_seq > conn.acked {
+        let ack_due = conn.caught_up || conn.unacked_bytes >= self.config.ack_bytes;
+        if ack_due && self.in_seq > conn.acked {
+            for seq in self.expired_notes.drain(..) {
+                control::push(&mut conn.encoder, VERB_EXPIRED, seq, now_ms);
+            }
             conn.acked = self.in_seq;
+            conn.unacked_bytes = 0;
             control::push(&mut conn.encoder, VERB_ACK, self.in_seq, now_ms);
         }
+        conn.caught_up = false;
         if conn.encoder.is_empty() {
             return None;
         }
@@ -585,6 +610,9 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 return;
             }
             self.in_seq = envelope.id;
+            if let Some(conn) = self.conn.as_mut() {
+                conn.unacked_bytes = conn.unacked_bytes.saturating_add(size);
+            }
         }
         self.counters.received += 1;
         self.counters.received_bytes += size as u64;

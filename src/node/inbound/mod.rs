@@ -39,6 +39,7 @@ use tokio_util::codec::FramedRead;
 
 pub(crate) use listen::listen;
 
+use super::batches::{Batches, Read};
 use super::dispatch::{Handlers, Permit, Processed, Reply};
 use super::gate::Gate;
 use super::link::{lease_chunk, random_u64, Outbound};
@@ -155,6 +156,9 @@ impl Inbound {
             max_message: env.max_message(),
             read_timeout: heartbeat.timeout,
             keepalive_interval: heartbeat.interval.max(std::time::Duration::from_millis(10)),
+            // An eighth of the link's capacity: the sender, whose capacity is usually
+            // the same, never waits for an acknowledgement in a long read batch.
+            ack_bytes: (limits.link_capacity / 8).clamp(16 << 10, 1 << 20),
         };
         Inbound {
             core: ReceiveSession::new(config),
@@ -462,7 +466,7 @@ impl Handler<Attach> for Inbound {
         framed
             .read_buffer_mut()
             .extend_from_slice(&established.leftover);
-        self.read = Some(ctx.add_stream(self.gate.guard(framed)));
+        self.read = Some(ctx.add_stream(Batches::new(self.gate.guard(framed))));
         self.writer = Some(writer);
         self.drive(ctx);
     }
@@ -511,13 +515,19 @@ impl Handler<Processed> for Inbound {
     }
 }
 
-impl StreamHandler<Result<Decoded, FrameError>> for Inbound {
-    fn handle(&mut self, item: Result<Decoded, FrameError>, ctx: &mut Context<Self>) {
-        if let Err(reason) = self
-            .core
-            .handle_input(item, Instant::now(), wire::epoch_ms())
-        {
-            self.drop_connection(ctx, &reason);
+impl StreamHandler<Read<Result<Decoded, FrameError>>> for Inbound {
+    fn handle(&mut self, read: Read<Result<Decoded, FrameError>>, ctx: &mut Context<Self>) {
+        match read {
+            Read::Item(item) => {
+                if let Err(reason) = self
+                    .core
+                    .handle_input(item, Instant::now(), wire::epoch_ms())
+                {
+                    self.drop_connection(ctx, &reason);
+                }
+            }
+            // The socket has nothing more for now: acknowledge what the batch took.
+            Read::Caught => self.core.handle_caught_up(),
         }
         self.drive(ctx);
     }

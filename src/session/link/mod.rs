@@ -292,7 +292,10 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     /// The transmit handed out by [`poll_transmit`](Self::poll_transmit) was written
     /// at `now`; `buffer` is its buffer back (reused for the next one when busy).
     pub fn handle_written(&mut self, buffer: BytesMut, now: Instant) {
-        let idle = self.queue.is_empty();
+        // Idle only when nothing waits at all: with messages unacknowledged, more
+        // sends follow their acknowledgements, and a batch-sized buffer freed and
+        // allocated again per batch costs page faults.
+        let idle = self.queue.is_empty() && self.unacked.is_empty();
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
@@ -357,7 +360,10 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                     let reason = DisconnectReason::Protocol(ProtocolViolation::BadAcknowledgement);
                     return self.lose_conn(reason, now);
                 }
-                VERB_ACK => self.acknowledge(value),
+                VERB_ACK => {
+                    self.acknowledge(value);
+                    self.release_if_idle();
+                }
                 VERB_EXPIRED => self.expired_at_peer(value),
                 _ => {}
             }
@@ -672,6 +678,16 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 self.counters.acknowledged += 1;
             }
             self.complete(entry.item, Sent::Acknowledged);
+        }
+    }
+
+    /// Lets go of the write buffer once nothing waits (memory per idle peer).
+    fn release_if_idle(&mut self) {
+        if !self.queue.is_empty() || !self.unacked.is_empty() {
+            return;
+        }
+        if let Some(conn) = self.conn.as_mut().filter(|c| !c.writing) {
+            conn.encoder.release_buffer();
         }
     }
 
