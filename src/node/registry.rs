@@ -1,9 +1,12 @@
 //! The registry: the supervisor actor that owns a node's links.
 //!
-//! It creates each link on first use (under actix's `Supervisor`, which restarts a
-//! link's connection after a failure with the link's own backoff), knows the peers'
-//! addresses, forwards link events to subscribers, and closes every link when the
-//! node closes. Large links run on the node's bulk thread (an actix `Arbiter`), so
+//! It creates each link on first use, supervised (`supervise::start`: a link that
+//! stops, which it does when its connection fails, is restarted at once with the same
+//! value, address and mailbox, and its core's backoff says when it reconnects), and
+//! the receiving actor of each (peer, link kind) the first time the peer connects for
+//! it; it knows the peers' addresses, wakes the links to a peer that connects, forwards
+//! link events to subscribers, and closes every link and receiving actor when the node
+//! closes. Large links run on the node's bulk thread (an actix `Arbiter`), so
 //! that bulk traffic does not delay the urgent and small links on the node's thread.
 
 use std::collections::{BTreeMap, HashMap};
