@@ -65,7 +65,7 @@ pub fn receive(data: &[u8]) {
                 decoder = FrameCodec::new(Framing::Crc);
                 buf.clear();
                 let resume = core
-                    .handle_hello(session, attempt, true, Framing::Crc, now)
+                    .handle_hello(session, attempt, 0, true, Framing::Crc, now)
                     .expect("attempts only grow");
                 let handed = last.get(&session).copied().unwrap_or(0);
                 assert!(resume >= handed, "resume {resume} below {handed}");

@@ -175,8 +175,9 @@ pub struct Hello {
     pub framing: Framing,
     /// The initiator's session id for this link.
     pub session_id: u64,
-    /// The last sequence number the initiator received from the acceptor on this link;
-    /// 0 = none.
+    /// On internode's one-directional links: the sequence number at or below which
+    /// every message the initiator wrote on this link session has its outcome (the
+    /// acceptor forgets what it kept to tell about them); 0 = none.
     pub resume: u64,
     /// The initiator's authentication data.
     pub auth: AuthToken,

@@ -31,9 +31,9 @@
 //! 1      link kind (LinkKind::code)          2      auth_len (<= 1024)
 //! 1      framing (Framing::code)             n      auth
 //! 8      session_id (the initiator's)
-//! 8      resume: last sequence number the    Reject body
-//!        initiator received from the         size   field
-//!        acceptor on this link (0 = none)    1      reason (RejectReason::code)
+//! 8      resume: sequence number at or       Reject body
+//!        below which every message the       size   field
+//!        initiator wrote has its outcome     1      reason (RejectReason::code)
 //! 2      auth_len (<= 1024)                  1      min_version  } the acceptor's
 //! n      auth                                1      max_version  } supported range
 //! 1      flags: bit 0 = lossless link
@@ -252,10 +252,10 @@ pub struct Established {
     /// The peer's session id on this link: when it differs from the one of the
     /// previous connection, the peer process restarted.
     pub peer_session_id: u64,
-    /// The last sequence number the peer has received from this side on this link
-    /// (0 = none): a lossless session drops what is at or below it and replays the
-    /// rest. On the initiator side it comes from the Accept, on the acceptor side from
-    /// the Hello.
+    /// On the initiator side, from the Accept: the last sequence number the peer has
+    /// taken from this side on this link (0 = none); a lossless session drops what is
+    /// at or below it and replays the rest. On the acceptor side, from the Hello: the
+    /// number at or below which every message the initiator wrote has its outcome.
     pub resume: u64,
     /// The peer's authentication data, for the shell to verify.
     pub auth: AuthToken,

@@ -193,6 +193,7 @@ impl Pair {
             .handle_hello(
                 self.link.session_id(),
                 self.connects,
+                self.link.settled(),
                 lossless,
                 Framing::Crc,
                 self.now,
@@ -846,7 +847,7 @@ fn an_unacknowledged_message_expires_while_the_peer_is_unreachable() {
 fn a_late_hello_of_a_replaced_sender_session_changes_nothing() {
     let mut pair = Pair::new(LinkPolicy::Lossless, 1);
     pair.recv
-        .handle_hello(0xDEAD, 1, true, Framing::Crc, pair.now)
+        .handle_hello(0xDEAD, 1, 0, true, Framing::Crc, pair.now)
         .unwrap();
     pair.recv.handle_disconnected();
     // The live session replaces it, takes 1..3, and loses its acknowledgement.
@@ -860,7 +861,7 @@ fn a_late_hello_of_a_replaced_sender_session_changes_nothing() {
     // A late Hello of the replaced session (a dial that was under way) is refused.
     assert!(pair
         .recv
-        .handle_hello(0xDEAD, 9, true, Framing::Crc, pair.now)
+        .handle_hello(0xDEAD, 9, 0, true, Framing::Crc, pair.now)
         .is_err());
     pair.advance(Duration::from_secs(2));
     assert_eq!(
@@ -906,7 +907,7 @@ fn a_message_taken_into_the_backlog_is_handed_over_even_if_it_expires_there() {
     let mut recv: ReceiveSession<u8> = ReceiveSession::new(config);
     let now = Instant::now();
     let now_ms = 1_000;
-    recv.handle_hello(1, 1, true, Framing::Crc, now).unwrap();
+    recv.handle_hello(1, 1, 0, true, Framing::Crc, now).unwrap();
     let mut encoder = crate::frame::FrameEncoder::new(Framing::Crc);
     for id in 1..=2 {
         let envelope = crate::envelope::Envelope {
@@ -939,6 +940,26 @@ fn a_message_taken_into_the_backlog_is_handed_over_even_if_it_expires_there() {
         Some(Arrival::Deliver { envelope, .. }) if envelope.id == 2
     ));
     assert_eq!(recv.counters().expired, 0);
+}
+
+#[test]
+fn an_expiry_note_lost_with_its_connection_is_told_again() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.send(1, Some(pair.now_ms + 100));
+    pair.send(2, None);
+    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
+    pair.link.handle_written(bytes.clone(), pair.now);
+    pair.now_ms += 200;
+    pair.at_receiver.1.extend_from_slice(&bytes);
+    pair.receive(); // 1 skipped (late), 2 delivered
+                    // The note and the acknowledgement are written, then lost with the connection.
+    let _lost = pair.recv.poll_transmit(pair.now_ms).unwrap();
+    pair.recv.handle_written();
+    pair.cut();
+    pair.advance(Duration::from_secs(2));
+    assert_eq!(pair.outcomes[&1], Err(SendError::Expired));
+    assert_eq!(pair.outcomes[&2], Ok(Sent::Acknowledged));
+    assert_eq!(pair.delivered, [2]);
 }
 
 proptest! {

@@ -76,6 +76,10 @@ impl InboundCounters {
 /// late Hellos).
 const SUPERSEDED: usize = 8;
 
+/// How many written expiry notes a [`ReceiveSession`] keeps for a reconnect (the oldest
+/// go first beyond that).
+const SENT_NOTES: usize = 4096;
+
 /// Everything a [`ReceiveSession`] is configured with.
 #[derive(Debug, Clone, Copy)]
 pub struct ReceiveConfig {
@@ -194,6 +198,9 @@ pub struct ReceiveSession<K> {
     /// Sequence numbers skipped because they arrived after their deadline, not yet
     /// told to the sender (before the acknowledgement that covers them).
     expired_notes: VecDeque<u64>,
+    /// Notes written, which the sender may not have read if the connection broke:
+    /// kept until a Hello says the sender settled them (at most [`SENT_NOTES`]).
+    sent_notes: VecDeque<u64>,
     /// The highest sequence number taken.
     in_seq: u64,
     /// The attempt number of the current connection's Hello.
@@ -224,6 +231,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             peer_session: None,
             superseded: VecDeque::new(),
             expired_notes: VecDeque::new(),
+            sent_notes: VecDeque::new(),
             in_seq: 0,
             attempt: 0,
             conn: None,
@@ -243,8 +251,9 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     // ----------------------------------------------------------------- inputs
 
     /// A peer's Hello for this link at `now`: its session id, the attempt number of
-    /// the connection (0 if it sends none), whether its link is lossless, and the
-    /// framing. The new connection replaces the current one (the shell has dropped
+    /// the connection (0 if it sends none), the sequence number at or below which
+    /// every message has an outcome at the sender (`settled`), whether its link is
+    /// lossless, and the framing. The new connection replaces the current one (the shell has dropped
     /// its socket; frames it still held were not acknowledged, and the sender writes
     /// them again). Returns the resume position for the Accept: the last sequence
     /// number taken, 0 after a restart of the sender. An attempt older than the
@@ -253,6 +262,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         &mut self,
         session_id: u64,
         attempt: u64,
+        settled: u64,
         lossless: bool,
         framing: Framing,
         now: Instant,
@@ -281,7 +291,14 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             self.in_seq = 0;
             // Notes about the old session mean nothing to the new one.
             self.expired_notes.clear();
+            self.sent_notes.clear();
         }
+        // Notes written on an earlier connection may not have been read: tell them
+        // again, unless the sender says it settled them (`settled`: everything at or
+        // below has an outcome there).
+        let mut notes: VecDeque<u64> = std::mem::take(&mut self.sent_notes);
+        notes.extend(self.expired_notes.drain(..));
+        self.expired_notes = notes.into_iter().filter(|seq| *seq > settled).collect();
         self.peer_session = Some(session_id);
         self.attempt = attempt;
         self.counters.connections += 1;
@@ -489,6 +506,10 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         if ack_due && self.in_seq > conn.acked {
             for seq in self.expired_notes.drain(..) {
                 control::push(&mut conn.encoder, VERB_EXPIRED, seq, now_ms);
+                if self.sent_notes.len() == SENT_NOTES {
+                    self.sent_notes.pop_front();
+                }
+                self.sent_notes.push_back(seq);
             }
             conn.acked = self.in_seq;
             conn.unacked_bytes = 0;

@@ -417,6 +417,7 @@ impl Handler<Attach> for Inbound {
         let resume = match self.core.handle_hello(
             hello.session_id,
             hello.attempt,
+            hello.resume,
             hello.lossless,
             hello.framing,
             now,
@@ -466,7 +467,8 @@ impl Handler<Attach> for Inbound {
         framed
             .read_buffer_mut()
             .extend_from_slice(&established.leftover);
-        self.read = Some(ctx.add_stream(Batches::new(self.gate.guard(framed))));
+        let stream = Batches::new(self.gate.guard(framed), self.generation);
+        self.read = Some(ctx.add_stream(stream));
         self.writer = Some(writer);
         self.drive(ctx);
     }
@@ -515,8 +517,15 @@ impl Handler<Processed> for Inbound {
     }
 }
 
-impl StreamHandler<Read<Result<Decoded, FrameError>>> for Inbound {
-    fn handle(&mut self, read: Read<Result<Decoded, FrameError>>, ctx: &mut Context<Self>) {
+impl StreamHandler<(u64, Read<Result<Decoded, FrameError>>)> for Inbound {
+    fn handle(
+        &mut self,
+        (generation, read): (u64, Read<Result<Decoded, FrameError>>),
+        ctx: &mut Context<Self>,
+    ) {
+        if generation != self.generation {
+            return; // the stream of a connection already replaced or dropped
+        }
         match read {
             Read::Item(item) => {
                 if let Err(reason) = self
@@ -528,17 +537,19 @@ impl StreamHandler<Read<Result<Decoded, FrameError>>> for Inbound {
             }
             // The socket has nothing more for now: acknowledge what the batch took.
             Read::Caught => self.core.handle_caught_up(),
+            // The peer closed the connection.
+            Read::End => {
+                self.read = None;
+                self.core.handle_disconnected();
+                self.drop_io(ctx);
+            }
         }
         self.drive(ctx);
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        // Only the current connection's stream is registered (an old one is cancelled
-        // when it is replaced): the peer closed it.
-        self.read = None;
-        self.core.handle_disconnected();
-        self.drop_io(ctx);
-        self.drive(ctx);
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // `Read::End` said it; actix's default would stop the actor, which outlives
+        // its connections.
     }
 }
 

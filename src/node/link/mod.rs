@@ -298,6 +298,7 @@ impl Link {
         let config = &self.env.config;
         let mut hello = Hello::new(self.env.node, self.env.listen, self.kind, config.framing);
         hello.session_id = self.core.session_id();
+        hello.resume = self.core.settled();
         hello.lossless = self.core.policy() == LinkPolicy::Lossless;
         hello.attempt = self.attempts;
         let fut = dial(

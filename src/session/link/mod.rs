@@ -590,6 +590,14 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         self.session_id
     }
 
+    /// The sequence number at or below which every message written has its outcome,
+    /// for the Hello (the receiver forgets its expiry notes up to it).
+    pub fn settled(&self) -> u64 {
+        self.unacked
+            .front()
+            .map_or(self.next_seq - 1, |u| u.seq - 1)
+    }
+
     /// The link's policy.
     pub fn policy(&self) -> LinkPolicy {
         self.config.policy
