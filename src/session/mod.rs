@@ -46,7 +46,7 @@
 //! time arithmetic is checked, and an instant too far away to represent means
 //! "never"; the same inputs (and seed) give the same outputs. The two cores are tested
 //! against each other on a simulated clock, through cuts, lost acknowledgements,
-//! flipped bits and restarts (`pair_tests.rs`), and the receiving core under arbitrary
+//! flipped bits and restarts (`pair_tests/`), and the receiving core under arbitrary
 //! byte streams ([`fuzzing::receive`](crate::fuzzing::receive)).
 
 mod backoff;
