@@ -162,6 +162,36 @@ impl Pair {
         self.link.handle_written(bytes, self.now);
     }
 
+    /// The link's next transmit is written and reaches the receiver `delay_ms` later
+    /// (its clock moves on), which reads it without answering yet.
+    fn write_late(&mut self, delay_ms: u64) {
+        let bytes = self.link.poll_transmit(self.now, self.now_ms).unwrap();
+        self.link.handle_written(bytes.clone(), self.now);
+        self.now_ms += delay_ms;
+        self.at_receiver.1.extend_from_slice(&bytes);
+        self.receive();
+    }
+
+    /// Moves time to the link's next timer and fires it, refusing every connect the
+    /// link then tries (the peer is gone); the instant it fired, or `None` if the link
+    /// has no timer.
+    fn fire_timer_refusing_dials(&mut self) -> Option<Instant> {
+        let at = self.link.poll_timeout()?;
+        let step = at.saturating_duration_since(self.now);
+        self.now = at.max(self.now);
+        self.now_ms += step.as_millis() as u64;
+        self.link.handle_timeout(self.now, self.now_ms);
+        while let Some(action) = self.link.poll_action() {
+            if action == LinkAction::Connect {
+                let refused =
+                    DisconnectReason::ConnectFailed(std::io::ErrorKind::ConnectionRefused);
+                self.link.handle_disconnected(refused, self.now);
+            }
+        }
+        self.collect();
+        Some(at)
+    }
+
     /// Sends `n` messages (numbered from 0), moving everything every `run_every` and
     /// letting 300 ms pass every `idle_every`.
     fn stream(&mut self, n: u64, run_every: u64, idle_every: u64) {

@@ -93,24 +93,14 @@ fn a_drain_ends_at_its_deadline_and_fails_what_remains() {
     pair.collect();
     assert_eq!(pair.link.state(), &LinkState::Draining);
     // Fail every dial from now on.
-    let mut timeouts = 0;
-    while !pair.link.is_closed() && timeouts < 1000 {
+    for _ in 0..1000 {
+        if pair.link.is_closed() {
+            break;
+        }
         let at = pair
-            .link
-            .poll_timeout()
+            .fire_timer_refusing_dials()
             .expect("a draining link has a timer");
         assert!(at <= deadline, "no timer past the deadline");
-        pair.now = at.max(pair.now);
-        pair.link.handle_timeout(pair.now, pair.now_ms);
-        while let Some(action) = pair.link.poll_action() {
-            if action == LinkAction::Connect {
-                pair.link.handle_disconnected(
-                    DisconnectReason::ConnectFailed(std::io::ErrorKind::ConnectionRefused),
-                    pair.now,
-                );
-            }
-        }
-        timeouts += 1;
     }
     pair.collect();
     assert!(pair.link.is_closed());
@@ -213,12 +203,8 @@ fn a_skip_the_sender_was_not_told_of_before_a_cut_still_ends_expired() {
     let mut pair = Pair::new(LinkPolicy::Lossless, 1);
     pair.send(1, Some(pair.now_ms + 100));
     pair.send(2, None);
-    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
-    pair.link.handle_written(bytes.clone(), pair.now);
-    pair.now_ms += 200;
     // The receiver takes both, but the connection breaks before it can answer.
-    pair.at_receiver.1.extend_from_slice(&bytes);
-    pair.receive();
+    pair.write_late(200);
     assert_eq!(pair.delivered, [2]);
     pair.cut();
     pair.advance(Duration::from_secs(2));
@@ -262,21 +248,9 @@ fn an_unacknowledged_message_expires_while_the_peer_is_unreachable() {
     pair.cut();
     // Every reconnect fails.
     for _ in 0..100 {
-        let Some(at) = pair.link.poll_timeout() else {
+        if pair.fire_timer_refusing_dials().is_none() {
             break;
-        };
-        let step = at.saturating_duration_since(pair.now);
-        pair.now = at.max(pair.now);
-        pair.now_ms += step.as_millis() as u64;
-        pair.link.handle_timeout(pair.now, pair.now_ms);
-        while let Some(action) = pair.link.poll_action() {
-            if action == LinkAction::Connect {
-                let refused =
-                    DisconnectReason::ConnectFailed(std::io::ErrorKind::ConnectionRefused);
-                pair.link.handle_disconnected(refused, pair.now);
-            }
         }
-        pair.collect();
     }
     assert_eq!(pair.outcomes.get(&1), Some(&Err(SendError::Expired)));
     assert_eq!(pair.link.pending_bytes(), 0);
@@ -390,12 +364,8 @@ fn an_expiry_note_lost_with_its_connection_is_told_again() {
     let mut pair = Pair::new(LinkPolicy::Lossless, 1);
     pair.send(1, Some(pair.now_ms + 100));
     pair.send(2, None);
-    let bytes = pair.link.poll_transmit(pair.now, pair.now_ms).unwrap();
-    pair.link.handle_written(bytes.clone(), pair.now);
-    pair.now_ms += 200;
-    pair.at_receiver.1.extend_from_slice(&bytes);
-    pair.receive(); // 1 skipped (late), 2 delivered
-                    // The note and the acknowledgement are written, then lost with the connection.
+    pair.write_late(200); // 1 skipped (late), 2 delivered
+                          // The note and the acknowledgement are written, then lost with the connection.
     let _lost = pair.recv.poll_transmit(pair.now_ms).unwrap();
     pair.recv.handle_written();
     pair.cut();
