@@ -37,6 +37,8 @@ const LARGE_LEN: usize = 70 * 1024;
 const LARGE_BASE: u64 = 1 << 40;
 /// Outcomes awaited at once.
 const WINDOW: usize = 4096;
+/// Outcomes awaited at once in the kill test.
+const WINDOW_KILL: usize = 512;
 /// The bound of each of these tests (they move 200,000 messages in a debug build).
 const BOUND: Duration = Duration::from_secs(150);
 
@@ -323,7 +325,15 @@ impl Handler<Received<Filled>> for Printer {
     }
 }
 
-fn spawn_child(listen: SocketAddr) -> (Child, std::sync::mpsc::Receiver<String>) {
+/// A line the child printed.
+enum Line {
+    Ready,
+    Got(u64),
+}
+
+/// Starts the receiving child on `listen`; its lines come through the channel, which
+/// closes when the child's output ends (it exited or was killed).
+fn spawn_child(listen: SocketAddr) -> (Child, UnboundedReceiver<Line>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -338,12 +348,20 @@ fn spawn_child(listen: SocketAddr) -> (Child, std::sync::mpsc::Receiver<String>)
         .spawn()
         .expect("the test binary runs again");
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
+            // The harness's "test receiving_child ... " may start the line.
+            let parsed = if line.ends_with("ready") {
+                Line::Ready
+            } else if let Some(at) = line.find("got ") {
+                Line::Got(line[at + 4..].parse().unwrap())
+            } else {
+                continue;
+            };
+            if tx.send(parsed).is_err() {
                 break;
             }
         }
@@ -351,31 +369,17 @@ fn spawn_child(listen: SocketAddr) -> (Child, std::sync::mpsc::Receiver<String>)
     (child, rx)
 }
 
-/// Waits (without blocking the actor thread for long) for the child's `ready`.
-async fn ready(lines: &std::sync::mpsc::Receiver<String>) {
+/// Waits for the child's `ready`.
+async fn ready(lines: &mut UnboundedReceiver<Line>) {
     within("the child to listen", async {
-        loop {
-            match lines.try_recv() {
-                // The harness's "test receiving_child ... " may start the line.
-                Ok(line) if line.ends_with("ready") => return,
-                Ok(_) => {}
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await
-                }
-                Err(e) => panic!("the child died: {e}"),
+        while let Some(line) = lines.recv().await {
+            if matches!(line, Line::Ready) {
+                return;
             }
         }
+        panic!("the child died before it listened");
     })
     .await;
-}
-
-/// The numbers a child printed so far.
-fn received(lines: &std::sync::mpsc::Receiver<String>, into: &mut Vec<u64>) {
-    while let Ok(line) = lines.try_recv() {
-        if let Some(at) = line.find("got ") {
-            into.push(line[at + 4..].parse().unwrap());
-        }
-    }
 }
 
 /// A stream into a receiving process that is killed (`SIGKILL`) mid-stream and
@@ -388,8 +392,8 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
     let _ = env_logger::builder().is_test(true).try_init();
     tokio::time::timeout(Duration::from_secs(60), async {
         let listen = support::reserve_port();
-        let (mut first, first_lines) = spawn_child(listen);
-        ready(&first_lines).await;
+        let (mut first, mut first_lines) = spawn_child(listen);
+        ready(&mut first_lines).await;
         let a = fast_reconnects(support::builder(1)).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, listen).await;
@@ -401,41 +405,33 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
         let mut n = 0u64;
         let mut killed_at = None;
         let mut second = None;
+        let mut acked = 0;
         while outcomes.len() < 6_000 {
-            while pending.len() < 512 && n < 6_000 {
+            while pending.len() < WINDOW_KILL && n < 6_000 {
                 let outcome = to_b.send(Filled::new(n, 64));
                 pending.push(async move { (n, outcome.await) });
                 n += 1;
             }
             let (seq, outcome) = pending.next().await.unwrap();
+            acked += usize::from(outcome.is_ok());
             outcomes.insert(seq, outcome);
-            let acked = outcomes.values().filter(|o| o.is_ok()).count();
             if killed_at.is_none() && acked >= 2_000 {
                 first.kill().expect("SIGKILL");
                 first.wait().unwrap();
                 killed_at = Some(n);
-                let (child, lines) = spawn_child(listen);
-                ready(&lines).await;
+                let (child, mut lines) = spawn_child(listen);
+                ready(&mut lines).await;
                 second = Some((child, lines));
             }
         }
-        let (mut second, second_lines) = second.expect("the receiver was restarted");
+        let (mut second, mut second_lines) = second.expect("the receiver was restarted");
+        // Everything the killed incarnation's handler printed (its output has ended).
         let mut before = Vec::new();
-        received(&first_lines, &mut before);
-        let mut after = Vec::new();
-        within("the new incarnation to get its messages", async {
-            let expected = outcomes
-                .iter()
-                .filter(|(s, o)| **s >= before.len() as u64 && o.is_ok())
-                .count();
-            while after.len() < expected {
-                received(&second_lines, &mut after);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        while let Some(line) = first_lines.recv().await {
+            if let Line::Got(n) = line {
+                before.push(n);
             }
-        })
-        .await;
-        second.kill().unwrap();
-        second.wait().unwrap();
+        }
 
         let restarted: Vec<u64> = outcomes
             .iter()
@@ -457,18 +453,46 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
                 .take(3)
                 .collect::<Vec<_>>()
         );
+        assert!(!restarted.is_empty(), "the kill caught messages in flight");
+        // Acknowledgements are cumulative per incarnation: what the first one
+        // acknowledged precedes what failed PeerRestarted, which precedes what the new
+        // one acknowledged.
+        let boundary = *restarted.last().unwrap();
+        let (first_acked, second_acked): (Vec<u64>, Vec<u64>) =
+            acknowledged.iter().partition(|s| **s < boundary);
+        assert!(
+            first_acked.iter().all(|s| *s < restarted[0]),
+            "PeerRestarted failures form one block after the first incarnation's"
+        );
+
+        // The new incarnation gets exactly the ones it acknowledged, in order, once:
+        // nothing of the old session reaches it. The last message sent is one of them.
+        let mut after = Vec::new();
+        let last = *second_acked
+            .last()
+            .expect("the new incarnation acknowledged");
+        within("the new incarnation to get its messages", async {
+            while after.last() != Some(&last) {
+                match second_lines.recv().await {
+                    Some(Line::Got(n)) => after.push(n),
+                    Some(Line::Ready) => {}
+                    None => panic!("the new incarnation died"),
+                }
+            }
+        })
+        .await;
+        second.kill().unwrap();
+        second.wait().unwrap();
+        assert_eq!(after, second_acked, "the new incarnation");
+
         // The first incarnation's handler got a prefix, in order, once. Everything it
         // acknowledged reached it: an acknowledgement means "taken off the connection
         // and handed to the handler's mailbox", so the only acknowledged messages a
         // SIGKILL may take with it are those still in that mailbox, right after the
-        // last one handled (a handful at most; it may also have handled a few it had
-        // not acknowledged yet: those failed PeerRestarted, in doubt).
+        // last one handled, at most what the sender had outstanding (it may also have
+        // handled a few it had not acknowledged yet: those failed PeerRestarted, in
+        // doubt).
         assert_eq!(before, (0..before.len() as u64).collect::<Vec<_>>());
-        let first_acked: Vec<u64> = acknowledged
-            .iter()
-            .copied()
-            .filter(|s| !after.contains(s))
-            .collect();
         let in_mailbox: Vec<u64> = first_acked
             .iter()
             .copied()
@@ -481,26 +505,16 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
             "acknowledged by the first incarnation and never handled: only its mailbox's tail"
         );
         assert!(
-            in_mailbox.len() < 64,
+            in_mailbox.len() <= WINDOW_KILL,
             "{} acknowledged, never handled",
             in_mailbox.len()
         );
-        // The second incarnation got exactly the rest of the acknowledged ones, in
-        // order, once: nothing of the old session reached it twice.
-        let mut expected_after: Vec<u64> = acknowledged
-            .iter()
-            .copied()
-            .filter(|s| before.binary_search(s).is_err())
-            .collect();
-        expected_after.sort_unstable();
-        assert_eq!(after, expected_after, "the new incarnation");
         for s in &restarted {
             assert!(
                 !after.contains(s),
                 "{s} failed PeerRestarted but reached the new one"
             );
         }
-        assert!(!restarted.is_empty(), "the kill caught messages in flight");
         events
             .wait_for("the restart notice", B, LinkKind::Small, |e| {
                 matches!(e, LinkEvent::PeerRestarted { .. })
