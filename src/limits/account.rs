@@ -20,9 +20,60 @@ pub struct Charge<K> {
 }
 
 impl<K> Charge<K> {
+    /// A charge of nothing.
+    pub fn none() -> Self {
+        Charge {
+            link: 0,
+            reserve: None,
+        }
+    }
+
     /// All the bytes charged.
     pub fn bytes(&self) -> usize {
         self.link + self.reserve.as_ref().map_or(0, Grant::bytes)
+    }
+
+    /// Moves `bytes` of this charge into a new one (its link part first, then its
+    /// reserve part); this one keeps the rest. `None`, and nothing changes, if this
+    /// charge holds fewer than `bytes`. Together the two hold exactly what this one
+    /// held: a link hands a message its bytes out of a larger charge (a producer's
+    /// credit) this way.
+    #[must_use = "dropping a Charge without discharging it leaks its bytes"]
+    pub fn split_off(&mut self, bytes: usize) -> Option<Charge<K>>
+    where
+        K: Clone,
+    {
+        if bytes > self.bytes() {
+            return None;
+        }
+        let link = bytes.min(self.link);
+        let reserve = match bytes - link {
+            0 => None,
+            r => Some(self.reserve.as_mut()?.split_off(r)?),
+        };
+        self.link -= link;
+        Some(Charge { link, reserve })
+    }
+
+    /// Moves all of `other` into this charge. A charge whose reserve part is of
+    /// another endpoint or reserves is handed back, and nothing changes.
+    pub fn merge(&mut self, mut other: Charge<K>) -> Result<(), Charge<K>>
+    where
+        K: Eq,
+    {
+        if let Some(theirs) = other.reserve.take() {
+            match self.reserve.as_mut() {
+                None => self.reserve = Some(theirs),
+                Some(mine) => {
+                    if let Err(theirs) = mine.merge(theirs) {
+                        other.reserve = Some(theirs);
+                        return Err(other);
+                    }
+                }
+            }
+        }
+        self.link += other.link;
+        Ok(())
     }
 }
 
@@ -99,6 +150,26 @@ impl<K: Clone + Eq> Account<K> {
             grant
         };
         Ok(Charge { link, reserve })
+    }
+
+    /// Charges as much of `up_to` bytes as the capacity and the spare lease have, if
+    /// that is at least `at_least` (a producer's credit: at least what its next message
+    /// needs, up to a chunk). When even `at_least` does not fit, nothing changes and
+    /// the error says what reserve to acquire for it, and for up to `up_to`.
+    pub fn try_charge_between(
+        &mut self,
+        at_least: usize,
+        up_to: usize,
+    ) -> Result<Charge<K>, ReserveNeeded> {
+        let up_to = up_to.max(at_least);
+        let available = self.budget.available().saturating_add(self.spare());
+        if available < at_least {
+            return Err(ReserveNeeded {
+                at_least: at_least - available,
+                up_to: up_to - available,
+            });
+        }
+        self.try_charge(up_to.min(available))
     }
 
     /// Adds a grant from the reserves to the spare lease. A grant for another endpoint
@@ -295,6 +366,9 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Charge(usize),
+        ChargeBetween(usize, usize),
+        Split(prop::sample::Index, usize),
+        Merge(prop::sample::Index, prop::sample::Index),
         Discharge(prop::sample::Index),
         ReleaseElsewhere(prop::sample::Index),
         Surplus,
@@ -304,6 +378,10 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             4 => (0..120usize).prop_map(Op::Charge),
+            2 => (0..120usize, 0..200usize).prop_map(|(a, b)| Op::ChargeBetween(a, b)),
+            1 => (any::<prop::sample::Index>(), 0..130usize).prop_map(|(i, b)| Op::Split(i, b)),
+            1 => (any::<prop::sample::Index>(), any::<prop::sample::Index>())
+                .prop_map(|(i, j)| Op::Merge(i, j)),
             2 => any::<prop::sample::Index>().prop_map(Op::Discharge),
             1 => any::<prop::sample::Index>().prop_map(Op::ReleaseElsewhere),
             1 => Just(Op::Surplus),
@@ -345,6 +423,49 @@ mod tests {
                             }
                         }
                     },
+                    Op::ChargeBetween(at_least, up_to) => {
+                        let used = account.used();
+                        let link_used = account.used() - account.reserve_charged();
+                        let room = limits.link_capacity - link_used + account.spare();
+                        match account.try_charge_between(at_least, up_to) {
+                            Ok(c) => {
+                                prop_assert!(c.bytes() >= at_least);
+                                prop_assert!(c.bytes() <= up_to.max(at_least));
+                                charges.push(c);
+                            }
+                            Err(need) => {
+                                prop_assert_eq!(account.used(), used);
+                                prop_assert!(need.at_least > 0 && need.up_to >= need.at_least);
+                                prop_assert!(at_least > room);
+                            }
+                        }
+                    }
+                    Op::Split(i, bytes) if !charges.is_empty() => {
+                        let at = i.index(charges.len());
+                        let held = charges[at].bytes();
+                        match charges[at].split_off(bytes) {
+                            Some(part) => {
+                                prop_assert!(bytes <= held);
+                                prop_assert_eq!(part.bytes(), bytes);
+                                prop_assert_eq!(part.bytes() + charges[at].bytes(), held);
+                                charges.push(part);
+                            }
+                            None => {
+                                prop_assert!(bytes > held);
+                                prop_assert_eq!(charges[at].bytes(), held);
+                            }
+                        }
+                    }
+                    Op::Merge(i, j) if charges.len() >= 2 => {
+                        let (i, j) = (i.index(charges.len()), j.index(charges.len()));
+                        if i != j {
+                            let from = charges.swap_remove(j);
+                            let into = if i == charges.len() { j } else { i };
+                            let total = charges[into].bytes() + from.bytes();
+                            prop_assert!(charges[into].merge(from).is_ok(), "same account");
+                            prop_assert_eq!(charges[into].bytes(), total);
+                        }
+                    }
                     Op::Discharge(i) if !charges.is_empty() => {
                         let c = charges.swap_remove(i.index(charges.len()));
                         account.discharge(c);
@@ -361,8 +482,8 @@ mod tests {
                         if let Some(g) = account.surplus() {
                             reserves.release(g);
                         }
-                        // At most a chunk and the largest message's reserve part.
-                        prop_assert!(account.spare() <= chunk + 120);
+                        // At most a chunk and the largest charge's reserve part.
+                        prop_assert!(account.spare() <= chunk + 200);
                     }
                     Op::Idle => {
                         let charged = account.reserve_charged();
