@@ -44,7 +44,8 @@ pub enum Refused<T> {
 ///   writing once expired (at `now_ms`), and an expired message is never admitted.
 /// - The account's used bytes are the charges of the queued messages plus those of
 ///   the entries the shell has taken ([`pop`](Self::pop)) and not yet
-///   [`settled`](Self::settle).
+///   [`settled`](Self::settle), plus what the owner charged through
+///   [`account_mut`](Self::account_mut) and still holds (credit).
 /// - A push that finds the link's bytes short first drops the expired messages (they
 ///   go to the `expired` list the caller gets back), then tries again; only then does
 ///   it ask for reserve. Messages taken for writing cannot be dropped, and never keep
@@ -88,6 +89,27 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
                 }
             }
         };
+        self.queue.push_back(Entry {
+            item,
+            expires_at_ms,
+            charge,
+        });
+        Ok(())
+    }
+
+    /// Takes a message whose bytes were charged before it arrived (out of a producer's
+    /// credit) into the queue; refused, and handed back with its charge, only if its
+    /// deadline has passed at `now_ms`.
+    pub fn push_charged(
+        &mut self,
+        item: T,
+        charge: Charge<K>,
+        expires_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), (T, Charge<K>)> {
+        if deadline_passed(expires_at_ms, now_ms) {
+            return Err((item, charge));
+        }
         self.queue.push_back(Entry {
             item,
             expires_at_ms,
@@ -218,6 +240,13 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
     /// The account (capacity, reserve charged, spare lease).
     pub fn account(&self) -> &Account<K> {
         &self.account
+    }
+
+    /// The account, for charges that are not messages yet (producers' credit): what
+    /// is charged through it must come back through it, or as a message's charge
+    /// ([`push_charged`](Self::push_charged)).
+    pub fn account_mut(&mut self) -> &mut Account<K> {
+        &mut self.account
     }
 }
 

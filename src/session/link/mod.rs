@@ -1,7 +1,10 @@
 //! The outbound link core: [`LinkSession`] (its type docs state the invariants).
 
+mod admission;
+mod credit;
 mod types;
 
+pub use credit::CreditAnswer;
 pub use types::{Admission, LinkAction, LinkConfig, LinkCounters, LinkPolicy, Outbound};
 
 use std::collections::VecDeque;
@@ -12,13 +15,14 @@ use bytes::BytesMut;
 use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PING, VERB_PONG};
 use super::{
     Backoff, DisconnectReason, Entry, Heartbeat, HeartbeatAction, Lifecycle, LifecycleAction,
-    LinkEvent, LinkState, OutboundQueue, ProtocolViolation, Refused,
+    LinkEvent, LinkState, OutboundQueue, ProtocolViolation,
 };
 use crate::envelope::{Envelope, MessageAssembler};
 use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
 use crate::limits::Grant;
 use crate::message::RESERVED_VERBS_START;
-use crate::outcome::{OverloadLevel, SendError, Sent};
+use crate::outcome::{SendError, Sent};
+use credit::Credits;
 
 /// How often a disconnected link drops its expired messages, and how long an idle
 /// link keeps its spare reserve lease.
@@ -94,6 +98,12 @@ struct Conn<K, T> {
 ///   `ConnectionLost` if written and not acknowledged).
 /// - While failing to connect, the link asks for no reserve: a message beyond its
 ///   capacity fails `Overloaded(Link)` at once.
+/// - Producers' credit ([`handle_credit_ask`](Self::handle_credit_ask)) is granted in
+///   the order asked, only out of the capacity and the reserve leased, and charged to
+///   the account at once; a message sent under it
+///   ([`handle_send_credited`](Self::handle_send_credited)) takes its bytes from that
+///   charge and is never refused for room. So the bytes in the mailbox under credit,
+///   plus those the link holds, stay within its capacity plus its lease.
 /// - No clock is read: every input carries `now` (and `now_ms`, milliseconds since
 ///   the UNIX epoch, for message deadlines).
 pub struct LinkSession<K, T> {
@@ -103,6 +113,8 @@ pub struct LinkSession<K, T> {
     /// The origin of ping timestamps.
     origin: Instant,
     queue: OutboundQueue<K, Item<T>>,
+    /// Producers' credit: granted out of the queue's account.
+    credits: Credits<K>,
     lifecycle: Lifecycle,
     conn: Option<Conn<K, T>>,
     /// Lossless: written, not yet acknowledged, in sequence order.
@@ -132,6 +144,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     pub fn new(config: LinkConfig, session_id: u64, now: Instant) -> Self {
         LinkSession {
             queue: OutboundQueue::new(config.capacity, config.lease_chunk),
+            credits: Credits::new(),
             lifecycle: Lifecycle::new(Backoff::new(config.backoff, config.seed)),
             config,
             session_id,
@@ -154,76 +167,6 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     }
 
     // ----------------------------------------------------------------- inputs
-
-    /// A message to send, at `now` (`now_ms` since the UNIX epoch).
-    pub fn handle_send(
-        &mut self,
-        message: Outbound,
-        token: T,
-        now: Instant,
-        now_ms: u64,
-    ) -> Admission<T> {
-        let item = Item { message, token };
-        if matches!(
-            self.lifecycle.state(),
-            LinkState::Draining | LinkState::Closed
-        ) {
-            self.fail(item, SendError::Closed);
-            return Admission::Refused;
-        }
-        let max = self.config.max_message;
-        if item.message.payload.len() > max {
-            let size = item.message.payload.len();
-            self.fail(item, SendError::Oversized { size, max });
-            return Admission::Refused;
-        }
-        let size = item.message.size();
-        let expires = item.message.expires_at_ms;
-        let mut expired = Vec::new();
-        let result = self
-            .queue
-            .try_push(item, size, expires, now_ms, &mut expired);
-        self.expired(expired);
-        let admission = match result {
-            Ok(()) => {
-                self.counters.accepted += 1;
-                self.counters.accepted_bytes += size as u64;
-                let actions = self.lifecycle.handle_messages_waiting();
-                self.apply(actions);
-                Admission::Queued
-            }
-            Err(Refused::Expired(item)) => {
-                self.fail(item, SendError::Expired);
-                Admission::Refused
-            }
-            Err(Refused::NeedReserve(item, need)) => {
-                if self.failing_to_connect() {
-                    self.fail(item, SendError::Overloaded(OverloadLevel::Link));
-                    Admission::Refused
-                } else {
-                    Admission::NeedReserve {
-                        message: item.message,
-                        token: item.token,
-                        need,
-                    }
-                }
-            }
-        };
-        self.housekeep(now);
-        admission
-    }
-
-    /// Reserve acquired after [`Admission::NeedReserve`].
-    pub fn handle_lease(&mut self, grant: Grant<K>) {
-        if let Err(grant) = self.queue.add_lease(grant) {
-            self.releases.push(grant);
-        }
-    }
-
-    /// The reserve was short for a message that needed it: it fails `Overloaded`.
-    pub fn handle_shortage(&mut self, message: Outbound, token: T, level: OverloadLevel) {
-        self.fail(Item { message, token }, SendError::Overloaded(level));
-    }
 
     /// The connection attempt succeeded at `now`: the peer's session id and the last
     /// sequence number it took from this link (`resume`), from its Accept, and the
@@ -640,7 +583,18 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
 
     /// Bytes held for the messages the link has taken and that have no outcome yet.
     pub fn pending_bytes(&self) -> usize {
-        self.queue.bytes()
+        self.queue.bytes() - self.credits.held()
+    }
+
+    /// Bytes of credit granted to producers and not yet used by a message (charged
+    /// to the link like messages: what may be in the mailbox under credit).
+    pub fn credit_bytes(&self) -> usize {
+        self.credits.held()
+    }
+
+    /// Producers' asks for credit waiting for room.
+    pub fn credit_waiting(&self) -> usize {
+        self.credits.waiting()
     }
 
     /// Bytes of the write that is out.
@@ -756,6 +710,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 LifecycleAction::FailQueued => self.fail_all(),
                 LifecycleAction::Stop => {
                     self.fail_all();
+                    self.credits.close(&SendError::Closed, &mut self.queue);
                     if let Some(grant) = self.queue.take_spare() {
                         self.releases.push(grant);
                     }
@@ -787,6 +742,15 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     /// After every input: reserve to give back, the timers of a disconnected or idle
     /// link, the end of a drain.
     fn housekeep(&mut self, now: Instant) {
+        if matches!(
+            self.lifecycle.state(),
+            LinkState::Draining | LinkState::Closed
+        ) {
+            self.credits.close(&SendError::Closed, &mut self.queue);
+        } else {
+            let may_lease = !self.failing_to_connect();
+            self.credits.grant(&mut self.queue, may_lease);
+        }
         if let Some(grant) = self.queue.surplus() {
             self.releases.push(grant);
         }

@@ -61,6 +61,10 @@ struct Pair {
     faults: Faults,
     /// Give reserve when asked (else the shell reports a shortage).
     grant_reserve: bool,
+    /// Answers to credit asks, in the order they came.
+    credit_answers: Vec<(u64, CreditAnswer)>,
+    /// A credit reserve request found the reserves short and waits for them.
+    credit_parked: Option<crate::limits::ReserveNeeded>,
 }
 
 fn config(policy: LinkPolicy, capacity: usize) -> LinkConfig {
@@ -111,6 +115,8 @@ impl Pair {
             rng: Rng(SplitMix64(seed)),
             faults: Faults::default(),
             grant_reserve: true,
+            credit_answers: Vec::new(),
+            credit_parked: None,
         }
     }
 
@@ -153,6 +159,50 @@ impl Pair {
                 }
             }
         }
+        self.collect();
+    }
+
+    /// Serves the parked credit reserve request if the reserves (and `grant_reserve`)
+    /// allow; whether it was served.
+    fn serve_credit_acquire(&mut self) -> bool {
+        let Some(need) = self.credit_parked else {
+            return false;
+        };
+        let available = self.reserves.available(&PEER);
+        if !self.grant_reserve || available < need.at_least {
+            return false;
+        }
+        let grant = self.reserves.try_acquire(&PEER, need.up_to.min(available));
+        self.credit_parked = None;
+        self.link.handle_credit_lease(grant.ok(), self.now);
+        self.collect();
+        true
+    }
+
+    /// Message `n` of `len` bytes sent under credit.
+    fn send_credited(&mut self, n: u64, len: usize) {
+        let mut payload = vec![0u8; len.max(8)];
+        payload[..8].copy_from_slice(&n.to_le_bytes());
+        let message = Outbound {
+            verb: VERB,
+            flags: Flags::EMPTY,
+            payload: Bytes::from(payload),
+            params: Vec::new(),
+            expires_at_ms: None,
+        };
+        let admission = self
+            .link
+            .handle_send_credited(message, n, self.now, self.now_ms);
+        assert!(
+            !matches!(admission, Admission::NeedReserve { .. }),
+            "a message within credit needs no reserve"
+        );
+        self.collect();
+    }
+
+    /// A producer asks for credit.
+    fn ask_credit(&mut self, id: u64, at_least: usize, up_to: usize) {
+        self.link.handle_credit_ask(id, at_least, up_to, self.now);
         self.collect();
     }
 
@@ -222,6 +272,17 @@ impl Pair {
         }
         while let Some(grant) = self.recv.poll_release() {
             drop(grant); // the receiver's reserves are not modelled
+        }
+        while let Some(answer) = self.link.poll_credit() {
+            self.credit_answers.push(answer);
+        }
+        if let Some(need) = self.link.poll_credit_acquire() {
+            // As the ResourceLimits actor does: at once if it can, else parked.
+            self.credit_parked = Some(need);
+            if !self.serve_credit_acquire() {
+                self.link.handle_credit_shortage(OverloadLevel::Endpoint);
+            }
+            return self.collect();
         }
         while let Some(action) = self.link.poll_action() {
             match action {
@@ -424,5 +485,6 @@ fn strictly_increasing(v: &[u64]) -> bool {
     v.windows(2).all(|w| w[0] < w[1])
 }
 
+mod credit;
 mod faults;
 mod rules;
