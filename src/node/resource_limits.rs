@@ -3,7 +3,8 @@
 //!
 //! Links talk to it only by messages: [`Acquire`] (answered at once, granted or short),
 //! [`AcquireWhenAvailable`] (parked until the reserves can grant it: a receiving link
-//! stops reading meanwhile) and [`Release`]. The accounting itself is the pure
+//! stops reading meanwhile, a sending link's producers wait for credit) and
+//! [`Release`]. The accounting itself is the pure
 //! [`Reserves`] type; this actor only adds the waiting list.
 //!
 //! Invariants:
@@ -12,10 +13,10 @@
 //! - Grants leave this actor wrapped in a [`Held`], which releases them when dropped
 //!   (a message to this actor): a grant whose requester has gone, or that an actor
 //!   drops on its way out, is released rather than leaked.
-//! - Parked requests are served in arrival order after every release that frees
-//!   receive reserve; one whose endpoint is short is passed over, but one short of
-//!   global reserve stops the round, so a large request is not starved by later small
-//!   ones.
+//! - Parked requests are served in arrival order, per direction, after every release
+//!   that frees reserve of that direction; one whose endpoint is short is passed over,
+//!   but one short of global reserve stops the round, so a large request is not
+//!   starved by later small ones.
 
 use std::collections::VecDeque;
 
@@ -46,8 +47,9 @@ impl Message for Acquire {
     type Result = Result<Held, Shortage>;
 }
 
-/// Asks for receive reserve, waiting for it if need be.
+/// Asks for reserve, waiting for it if need be.
 pub(crate) struct AcquireWhenAvailable {
+    pub direction: Direction,
     pub endpoint: NodeId,
     pub need: ReserveNeeded,
 }
@@ -132,7 +134,8 @@ pub struct ReservesSnapshot {
     pub endpoint_peak: usize,
     /// Bytes of reserve in use per endpoint (only endpoints with some in use).
     pub endpoints: Vec<(NodeId, usize)>,
-    /// Requests waiting for reserve (receiving links that stopped reading).
+    /// Requests waiting for reserve (receiving links that stopped reading, sending
+    /// links whose producers wait for credit).
     pub waiting: usize,
 }
 
@@ -145,6 +148,10 @@ pub struct LimitsSnapshot {
     pub receive: ReservesSnapshot,
 }
 
+/// Indexes of [`ResourceLimits::waiting`].
+const SEND: usize = 0;
+const RECEIVE: usize = 1;
+
 struct Waiter {
     endpoint: NodeId,
     need: ReserveNeeded,
@@ -155,8 +162,8 @@ struct Waiter {
 pub(crate) struct ResourceLimits {
     send: Reserves<NodeId>,
     receive: Reserves<NodeId>,
-    /// Parked receive requests, in arrival order.
-    waiting: VecDeque<Waiter>,
+    /// Parked requests, in arrival order: sending, receiving.
+    waiting: [VecDeque<Waiter>; 2],
 }
 
 impl ResourceLimits {
@@ -164,7 +171,7 @@ impl ResourceLimits {
         ResourceLimits {
             send: Reserves::new(send),
             receive: Reserves::new(receive),
-            waiting: VecDeque::new(),
+            waiting: [VecDeque::new(), VecDeque::new()],
         }
     }
 
@@ -175,24 +182,28 @@ impl ResourceLimits {
         }
     }
 
-    /// Serves parked requests after receive reserve was released.
-    fn serve_waiting(&mut self, me: &Addr<Self>) {
+    /// Serves parked requests after reserve of `direction` was released.
+    fn serve_waiting(&mut self, direction: Direction, me: &Addr<Self>) {
+        let (reserves, waiting) = match direction {
+            Direction::Send => (&mut self.send, &mut self.waiting[SEND]),
+            Direction::Receive => (&mut self.receive, &mut self.waiting[RECEIVE]),
+        };
         let mut i = 0;
-        while i < self.waiting.len() {
-            let waiter = &self.waiting[i];
+        while i < waiting.len() {
+            let waiter = &waiting[i];
             if waiter.reply.is_closed() {
-                self.waiting.remove(i);
+                waiting.remove(i);
                 continue;
             }
-            match try_grant(&mut self.receive, waiter.endpoint, waiter.need) {
+            match try_grant(reserves, waiter.endpoint, waiter.need) {
                 Ok(grant) => {
-                    let Some(waiter) = self.waiting.remove(i) else {
+                    let Some(waiter) = waiting.remove(i) else {
                         break;
                     };
                     // A requester that has gone drops the grant: released.
                     let _ = waiter
                         .reply
-                        .send(Held::new(grant, Direction::Receive, me.clone()));
+                        .send(Held::new(grant, direction, me.clone()));
                 }
                 Err(Shortage::Endpoint { .. }) => i += 1,
                 Err(_) => break,
@@ -251,14 +262,18 @@ impl Handler<AcquireWhenAvailable> for ResourceLimits {
 
     fn handle(&mut self, m: AcquireWhenAvailable, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
+        let waiting = match m.direction {
+            Direction::Send => SEND,
+            Direction::Receive => RECEIVE,
+        };
         // Behind others already waiting, to keep their order.
-        if self.waiting.is_empty() {
-            if let Ok(grant) = try_grant(&mut self.receive, m.endpoint, m.need) {
-                let held = Held::new(grant, Direction::Receive, ctx.address());
+        if self.waiting[waiting].is_empty() {
+            if let Ok(grant) = try_grant(self.reserves(m.direction), m.endpoint, m.need) {
+                let held = Held::new(grant, m.direction, ctx.address());
                 return Box::pin(async move { Ok(held) });
             }
         }
-        self.waiting.push_back(Waiter {
+        self.waiting[waiting].push_back(Waiter {
             endpoint: m.endpoint,
             need: m.need,
             reply: tx,
@@ -272,9 +287,7 @@ impl Handler<Release> for ResourceLimits {
 
     fn handle(&mut self, m: Release, ctx: &mut Context<Self>) {
         self.reserves(m.direction).release(m.grant);
-        if m.direction == Direction::Receive && !self.waiting.is_empty() {
-            self.serve_waiting(&ctx.address());
-        }
+        self.serve_waiting(m.direction, &ctx.address());
     }
 }
 
@@ -283,8 +296,8 @@ impl Handler<GetLimits> for ResourceLimits {
 
     fn handle(&mut self, _: GetLimits, _: &mut Context<Self>) -> Self::Result {
         MessageResult(LimitsSnapshot {
-            send: snapshot(&self.send, 0),
-            receive: snapshot(&self.receive, self.waiting.len()),
+            send: snapshot(&self.send, self.waiting[SEND].len()),
+            receive: snapshot(&self.receive, self.waiting[RECEIVE].len()),
         })
     }
 }

@@ -188,6 +188,7 @@ impl Inbound {
         }
         if let Some(need) = self.core.poll_acquire() {
             let acquire = AcquireWhenAvailable {
+                direction: Direction::Receive,
                 endpoint: self.peer,
                 need,
             };
