@@ -210,8 +210,8 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
             let outcomes: Vec<_> = (0..N)
                 .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
                 .collect();
-            let processed = processed(&mut done, N).await;
-            let outcomes = join_all(outcomes).await;
+            // Beyond the link's credit, sends wait until their futures are polled.
+            let (processed, outcomes) = tokio::join!(processed(&mut done, N), join_all(outcomes));
             finished.set(true);
             (outcomes, processed)
         };
@@ -498,8 +498,9 @@ async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
         let outcomes: Vec<_> = (0..N)
             .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))
             .collect();
-        let processed = processed(&mut done, N).await;
-        for (seq, outcome) in join_all(outcomes).await.into_iter().enumerate() {
+        // Beyond the link's credit, sends wait until their futures are polled.
+        let (processed, outcomes) = tokio::join!(processed(&mut done, N), join_all(outcomes));
+        for (seq, outcome) in outcomes.into_iter().enumerate() {
             assert_eq!(outcome, Ok(Sent::Acknowledged), "message {seq}");
         }
         assert_eq!(processed, (0..N).collect::<Vec<_>>());

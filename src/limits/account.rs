@@ -262,6 +262,11 @@ impl<K: Clone + Eq> Account<K> {
         self.spare.as_ref().map_or(0, Grant::bytes)
     }
 
+    /// Bytes of the link's own capacity not charged.
+    pub fn capacity_left(&self) -> usize {
+        self.budget.available()
+    }
+
     /// The link's own capacity.
     pub fn capacity(&self) -> usize {
         self.budget.capacity()

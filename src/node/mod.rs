@@ -39,12 +39,13 @@
 mod batches;
 mod config;
 mod connect;
+mod credit;
 mod dispatch;
 mod gate;
 mod inbound;
 mod link;
 mod metrics;
-
+mod peer;
 mod registry;
 mod requests;
 mod resource_limits;
@@ -58,17 +59,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use bytes::BytesMut;
 use tokio::sync::oneshot;
 
 pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use config::NodeConfig;
+pub use credit::Queued;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{
     CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
 };
 pub use metrics::Metrics;
+pub use peer::Peer;
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 
@@ -79,11 +81,13 @@ use crate::message::{check_verb, Message, Request, VerbError};
 pub use crate::session::LinkPolicy;
 use crate::session::{BackoffConfig, HeartbeatConfig};
 use crate::{LinkKind, NodeId};
+use credit::deadline_instant;
 use dispatch::Handlers;
 use inbound::InboundEnv;
+use peer::{link_kind, outbound, PeerLinks};
 use registry::{
     AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, ClosedLinks, CountInbound, GetLink,
-    GetRefused, Registry, SetInboundEnv, SetPeer, Subscribe, TotalInbound,
+    GetPeerLinks, GetRefused, Registry, SetInboundEnv, SetPeer, Subscribe, TotalInbound,
 };
 use requests::{Cancel, Register, RequestTracker};
 use resource_limits::{GetLimits, ResourceLimits};
@@ -375,23 +379,35 @@ impl Node {
     }
 
     /// A handle on `peer` that sends without looking its links up again: messages sent
-    /// through it are queued in the order of the calls, before the returned futures
-    /// are awaited. Creates the peer's links.
+    /// through it are queued in the order of the calls (within the links' credit,
+    /// before the returned futures are awaited; see [`Peer`]). Creates the peer's
+    /// links. Every handle on a peer shares this node's credit on its links.
     pub async fn peer(&self, peer: NodeId) -> Result<Peer, SendError> {
         let links = if peer == self.inner.id {
             None
         } else {
-            Some([
-                self.link(peer, LinkKind::Urgent).await?,
-                self.link(peer, LinkKind::Small).await?,
-                self.link(peer, LinkKind::Large).await?,
-            ])
+            Some(self.peer_links(peer).await?)
         };
         Ok(Peer {
             id: peer,
             node: self.clone(),
             links,
         })
+    }
+
+    /// The links to `peer` with this node's credit on them (the registry keeps one
+    /// set per peer while its links live), with a first chunk of credit.
+    async fn peer_links(&self, peer: NodeId) -> Result<PeerLinks, SendError> {
+        let links = self
+            .inner
+            .registry
+            .send(GetPeerLinks { peer })
+            .await
+            .map_err(|_| SendError::Closed)??;
+        for link in links.iter() {
+            link.credit.prime().await;
+        }
+        Ok(links)
     }
 
     /// Sends a message to `peer` and resolves with its outcome: written to the
@@ -417,19 +433,10 @@ impl Node {
         message: M,
         expire_after: Option<Duration>,
     ) -> Result<Sent, SendError> {
-        if peer == self.inner.id {
-            return if self.inner.handlers.deliver_local(peer, message) {
-                Ok(Sent::DeliveredLocally)
-            } else {
-                Err(SendError::NoLocalHandler(M::VERB))
-            };
+        match expire_after {
+            Some(after) => self.peer(peer).await?.send_expiring(message, after).await,
+            None => self.peer(peer).await?.send(message).await,
         }
-        let expires = self.deadline::<M>(expire_after);
-        let outbound = outbound(&message, Flags::EMPTY, Vec::new(), expires)?;
-        let link = self
-            .link(peer, link_kind::<M>(outbound.payload.len()))
-            .await?;
-        link.send(outbound).await.map_err(|_| SendError::Closed)?
     }
 
     /// Sends a request to `peer` and resolves with its typed response, a failure the
@@ -460,7 +467,7 @@ impl Node {
         peer: NodeId,
         request: R,
         timeout: Duration,
-        links: Option<&[Addr<Link>; 3]>,
+        links: Option<&PeerLinks>,
     ) -> Result<R::Response, RequestError> {
         if peer == self.inner.id {
             let recipient = self
@@ -489,9 +496,11 @@ impl Node {
         );
         let mut outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
         let kind = link_kind::<R>(outbound.payload.len());
-        let link = match links {
-            Some(links) => links[usize::from(kind.code())].clone(),
-            None => self.link(peer, kind).await?,
+        let credit = match links {
+            Some(links) => links[usize::from(kind.code())].credit.clone(),
+            None => self.peer_links(peer).await?[usize::from(kind.code())]
+                .credit
+                .clone(),
         };
         let (tx, rx) = oneshot::channel();
         let tracker = &self.inner.tracker;
@@ -506,13 +515,18 @@ impl Node {
         outbound
             .params
             .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
-        // The request is queued now; its outcome is not awaited here: while the peer is
-        // unreachable it stays queued, and the request must still time out. A failure
-        // to send completes the request at once through the tracker.
-        let sent = link.send(outbound);
+        // The request is queued now (or waits for credit, until its deadline); its
+        // outcome is not awaited here: while the peer is unreachable it stays queued,
+        // and the request must still time out. A failure to send completes the request
+        // at once through the tracker.
+        let queued = credit.queue(outbound, deadline_instant(expires, wire::epoch_ms()));
         let cancel = tracker.clone();
         actix::spawn(async move {
-            if let Err(e) = sent.await.unwrap_or(Err(SendError::Closed)) {
+            let outcome = match queued.await {
+                Ok(queued) => queued.await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
                 cancel.do_send(Cancel {
                     id,
                     error: RequestError::Send(e),
@@ -666,128 +680,4 @@ impl Node {
         self.inner.listener.abort();
         let _ = self.inner.registry.send(CloseAll { drain, timeout }).await;
     }
-}
-
-/// A typed handle on one peer's links; see [`Node::peer`].
-#[derive(Clone, Debug)]
-pub struct Peer {
-    id: NodeId,
-    node: Node,
-    /// Urgent, small, large; `None` for the node itself.
-    links: Option<[Addr<Link>; 3]>,
-}
-
-impl Peer {
-    /// The peer's id.
-    pub fn id(&self) -> NodeId {
-        self.id
-    }
-
-    /// The peer's link of `kind` (`None` when the peer is this node itself).
-    pub fn link(&self, kind: LinkKind) -> Option<&Addr<Link>> {
-        self.links.as_ref().map(|l| &l[usize::from(kind.code())])
-    }
-
-    /// Queues `message` on the right link now, and returns the future of its outcome.
-    /// Dropping the future does not withdraw the message.
-    pub fn send<M: Message>(
-        &self,
-        message: M,
-    ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
-        self.send_with(message, None)
-    }
-
-    /// [`send`](Self::send) with a deadline; see [`Node::send_expiring`].
-    pub fn send_expiring<M: Message>(
-        &self,
-        message: M,
-        expire_after: Duration,
-    ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
-        self.send_with(message, Some(expire_after))
-    }
-
-    fn send_with<M: Message>(
-        &self,
-        message: M,
-        expire_after: Option<Duration>,
-    ) -> impl std::future::Future<Output = Result<Sent, SendError>> + 'static {
-        enum Pending {
-            Ready(Result<Sent, SendError>),
-            Queued(actix::dev::Request<Link, Outbound>),
-        }
-        let pending = match &self.links {
-            None => Pending::Ready(
-                if self.node.inner.handlers.deliver_local(self.id, message) {
-                    Ok(Sent::DeliveredLocally)
-                } else {
-                    Err(SendError::NoLocalHandler(M::VERB))
-                },
-            ),
-            Some(links) => match outbound(
-                &message,
-                Flags::EMPTY,
-                Vec::new(),
-                self.node.deadline::<M>(expire_after),
-            ) {
-                Err(e) => Pending::Ready(Err(e)),
-                Ok(outbound) => {
-                    let kind = link_kind::<M>(outbound.payload.len());
-                    Pending::Queued(links[usize::from(kind.code())].send(outbound))
-                }
-            },
-        };
-        async move {
-            match pending {
-                Pending::Ready(result) => result,
-                Pending::Queued(request) => request.await.unwrap_or(Err(SendError::Closed)),
-            }
-        }
-    }
-
-    /// Sends a request to the peer; see [`Node::request`].
-    pub async fn request<R: Request>(&self, request: R) -> Result<R::Response, RequestError> {
-        let timeout = self.node.inner.config.request_timeout;
-        self.request_with_timeout(request, timeout).await
-    }
-
-    /// [`request`](Self::request) with its own timeout.
-    pub async fn request_with_timeout<R: Request>(
-        &self,
-        request: R,
-        timeout: Duration,
-    ) -> Result<R::Response, RequestError> {
-        self.node
-            .request_via(self.id, request, timeout, self.links.as_ref())
-            .await
-    }
-}
-
-/// Which link a message of type `M` with a payload of `len` bytes goes over.
-fn link_kind<M: Message>(len: usize) -> LinkKind {
-    if M::URGENT {
-        LinkKind::Urgent
-    } else if len > LinkKind::LARGE_THRESHOLD {
-        LinkKind::Large
-    } else {
-        LinkKind::Small
-    }
-}
-
-fn outbound<M: Message>(
-    message: &M,
-    flags: Flags,
-    params: Vec<(u32, bytes::Bytes)>,
-    expires_at_ms: Option<u64>,
-) -> Result<Outbound, SendError> {
-    let mut payload = BytesMut::new();
-    message
-        .encode(&mut payload)
-        .map_err(SendError::Serialization)?;
-    Ok(Outbound {
-        verb: M::VERB,
-        flags,
-        payload: payload.freeze(),
-        params,
-        expires_at_ms,
-    })
 }

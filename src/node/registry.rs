@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::credit::{CreditLine, CreditSizes};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
 use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, SetPeerAddress};
+use super::peer::{PeerLink, PeerLinks};
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
@@ -50,6 +52,16 @@ pub(crate) struct LinkReport {
 
 impl Message for LinkReport {
     type Result = ();
+}
+
+/// Asks for a peer's three links with this node's credit on them (one set per peer
+/// while its links live, shared by every `Peer` handle).
+pub(crate) struct GetPeerLinks {
+    pub peer: NodeId,
+}
+
+impl Message for GetPeerLinks {
+    type Result = Result<PeerLinks, SendError>;
 }
 
 pub(crate) struct GetLink {
@@ -183,6 +195,8 @@ pub(crate) struct Registry {
     limits: Addr<ResourceLimits>,
     env: Option<Arc<LinkEnv>>,
     links: HashMap<(NodeId, LinkKind), Addr<Link>>,
+    /// Each peer's links with the node's credit on them, while all three live.
+    peer_links: HashMap<NodeId, PeerLinks>,
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
     refused: BTreeMap<&'static str, u64>,
@@ -217,6 +231,7 @@ impl Registry {
             tracker,
             env: None,
             links: HashMap::new(),
+            peer_links: HashMap::new(),
             subscribers: Vec::new(),
             refused: BTreeMap::new(),
             inbound_env: None,
@@ -265,6 +280,26 @@ impl Actor for Registry {
             tracker: self.tracker.clone(),
             limits: self.limits.clone(),
         }));
+    }
+}
+
+impl Handler<GetPeerLinks> for Registry {
+    type Result = Result<PeerLinks, SendError>;
+
+    fn handle(&mut self, m: GetPeerLinks, _: &mut Context<Self>) -> Self::Result {
+        if let Some(links) = self.peer_links.get(&m.peer).filter(|_| !self.closed) {
+            return Ok(links.clone());
+        }
+        let sizes = CreditSizes::for_limits(self.config.send_limits);
+        let [urgent, small, large] = [LinkKind::Urgent, LinkKind::Small, LinkKind::Large]
+            .map(|kind| self.link(m.peer, kind));
+        let link = |addr: Addr<Link>| PeerLink {
+            credit: CreditLine::new(addr.clone(), sizes),
+            addr,
+        };
+        let links: PeerLinks = Arc::new([link(urgent?), link(small?), link(large?)]);
+        self.peer_links.insert(m.peer, links.clone());
+        Ok(links)
     }
 }
 
@@ -328,6 +363,7 @@ impl Handler<LinkReport> for Registry {
             // A closed link answers `Closed` to whoever still holds its address; the
             // next message to the peer gets a fresh link.
             self.links.remove(&(r.peer, r.kind));
+            self.peer_links.remove(&r.peer);
         }
         if let Some(counters) = &r.counters {
             self.links_closed.add(counters);
@@ -373,6 +409,7 @@ impl Handler<CloseAll> for Registry {
 
     fn handle(&mut self, m: CloseAll, _: &mut Context<Self>) -> Self::Result {
         self.closed = true;
+        self.peer_links.clear();
         let closes: Vec<_> = self
             .links
             .values()

@@ -201,9 +201,7 @@ impl ResourceLimits {
                         break;
                     };
                     // A requester that has gone drops the grant: released.
-                    let _ = waiter
-                        .reply
-                        .send(Held::new(grant, direction, me.clone()));
+                    let _ = waiter.reply.send(Held::new(grant, direction, me.clone()));
                 }
                 Err(Shortage::Endpoint { .. }) => i += 1,
                 Err(_) => break,

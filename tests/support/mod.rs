@@ -52,9 +52,10 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
 }
 
 /// Awaits `futures` one after the other and returns their outputs in order. For
-/// futures that make progress without being polled (a `Peer::send` outcome: the
-/// message is queued when the future is created; a spawned task), this waits for all
-/// of them while they run concurrently.
+/// futures that make progress without being polled (a `Peer::send` outcome within
+/// credit: the message is queued when the future is created; a spawned task), this
+/// waits for all of them while they run concurrently; `Peer::send` futures waiting for
+/// credit are served in order whichever of them is polled.
 pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut out = Vec::with_capacity(futures.len());
     for f in futures {

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::session::{LinkPolicy, LinkState};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::session::{CreditAnswer, LinkPolicy, LinkState};
 use crate::{LinkKind, NodeId};
 
 use crate::outcome::{SendError, Sent};
@@ -12,6 +14,33 @@ pub use crate::session::Outbound;
 
 impl actix::Message for Outbound {
     type Result = Result<Sent, SendError>;
+}
+
+/// A message sent under a producer's credit (`node::credit`): its bytes come out of
+/// the credit the link granted, so it is never refused for room.
+pub(crate) struct Credited(pub Outbound);
+
+impl actix::Message for Credited {
+    type Result = Result<Sent, SendError>;
+}
+
+/// A producer's ask for between `at_least` and `up_to` bytes of credit; the answers
+/// (a final one, perhaps a `Waiting` before it) go to `reply`.
+pub(crate) struct AskCredit {
+    pub at_least: usize,
+    pub up_to: usize,
+    pub reply: UnboundedSender<CreditAnswer>,
+}
+
+impl actix::Message for AskCredit {
+    type Result = ();
+}
+
+/// A producer gives back credit it will not use.
+pub(crate) struct ReturnCredit(pub usize);
+
+impl actix::Message for ReturnCredit {
+    type Result = ();
 }
 
 /// Closes a link: with `drain`, what is queued is delivered first (acknowledged, on a
@@ -63,9 +92,14 @@ pub struct LinkSnapshot {
     pub in_flight: usize,
     /// Bytes handed to the socket in the write still in flight.
     pub unflushed_bytes: usize,
-    /// Bytes of the endpoint and global reserve the link holds (charged to messages
-    /// or leased spare).
+    /// Bytes of the endpoint and global reserve the link holds (charged to messages,
+    /// to credit, or leased spare).
     pub reserve_bytes: usize,
+    /// Bytes of credit granted to producers and not yet used by a message: what may
+    /// wait in the link's mailbox under credit (charged like `pending_bytes`).
+    pub credit_bytes: usize,
+    /// Producers waiting for credit.
+    pub credit_waiting: usize,
     /// Connections open now (0 or 1).
     pub active_connections: usize,
     /// Counters.

@@ -31,6 +31,7 @@
 mod api;
 mod reply;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,11 +40,12 @@ use actix::prelude::*;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 
+pub(crate) use api::{AskCredit, Credited, PeerSeen, ReturnCredit, SetPeerAddress};
 pub use api::{CloseLink, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
-pub(crate) use api::{PeerSeen, SetPeerAddress};
 pub use reply::OutboundReply;
 use reply::Slot;
 
@@ -51,17 +53,17 @@ use super::connect::dial;
 use super::registry::LinkReport;
 use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
-use super::resource_limits::{Acquire, Direction, Release, ResourceLimits};
+use super::resource_limits::{Acquire, AcquireWhenAvailable, Direction, Release, ResourceLimits};
 use super::timer::Timer;
 use super::wire;
 use super::NodeConfig;
 use crate::frame::{Decoded, FrameCodec, FrameError};
 use crate::handshake::{Established, Hello};
-use crate::limits::Shortage;
+use crate::limits::{Grant, ReserveNeeded, Shortage};
 use crate::outcome::{OverloadLevel, SendError};
 use crate::session::{
-    Admission, DisconnectReason, LinkAction, LinkConfig, LinkEvent, LinkPolicy, LinkSession,
-    WarnLimiter,
+    Admission, CreditAnswer, DisconnectReason, LinkAction, LinkConfig, LinkEvent, LinkPolicy,
+    LinkSession, WarnLimiter,
 };
 use crate::{LinkKind, NodeId};
 
@@ -110,6 +112,12 @@ pub struct Link {
     overload_warning: WarnLimiter,
     expiry_warning: WarnLimiter,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// Where the answers to producers' credit asks go, by ask id, oldest first.
+    credit_replies: VecDeque<(u64, UnboundedSender<CreditAnswer>)>,
+    next_ask: u64,
+    /// A request for the reserve credit needs is out (spawned on the context: a
+    /// restart abandons it).
+    credit_acquiring: bool,
 }
 
 impl Link {
@@ -141,6 +149,9 @@ impl Link {
             overload_warning: WarnLimiter::new(WARN_EVERY),
             expiry_warning: WarnLimiter::new(WARN_EVERY),
             close_waiters: Vec::new(),
+            credit_replies: VecDeque::new(),
+            next_ask: 0,
+            credit_acquiring: false,
         }
     }
 
@@ -159,6 +170,7 @@ impl Link {
             self.transmit(ctx);
         }
         self.deliver_outcomes();
+        self.answer_credit(ctx);
         while let Some(event) = self.core.poll_event() {
             self.report(event);
         }
@@ -380,12 +392,82 @@ impl Link {
         ctx.stop();
     }
 
-    /// Takes a message into the core; when it needs reserve, asks for it and decides
-    /// once the answer is in.
-    fn admit(&mut self, message: Outbound, slot: Slot, ctx: &mut Context<Self>) {
-        let admission =
+    /// Hands the core's answers to producers' credit asks over, and asks the
+    /// reserves for what credit needs.
+    fn answer_credit(&mut self, ctx: &mut Context<Self>) {
+        while let Some((id, answer)) = self.core.poll_credit() {
+            let Some(at) = self.credit_replies.iter().position(|(i, _)| *i == id) else {
+                continue;
+            };
+            let last = !matches!(answer, CreditAnswer::Waiting(_));
+            let granted = match answer {
+                CreditAnswer::Granted(bytes) => bytes,
+                _ => 0,
+            };
+            let sent = self.credit_replies[at].1.send(answer).is_ok();
+            if last {
+                self.credit_replies.remove(at);
+            }
+            if !sent && granted > 0 {
+                // The producer is gone: its credit comes back.
+                self.core.handle_credit_returned(granted, Instant::now());
+            }
+        }
+        if let Some(need) = self.core.poll_credit_acquire() {
+            self.credit_acquiring = true;
+            let acquire = Acquire {
+                direction: Direction::Send,
+                endpoint: self.peer,
+                need,
+            };
+            ctx.spawn(self.env.limits.send(acquire).into_actor(self).map(
+                move |granted, link, ctx| match granted {
+                    Ok(Ok(held)) => link.credit_leased(Some(held.into_grant()), ctx),
+                    Ok(Err(shortage)) => {
+                        link.core.handle_credit_shortage(level_of(&shortage));
+                        link.answer_credit(ctx);
+                        link.wait_for_credit_reserve(need, ctx);
+                    }
+                    Err(_) => link.credit_leased(None, ctx),
+                },
+            ));
+        }
+    }
+
+    /// Waits for the reserve credit needs (parked at the `ResourceLimits` actor until
+    /// other links give some back).
+    fn wait_for_credit_reserve(&mut self, need: ReserveNeeded, ctx: &mut Context<Self>) {
+        let acquire = AcquireWhenAvailable {
+            direction: Direction::Send,
+            endpoint: self.peer,
+            need,
+        };
+        ctx.spawn(
+            self.env.limits.send(acquire).into_actor(self).map(
+                |granted, link, ctx| match granted {
+                    Ok(Ok(held)) => link.credit_leased(Some(held.into_grant()), ctx),
+                    _ => link.credit_leased(None, ctx),
+                },
+            ),
+        );
+    }
+
+    fn credit_leased(&mut self, grant: Option<Grant<NodeId>>, ctx: &mut Context<Self>) {
+        self.credit_acquiring = false;
+        self.core.handle_credit_lease(grant, Instant::now());
+        self.drive(ctx);
+    }
+
+    /// Takes a message into the core (`credited`: under a producer's credit); when it
+    /// needs reserve, asks for it and decides once the answer is in.
+    fn admit(&mut self, message: Outbound, slot: Slot, credited: bool, ctx: &mut Context<Self>) {
+        let (now, now_ms) = (Instant::now(), wire::epoch_ms());
+        let admission = if credited {
             self.core
-                .handle_send(message, Some(slot), Instant::now(), wire::epoch_ms());
+                .handle_send_credited(message, Some(slot), now, now_ms)
+        } else {
+            self.core.handle_send(message, Some(slot), now, now_ms)
+        };
         let Admission::NeedReserve {
             message,
             token,
@@ -413,12 +495,11 @@ impl Link {
                             link.core.handle_lease(held.into_grant());
                             // Enough now: nothing else ran meanwhile.
                             if let Some(slot) = token {
-                                link.admit(message, slot, ctx);
+                                link.admit(message, slot, false, ctx);
                             }
                             return;
                         }
-                        Ok(Err(Shortage::Endpoint { .. })) => OverloadLevel::Endpoint,
-                        Ok(Err(_)) => OverloadLevel::Global,
+                        Ok(Err(shortage)) => level_of(&shortage),
                         Err(_) => {
                             if let Some(slot) = token {
                                 slot.complete(Err(SendError::Closed));
@@ -430,6 +511,14 @@ impl Link {
                     link.drive(ctx);
                 }),
         );
+    }
+}
+
+/// The overload level of a shortage of reserve.
+fn level_of(shortage: &Shortage) -> OverloadLevel {
+    match shortage {
+        Shortage::Endpoint { .. } => OverloadLevel::Endpoint,
+        _ => OverloadLevel::Global,
     }
 }
 
@@ -462,6 +551,10 @@ impl actix::Supervised for Link {
         self.writer = None;
         self.connecting = false;
         self.restart = false;
+        if std::mem::take(&mut self.credit_acquiring) {
+            // Abandoned with the old context: the core asks again.
+            self.core.handle_credit_lease(None, Instant::now());
+        }
         if self.core.is_connected() {
             // Only a stop the link did not ask for gets here: the core learns it.
             self.core
@@ -475,8 +568,40 @@ impl Handler<Outbound> for Link {
 
     fn handle(&mut self, message: Outbound, ctx: &mut Context<Self>) -> Self::Result {
         let (slot, reply) = Slot::new();
-        self.admit(message, slot, ctx);
+        self.admit(message, slot, false, ctx);
         reply
+    }
+}
+
+impl Handler<Credited> for Link {
+    type Result = OutboundReply;
+
+    fn handle(&mut self, Credited(message): Credited, ctx: &mut Context<Self>) -> Self::Result {
+        let (slot, reply) = Slot::new();
+        self.admit(message, slot, true, ctx);
+        reply
+    }
+}
+
+impl Handler<AskCredit> for Link {
+    type Result = ();
+
+    fn handle(&mut self, ask: AskCredit, ctx: &mut Context<Self>) {
+        let id = self.next_ask;
+        self.next_ask += 1;
+        self.credit_replies.push_back((id, ask.reply));
+        self.core
+            .handle_credit_ask(id, ask.at_least, ask.up_to, Instant::now());
+        self.drive(ctx);
+    }
+}
+
+impl Handler<ReturnCredit> for Link {
+    type Result = ();
+
+    fn handle(&mut self, ReturnCredit(bytes): ReturnCredit, ctx: &mut Context<Self>) {
+        self.core.handle_credit_returned(bytes, Instant::now());
+        self.drive(ctx);
     }
 }
 
@@ -517,6 +642,8 @@ impl Handler<GetLinkSnapshot> for Link {
             in_flight: core.unacknowledged(),
             unflushed_bytes: core.unflushed_bytes(),
             reserve_bytes: core.reserve_bytes(),
+            credit_bytes: core.credit_bytes(),
+            credit_waiting: core.credit_waiting(),
             active_connections: usize::from(core.is_connected()),
             counters: core.counters().clone(),
         })

@@ -18,7 +18,9 @@ use std::rc::Rc;
 
 use actix::dev::{MessageResponse, OneshotSender};
 
-use super::{Link, Outbound};
+use super::Link;
+#[cfg(doc)]
+use super::Outbound;
 use crate::outcome::{SendError, Sent};
 
 type Outcome = Result<Sent, SendError>;
@@ -57,7 +59,7 @@ impl Slot {
 /// outcome once it is known (written, or why it failed).
 pub struct OutboundReply(Option<Rc<RefCell<State>>>);
 
-impl MessageResponse<Link, Outbound> for OutboundReply {
+impl<M: actix::Message<Result = Outcome>> MessageResponse<Link, M> for OutboundReply {
     fn handle(mut self, _: &mut actix::Context<Link>, tx: Option<OneshotSender<Outcome>>) {
         if let (Some(state), Some(tx)) = (self.0.take(), tx) {
             attach(&state, tx);

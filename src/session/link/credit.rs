@@ -145,6 +145,40 @@ impl<K: Clone + Eq> Credits<K> {
         self.acquire = None;
     }
 
+    /// Moves credit held out of reserve onto the link's capacity where it has room
+    /// again, so that reserve leased while the link was full goes back even if the
+    /// producer holds its credit for long.
+    pub fn rebalance<T>(&mut self, queue: &mut OutboundQueue<K, T>) {
+        let reserve = self.held.reserve.as_ref().map_or(0, Grant::bytes);
+        let bytes = reserve.min(queue.account().capacity_left());
+        if bytes == 0 {
+            return;
+        }
+        let Some(freed) = self.held.reserve.as_mut().and_then(|g| g.split_off(bytes)) else {
+            return;
+        };
+        let account = queue.account_mut();
+        match account.try_charge(bytes) {
+            Ok(link) => {
+                debug_assert!(link.reserve.is_none(), "within the capacity left");
+                account.discharge(Charge {
+                    link: 0,
+                    reserve: Some(freed),
+                });
+                if let Err(link) = self.held.merge(link) {
+                    account.discharge(link);
+                }
+            }
+            Err(_) => {
+                // Cannot happen (the capacity had room); put it back.
+                let _ = self.held.merge(Charge {
+                    link: 0,
+                    reserve: Some(freed),
+                });
+            }
+        }
+    }
+
     /// Refuses every ask (closing) and gives every byte held back to the account.
     pub fn close<T>(&mut self, error: &SendError, queue: &mut OutboundQueue<K, T>) {
         for ask in self.asks.drain(..) {

@@ -750,6 +750,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         } else {
             let may_lease = !self.failing_to_connect();
             self.credits.grant(&mut self.queue, may_lease);
+            self.credits.rebalance(&mut self.queue);
         }
         if let Some(grant) = self.queue.surplus() {
             self.releases.push(grant);

@@ -160,3 +160,23 @@ fn a_link_failing_to_connect_grants_no_credit_beyond_its_capacity() {
     );
     assert_eq!(p.reserves.in_use(&PEER), 0);
 }
+
+#[test]
+fn credit_held_moves_off_the_reserve_once_the_capacity_has_room() {
+    let mut p = Pair::with(config(LinkPolicy::Lossless, 1000), 8);
+    p.send_sized(0, 1000, None);
+    p.ask_credit(1, 600, 600);
+    assert_eq!(granted(&p), [(1, 600)]);
+    assert!(
+        p.reserves.in_use(&PEER) >= 600,
+        "leased while the link was full"
+    );
+    // The message is acknowledged: the link's capacity has room again; the credit
+    // the producer still holds moves onto it and the lease goes back.
+    p.settle(Duration::from_secs(5));
+    p.advance(Duration::from_secs(1));
+    assert_eq!(p.acknowledged(), 1);
+    assert_eq!(p.link.credit_bytes(), 600);
+    assert_eq!(p.reserves.in_use(&PEER), 0);
+    assert_eq!(p.link.reserve_bytes(), 0);
+}
