@@ -19,7 +19,10 @@ use internode::limits::Limits;
 use internode::node::{LinkSnapshot, Metrics, OverloadLevel, SendError, Sent};
 use internode::session::{HeartbeatConfig, LinkEvent};
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, poll_until, within, Events, Filled, Proxy, POLL};
+use support::{
+    bounded, builder, collect, poll_until, reset_peak_rss, status_kib, within, Events, Filled,
+    Proxy, POLL,
+};
 use tokio::sync::mpsc;
 
 const B: NodeId = NodeId(2);
@@ -48,22 +51,6 @@ fn small_link(m: &Metrics) -> &LinkSnapshot {
         .iter()
         .find(|l| l.peer == B && l.kind == LinkKind::Small)
         .expect("the small link")
-}
-
-/// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
-}
-
-/// Resets the process's peak resident size (`VmHWM`) to its current one; whether
-/// the kernel allowed it.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// The most seen of each figure while flooding.
