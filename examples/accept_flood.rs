@@ -21,7 +21,8 @@
 //! queue full) is retried by the client's TCP after 1 s, then 3 s, 7 s..., so a
 //! backlog too small for the flood shows as a time to reach all of a second or more.
 //!
-//! Printed per run: connects attempted, reached the node within the window, the time
+//! Printed per run: connects attempted, reached the node within the window and within
+//! the first second (before the clients' first SYN retransmission), the time
 //! until the last one reached it, the rate (reached / that time), connects that
 //! failed at the client, the log lines written, and the kernel's listen-queue
 //! overflows during the run (`ListenOverflows` of `/proc/net/netstat`: machine-wide,
@@ -136,6 +137,8 @@ fn listen_overflows() -> Option<u64> {
 
 struct Run {
     reached: u64,
+    /// Reached within the first second (before the clients' first SYN retransmission).
+    within_1s: u64,
     /// Until the last connection reached the node (`None`: not all within the window).
     to_all: Option<Duration>,
     client_errors: BTreeMap<String, u64>,
@@ -213,9 +216,13 @@ async fn run_once(options: &Options, backlog: u32, log: Option<&SlowLog>) -> Run
     let t0 = Instant::now();
     let _ = start.send(());
     let mut reached = 0;
+    let mut within_1s = 0;
     let mut to_all = None;
     while t0.elapsed() < options.window {
         reached = node.refused_connections().await.values().sum::<u64>();
+        if t0.elapsed() < Duration::from_secs(1) {
+            within_1s = reached;
+        }
         if reached >= n {
             to_all = Some(t0.elapsed());
             break;
@@ -227,6 +234,7 @@ async fn run_once(options: &Options, backlog: u32, log: Option<&SlowLog>) -> Run
     node.close(false).await;
     Run {
         reached,
+        within_1s,
         to_all,
         client_errors,
         overflows,
@@ -270,15 +278,16 @@ fn main() -> ExitCode {
             .slow_log
             .map_or("none".to_string(), |d| format!("{d:?} a line"))
     );
-    println!("backlog  run  reached  to_all_ms  conn_per_s  overflows  log_lines  client_errors");
+    println!("backlog  run  reached  within_1s  to_all_ms  conn_per_s  overflows  log_lines  client_errors");
     let runs = actix::System::new().block_on(async {
         let mut runs: BTreeMap<u32, Vec<Run>> = BTreeMap::new();
         for i in 0..options.runs {
             for &backlog in &options.backlogs {
                 let run = run_once(&options, backlog, log).await;
                 println!(
-                    "{backlog:>7}  {i:>3}  {:>7}  {:>9}  {:>10.0}  {:>9}  {:>9}  {:?}",
+                    "{backlog:>7}  {i:>3}  {:>7}  {:>9}  {:>9}  {:>10.0}  {:>9}  {:>9}  {:?}",
                     run.reached,
+                    run.within_1s,
                     run.to_all
                         .map_or("-".to_string(), |t| format!("{:.0}", t.as_secs_f64() * 1e3)),
                     run.rate(window),
@@ -297,9 +306,10 @@ fn main() -> ExitCode {
         all_reached &= runs.iter().all(|r| r.to_all.is_some());
         let ms = |r: &Run| r.to_all.unwrap_or(window).as_secs_f64() * 1e3;
         println!(
-            "  backlog {backlog:>5}: reached {:.0} of {n}, to all {:.0} ms, {:.0} conn/s, \
-             {:.0} overflows, {:.0} log lines",
+            "  backlog {backlog:>5}: reached {:.0} of {n} ({:.0} within 1 s), to all {:.0} ms, \
+             {:.0} conn/s, {:.0} overflows, {:.0} log lines",
             median(runs.iter().map(|r| r.reached as f64).collect()),
+            median(runs.iter().map(|r| r.within_1s as f64).collect()),
             median(runs.iter().map(ms).collect()),
             median(runs.iter().map(|r| r.rate(window)).collect()),
             median(
