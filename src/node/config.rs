@@ -16,6 +16,11 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// The address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// The listen backlog: how many connections the kernel queues (handshake done,
+    /// not yet accepted) before it drops new ones (default 1024). Linux caps it at
+    /// `/proc/sys/net/core/somaxconn` without saying so (4096 since Linux 5.4, 128
+    /// before).
+    pub listen_backlog: u32,
     /// The framing this node asks for on its outbound connections.
     pub framing: Framing,
     /// How long a TCP connect may take.
@@ -57,11 +62,15 @@ impl NodeConfig {
 }
 
 impl NodeConfig {
+    /// The default [listen backlog](Self::listen_backlog).
+    pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+
     /// The defaults for a node with this id and listen address.
     pub fn new(id: NodeId, listen: SocketAddr) -> Self {
         NodeConfig {
             id,
             listen,
+            listen_backlog: NodeConfig::DEFAULT_LISTEN_BACKLOG,
             framing: Framing::Crc,
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(2),

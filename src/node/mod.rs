@@ -203,6 +203,15 @@ impl NodeBuilder {
         self
     }
 
+    /// The listen backlog: how many connections the kernel queues before the node
+    /// accepts them (default 1024); a connect beyond it is dropped and retried by the
+    /// client's TCP a second or more later. Linux caps it at
+    /// `/proc/sys/net/core/somaxconn` (4096 since Linux 5.4, 128 before).
+    pub fn listen_backlog(mut self, backlog: u32) -> Self {
+        self.config.listen_backlog = backlog;
+        self
+    }
+
     /// A peer known from the start.
     pub fn peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
         self.config.peers.push((id, addr));
@@ -219,6 +228,20 @@ impl NodeBuilder {
     pub async fn start(self) -> Result<Node, StartError> {
         Node::start(self.config).await
     }
+}
+
+/// Binds `addr` with SO_REUSEADDR (as `TcpListener::bind` does) and listens with
+/// `backlog`.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 struct Inner {
@@ -269,9 +292,8 @@ impl Node {
 
     /// Starts a node with this configuration inside the running actix `System`.
     pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| StartError::Bind {
+        let listener =
+            bind(config.listen, config.listen_backlog).map_err(|e| StartError::Bind {
                 addr: config.listen,
                 error: e.kind(),
             })?;

@@ -3,9 +3,18 @@
 //! answers it. A socket that sends garbage, a wrong magic or version, reaches the
 //! node itself, or stays silent is refused, counted, and closed before any actor sees
 //! it.
+//!
+//! Nothing on the accept loop awaits a client: each accepted socket's handshake runs
+//! in a task of its own, so a slow or silent client never delays the next accept.
+//! Refusals are counted always and logged at most once a second per reason, with the
+//! count since the last such line ([`RefusalLog`]), so a flood of them costs a few log
+//! lines, not one each on the node's thread.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -13,26 +22,74 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{Attach, InboundEnv};
 use crate::handshake::{Acceptor, AcceptorConfig, HandshakeError, Hello};
 use crate::node::registry::{InboundRefused, Receiver, SetPeer};
+use crate::session::WarnLimiter;
+
+/// How often a line may be logged per refusal reason (and for failed accepts).
+const LOG_EVERY: Duration = Duration::from_secs(1);
 
 /// Accepts connections until the task is aborted.
 pub(crate) async fn listen(listener: TcpListener, env: Arc<InboundEnv>) {
+    // Shared by the handshake tasks, which all run on this thread.
+    let refusals = Rc::new(RefCell::new(RefusalLog::new(LOG_EVERY)));
+    let mut accept_failures = WarnLimiter::new(LOG_EVERY);
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
                 let env = env.clone();
+                let refusals = refusals.clone();
                 actix::spawn(async move {
                     if let Err(e) = handshake(stream, env.clone()).await {
-                        log::info!("{}: connection from {from} refused: {e}", env.node);
-                        env.registry.do_send(InboundRefused(refusal_kind(&e)));
+                        let reason = refusal_kind(&e);
+                        env.registry.do_send(InboundRefused(reason));
+                        let due = refusals.borrow_mut().refused(reason, Instant::now());
+                        if let Some(count) = due {
+                            log::info!(
+                                "{}: connection from {from} refused: {e} \
+                                 ({count} refused as {reason} since the last such line)",
+                                env.node
+                            );
+                        }
                     }
                 });
             }
             Err(e) => {
-                log::warn!("{}: accept failed: {e}", env.node);
+                if let Some(held_back) = accept_failures.check(Instant::now()) {
+                    log::warn!(
+                        "{}: accept failed: {e} ({held_back} more since the last such line)",
+                        env.node
+                    );
+                }
                 // Out of descriptors and the like: don't spin.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// When a refused connection may be logged: at most once per interval per reason,
+/// with how many were refused for that reason since the previous line.
+#[derive(Debug)]
+struct RefusalLog {
+    interval: Duration,
+    reasons: BTreeMap<&'static str, WarnLimiter>,
+}
+
+impl RefusalLog {
+    fn new(interval: Duration) -> Self {
+        RefusalLog {
+            interval,
+            reasons: BTreeMap::new(),
+        }
+    }
+
+    /// A connection was refused for `reason` at `now`: `Some(refusals for that reason
+    /// since the last line, this one included)` if a line is due, `None` if not.
+    fn refused(&mut self, reason: &'static str, now: Instant) -> Option<u64> {
+        self.reasons
+            .entry(reason)
+            .or_insert_with(|| WarnLimiter::new(self.interval))
+            .check(now)
+            .map(|held_back| held_back + 1)
     }
 }
 
@@ -111,4 +168,39 @@ async fn read_hello(
         .await
         .map_err(|_| HandshakeError::Timeout)??;
     Ok((acceptor, hello))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_once_per_interval_per_reason_with_the_count() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut log = RefusalLog::new(Duration::from_secs(1));
+        assert_eq!(
+            log.refused("wrong_magic", t0),
+            Some(1),
+            "the first is logged"
+        );
+        for i in 1..=5 {
+            assert_eq!(log.refused("wrong_magic", ms(i * 100)), None, "held back");
+        }
+        // Another reason has a limiter of its own.
+        assert_eq!(log.refused("timeout", ms(600)), Some(1));
+        assert_eq!(log.refused("timeout", ms(700)), None);
+        assert_eq!(
+            log.refused("wrong_magic", ms(999)),
+            None,
+            "within the second"
+        );
+        // A second after the last line: the six held back and this one.
+        assert_eq!(log.refused("wrong_magic", ms(1000)), Some(7));
+        assert_eq!(log.refused("wrong_magic", ms(1500)), None);
+        assert_eq!(log.refused("timeout", ms(1600)), Some(2));
+        // After a quiet spell the next one is logged at once, as one.
+        assert_eq!(log.refused("timeout", ms(5000)), Some(1));
+        assert_eq!(log.refused("wrong_magic", ms(5000)), Some(2));
+    }
 }
