@@ -13,7 +13,8 @@
 //! `--rate MSGS_PER_S` (per peer; 0, the default, = as fast as the links accept)
 //! `--duration SECS` (10) `--framing crc|lz4|unprotected` (crc) `--summary-json FILE`
 //! `--record FILE` (see below) `--link-policy lossless|lossy` (lossless, for all three
-//! link kinds) `--grace SECS` (10) `--max-in-flight N` (per peer, 1000)
+//! link kinds) `--grace SECS` (10) `--max-in-flight N` (per peer, 1000; 0: no window
+//! of its own, each send waits for room in its link instead, `Peer::enqueue`)
 //! `--heartbeat-timeout SECS` (the library's default, 5), and the limits (DESIGN.md
 //! section 6, both directions, library defaults): `--link-capacity BYTES` (4 MiB)
 //! `--endpoint-reserve BYTES` (128 MiB) `--global-reserve BYTES` (512 MiB)
@@ -22,7 +23,8 @@
 //!
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
-//! without an outcome (so memory stays bounded when a peer is slow or down). Then it
+//! without an outcome, or with `--max-in-flight 0` only what the library's credit
+//! lets into the link (so memory stays bounded when a peer is slow or down). Then it
 //! sends each peer a final `Done` carrying how many messages it sent and, once the
 //! outcomes of everything it sent the peer are known, a `Finished`. It keeps running
 //! until every peer's `Done` and `Finished` arrived and its own outcomes are all known
@@ -177,7 +179,7 @@ const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--siz
 [--rate MSGS_PER_S per peer (0 = as fast as accepted)] [--duration SECS (10)] \
 [--framing crc|lz4|unprotected] [--summary-json FILE] [--record FILE] \
 [--link-policy lossless|lossy] [--grace SECS (10)] \
-[--max-in-flight N per peer (1000)] [--heartbeat-timeout SECS (5)] \
+[--max-in-flight N per peer (1000; 0 = wait for the links' credit)] [--heartbeat-timeout SECS (5)] \
 [--link-capacity BYTES (4m)] [--endpoint-reserve BYTES (128m)] [--global-reserve BYTES (512m)] \
 [--max-message BYTES (128m)] [--expire-after MS (never)]";
 
@@ -287,9 +289,6 @@ fn parse_options() -> Result<Options, String> {
     }
     if options.size > 64 << 20 {
         return Err("--size must be at most 64 MiB".into());
-    }
-    if options.max_in_flight == 0 {
-        return Err("--max-in-flight must be at least 1".into());
     }
     Ok(options)
 }
@@ -705,9 +704,42 @@ impl PeerState {
             state.resolve(seq, outcome.await);
         });
     }
+
+    /// Queues message `seq` once its link has room (the library's backpressure); false
+    /// if `end` came first (the message is withdrawn, never sent).
+    async fn send_waiting(
+        self: &Rc<Self>,
+        peer: &Peer,
+        run: u64,
+        seq: u64,
+        payload: &Bytes,
+        end: Instant,
+    ) -> bool {
+        let data = Data {
+            run,
+            seq,
+            payload: payload.clone(),
+        };
+        let deadline = tokio::time::Instant::from_std(end);
+        let Ok(queued) = tokio::time::timeout_at(deadline, peer.enqueue(data)).await else {
+            return false;
+        };
+        self.outcomes.borrow_mut().accepted += 1;
+        match queued {
+            Ok(queued) => {
+                let state = self.clone();
+                actix::spawn(async move {
+                    state.resolve(seq, queued.await);
+                });
+            }
+            Err(e) => self.resolve(seq, Err(e)),
+        }
+        true
+    }
 }
 
-/// Sends `Data` to one peer until `end`, then its `Done`.
+/// Sends `Data` to one peer until `end` (`max_in_flight` 0: each message once its
+/// link has room), then its `Done`.
 async fn sender(
     state: Rc<PeerState>,
     peer: Peer,
@@ -720,7 +752,20 @@ async fn sender(
     let mut seq = 0;
     let started = Instant::now();
     let step = Duration::from_millis(10);
-    while Instant::now() < end {
+    while max_in_flight == 0 && Instant::now() < end {
+        if rate > 0 {
+            let owed = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+            if owed <= seq {
+                tokio::time::sleep(step).await;
+                continue;
+            }
+        }
+        if !state.send_waiting(&peer, run, seq, &payload, end).await {
+            break;
+        }
+        seq += 1;
+    }
+    while max_in_flight > 0 && Instant::now() < end {
         let in_flight = state.outcomes.borrow().in_flight();
         let room = max_in_flight.saturating_sub(in_flight);
         let due = if rate == 0 {
