@@ -178,9 +178,8 @@ pub struct ReceiveSession<K> {
     attempt: u64,
     conn: Option<Conn>,
     account: Account<K>,
-    /// Messages waiting for receive limits, in order, with their sizes (and a charge,
-    /// for a large message charged as it arrived).
-    backlog: VecDeque<(Envelope, usize, Option<Charge<K>>)>,
+    /// Messages waiting for receive limits, in order, with their sizes (uncharged).
+    backlog: VecDeque<(Envelope, usize)>,
     /// The charge of the current connection's partial message: exactly the capacity
     /// of its assembler's buffer ([`MessageAssembler::body_capacity`]).
     partial: Option<Charge<K>>,

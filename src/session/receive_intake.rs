@@ -128,7 +128,15 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             Some((envelope, size)) if self.backlog.is_empty() => {
                 self.admit(envelope, size, charge, now);
             }
-            Some((envelope, size)) => self.backlog.push_back((envelope, size, charge)),
+            Some((envelope, size)) => {
+                // No frame is taken while the backlog waits, so a message charged as
+                // it arrived never lands here; if one did, it would give its charge
+                // back and be charged at its turn, like those before it.
+                if let Some(charge) = charge {
+                    self.account.discharge(charge);
+                }
+                self.backlog.push_back((envelope, size));
+            }
             None => {
                 if let Some(charge) = charge {
                     self.account.discharge(charge);
@@ -208,7 +216,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         let charge = match charge.map_or_else(|| self.account.try_charge(size), Ok) {
             Ok(charge) => charge,
             Err(need) => {
-                self.backlog.push_front((envelope, size, None));
+                self.backlog.push_front((envelope, size));
                 self.throttle(need, now);
                 return false;
             }
@@ -243,8 +251,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     /// then the frames that waited (each taken counts as progress for the read
     /// timeout). Reading resumes once nothing waits.
     pub(super) fn drain(&mut self, now: Instant) -> Result<(), DisconnectReason> {
-        while let Some((envelope, size, charge)) = self.backlog.pop_front() {
-            if !self.admit(envelope, size, charge, now) {
+        while let Some((envelope, size)) = self.backlog.pop_front() {
+            if !self.admit(envelope, size, None, now) {
                 return Ok(());
             }
         }
