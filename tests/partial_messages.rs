@@ -40,10 +40,11 @@ const ATTACKERS: u64 = 16;
 /// The payload of each attacker's message.
 const PAYLOAD: usize = 32 * MIB;
 /// What the node may use beyond what its limits charge: per connection its read
-/// buffer, the frame being taken (or waiting) and an incomplete header, and for a
-/// moment the old buffer of a message whose buffer doubles (at most half the
-/// largest message: large links share one thread, so one at a time), plus the
-/// allocator's slack.
+/// buffer, the frame being taken (or waiting) and an incomplete header; for a
+/// moment the old buffer of a message whose buffer doubles, if the allocator copies
+/// it rather than remapping it (at most half the largest message: large links share
+/// one thread, so one at a time); and the allocator's slack (memory freed by the
+/// connections reset, not all returned to the system at once).
 const UNCHARGED: usize = 32 * MIB;
 /// The read timeout: a throttled connection holding a partial message is reset after
 /// this long without taking a frame.

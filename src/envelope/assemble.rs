@@ -20,8 +20,9 @@
 //!   `max_message`, the message gets a buffer of its own that grows only when a frame
 //!   does not fit: to twice its capacity or what the frame needs if more, never beyond
 //!   the message's length. So the final capacity is exactly the length, and a message
-//!   of `n` bytes is copied into a larger buffer `O(log n)` times, not once per frame
-//!   (while it is copied, the old buffer lives on for a moment). [`growth`] tells,
+//!   of `n` bytes is moved to a larger buffer `O(log n)` times, not once per frame
+//!   (a reallocation: the allocator may grow a large one in place by remapping it;
+//!   if it copies, the old buffer lives on for a moment). [`growth`] tells,
 //!   before a frame is pushed, how many bytes of capacity pushing it adds, so that the
 //!   caller can charge them first; the capacity held for a message of known length
 //!   ([`body_capacity`]) is always the sum of the growth reported for its frames.
@@ -48,7 +49,7 @@
 
 use std::mem;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::{peek, EnvelopeError, Header, MAX_HEADER_LEN};
 use crate::frame::Frame;
@@ -127,10 +128,10 @@ enum State {
     Idle,
     /// A large message whose header is incomplete; holds what arrived of it (fewer
     /// than `MAX_HEADER_LEN` bytes).
-    Header(BytesMut),
+    Header(Vec<u8>),
     /// A large message of known length `len`; `buf` holds what arrived of it, its
     /// capacity at most `len` (see [`target_capacity`]).
-    Body { buf: BytesMut, len: usize },
+    Body { buf: Vec<u8>, len: usize },
     /// An abandoned large message of length `len`, `remaining` bytes still to come.
     Discard { remaining: usize, len: usize },
     /// An error occurred.
@@ -293,7 +294,7 @@ impl MessageAssembler {
             }
             (State::Idle, false) if part.is_empty() => State::Idle,
             (State::Idle, false) => match self.known_len(&part)? {
-                None => State::Header(BytesMut::from(&part[..])),
+                None => State::Header(part.to_vec()),
                 Some(Known::Skip(len)) => discard(len, len, part.len())?,
                 Some(Known::Len(len)) if part.len() == len => {
                     out.push(part);
@@ -323,7 +324,8 @@ impl MessageAssembler {
         if let State::Body { buf, len } = &self.state {
             if buf.len() == *len {
                 if let State::Body { buf, .. } = mem::replace(&mut self.state, State::Idle) {
-                    out.push(buf.freeze());
+                    // Its capacity is its length: no copy.
+                    out.push(Bytes::from(buf));
                 }
             }
         }
@@ -497,25 +499,24 @@ fn start_body(head: &[u8], part: &[u8], len: usize) -> Result<State, AssembleErr
     if received > len {
         return Err(AssembleError::Overrun { len, received });
     }
-    let mut buf = BytesMut::with_capacity(target_capacity(0, received, len));
+    let mut buf = Vec::with_capacity(target_capacity(0, received, len));
     buf.extend_from_slice(head);
     buf.extend_from_slice(part);
     Ok(State::Body { buf, len })
 }
 
 /// Appends `part` to the message of checked length `len` whose start `buf` holds,
-/// moving it to a larger buffer (of exactly [`target_capacity`]) if it does not fit.
-fn body(mut buf: BytesMut, part: &[u8], len: usize) -> Result<State, AssembleError> {
+/// growing it to exactly [`target_capacity`] if it does not fit (`reserve_exact`: the
+/// allocator may grow it in place, e.g. by remapping, instead of copying).
+fn body(mut buf: Vec<u8>, part: &[u8], len: usize) -> Result<State, AssembleError> {
     let received = buf.len().saturating_add(part.len());
     if received > len {
         return Err(AssembleError::Overrun { len, received });
     }
     let target = target_capacity(buf.capacity(), received, len);
     if target > buf.capacity() {
-        // `with_capacity` is exact (`reserve` may round up, or reuse the front).
-        let mut grown = BytesMut::with_capacity(target);
-        grown.extend_from_slice(&buf);
-        buf = grown;
+        // `target > capacity >= len`, so the capacity becomes exactly `target`.
+        buf.reserve_exact(target - buf.len());
     }
     buf.extend_from_slice(part);
     Ok(State::Body { buf, len })

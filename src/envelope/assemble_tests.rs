@@ -3,6 +3,7 @@
 use super::*;
 use crate::envelope::{Envelope, Flags};
 use crate::frame::MAX_PAYLOAD;
+use bytes::BytesMut;
 use proptest::prelude::*;
 
 /// An encoded message with a payload of `payload_len` bytes.
