@@ -13,10 +13,27 @@
 //!
 //! Invariants:
 //! - Memory: the assembler holds at most one partial message. While its header is
-//!   incomplete, it holds less than [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN) bytes
-//!   plus one frame; once its length is known and checked against `max_message`, it
-//!   allocates exactly that length, once. No message longer than `max_message` is ever
-//!   buffered or emitted.
+//!   incomplete it holds fewer than [`MAX_HEADER_LEN`] bytes of it (a buffer of less
+//!   than twice that capacity, never charged: a per-connection constant, like the
+//!   frame being pushed); the frame that completes the header is read in place, never
+//!   appended to that buffer. Once the length is known and checked against
+//!   `max_message`, the message gets a buffer of its own that grows only when a frame
+//!   does not fit: to twice its capacity or what the frame needs if more, never beyond
+//!   the message's length. So the final capacity is exactly the length, and a message
+//!   of `n` bytes is moved to a larger buffer `O(log n)` times, not once per frame
+//!   (a reallocation: the allocator may grow a large one in place by remapping it;
+//!   if it copies, the old buffer lives on for a moment). [`growth`] tells,
+//!   before a frame is pushed, how many bytes of capacity pushing it adds, so that the
+//!   caller can charge them first; the capacity held for a message of known length
+//!   ([`body_capacity`]) is always the sum of the growth reported for its frames.
+//!   Nothing else is ever allocated for a message (self-contained frames and a
+//!   message that fits in its first frame are sliced, skipped and abandoned messages
+//!   are dropped as they arrive): their growth is 0. No message longer than
+//!   `max_message` is ever buffered or emitted.
+//!
+//! [`growth`]: MessageAssembler::growth
+//! [`body_capacity`]: MessageAssembler::body_capacity
+//! [`MAX_HEADER_LEN`]: super::MAX_HEADER_LEN
 //! - Messages come out in stream order. The assembler cuts messages, it does not
 //!   decode them: every message it emits has a complete header whose length is that of
 //!   the message, but its params and payload are unchecked.
@@ -32,9 +49,9 @@
 
 use std::mem;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::{peek, EnvelopeError, Header};
+use super::{peek, EnvelopeError, Header, MAX_HEADER_LEN};
 use crate::frame::Frame;
 
 /// Why frames could not be turned into messages. All are unrecoverable for the
@@ -109,10 +126,12 @@ pub enum CorruptOutcome {
 enum State {
     /// Between messages: the next frame may be of either kind.
     Idle,
-    /// A large message whose header is incomplete; holds what arrived of it.
-    Header(BytesMut),
-    /// A large message of known length `len`; `buf` has exactly that capacity.
-    Body { buf: BytesMut, len: usize },
+    /// A large message whose header is incomplete; holds what arrived of it (fewer
+    /// than `MAX_HEADER_LEN` bytes).
+    Header(Vec<u8>),
+    /// A large message of known length `len`; `buf` holds what arrived of it, its
+    /// capacity at most `len` (see [`target_capacity`]).
+    Body { buf: Vec<u8>, len: usize },
     /// An abandoned large message of length `len`, `remaining` bytes still to come.
     Discard { remaining: usize, len: usize },
     /// An error occurred.
@@ -196,12 +215,69 @@ impl MessageAssembler {
         }
     }
 
-    /// Memory held for the partial message (for tests of the allocation bound).
+    /// Memory held for the partial message, its header phase included (for tests of
+    /// the allocation bound).
     pub(crate) fn buffered_capacity(&self) -> usize {
         match &self.state {
             State::Header(buf) | State::Body { buf, .. } => buf.capacity(),
             _ => 0,
         }
+    }
+
+    /// The capacity of the buffer of the partial message whose length is known: the
+    /// sum of what [`growth`](Self::growth) reported for its frames. 0 while no such
+    /// message is being received (idle, header incomplete, discarding, failed).
+    pub fn body_capacity(&self) -> usize {
+        match &self.state {
+            State::Body { buf, .. } => buf.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// Bytes of buffer capacity that [`push`](Self::push)ing `frame` next would
+    /// allocate, to be charged before it is pushed. 0 for a frame that allocates
+    /// nothing: self-contained, empty, a message whole in its first frame, a part that
+    /// fits the buffer already there or that extends a header still incomplete, a part
+    /// of a message being skipped or discarded, and a frame that `push` refuses. So a
+    /// frame whose growth is not 0 is pushed without error.
+    ///
+    /// Reads the frame without changing anything; while a header is incomplete it
+    /// copies at most [`MAX_HEADER_LEN`](super::MAX_HEADER_LEN) bytes to read it.
+    pub fn growth(&self, frame: &Frame) -> usize {
+        if frame.self_contained {
+            return 0;
+        }
+        let part = &frame.payload[..];
+        let (capacity, received, len) = match &self.state {
+            State::Idle if part.is_empty() => return 0,
+            State::Idle => match self.accepted_len(peek(part)) {
+                // Whole in its frame: sliced, not copied.
+                Some(len) if part.len() == len => return 0,
+                Some(len) => (0, part.len(), len),
+                None => return 0,
+            },
+            State::Header(head) => match self.accepted_len(peek_joined(head, part)) {
+                Some(len) => (0, head.len().saturating_add(part.len()), len),
+                None => return 0,
+            },
+            State::Body { buf, len } => {
+                (buf.capacity(), buf.len().saturating_add(part.len()), *len)
+            }
+            State::Discard { .. } | State::Failed => return 0,
+        };
+        if received > len {
+            return 0; // an overrun: refused
+        }
+        target_capacity(capacity, received, len) - capacity
+    }
+
+    /// The length of a message whose header `peeked` is, if it is complete and within
+    /// the maximum (a message `push` would buffer). Records nothing.
+    fn accepted_len(&self, peeked: Result<Header, EnvelopeError>) -> Option<usize> {
+        peeked
+            .ok()
+            .map(|header| header.message_len())
+            .filter(|len| *len <= self.max_message)
     }
 
     /// Takes the next frame of the stream and appends the messages it completes to
@@ -218,23 +294,26 @@ impl MessageAssembler {
             }
             (State::Idle, false) if part.is_empty() => State::Idle,
             (State::Idle, false) => match self.known_len(&part)? {
-                None => State::Header(BytesMut::from(&part[..])),
+                None => State::Header(part.to_vec()),
                 Some(Known::Skip(len)) => discard(len, len, part.len())?,
                 Some(Known::Len(len)) if part.len() == len => {
                     out.push(part);
                     State::Idle
                 }
-                Some(Known::Len(len)) => self.body(BytesMut::new(), &part, len)?,
+                Some(Known::Len(len)) => start_body(&[], &part, len)?,
             },
-            (State::Header(mut buf), false) => {
-                buf.extend_from_slice(&part);
-                match self.known_len(&buf)? {
-                    None => State::Header(buf),
-                    Some(Known::Skip(len)) => discard(len, len, buf.len())?,
-                    Some(Known::Len(len)) => self.body(buf, &[], len)?,
+            (State::Header(mut head), false) => {
+                let received = head.len().saturating_add(part.len());
+                match self.known_len_joined(&head, &part)? {
+                    None => {
+                        head.extend_from_slice(&part);
+                        State::Header(head)
+                    }
+                    Some(Known::Skip(len)) => discard(len, len, received)?,
+                    Some(Known::Len(len)) => start_body(&head, &part, len)?,
                 }
             }
-            (State::Body { buf, len }, false) => self.body(buf, &part, len)?,
+            (State::Body { buf, len }, false) => body(buf, &part, len)?,
             (State::Discard { remaining, len }, false) => discard(remaining, len, part.len())?,
             (partial, true) => {
                 return Err(AssembleError::UnexpectedSelfContained {
@@ -245,7 +324,8 @@ impl MessageAssembler {
         if let State::Body { buf, len } = &self.state {
             if buf.len() == *len {
                 if let State::Body { buf, .. } = mem::replace(&mut self.state, State::Idle) {
-                    out.push(buf.freeze());
+                    // Its capacity is its length: no copy.
+                    out.push(Bytes::from(buf));
                 }
             }
         }
@@ -325,7 +405,24 @@ impl MessageAssembler {
     /// The length of the large message starting `prefix`, once its header is there,
     /// checked against the maximum (its lower bound is checked before that).
     fn known_len(&mut self, prefix: &[u8]) -> Result<Option<Known>, AssembleError> {
-        match peek(prefix) {
+        self.known(peek(prefix))
+    }
+
+    /// [`known_len`](Self::known_len) of `head` followed by `part`, without joining
+    /// them beyond what a header can take.
+    fn known_len_joined(
+        &mut self,
+        head: &[u8],
+        part: &[u8],
+    ) -> Result<Option<Known>, AssembleError> {
+        self.known(peek_joined(head, part))
+    }
+
+    fn known(
+        &mut self,
+        peeked: Result<Header, EnvelopeError>,
+    ) -> Result<Option<Known>, AssembleError> {
+        match peeked {
             Ok(header) => self.check(header).map(Some),
             Err(EnvelopeError::Truncated { needed }) => {
                 self.check_len(needed)?;
@@ -333,23 +430,6 @@ impl MessageAssembler {
             }
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Appends `part` to the large message of checked length `len` of which `buf`
-    /// holds the start, allocating its whole length once if not done yet.
-    fn body(&self, mut buf: BytesMut, part: &[u8], len: usize) -> Result<State, AssembleError> {
-        let received = buf.len().saturating_add(part.len());
-        if received > len {
-            return Err(AssembleError::Overrun { len, received });
-        }
-        if buf.capacity() < len {
-            // Exactly `len` (reserve could round up), and only once.
-            let mut whole = BytesMut::with_capacity(len);
-            whole.extend_from_slice(&buf);
-            buf = whole;
-        }
-        buf.extend_from_slice(part);
-        Ok(State::Body { buf, len })
     }
 
     /// Checks a whole header's length: within the maximum, to be skipped (recorded),
@@ -386,6 +466,60 @@ enum Known {
     Len(usize),
     /// Over the maximum, to be dropped.
     Skip(usize),
+}
+
+/// The capacity a message of length `len` needs to hold `received` bytes, its buffer
+/// having `capacity`: the same if they fit, else twice as much or what they need if
+/// more, at most `len` (`received <= len`). So the capacity only reaches `len` when it
+/// must, and then exactly.
+fn target_capacity(capacity: usize, received: usize, len: usize) -> usize {
+    if received <= capacity {
+        return capacity;
+    }
+    capacity.saturating_mul(2).max(received).min(len)
+}
+
+/// The header at the front of `head` followed by `part`: `head` is shorter than a
+/// header can be, so at most `MAX_HEADER_LEN` bytes are joined to read it.
+fn peek_joined(head: &[u8], part: &[u8]) -> Result<Header, EnvelopeError> {
+    if head.is_empty() {
+        return peek(part);
+    }
+    let take = part.len().min(MAX_HEADER_LEN.saturating_sub(head.len()));
+    let mut probe = Vec::with_capacity(head.len() + take);
+    probe.extend_from_slice(head);
+    probe.extend_from_slice(&part[..take]);
+    peek(&probe)
+}
+
+/// The buffer of a message of checked length `len` whose first bytes are `head` (the
+/// header phase's, not reused) and `part`: a new allocation of the capacity they need.
+fn start_body(head: &[u8], part: &[u8], len: usize) -> Result<State, AssembleError> {
+    let received = head.len().saturating_add(part.len());
+    if received > len {
+        return Err(AssembleError::Overrun { len, received });
+    }
+    let mut buf = Vec::with_capacity(target_capacity(0, received, len));
+    buf.extend_from_slice(head);
+    buf.extend_from_slice(part);
+    Ok(State::Body { buf, len })
+}
+
+/// Appends `part` to the message of checked length `len` whose start `buf` holds,
+/// growing it to exactly [`target_capacity`] if it does not fit (`reserve_exact`: the
+/// allocator may grow it in place, e.g. by remapping, instead of copying).
+fn body(mut buf: Vec<u8>, part: &[u8], len: usize) -> Result<State, AssembleError> {
+    let received = buf.len().saturating_add(part.len());
+    if received > len {
+        return Err(AssembleError::Overrun { len, received });
+    }
+    let target = target_capacity(buf.capacity(), received, len);
+    if target > buf.capacity() {
+        // `target > capacity >= len`, so the capacity becomes exactly `target`.
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(part);
+    Ok(State::Body { buf, len })
 }
 
 /// Drops `lost` more bytes of an abandoned message of length `len`.

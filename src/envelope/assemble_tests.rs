@@ -3,6 +3,7 @@
 use super::*;
 use crate::envelope::{Envelope, Flags};
 use crate::frame::MAX_PAYLOAD;
+use bytes::BytesMut;
 use proptest::prelude::*;
 
 /// An encoded message with a payload of `payload_len` bytes.
@@ -96,22 +97,85 @@ fn empty_frames_yield_nothing() {
 }
 
 #[test]
-fn large_message_allocates_its_length_once() {
-    let m = message(9, 300_000);
+fn large_message_buffer_grows_by_doubling_up_to_its_length() {
+    let m = message(9, 600_000);
     let mut assembler = MessageAssembler::new(m.len());
     let mut out = Vec::new();
-    let mut parts = m.chunks(MAX_PAYLOAD);
-    assembler
-        .push(part(parts.next().unwrap()), &mut out)
-        .unwrap();
-    assert_eq!(assembler.buffered_capacity(), m.len());
-    assert_eq!(assembler.buffered_len(), MAX_PAYLOAD);
-    for p in parts {
-        assert!(!assembler.is_idle());
-        assembler.push(part(p), &mut out).unwrap();
+    let mut capacities = Vec::new();
+    let mut charged = 0;
+    for p in m.chunks(MAX_PAYLOAD) {
+        assert!(out.is_empty());
+        let frame = part(p);
+        let growth = assembler.growth(&frame);
+        charged += growth;
+        assembler.push(frame, &mut out).unwrap();
+        if !assembler.is_idle() {
+            assert_eq!(assembler.body_capacity(), charged, "the growth was exact");
+            assert_eq!(assembler.buffered_capacity(), charged);
+            capacities.push(charged);
+        }
     }
+    // The first part, twice that, four times (it takes two parts), then the length
+    // (not eight times).
+    let first = MAX_PAYLOAD;
+    assert_eq!(capacities, [first, 2 * first, 4 * first, 4 * first]);
+    assert_eq!(charged, m.len(), "the last growth stops at the length");
     assert_eq!(out, [m]);
     assert!(assembler.is_idle() && assembler.buffered_len() == 0);
+    assert_eq!(assembler.body_capacity(), 0);
+}
+
+#[test]
+fn a_message_of_many_small_frames_is_copied_a_logarithmic_number_of_times() {
+    let m = message(3, 512 * 1000);
+    let mut assembler = MessageAssembler::new(m.len());
+    let mut out = Vec::new();
+    let (mut grown, mut charged) = (0, 0);
+    for p in m.chunks(1000) {
+        let frame = part(p);
+        let growth = assembler.growth(&frame);
+        if growth > 0 {
+            grown += 1;
+        }
+        charged += growth;
+        assembler.push(frame, &mut out).unwrap();
+    }
+    assert_eq!(out, std::slice::from_ref(&m));
+    assert_eq!(charged, m.len());
+    // 1000 bytes, doubled nine times to 512 000, then the length (the header's few
+    // bytes more): eleven allocations for 513 frames.
+    assert_eq!(grown, 11);
+}
+
+#[test]
+fn growth_is_zero_when_nothing_is_allocated() {
+    let m = message(1, 200_000);
+    let mut assembler = MessageAssembler::new(300_000);
+    assert_eq!(assembler.growth(&sc(message(2, 10))), 0, "self-contained");
+    assert_eq!(assembler.growth(&part(&[])), 0, "empty");
+    assert_eq!(assembler.growth(&part(&m[..3])), 0, "header incomplete");
+    let whole = message(3, 100);
+    assert_eq!(assembler.growth(&part(&whole)), 0, "whole in its frame");
+    assert_eq!(assembler.growth(&part(&m[..1000])), 1000);
+    // The header phase holds its bytes uncharged; the frame that completes the header
+    // is charged for the buffer, header bytes included.
+    let mut out = Vec::new();
+    assembler.push(part(&m[..3]), &mut out).unwrap();
+    assert_eq!(assembler.body_capacity(), 0);
+    assert!(assembler.buffered_capacity() >= 3);
+    let rest = part(&m[3..1000]);
+    assert_eq!(assembler.growth(&rest), 1000);
+    assembler.push(rest, &mut out).unwrap();
+    assert_eq!(assembler.body_capacity(), 1000);
+    // Overruns and self-contained frames are refused: nothing to charge.
+    assert_eq!(assembler.growth(&part(&vec![0; 300_000])), 0);
+    assert_eq!(assembler.growth(&sc(message(4, 1))), 0);
+    // A message over the maximum is skipped (or refused): nothing to charge.
+    let mut assembler = MessageAssembler::new(1000).skip_oversized();
+    assert_eq!(assembler.growth(&part(&m[..MAX_PAYLOAD])), 0);
+    assembler.push(part(&m[..MAX_PAYLOAD]), &mut out).unwrap();
+    assert_eq!(assembler.growth(&part(&m[MAX_PAYLOAD..])), 0);
+    assert!(out.is_empty());
 }
 
 #[test]
@@ -427,6 +491,119 @@ proptest! {
             prop_assert!(assembler.is_idle());
             prop_assert_eq!(out, expected);
             return Ok(());
+        }
+    }
+}
+
+/// One step of an arbitrary stream for [`growth_never_lets_memory_exceed_the_charge`].
+#[derive(Debug, Clone)]
+enum Step {
+    Push(Frame),
+    Corrupt { len: usize, self_contained: bool },
+}
+
+/// The frames of one message of `payload_len` bytes cut into parts of `chunk` bytes
+/// (tiny ones cut its header), then damaged: cut short after `keep` parts, or given
+/// `extra` bytes too many (an overrun), or as they are.
+fn message_steps(
+    id: u64,
+    payload_len: usize,
+    chunk: usize,
+    keep: Option<usize>,
+    extra: usize,
+) -> Vec<Step> {
+    let m = message(id, payload_len);
+    let mut parts: Vec<Vec<u8>> = m.chunks(chunk).map(<[u8]>::to_vec).collect();
+    if let Some(keep) = keep {
+        parts.truncate(keep);
+    }
+    if let Some(last) = parts.last_mut() {
+        last.extend(std::iter::repeat_n(0xAB, extra));
+    }
+    parts.iter().map(|p| Step::Push(part(p))).collect()
+}
+
+fn step_runs() -> impl Strategy<Value = Vec<Step>> {
+    let run = prop_oneof![
+        6 => (
+            any::<u64>(),
+            0usize..300_000,
+            prop_oneof![1usize..64, 1usize..=MAX_PAYLOAD, Just(MAX_PAYLOAD)],
+            proptest::option::weighted(0.3, 0usize..6),
+            prop_oneof![4 => Just(0usize), 1 => 1usize..100],
+        )
+            .prop_map(|(id, len, chunk, keep, extra)| message_steps(id, len, chunk, keep, extra)),
+        2 => (0usize..300, 0u64..10)
+            .prop_map(|(len, id)| vec![Step::Push(sc(message(id, len)))]),
+        1 => (proptest::collection::vec(any::<u8>(), 0..40), any::<bool>()).prop_map(
+            |(bytes, self_contained)| vec![Step::Push(Frame {
+                payload: Bytes::from(bytes),
+                self_contained,
+            })]
+        ),
+        1 => any::<bool>().prop_map(|self_contained| vec![Step::Push(Frame {
+            payload: Bytes::new(),
+            self_contained,
+        })]),
+        1 => (0usize..MAX_PAYLOAD, any::<bool>())
+            .prop_map(|(len, self_contained)| vec![Step::Corrupt { len, self_contained }]),
+    ];
+    proptest::collection::vec(run, 1..8).prop_map(|runs| runs.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Arbitrary frame sequences (self-contained or not, of any length, headers cut,
+    /// messages cut short or overrun, garbage, corrupt frames), each frame charged its
+    /// [`MessageAssembler::growth`] before it is pushed, the charge given back when its
+    /// message is done: the buffered capacity of a message of known length is always
+    /// exactly the charge, the header phase stays under its constant, a frame with a
+    /// growth is never refused, and a message completes with the charge equal to its
+    /// length (its capacity then).
+    #[test]
+    fn growth_never_lets_memory_exceed_the_charge(
+        steps in step_runs(),
+        max_message in prop_oneof![Just(1usize << 20), 100usize..200_000],
+        skip in any::<bool>(),
+    ) {
+        let mut assembler = MessageAssembler::new(max_message);
+        if skip {
+            assembler = assembler.skip_oversized();
+        }
+        let mut out = Vec::new();
+        let mut charged = 0usize;
+        for step in steps {
+            let before = out.len();
+            let result = match step {
+                Step::Push(frame) => {
+                    let growth = assembler.growth(&frame);
+                    charged += growth;
+                    let result = assembler.push(frame, &mut out).map(|_| ());
+                    prop_assert!(growth == 0 || result.is_ok(), "refused after a growth");
+                    result
+                }
+                Step::Corrupt { len, self_contained } => {
+                    assembler.corrupt_frame(len, self_contained).map(|_| ())
+                }
+            };
+            if assembler.body_capacity() == 0 {
+                // No message of known length is held: the charge went with the one
+                // that completed, exactly its length, or back (abandoned, failed).
+                if charged > 0 && result.is_ok() && out.len() > before {
+                    prop_assert_eq!(out.len(), before + 1);
+                    prop_assert_eq!(out[before].len(), charged);
+                }
+                charged = 0;
+            }
+            prop_assert_eq!(assembler.body_capacity(), charged);
+            prop_assert!(charged <= max_message);
+            let header_phase = assembler.buffered_capacity() - assembler.body_capacity();
+            prop_assert!(header_phase < 2 * crate::envelope::MAX_HEADER_LEN);
+            if result.is_err() {
+                prop_assert_eq!(assembler.buffered_capacity(), 0);
+                break;
+            }
         }
     }
 }

@@ -20,7 +20,11 @@ use crate::frame::Frame;
 /// - frames cut from the input as its first bytes choose (maximum message size, then
 ///   per frame its kind, length and whether it arrives corrupt) never make the
 ///   assembler panic, hold more than twice its maximum, or emit a message that is not
-///   one whole message within the maximum; after an error it refuses everything.
+///   one whole message within the maximum; after an error it refuses everything;
+/// - each frame charged its [`MessageAssembler::growth`] before it is pushed (and the
+///   charge given back when its message completes or is dropped), the capacity held
+///   for a message of known length is exactly the charge, a frame with a growth is
+///   never refused, and a message completes with its length charged, no more.
 pub fn envelope(data: &[u8]) {
     check_decoders(data);
     check_cutting(data);
@@ -149,6 +153,7 @@ fn check_assembler(data: &[u8]) {
     let max = [64, 4096, 1 << 20][usize::from(choice % 3)];
     let mut assembler = MessageAssembler::new(max);
     let mut out = Vec::new();
+    let mut charged = 0;
     // Each frame: a control byte (low 2 bits its kind, high 6 bits the square root of
     // its length), then its bytes.
     while let Some((&control, tail)) = rest.split_first() {
@@ -157,15 +162,28 @@ fn check_assembler(data: &[u8]) {
         let (payload, tail) = tail.split_at(len);
         rest = tail;
         let self_contained = control & 1 == 0;
+        let before = out.len();
         let result = if control & 2 == 0 {
             let frame = Frame {
                 payload: Bytes::copy_from_slice(payload),
                 self_contained,
             };
-            assembler.push(frame, &mut out)
+            let growth = assembler.growth(&frame);
+            charged += growth;
+            let result = assembler.push(frame, &mut out);
+            assert!(growth == 0 || result.is_ok(), "refused after a growth");
+            result
         } else {
             assembler.corrupt_frame(len, self_contained).map(drop)
         };
+        if assembler.body_capacity() == 0 {
+            if charged > 0 && result.is_ok() && out.len() > before {
+                assert_eq!(out.len(), before + 1);
+                assert_eq!(out[before].len(), charged, "completed with its charge");
+            }
+            charged = 0;
+        }
+        assert_eq!(assembler.body_capacity(), charged, "capacity is the charge");
         match result {
             Ok(()) => assert!(
                 assembler.buffered_capacity() <= 2 * max,

@@ -88,7 +88,9 @@ pub fn receive(data: &[u8]) {
             }
             6 => {
                 for charge in held.drain(..) {
-                    core.handle_processed(charge, now);
+                    if core.handle_processed(charge, now).is_err() {
+                        connected = false;
+                    }
                 }
             }
             7 => {
@@ -98,7 +100,7 @@ pub fn receive(data: &[u8]) {
                 }
             }
             _ => {
-                core.handle_disconnected();
+                core.handle_disconnected(now);
                 connected = false;
             }
         }

@@ -97,7 +97,10 @@ pub struct ReserveNeeded {
 ///   the capacity, plus the reserve part; the reserve part plus the spare lease is
 ///   exactly what the link holds of the reserves.
 /// - [`try_charge`](Self::try_charge) either charges the whole message or changes
-///   nothing and says what reserve it lacks.
+///   nothing and says what reserve it lacks; so does
+///   [`try_extend`](Self::try_extend), which adds bytes to a charge already made (a
+///   message charged frame by frame as it arrives): the charge then counts as one, for
+///   its whole size.
 /// - After [`surplus`](Self::surplus), the spare lease is at most one chunk plus the
 ///   reserve part of the last message that needed reserve (so that a stream of
 ///   similar messages finds its reserve without a round trip each); after
@@ -170,6 +173,29 @@ impl<K: Clone + Eq> Account<K> {
             });
         }
         self.try_charge(up_to.min(available))
+    }
+
+    /// Charges `bytes` more to `charge` (one of this account's): the link's capacity
+    /// first, then the spare lease, as [`try_charge`](Self::try_charge) does. When the
+    /// lease is short nothing changes, and the error says what to acquire.
+    pub fn try_extend(
+        &mut self,
+        charge: &mut Charge<K>,
+        bytes: usize,
+    ) -> Result<(), ReserveNeeded> {
+        let more = self.try_charge(bytes)?;
+        if let Err(more) = charge.merge(more) {
+            // Both were carved out of this account's lease, which only ever holds
+            // grants of one endpoint; undo rather than mix them.
+            debug_assert!(false, "a charge of another account");
+            self.discharge(more);
+            let at_least = bytes.max(1);
+            return Err(ReserveNeeded {
+                at_least,
+                up_to: at_least.saturating_add(self.chunk),
+            });
+        }
+        Ok(())
     }
 
     /// Adds a grant from the reserves to the spare lease. A grant for another endpoint
@@ -355,6 +381,31 @@ mod tests {
     }
 
     #[test]
+    fn an_extended_charge_counts_as_one() {
+        let mut reserves = Reserves::new(limits());
+        let mut account = Account::<u8>::new(100, 10);
+        let mut charge = account.try_charge(60).unwrap();
+        account.try_extend(&mut charge, 30).unwrap();
+        assert_eq!((charge.link, charge.reserve.is_none()), (90, true));
+        // Beyond the capacity: nothing changes until the lease covers it.
+        let need = account.try_extend(&mut charge, 40).unwrap_err();
+        assert_eq!(need.at_least, 30);
+        assert_eq!((charge.bytes(), account.used()), (90, 90));
+        account
+            .add_lease(reserves.try_acquire(&1, need.up_to).unwrap())
+            .unwrap();
+        account.try_extend(&mut charge, 40).unwrap();
+        account.try_extend(&mut charge, 5).unwrap();
+        assert_eq!(charge.link, 100);
+        assert_eq!(charge.reserve.as_ref().map(Grant::bytes), Some(35));
+        assert_eq!(account.used(), 135);
+        account.discharge(charge);
+        assert_eq!((account.used(), account.spare()), (0, 40));
+        reserves.release(account.idle_spare().unwrap());
+        assert_eq!(reserves.in_use_global(), 0);
+    }
+
+    #[test]
     fn foreign_leases_are_refused() {
         let mut reserves = Reserves::new(limits());
         let mut account = Account::<u8>::new(10, 8);
@@ -374,6 +425,7 @@ mod tests {
         ChargeBetween(usize, usize),
         Split(prop::sample::Index, usize),
         Merge(prop::sample::Index, prop::sample::Index),
+        Extend(prop::sample::Index, usize),
         Discharge(prop::sample::Index),
         ReleaseElsewhere(prop::sample::Index),
         Surplus,
@@ -387,6 +439,7 @@ mod tests {
             1 => (any::<prop::sample::Index>(), 0..130usize).prop_map(|(i, b)| Op::Split(i, b)),
             1 => (any::<prop::sample::Index>(), any::<prop::sample::Index>())
                 .prop_map(|(i, j)| Op::Merge(i, j)),
+            2 => (any::<prop::sample::Index>(), 0..60usize).prop_map(|(i, b)| Op::Extend(i, b)),
             2 => any::<prop::sample::Index>().prop_map(Op::Discharge),
             1 => any::<prop::sample::Index>().prop_map(Op::ReleaseElsewhere),
             1 => Just(Op::Surplus),
@@ -469,6 +522,26 @@ mod tests {
                             let total = charges[into].bytes() + from.bytes();
                             prop_assert!(charges[into].merge(from).is_ok(), "same account");
                             prop_assert_eq!(charges[into].bytes(), total);
+                        }
+                    }
+                    Op::Extend(i, bytes) if !charges.is_empty() => {
+                        let i = i.index(charges.len());
+                        let size = charges[i].bytes();
+                        if let Err(need) = account.try_extend(&mut charges[i], bytes) {
+                            prop_assert!(need.at_least > 0 && need.up_to >= need.at_least);
+                            prop_assert_eq!(charges[i].bytes(), size, "a failed extend changes nothing");
+                            let available = reserves.available(&1);
+                            if available >= need.at_least {
+                                let grant = reserves
+                                    .try_acquire(&1, need.up_to.min(available))
+                                    .unwrap();
+                                account.add_lease(grant).unwrap();
+                                let extended = account.try_extend(&mut charges[i], bytes);
+                                prop_assert!(extended.is_ok(), "a granted need is enough");
+                            }
+                        }
+                        if charges[i].bytes() != size {
+                            prop_assert_eq!(charges[i].bytes(), size + bytes);
                         }
                     }
                     Op::Discharge(i) if !charges.is_empty() => {

@@ -314,7 +314,7 @@ impl Metrics {
             out,
             "internode_inbound_pending_bytes",
             "gauge",
-            "Bytes of messages handed to handlers and not yet processed.",
+            "Bytes charged to the receive limits: messages handed to handlers and not yet processed, and partial messages being received.",
         );
         for ((peer, kind), (_, pending)) in &by_link {
             let (peer, link) = (peer.0.to_string(), kind.to_string());

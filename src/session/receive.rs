@@ -1,76 +1,22 @@
 //! The receiving core: [`ReceiveSession`] (its type docs state the invariants).
 
+#[path = "receive_counters.rs"]
+mod counters;
+#[path = "receive_intake.rs"]
+mod intake;
+
+pub use counters::InboundCounters;
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PING, VERB_PONG};
+use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PONG};
 use super::{DisconnectReason, Heartbeat, HeartbeatAction, ProtocolViolation, HOUSEKEEPING};
-use crate::envelope::{Envelope, Flags, MessageAssembler};
+use crate::envelope::{Envelope, MessageAssembler};
 use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
 use crate::limits::{Account, Charge, Grant, ReserveNeeded};
-
-/// Counters of one receiving link (all its connections).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InboundCounters {
-    /// Messages received (keepalives, acknowledgements and duplicates aside).
-    pub received: u64,
-    /// Bytes of the messages received.
-    pub received_bytes: u64,
-    /// Messages handed to a handler (or, for responses, to the request tracker).
-    pub dispatched: u64,
-    /// Messages whose handler has finished with them (responses: once handed over).
-    pub processed: u64,
-    /// Messages skipped because their deadline had passed.
-    pub expired: u64,
-    /// Messages skipped for an unknown verb.
-    pub unknown_verb: u64,
-    /// Messages skipped because they did not decode.
-    pub decode_failed: u64,
-    /// Frames skipped (lossy links) or connections reset (lossless links) for a
-    /// payload CRC mismatch.
-    pub corrupt_frames: u64,
-    /// Messages dropped because they had been received already (written again by a
-    /// lossless sender after a reconnect).
-    pub duplicates: u64,
-    /// Messages dropped, unread, because they were larger than the maximum message
-    /// size (the connection stays up).
-    pub oversized: u64,
-    /// Times the connection stopped reading for lack of receive limits.
-    pub throttled: u64,
-    /// Time spent not reading for lack of receive limits, in microseconds.
-    pub throttled_us: u64,
-    /// Connections taken (handshakes answered).
-    pub connections: u64,
-    /// Times the sender was found to have restarted (a new session id).
-    pub peer_restarts: u64,
-}
-
-impl InboundCounters {
-    /// Adds `other` to these counters.
-    pub fn add(&mut self, other: &InboundCounters) {
-        self.received += other.received;
-        self.received_bytes += other.received_bytes;
-        self.dispatched += other.dispatched;
-        self.processed += other.processed;
-        self.expired += other.expired;
-        self.unknown_verb += other.unknown_verb;
-        self.decode_failed += other.decode_failed;
-        self.corrupt_frames += other.corrupt_frames;
-        self.duplicates += other.duplicates;
-        self.oversized += other.oversized;
-        self.throttled += other.throttled;
-        self.throttled_us += other.throttled_us;
-        self.connections += other.connections;
-        self.peer_restarts += other.peer_restarts;
-    }
-
-    /// Messages skipped for an error (unknown verb, failed decode).
-    pub fn errors(&self) -> u64 {
-        self.unknown_verb + self.decode_failed
-    }
-}
 
 /// How many replaced sender sessions a [`ReceiveSession`] remembers (to refuse their
 /// late Hellos).
@@ -130,6 +76,13 @@ pub struct StaleAttempt {
     pub current: u64,
 }
 
+/// An input of the connection that waits for receive limits, with when it arrived.
+struct Parked {
+    decoded: Decoded,
+    at: Instant,
+    at_ms: u64,
+}
+
 struct Conn {
     heartbeat: Heartbeat,
     encoder: FrameEncoder,
@@ -186,8 +139,26 @@ struct Conn {
 ///   and counted; it counts as taken.
 /// - Receive limits: a message is charged before it is handed over; when one does not
 ///   fit, it and everything after it wait in order and the shell stops reading until
-///   reserve (or the handlers' releases) make room. Expired messages are never
-///   charged. Lengths are checked before memory is reserved (the assembler).
+///   reserve (or the handlers' releases) make room. A large message (several frames)
+///   is charged frame by frame as it arrives, before each frame is taken: what the
+///   frame adds to the assembler's buffer ([`MessageAssembler::growth`]), so that the
+///   bytes charged for it are always exactly its buffer's capacity, and the completed
+///   message carries that charge (it is not charged again). A frame whose growth does
+///   not fit waits, in order, with everything after it (with a shell that stops
+///   reading when told, nothing comes after it), exactly like a message. Nothing waits
+///   uncharged but that frame, messages in the backlog (already in memory, taken) and
+///   an incomplete header (at most `MAX_HEADER_LEN` bytes). Lengths are checked before
+///   memory is reserved (the assembler). Expired messages are never charged, but for
+///   the frames of a large one, whose charge goes back when it completes late.
+/// - A connection that ends, is replaced or is reset gives its partial message's
+///   charge back at once, and what waited of its frames is dropped (never taken, so
+///   never acknowledged: the sender writes it again); the backlog stays.
+/// - Read timeout: it counts from the last frame read or taken. While the link is
+///   throttled (not reading) with nothing partial it is suspended (unsolicited pongs
+///   tell the sender this end is alive); while it is throttled holding a partial
+///   message (a frame waiting for room, or frames of a message in the assembler), it
+///   applies: if no frame is taken for the timeout, the connection is reset, and its
+///   charge goes back to others.
 /// - No clock is read: every input carries `now` (and `now_ms` for deadlines).
 pub struct ReceiveSession<K> {
     config: ReceiveConfig,
@@ -207,8 +178,15 @@ pub struct ReceiveSession<K> {
     attempt: u64,
     conn: Option<Conn>,
     account: Account<K>,
-    /// Messages waiting for receive limits, in order, with their sizes.
+    /// Messages waiting for receive limits, in order, with their sizes (uncharged).
     backlog: VecDeque<(Envelope, usize)>,
+    /// The charge of the current connection's partial message: exactly the capacity
+    /// of its assembler's buffer ([`MessageAssembler::body_capacity`]).
+    partial: Option<Charge<K>>,
+    /// Inputs of the current connection waiting for receive limits, in order: the
+    /// first is a frame whose growth did not fit, or one that arrived behind the
+    /// backlog. At most one while the shell stops reading when told.
+    parked: VecDeque<Parked>,
     arrivals: VecDeque<Arrival<K>>,
     /// Reserve to ask for; `acquiring` while a request is out.
     acquire: Option<ReserveNeeded>,
@@ -236,6 +214,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             attempt: 0,
             conn: None,
             backlog: VecDeque::new(),
+            partial: None,
+            parked: VecDeque::new(),
             arrivals: VecDeque::new(),
             acquire: None,
             acquiring: false,
@@ -302,6 +282,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         self.peer_session = Some(session_id);
         self.attempt = attempt;
         self.counters.connections += 1;
+        self.forget_connection(now);
         self.conn = Some(Conn {
             heartbeat: Heartbeat::read_timeout_only(self.config.read_timeout, now),
             encoder: FrameEncoder::new(framing),
@@ -353,56 +334,23 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             return Ok(());
         };
         conn.heartbeat.handle_read(now);
-        let result: Result<(), DisconnectReason> = match input {
-            Ok(Decoded::Frame(frame)) => {
-                let mut messages = std::mem::take(&mut self.scratch);
-                let assembled = conn.assembler.push(frame, &mut messages);
-                let skipped = conn.assembler.take_skipped();
-                for m in messages.drain(..) {
-                    self.take_message(m, now, now_ms);
-                }
-                self.scratch = messages;
-                for header in skipped {
-                    // Taken off the stream unread: it counts as taken, so that the
-                    // sender stops writing it again.
-                    log::warn!(
-                        "a message of {} bytes (verb {}) skipped: larger than the maximum of {}",
-                        header.message_len(),
-                        header.verb,
-                        self.config.max_message
-                    );
-                    self.counters.oversized += 1;
-                    self.in_seq = self.in_seq.max(header.id);
-                }
-                assembled.map_err(|_| ProtocolViolation::MessageMalformed.into())
+        let result = match input {
+            // Behind what waits, in order.
+            Ok(decoded) if self.is_waiting() => {
+                self.parked.push_back(Parked {
+                    decoded,
+                    at: now,
+                    at_ms: now_ms,
+                });
+                Ok(())
             }
-            Ok(Decoded::Corrupt {
-                payload_len,
-                uncompressed_len,
-                self_contained,
-                ..
-            }) => {
-                self.counters.corrupt_frames += 1;
-                let lost = if uncompressed_len > 0 {
-                    uncompressed_len
-                } else {
-                    payload_len
-                };
-                if conn.lossless {
-                    Err(ProtocolViolation::UnrecoverableCorruption.into())
-                } else {
-                    conn.assembler
-                        .corrupt_frame(lost, self_contained)
-                        .map(|_| ())
-                        .map_err(|_| ProtocolViolation::UnrecoverableCorruption.into())
-                }
-            }
+            Ok(decoded) => self.take_input(decoded, now, now_ms).map(drop),
             Err(FrameError::Io(kind)) => Err(DisconnectReason::Io(kind)),
             Err(FrameError::Decompress { .. }) => Err(ProtocolViolation::Decompression.into()),
             Err(_) => Err(ProtocolViolation::FrameHeaderCorrupt.into()),
         };
         if result.is_err() {
-            self.conn = None;
+            self.forget_connection(now);
         }
         self.housekeep(now);
         result
@@ -416,10 +364,10 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
     }
 
-    /// The connection ended (EOF, or the shell closed it).
-    pub fn handle_disconnected(&mut self) {
-        self.conn = None;
-        self.keepalive_at = None;
+    /// The connection ended at `now` (EOF, or the shell closed it).
+    pub fn handle_disconnected(&mut self, now: Instant) {
+        self.forget_connection(now);
+        self.housekeep(now);
     }
 
     /// The transmit from [`poll_transmit`](Self::poll_transmit) was written.
@@ -429,22 +377,32 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         }
     }
 
-    /// A handler finished with a message charged `charge`, at `now`.
-    pub fn handle_processed(&mut self, charge: Charge<K>, now: Instant) {
+    /// A handler finished with a message charged `charge`, at `now`: what waited for
+    /// room goes on. An error means the connection must be closed (a frame that
+    /// waited broke the stream; only if the shell read on when told not to).
+    pub fn handle_processed(
+        &mut self,
+        charge: Charge<K>,
+        now: Instant,
+    ) -> Result<(), DisconnectReason> {
         self.counters.processed += 1;
         self.account.discharge(charge);
-        self.drain_backlog(now);
+        let result = self.drain(now);
         self.housekeep(now);
+        result
     }
 
-    /// Reserve asked for with [`poll_acquire`](Self::poll_acquire) was granted.
-    pub fn handle_lease(&mut self, grant: Grant<K>, now: Instant) {
+    /// Reserve asked for with [`poll_acquire`](Self::poll_acquire) was granted: what
+    /// waited for room goes on. An error as for
+    /// [`handle_processed`](Self::handle_processed).
+    pub fn handle_lease(&mut self, grant: Grant<K>, now: Instant) -> Result<(), DisconnectReason> {
         self.acquiring = false;
         if let Err(grant) = self.account.add_lease(grant) {
             self.releases.push(grant);
         }
-        self.drain_backlog(now);
+        let result = self.drain(now);
         self.housekeep(now);
+        result
     }
 
     /// The timer from [`poll_timeout`](Self::poll_timeout) fired (early calls are
@@ -456,6 +414,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 self.releases.push(grant);
             }
         }
+        let partial = self.holds_partial();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -466,10 +425,15 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 conn.pong.get_or_insert(UNSOLICITED_PONG);
                 self.keepalive_at = Some(now + self.config.keepalive_interval);
             }
-            return Ok(());
+            if !partial {
+                return Ok(());
+            }
+            // Holding a partial message: its charge may be what others wait for, so
+            // it must move (a frame taken) within the read timeout.
         }
         if let HeartbeatAction::TimedOut { silent_for } = conn.heartbeat.handle_timeout(now) {
-            self.conn = None;
+            self.forget_connection(now);
+            self.housekeep(now);
             return Err(DisconnectReason::read_timeout(silent_for));
         }
         Ok(())
@@ -534,8 +498,9 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         Some(need)
     }
 
-    /// Whether the shell should read its socket: not while messages wait for
-    /// receive limits.
+    /// Whether the shell should read its socket: not while messages or a frame wait
+    /// for receive limits. The shell stops after the input it is handling, so at most
+    /// that one more arrives: a closed `Gate` does not poll the socket's stream.
     pub fn is_reading(&self) -> bool {
         self.throttled_since.is_none()
     }
@@ -548,11 +513,14 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     /// When to call [`handle_timeout`](Self::handle_timeout), if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().and_then(|c| {
-            if self.throttled_since.is_some() {
-                self.keepalive_at
-            } else {
-                c.heartbeat.poll_timeout()
+            if self.throttled_since.is_none() {
+                return c.heartbeat.poll_timeout();
             }
+            let read = self
+                .holds_partial()
+                .then(|| c.heartbeat.poll_timeout())
+                .flatten();
+            [self.keepalive_at, read].into_iter().flatten().min()
         });
         [conn, self.spare_at].into_iter().flatten().min()
     }
@@ -579,9 +547,16 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         self.conn.is_some()
     }
 
-    /// Bytes of messages taken and not yet processed (charged to the limits).
+    /// Bytes charged to the receive limits: messages taken and not yet processed, and
+    /// the partial message being received ([`partial_bytes`](Self::partial_bytes)).
     pub fn pending_bytes(&self) -> usize {
         self.account.used()
+    }
+
+    /// Bytes charged for the partial message being received (the capacity of its
+    /// buffer so far).
+    pub fn partial_bytes(&self) -> usize {
+        self.partial.as_ref().map_or(0, Charge::bytes)
     }
 
     /// Receive reserve held (charged or leased spare).
@@ -594,112 +569,17 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         self.throttled_since
     }
 
-    /// Gives every spare lease back (the link is going away).
+    /// Gives every spare lease back, the partial message's charge first (the link is
+    /// going away: the connection with it).
     pub fn take_spare(&mut self) -> Option<Grant<K>> {
+        self.drop_connection_state();
         self.account.take_spare()
     }
 
     // -------------------------------------------------------------- internals
 
-    fn take_message(&mut self, mut bytes: Bytes, now: Instant, now_ms: u64) {
-        let size = bytes.len();
-        let envelope = match Envelope::decode(&mut bytes) {
-            Ok(envelope) => envelope,
-            Err(e) => {
-                log::warn!("undecodable envelope skipped: {e}");
-                self.counters.received += 1;
-                self.counters.received_bytes += size as u64;
-                self.counters.decode_failed += 1;
-                return;
-            }
-        };
-        match envelope.verb {
-            VERB_PING => {
-                if let (Some(ts), Some(conn)) =
-                    (control::decode_vint(&envelope.payload), self.conn.as_mut())
-                {
-                    conn.pong = Some(ts);
-                }
-                return;
-            }
-            VERB_PONG | VERB_ACK | VERB_EXPIRED => return,
-            _ => {}
-        }
-        if envelope.id != 0 {
-            if envelope.id <= self.in_seq {
-                self.counters.duplicates += 1;
-                return;
-            }
-            self.in_seq = envelope.id;
-            if let Some(conn) = self.conn.as_mut() {
-                conn.unacked_bytes = conn.unacked_bytes.saturating_add(size);
-            }
-        }
-        self.counters.received += 1;
-        self.counters.received_bytes += size as u64;
-        // Skipped unread if it arrived late (and the sender told, so that its outcome
-        // is `Expired`); once taken, a message is handed over however long it waits.
-        if envelope.expires_at_ms.is_some() && envelope.is_expired(now_ms) {
-            self.counters.expired += 1;
-            if envelope.id != 0 {
-                self.expired_notes.push_back(envelope.id);
-            }
-            return;
-        }
-        if envelope.flags.contains(Flags::RESPONSE) {
-            self.counters.dispatched += 1;
-            self.counters.processed += 1;
-            self.arrivals.push_back(Arrival::Response { envelope });
-            return;
-        }
-        if self.backlog.is_empty() {
-            self.admit(envelope, size, now);
-        } else {
-            self.backlog.push_back((envelope, size));
-        }
-    }
-
-    /// Hands a message over if the limits have room; otherwise parks it at the head
-    /// of the backlog and stops reading. Returns whether it went through.
-    fn admit(&mut self, envelope: Envelope, size: usize, now: Instant) -> bool {
-        match self.account.try_charge(size) {
-            Ok(charge) => {
-                self.arrivals
-                    .push_back(Arrival::Deliver { envelope, charge });
-                true
-            }
-            Err(need) => {
-                self.backlog.push_front((envelope, size));
-                if self.throttled_since.is_none() {
-                    self.throttled_since = Some(now);
-                    self.keepalive_at = Some(now + self.config.keepalive_interval);
-                    self.counters.throttled += 1;
-                }
-                self.acquire = Some(need);
-                false
-            }
-        }
-    }
-
-    fn drain_backlog(&mut self, now: Instant) {
-        while let Some((envelope, size)) = self.backlog.pop_front() {
-            if !self.admit(envelope, size, now) {
-                return;
-            }
-        }
-        self.acquire = None;
-        if let Some(since) = self.throttled_since.take() {
-            self.keepalive_at = None;
-            self.counters.throttled_us += micros(now.saturating_duration_since(since));
-            // The silence was ours: the read timeout starts again.
-            if let Some(conn) = self.conn.as_mut() {
-                conn.heartbeat.handle_read(now);
-            }
-        }
-    }
-
     fn housekeep(&mut self, now: Instant) {
-        if self.backlog.is_empty() {
+        if !self.is_waiting() {
             if let Some(grant) = self.account.surplus() {
                 self.releases.push(grant);
             }
@@ -713,3 +593,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+#[path = "receive_tests.rs"]
+mod tests;

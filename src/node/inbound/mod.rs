@@ -110,8 +110,8 @@ pub struct InboundSnapshot {
     pub kind: LinkKind,
     /// Counters since the first connection of the link.
     pub counters: InboundCounters,
-    /// Bytes of messages handed to handlers and not yet processed (charged to the
-    /// receive limits).
+    /// Bytes charged to the receive limits: messages handed to handlers and not yet
+    /// processed, and the partial message being received (charged frame by frame).
     pub pending_bytes: usize,
     /// Bytes of receive reserve held (charged or leased spare).
     pub reserve_bytes: usize,
@@ -195,7 +195,10 @@ impl Inbound {
             ctx.spawn(self.env.limits.send(acquire).into_actor(self).map(
                 |granted, inbound, ctx| match granted {
                     Ok(Ok(held)) => {
-                        inbound.core.handle_lease(held.into_grant(), Instant::now());
+                        let leased = inbound.core.handle_lease(held.into_grant(), Instant::now());
+                        if let Err(reason) = leased {
+                            inbound.drop_connection(ctx, &reason);
+                        }
                         inbound.drive(ctx);
                     }
                     // The node is going away.
@@ -238,7 +241,7 @@ impl Inbound {
                         inbound.core.handle_written();
                     }
                     Err(e) => {
-                        inbound.core.handle_disconnected();
+                        inbound.core.handle_disconnected(Instant::now());
                         inbound.drop_connection(ctx, &DisconnectReason::Io(e.kind()));
                     }
                 }
@@ -287,7 +290,9 @@ impl Inbound {
         let reply = if envelope.flags.contains(Flags::REQUEST) {
             let Some(id) = wire::request_id(&envelope) else {
                 self.core.counters_mut().decode_failed += 1;
-                self.core.handle_processed(charge, Instant::now());
+                if let Err(reason) = self.core.handle_processed(charge, Instant::now()) {
+                    self.drop_connection(ctx, &reason);
+                }
                 return;
             };
             Some(responder(
@@ -445,7 +450,7 @@ impl Handler<Attach> for Inbound {
         let established = match acceptor.accept(params) {
             Ok(established) => established,
             Err(e) => {
-                self.core.handle_disconnected();
+                self.core.handle_disconnected(now);
                 log::info!(
                     "{}: connection from {} refused: {e}",
                     self.env.node,
@@ -513,7 +518,9 @@ impl Handler<Processed> for Inbound {
             link: m.link,
             reserve,
         };
-        self.core.handle_processed(charge, Instant::now());
+        if let Err(reason) = self.core.handle_processed(charge, Instant::now()) {
+            self.drop_connection(ctx, &reason);
+        }
         self.drive(ctx);
     }
 }
@@ -541,7 +548,7 @@ impl StreamHandler<(u64, Read<Result<Decoded, FrameError>>)> for Inbound {
             // The peer closed the connection.
             Read::End => {
                 self.read = None;
-                self.core.handle_disconnected();
+                self.core.handle_disconnected(Instant::now());
                 self.drop_io(ctx);
             }
         }

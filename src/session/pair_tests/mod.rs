@@ -325,7 +325,7 @@ impl Pair {
     fn drop_connection(&mut self) {
         if self.connected {
             self.connected = false;
-            self.recv.handle_disconnected();
+            self.recv.handle_disconnected(self.now);
         }
     }
 
@@ -422,7 +422,9 @@ impl Pair {
                 Arrival::Deliver { envelope, charge } => {
                     let n = u64::from_le_bytes(envelope.payload[..8].try_into().unwrap());
                     self.delivered.push(n);
-                    self.recv.handle_processed(charge, self.now);
+                    self.recv
+                        .handle_processed(charge, self.now)
+                        .expect("nothing waits");
                 }
                 Arrival::Response { .. } => panic!("no responses here"),
             }

@@ -267,7 +267,7 @@ fn a_late_hello_of_a_replaced_sender_session_changes_nothing() {
     pair.recv
         .handle_hello(0xDEAD, 1, 0, true, Framing::Crc, pair.now)
         .unwrap();
-    pair.recv.handle_disconnected();
+    pair.recv.handle_disconnected(pair.now);
     // The live session replaces it, takes 1..3, and loses its acknowledgement.
     pair.faults.lose_ack_per_mille = 1000;
     for n in 1..=3 {
@@ -351,7 +351,8 @@ fn a_message_taken_into_the_backlog_is_handed_over_even_if_it_expires_there() {
     assert!(!recv.is_reading());
     assert_eq!(recv.position(), 2, "both taken (and acknowledged)");
     // Its deadline passes while it waits; it was acknowledged, so it is handed over.
-    recv.handle_processed(charge, now + Duration::from_secs(1));
+    recv.handle_processed(charge, now + Duration::from_secs(1))
+        .unwrap();
     assert!(matches!(
         recv.poll_arrival(),
         Some(Arrival::Deliver { envelope, .. }) if envelope.id == 2
