@@ -37,7 +37,9 @@ fn small(m: &Metrics) -> (usize, usize) {
     m.links
         .iter()
         .find(|l| l.peer == B && l.kind == LinkKind::Small)
-        .map_or((0, 0), |l| (l.credit_waiting, l.pending_bytes + l.credit_bytes))
+        .map_or((0, 0), |l| {
+            (l.credit_waiting, l.pending_bytes + l.credit_bytes)
+        })
 }
 
 #[actix_rt::test]
@@ -148,8 +150,8 @@ async fn a_waiting_producer_is_held_back_by_the_limits_and_resumes_with_the_peer
         // hundred bytes each), the proxy's buffer: about 2.5 MiB. The bound is three
         // times the limits part plus 4 MiB of allocator slack.
         let growth_kib = peak_kib.saturating_sub(baseline_kib);
-        let bound_kib = ((3 * (LIMITS.link_capacity + LIMITS.endpoint_reserve + MIB) + 4 * MIB)
-            / KIB) as u64;
+        let bound_kib =
+            ((3 * (LIMITS.link_capacity + LIMITS.endpoint_reserve + MIB) + 4 * MIB) / KIB) as u64;
         println!("limits: {LIMITS:?}; {N} messages of {MESSAGE} bytes");
         println!(
             "held back after {held_at} messages; link pending + credit peak {peak_link} bytes"

@@ -646,7 +646,10 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
         recv_n(&mut inbox, 1).await;
 
         proxy.stall();
-        let outcomes: Vec<_> = (1..=N).map(|seq| to_b.send(chunk(seq))).collect();
+        // Spawned: beyond the link's credit, a send waits until polled.
+        let outcomes: Vec<_> = (1..=N)
+            .map(|seq| actix::spawn(to_b.send(chunk(seq))))
+            .collect();
         // 20 MiB do not fit in the sockets' buffers: a write blocks.
         within("a blocked write", async {
             loop {
@@ -689,6 +692,7 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
             .await;
         let mut lost = 0;
         for outcome in join_all(outcomes).await {
+            let outcome = outcome.expect("the send task runs");
             match outcome {
                 Ok(Sent::Acknowledged) => {}
                 Err(SendError::ConnectionLost) => lost += 1,
@@ -753,7 +757,8 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
         );
 
         proxy.stall();
-        let outcome = to_b.send(big);
+        // Spawned: beyond the link's credit, a send waits until polled.
+        let outcome = actix::spawn(to_b.send(big));
         events
             .wait_for("the write timeout", B, LinkKind::Large, |e| {
                 matches!(
@@ -764,7 +769,7 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
                 )
             })
             .await;
-        assert_eq!(outcome.await, Err(SendError::ConnectionLost));
+        assert_eq!(outcome.await.unwrap(), Err(SendError::ConnectionLost));
         events
             .wait_for("the link to go dormant", B, LinkKind::Large, |e| {
                 *e == LinkEvent::Dormant
