@@ -13,15 +13,14 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use internode::limits::Limits;
 use internode::node::{LinkSnapshot, Metrics, OverloadLevel, SendError, Sent};
-use internode::session::{HeartbeatConfig, LinkEvent};
+use internode::session::LinkEvent;
 use internode::{LinkKind, NodeId};
 use support::{
-    bounded, builder, collect, poll_until, reset_peak_rss, status_kib, within, Events, Filled,
-    Proxy, POLL,
+    bounded, collect, poll_until, reset_peak_rss, sender_behind_proxy, status_kib, within, Events,
+    Filled, POLL,
 };
 use tokio::sync::mpsc;
 
@@ -104,25 +103,9 @@ impl Peaks {
 #[actix_rt::test]
 async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
     bounded(async {
-        // The stall may last seconds on a slow machine: neither side's read timeout
-        // may reset the connection meanwhile (the sender's blocked write is under the unwritable
-        // timeout, 30 s; the receiver reads nothing at all).
-        let heartbeat = HeartbeatConfig {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(60),
-            unwritable_timeout: Duration::from_secs(30),
-        };
-        let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
+        let (a, b, proxy) = sender_behind_proxy(LIMITS).await;
         let mut inbox = collect::<Filled>(&b);
-        let proxy = Proxy::start(b.local_addr()).await;
-        let a = builder(1)
-            .send_limits(LIMITS)
-            .heartbeat(heartbeat)
-            .start()
-            .await
-            .unwrap();
         let mut events = Events::subscribe(&a).await;
-        a.add_peer(B, proxy.addr()).await;
         let to_b = a.peer(B).await.unwrap();
 
         // Warm up: a window's worth through the open proxy.

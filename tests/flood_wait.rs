@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use internode::limits::Limits;
 use internode::node::{Metrics, Sent};
-use internode::session::HeartbeatConfig;
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, poll_until, status_kib, within, Filled, Proxy};
+use support::{bounded, collect, poll_until, sender_behind_proxy, status_kib, within, Filled};
 use tokio::sync::mpsc;
 
 const B: NodeId = NodeId(2);
@@ -45,21 +44,8 @@ fn small(m: &Metrics) -> (usize, usize) {
 #[actix_rt::test]
 async fn a_waiting_producer_is_held_back_by_the_limits_and_resumes_with_the_peer() {
     bounded(async {
-        let heartbeat = HeartbeatConfig {
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(60),
-            unwritable_timeout: Duration::from_secs(30),
-        };
-        let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
+        let (a, b, proxy) = sender_behind_proxy(LIMITS).await;
         let mut inbox = collect::<Filled>(&b);
-        let proxy = Proxy::start(b.local_addr()).await;
-        let a = builder(1)
-            .send_limits(LIMITS)
-            .heartbeat(heartbeat)
-            .start()
-            .await
-            .unwrap();
-        a.add_peer(B, proxy.addr()).await;
         let to_b = a.peer(B).await.unwrap();
         // Warm: buffers and allocator, before the baseline.
         assert_eq!(

@@ -59,6 +59,29 @@ pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// A sender (node 1, with these send limits) and a receiver (node 2) behind a
+/// [`Proxy`] that the test can stall, both with a heartbeat patient enough that a
+/// stall of seconds resets nothing (the sender's blocked write is under the
+/// unwritable timeout, 30 s; the receiver reads nothing at all). Node 1 knows node 2
+/// at the proxy's address.
+pub async fn sender_behind_proxy(limits: internode::limits::Limits) -> (Node, Node, Proxy) {
+    let heartbeat = internode::session::HeartbeatConfig {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(60),
+        unwritable_timeout: Duration::from_secs(30),
+    };
+    let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
+    let proxy = Proxy::start(b.local_addr()).await;
+    let a = builder(1)
+        .send_limits(limits)
+        .heartbeat(heartbeat)
+        .start()
+        .await
+        .unwrap();
+    a.add_peer(NodeId(2), proxy.addr()).await;
+    (a, b, proxy)
+}
+
 /// Awaits `future` for at most [`WAIT`], panicking with `what` after that.
 pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     match tokio::time::timeout(WAIT, future).await {

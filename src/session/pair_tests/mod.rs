@@ -75,6 +75,19 @@ fn config(policy: LinkPolicy, capacity: usize) -> LinkConfig {
     }
 }
 
+/// Message `n`: a payload of `len` (at least 8) bytes that starts with `n`.
+fn message(n: u64, len: usize, expires_at_ms: Option<u64>) -> Outbound {
+    let mut payload = vec![0u8; len.max(8)];
+    payload[..8].copy_from_slice(&n.to_le_bytes());
+    Outbound {
+        verb: VERB,
+        flags: Flags::EMPTY,
+        payload: Bytes::from(payload),
+        params: Vec::new(),
+        expires_at_ms,
+    }
+}
+
 fn receive_config() -> ReceiveConfig {
     ReceiveConfig {
         capacity: 1 << 20,
@@ -126,15 +139,7 @@ impl Pair {
 
     /// Message `n` with a payload of `len` (at least 8) bytes.
     fn send_sized(&mut self, n: u64, len: usize, expires_at_ms: Option<u64>) {
-        let mut payload = vec![0u8; len.max(8)];
-        payload[..8].copy_from_slice(&n.to_le_bytes());
-        let message = Outbound {
-            verb: VERB,
-            flags: Flags::EMPTY,
-            payload: Bytes::from(payload),
-            params: Vec::new(),
-            expires_at_ms,
-        };
+        let message = message(n, len, expires_at_ms);
         let mut admission = self.link.handle_send(message, n, self.now, self.now_ms);
         while let Admission::NeedReserve {
             message,
@@ -181,18 +186,9 @@ impl Pair {
 
     /// Message `n` of `len` bytes sent under credit.
     fn send_credited(&mut self, n: u64, len: usize) {
-        let mut payload = vec![0u8; len.max(8)];
-        payload[..8].copy_from_slice(&n.to_le_bytes());
-        let message = Outbound {
-            verb: VERB,
-            flags: Flags::EMPTY,
-            payload: Bytes::from(payload),
-            params: Vec::new(),
-            expires_at_ms: None,
-        };
-        let admission = self
-            .link
-            .handle_send_credited(message, n, self.now, self.now_ms);
+        let admission =
+            self.link
+                .handle_send_credited(message(n, len, None), n, self.now, self.now_ms);
         assert!(
             !matches!(admission, Admission::NeedReserve { .. }),
             "a message within credit needs no reserve"
