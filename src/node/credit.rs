@@ -33,41 +33,29 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use actix::dev::Request;
 use actix::Addr;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
 
 use super::link::{AskCredit, Credited, Link, Outbound, ReturnCredit};
 use crate::outcome::{OverloadLevel, SendError, Sent};
 use crate::session::CreditAnswer;
 
-pin_project_lite::pin_project! {
-    /// A message in its link's mailbox (or delivered to this node itself): resolves
-    /// with its outcome (written or acknowledged, or why it failed). Dropping it does
-    /// not withdraw the message.
-    #[must_use = "the outcome of a queued message is only known by awaiting it"]
-    pub struct Queued {
-        #[pin]
-        state: QueuedState,
-    }
-}
+/// A message in its link's mailbox (or delivered to this node itself): resolves with
+/// its outcome (written or acknowledged, or why it failed). Dropping it does not
+/// withdraw the message: only its outcome is not heard.
+#[must_use = "the outcome of a queued message is only known by awaiting it"]
+pub struct Queued(QueuedState);
 
-pin_project_lite::pin_project! {
-    #[project = QueuedProj]
-    enum QueuedState {
-        Link { #[pin] request: Request<Link, Credited> },
-        Ready { outcome: Option<Result<Sent, SendError>> },
-    }
+enum QueuedState {
+    Link(oneshot::Receiver<Result<Sent, SendError>>),
+    Ready(Option<Result<Sent, SendError>>),
 }
 
 impl Queued {
     /// An outcome known already.
     pub(crate) fn ready(outcome: Result<Sent, SendError>) -> Self {
-        Queued {
-            state: QueuedState::Ready {
-                outcome: Some(outcome),
-            },
-        }
+        Queued(QueuedState::Ready(Some(outcome)))
     }
 }
 
@@ -80,12 +68,13 @@ impl std::fmt::Debug for Queued {
 impl Future for Queued {
     type Output = Result<Sent, SendError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            QueuedProj::Link { request } => request
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            // The link gone without an outcome: it closed.
+            QueuedState::Link(rx) => Pin::new(rx)
                 .poll(cx)
                 .map(|r| r.unwrap_or(Err(SendError::Closed))),
-            QueuedProj::Ready { outcome } => {
+            QueuedState::Ready(outcome) => {
                 Poll::Ready(outcome.take().unwrap_or(Err(SendError::Closed)))
             }
         }
@@ -199,10 +188,13 @@ impl Line {
     /// the credit runs out.
     fn enqueue(&mut self, bytes: usize, message: Outbound) -> Queued {
         self.available -= bytes;
-        let queued = Queued {
-            state: QueuedState::Link {
-                request: self.link.send(Credited(message)),
-            },
+        let (reply, outcome) = oneshot::channel();
+        let queued = match self.link.try_send(Credited { message, reply }) {
+            Ok(()) => Queued(QueuedState::Link(outcome)),
+            Err(_) => {
+                self.closed = Some(SendError::Closed);
+                Queued::ready(Err(SendError::Closed))
+            }
         };
         if self.available < self.sizes.chunk / 2 {
             self.ask(self.sizes.chunk - self.available);
@@ -269,6 +261,28 @@ impl Line {
                     waker.wake();
                 }
             }
+        }
+    }
+
+    /// Fails send `ticket` `Expired` if its deadline passed while it waits (behind
+    /// others, which `drive` does not get past).
+    fn expire(&mut self, ticket: u64, now: Instant) {
+        if let Some(p) = self.pending.get_mut(&ticket) {
+            if p.message.is_some() && p.expires_at.is_some_and(|at| now >= at) {
+                p.message = None;
+                p.result = Some(Err(SendError::Expired));
+            }
+        }
+        self.compact();
+    }
+
+    /// Forgets the tickets of sends that left the line (they are skipped anyway), so
+    /// that `order` does not grow behind a first send that waits long.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.pending.len() + 16 {
+            let pending = &self.pending;
+            self.order
+                .retain(|t| pending.get(t).is_some_and(|p| p.message.is_some()));
         }
     }
 
@@ -447,10 +461,6 @@ pub(crate) struct QueueFuture {
     state: Wait,
 }
 
-// The `Queued` it may hold is only moved out, never polled in place: nothing is
-// pinned structurally.
-impl Unpin for QueueFuture {}
-
 impl Future for QueueFuture {
     type Output = Result<Queued, SendError>;
 
@@ -469,7 +479,9 @@ impl Future for QueueFuture {
         }
         let mut line = this.line.lock();
         line.absorb(Some(cx));
-        line.drive(Instant::now());
+        let now = Instant::now();
+        line.drive(now);
+        line.expire(ticket, now);
         let done = line.pending.get_mut(&ticket).map(|p| p.result.take());
         match done {
             Some(Some(result)) => {

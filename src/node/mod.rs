@@ -46,6 +46,7 @@ mod inbound;
 mod link;
 mod metrics;
 mod peer;
+mod peer_sink;
 mod registry;
 mod requests;
 mod resource_limits;
@@ -71,6 +72,7 @@ pub use link::{
 };
 pub use metrics::Metrics;
 pub use peer::Peer;
+pub use peer_sink::PeerSink;
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 
@@ -391,7 +393,10 @@ impl Node {
     }
 
     /// The link of `kind` to `peer`, created on first use: an actor whose mailbox is
-    /// the link's outbound queue ([`Outbound`]).
+    /// the link's outbound queue ([`Outbound`]). Messages sent to it directly bypass
+    /// the producers' credit ([`Peer`]): the link takes them or refuses them
+    /// (`Overloaded`) when it handles them, and, as for any actix message, one whose
+    /// response future was dropped before the link handled it is skipped.
     pub async fn link(&self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
         self.inner
             .registry
@@ -418,7 +423,7 @@ impl Node {
     }
 
     /// The links to `peer` with this node's credit on them (the registry keeps one
-    /// set per peer while its links live), with a first chunk of credit.
+    /// line per link while it lives), each with a first chunk of credit asked for.
     async fn peer_links(&self, peer: NodeId) -> Result<PeerLinks, SendError> {
         let links = self
             .inner

@@ -15,14 +15,15 @@ use bytes::BytesMut;
 
 use super::credit::{deadline_instant, CreditLine, Queued};
 use super::link::{Link, Outbound};
+use super::peer_sink::PeerSink;
 use super::{wire, Node};
 use crate::envelope::Flags;
 use crate::message::{Message, Request};
 use crate::outcome::{RequestError, SendError, Sent};
 use crate::{LinkKind, NodeId};
 
-/// One of a peer's links and this node's credit on it.
-#[derive(Debug)]
+/// One of a peer's links and this node's credit on it (clones share the credit).
+#[derive(Debug, Clone)]
 pub(crate) struct PeerLink {
     pub addr: Addr<Link>,
     pub credit: CreditLine,
@@ -48,7 +49,7 @@ pub struct Peer {
 }
 
 /// A message ready for its link, or its outcome already.
-enum Prepared {
+pub(super) enum Prepared {
     Ready(Result<Sent, SendError>),
     Link {
         credit: CreditLine,
@@ -73,9 +74,10 @@ impl Peer {
     /// Sends `message` and resolves with its outcome. Within credit the message is
     /// queued on its link now, before this returns; beyond it, it waits for credit in
     /// the order of the calls (failing [`SendError::Expired`] if its deadline passes
-    /// meanwhile) and is queued when the future is polled and its turn comes.
-    /// Dropping the future does not withdraw a message already queued; it withdraws
-    /// one still waiting for credit.
+    /// meanwhile; without a deadline it waits as long as the link has no room, e.g.
+    /// while the peer is unreachable and the link full) and is queued once a future of
+    /// the link's line is polled and its turn comes. Dropping the future does not
+    /// withdraw a message already queued; it withdraws one still waiting for credit.
     pub fn send<M: Message>(
         &self,
         message: M,
@@ -129,15 +131,19 @@ impl Peer {
         &self,
         message: M,
     ) -> impl Future<Output = Result<Queued, SendError>> + 'static {
-        let prepared = self.prepare(message, None);
+        // In line now, in the order of the calls, whenever the future is polled.
+        let waiting = match self.prepare(message, None) {
+            Prepared::Ready(result) => Err(result),
+            Prepared::Link {
+                credit,
+                outbound,
+                expires_at,
+            } => Ok(credit.queue(outbound, expires_at)),
+        };
         async move {
-            match prepared {
-                Prepared::Ready(result) => result.map(|sent| Queued::ready(Ok(sent))),
-                Prepared::Link {
-                    credit,
-                    outbound,
-                    expires_at,
-                } => credit.queue(outbound, expires_at).await,
+            match waiting {
+                Err(result) => result.map(|sent| Queued::ready(Ok(sent))),
+                Ok(waiting) => waiting.await,
             }
         }
     }
@@ -163,8 +169,33 @@ impl Peer {
         }
     }
 
+    /// This handle as a `futures::Sink` of messages of type `M` (each queued once its
+    /// link has room, in order; at most one waits at a time), so that a stream can be
+    /// forwarded to the peer:
+    ///
+    /// ```no_run
+    /// # async fn demo(peer: internode::node::Peer) -> Result<(), internode::node::SendError> {
+    /// use futures_util::{stream, StreamExt};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Tick(u64);
+    /// # internode::message!(Tick, verb = 9);
+    /// stream::iter((0..1_000_000).map(|n| Ok(Tick(n))))
+    ///     .forward(peer.sink::<Tick>())
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// The outcomes of the messages are not awaited (the link's metrics count them);
+    /// [`enqueue`](Self::enqueue) gives each one.
+    pub fn sink<M: Message>(&self) -> PeerSink<M> {
+        PeerSink::new(self.clone())
+    }
+
     /// Encodes `message` and picks its link (or delivers it locally).
-    fn prepare<M: Message>(&self, message: M, expire_after: Option<Duration>) -> Prepared {
+    pub(super) fn prepare<M: Message>(
+        &self,
+        message: M,
+        expire_after: Option<Duration>,
+    ) -> Prepared {
         let Some(links) = &self.links else {
             return Prepared::Ready(
                 if self.node.inner.handlers.deliver_local(self.id, message) {

@@ -54,8 +54,9 @@ impl Message for LinkReport {
     type Result = ();
 }
 
-/// Asks for a peer's three links with this node's credit on them (one set per peer
-/// while its links live, shared by every `Peer` handle).
+/// Asks for a peer's three links with this node's credit on them (one credit line per
+/// link while it lives, shared by every `Peer` handle; a closed link's line goes with
+/// it, the others stay).
 pub(crate) struct GetPeerLinks {
     pub peer: NodeId,
 }
@@ -195,8 +196,8 @@ pub(crate) struct Registry {
     limits: Addr<ResourceLimits>,
     env: Option<Arc<LinkEnv>>,
     links: HashMap<(NodeId, LinkKind), Addr<Link>>,
-    /// Each peer's links with the node's credit on them, while all three live.
-    peer_links: HashMap<NodeId, PeerLinks>,
+    /// The node's credit line on each link, while the link lives.
+    lines: HashMap<(NodeId, LinkKind), PeerLink>,
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
     refused: BTreeMap<&'static str, u64>,
@@ -231,7 +232,7 @@ impl Registry {
             tracker,
             env: None,
             links: HashMap::new(),
-            peer_links: HashMap::new(),
+            lines: HashMap::new(),
             subscribers: Vec::new(),
             refused: BTreeMap::new(),
             inbound_env: None,
@@ -249,6 +250,21 @@ impl Registry {
             .values()
             .map(|a| a.send(GetInboundSnapshot))
             .collect()
+    }
+
+    /// The node's credit line on the link of `kind` to `peer` (created with the link).
+    fn line(&mut self, peer: NodeId, kind: LinkKind) -> Result<PeerLink, SendError> {
+        let addr = self.link(peer, kind)?;
+        if let Some(line) = self.lines.get(&(peer, kind)) {
+            return Ok(line.clone());
+        }
+        let sizes = CreditSizes::for_limits(self.config.send_limits);
+        let line = PeerLink {
+            credit: CreditLine::new(addr.clone(), sizes),
+            addr,
+        };
+        self.lines.insert((peer, kind), line.clone());
+        Ok(line)
     }
 
     fn link(&mut self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
@@ -287,19 +303,9 @@ impl Handler<GetPeerLinks> for Registry {
     type Result = Result<PeerLinks, SendError>;
 
     fn handle(&mut self, m: GetPeerLinks, _: &mut Context<Self>) -> Self::Result {
-        if let Some(links) = self.peer_links.get(&m.peer).filter(|_| !self.closed) {
-            return Ok(links.clone());
-        }
-        let sizes = CreditSizes::for_limits(self.config.send_limits);
         let [urgent, small, large] = [LinkKind::Urgent, LinkKind::Small, LinkKind::Large]
-            .map(|kind| self.link(m.peer, kind));
-        let link = |addr: Addr<Link>| PeerLink {
-            credit: CreditLine::new(addr.clone(), sizes),
-            addr,
-        };
-        let links: PeerLinks = Arc::new([link(urgent?), link(small?), link(large?)]);
-        self.peer_links.insert(m.peer, links.clone());
-        Ok(links)
+            .map(|kind| self.line(m.peer, kind));
+        Ok(Arc::new([urgent?, small?, large?]))
     }
 }
 
@@ -363,7 +369,7 @@ impl Handler<LinkReport> for Registry {
             // A closed link answers `Closed` to whoever still holds its address; the
             // next message to the peer gets a fresh link.
             self.links.remove(&(r.peer, r.kind));
-            self.peer_links.remove(&r.peer);
+            self.lines.remove(&(r.peer, r.kind));
         }
         if let Some(counters) = &r.counters {
             self.links_closed.add(counters);
@@ -409,7 +415,7 @@ impl Handler<CloseAll> for Registry {
 
     fn handle(&mut self, m: CloseAll, _: &mut Context<Self>) -> Self::Result {
         self.closed = true;
-        self.peer_links.clear();
+        self.lines.clear();
         let closes: Vec<_> = self
             .links
             .values()

@@ -17,11 +17,15 @@ impl actix::Message for Outbound {
 }
 
 /// A message sent under a producer's credit (`node::credit`): its bytes come out of
-/// the credit the link granted, so it is never refused for room.
-pub(crate) struct Credited(pub Outbound);
+/// the credit the link granted, so it is never refused for room. Sent with `do_send`:
+/// its outcome goes to `reply` (a message is never withdrawn once in the mailbox).
+pub(crate) struct Credited {
+    pub message: Outbound,
+    pub reply: tokio::sync::oneshot::Sender<Result<Sent, SendError>>,
+}
 
 impl actix::Message for Credited {
-    type Result = Result<Sent, SendError>;
+    type Result = ();
 }
 
 /// A producer's ask for between `at_least` and `up_to` bytes of credit; the answers

@@ -574,12 +574,10 @@ impl Handler<Outbound> for Link {
 }
 
 impl Handler<Credited> for Link {
-    type Result = OutboundReply;
+    type Result = ();
 
-    fn handle(&mut self, Credited(message): Credited, ctx: &mut Context<Self>) -> Self::Result {
-        let (slot, reply) = Slot::new();
-        self.admit(message, slot, true, ctx);
-        reply
+    fn handle(&mut self, m: Credited, ctx: &mut Context<Self>) {
+        self.admit(m.message, Slot::channel(m.reply), true, ctx);
     }
 }
 

@@ -12,15 +12,18 @@
 //! Invariants: each slot delivers at most one outcome; an outcome that arrives first
 //! waits in the slot for the channel; a slot dropped without an outcome drops the
 //! channel, which the sender sees as the link having gone (`Closed`).
+//!
+//! actix skips a message whose sender dropped its response before the handler ran, so
+//! an `Outbound` whose future is dropped early is withdrawn. Messages sent under credit
+//! (`Credited`) bring their own channel instead ([`Slot::channel`], sent with
+//! `do_send`): they are always handled, and a dropped receiver only loses the outcome.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use actix::dev::{MessageResponse, OneshotSender};
 
-use super::Link;
-#[cfg(doc)]
-use super::Outbound;
+use super::{Link, Outbound};
 use crate::outcome::{SendError, Sent};
 
 type Outcome = Result<Sent, SendError>;
@@ -33,18 +36,42 @@ enum State {
 }
 
 /// The link's side of a message's outcome.
-pub(super) struct Slot(Rc<RefCell<State>>);
+pub(super) struct Slot(Where);
+
+enum Where {
+    /// Shared with the handler's response ([`OutboundReply`]).
+    Shared(Rc<RefCell<State>>),
+    /// A channel that came with the message (a message sent under credit): the
+    /// message is handled whether or not anyone still listens.
+    Channel(tokio::sync::oneshot::Sender<Outcome>),
+}
 
 impl Slot {
     /// A slot and the response the handler returns with it.
     pub fn new() -> (Slot, OutboundReply) {
         let state = Rc::new(RefCell::new(State::Empty));
-        (Slot(state.clone()), OutboundReply(Some(state)))
+        (
+            Slot(Where::Shared(state.clone())),
+            OutboundReply(Some(state)),
+        )
+    }
+
+    /// A slot that completes `tx`.
+    pub fn channel(tx: tokio::sync::oneshot::Sender<Outcome>) -> Slot {
+        Slot(Where::Channel(tx))
     }
 
     /// Delivers the outcome (now, or when actix hands over its channel).
     pub fn complete(self, outcome: Outcome) {
-        let mut state = self.0.borrow_mut();
+        let state = match self.0 {
+            Where::Channel(tx) => {
+                // Nobody listening any more is fine: the outcome is counted.
+                let _ = tx.send(outcome);
+                return;
+            }
+            Where::Shared(state) => state,
+        };
+        let mut state = state.borrow_mut();
         match std::mem::replace(&mut *state, State::Done) {
             State::Sender(tx) => {
                 let _ = tx.send(outcome);
@@ -59,7 +86,7 @@ impl Slot {
 /// outcome once it is known (written, or why it failed).
 pub struct OutboundReply(Option<Rc<RefCell<State>>>);
 
-impl<M: actix::Message<Result = Outcome>> MessageResponse<Link, M> for OutboundReply {
+impl MessageResponse<Link, Outbound> for OutboundReply {
     fn handle(mut self, _: &mut actix::Context<Link>, tx: Option<OneshotSender<Outcome>>) {
         if let (Some(state), Some(tx)) = (self.0.take(), tx) {
             attach(&state, tx);

@@ -16,7 +16,8 @@
 //! - Every ask ends in exactly one final answer ([`CreditAnswer::Granted`] or
 //!   [`CreditAnswer::Refused`]); [`CreditAnswer::Waiting`] may come before it.
 //! - While the link fails to connect, asks are granted only out of what the account
-//!   has (no reserve is asked for a link that cannot deliver).
+//!   has (no reserve is asked for a link that cannot deliver); one that does not fit
+//!   is told `Waiting(Link)` at once.
 
 use std::collections::VecDeque;
 
@@ -138,6 +139,11 @@ impl<K: Clone + Eq> Credits<K> {
                 }
                 Err(need) => {
                     self.acquire = may_lease.then_some(need);
+                    if !may_lease {
+                        // No reserve for a link that cannot deliver: the producer
+                        // learns at once that it waits for the link's capacity.
+                        self.shortage(OverloadLevel::Link);
+                    }
                     return;
                 }
             }

@@ -155,6 +155,12 @@ fn a_link_failing_to_connect_grants_no_credit_beyond_its_capacity() {
     p.ask_credit(2, 800, 800);
     assert_eq!(granted(&p).len(), 1);
     assert!(
+        p.credit_answers
+            .contains(&(2, CreditAnswer::Waiting(OverloadLevel::Link))),
+        "told at once that it waits for the link: {:?}",
+        p.credit_answers
+    );
+    assert!(
         p.credit_parked.is_none(),
         "no reserve for a link that cannot deliver"
     );
