@@ -4,8 +4,8 @@
 //! The link grants credit by message passing ([`AskCredit`], answered on a channel
 //! the line owns) out of its capacity and the reserve it leased, charging it at once;
 //! a message sent within credit ([`Credited`]) is never refused for room. A send
-//! within what the line holds puts the message in the link's mailbox at once, as
-//! cheaply as a plain `Addr::send`; beyond it, the send waits in line for more credit
+//! within what the line holds puts the message in the link's mailbox at once (a
+//! `do_send` and a oneshot for its outcome); beyond it, the send waits in line for more credit
 //! ([`CreditLine::queue`]), or, when the caller asked not to wait
 //! ([`CreditLine::try_queue`]), fails `Overloaded` at once. The line asks for more
 //! before it runs out (when less than half a chunk is left), so a steady producer
@@ -20,7 +20,10 @@
 //!   waiting sends from the first, as far as the credit goes, so a send is never stuck
 //!   behind an earlier one nobody polls; one that expired or whose future was dropped
 //!   leaves the line.
-//! - At most one ask is out at a time.
+//! - At most one ask is out at a time on the line's channel (the first one,
+//!   [`CreditLine::prime`], has a channel of its own).
+//! - A message once in the mailbox is always handled: it carries its own outcome
+//!   channel (sent with `do_send`), so dropping [`Queued`] only loses the outcome.
 //! - Credit not used when the last handle on the line is dropped goes back to the
 //!   link ([`ReturnCredit`]).
 //! - The state is shared by the handles on the line and their futures only (a mutex
