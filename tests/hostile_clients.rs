@@ -362,3 +362,45 @@ async fn a_peer_that_misbehaves_after_its_handshake_is_disconnected() {
     })
     .await;
 }
+
+/// Writes a Hello of session 7, attempt `attempt` for the small link of node 50 and
+/// returns the connection and what the node answered (nothing: it closed it).
+async fn hello_attempt(addr: SocketAddr, attempt: u64) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let listen = "127.0.0.1:9".parse().unwrap();
+    let mut hello = Hello::new(NodeId(50), listen, LinkKind::Small, Framing::Crc);
+    hello.session_id = 7;
+    hello.attempt = attempt;
+    hello.lossless = true;
+    let mut buf = BytesMut::new();
+    hello.encode(&mut buf);
+    stream.write_all(&buf).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = within("the answer", stream.read(&mut answer))
+        .await
+        .unwrap_or(0);
+    answer.truncate(n);
+    (stream, answer)
+}
+
+/// A Hello older than the connection in use (a stale attempt of the same sender
+/// session) is refused: the socket is closed, and the refusal is counted by reason.
+#[actix::test]
+async fn a_stale_connection_attempt_is_refused_and_counted() {
+    bounded(async {
+        let b = node(2).await;
+        let (_current, answer) = hello_attempt(b.local_addr(), 5).await;
+        assert!(!answer.is_empty(), "attempt 5 is answered (Accept)");
+        let (_stale, answer) = hello_attempt(b.local_addr(), 2).await;
+        assert!(answer.is_empty(), "attempt 2 is refused: {answer:?}");
+        support::poll_until("the refusal to be counted", || async {
+            let refused = b.refused_connections().await;
+            match refused.get("stale_attempt") {
+                Some(1) => Ok(()),
+                _ => Err(refused),
+            }
+        })
+        .await;
+    })
+    .await;
+}

@@ -636,8 +636,10 @@ impl Node {
         out
     }
 
-    /// Connections refused before their handshake completed, by reason (garbage,
-    /// wrong magic, incompatible version, self-connect, timeout...).
+    /// Connections refused before their handshake completed, by reason
+    /// (`wrong_magic`, `incompatible_version`, `self_connect`, `timeout`, `closed`,
+    /// `malformed`; after the Hello, `stale_attempt` and `accept_failed`). Every
+    /// refusal is counted; each reason is logged at most once a second.
     pub async fn refused_connections(&self) -> BTreeMap<&'static str, u64> {
         self.inner
             .registry

@@ -43,7 +43,7 @@ use super::batches::{Batches, Read};
 use super::dispatch::{Handlers, Permit, Processed, Reply};
 use super::gate::Gate;
 use super::link::{lease_chunk, random_u64, Outbound};
-use super::registry::{ReceiverStopped, Registry, Route};
+use super::registry::{InboundRefused, ReceiverStopped, Registry, Route};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::timer::Timer;
@@ -55,7 +55,7 @@ use crate::handshake::{AcceptParams, Acceptor, Hello};
 use crate::limits::Charge;
 use crate::message::{FailureReason, RemoteFailure};
 pub use crate::session::InboundCounters;
-use crate::session::{Arrival, DisconnectReason, ReceiveConfig, ReceiveSession};
+use crate::session::{Arrival, DisconnectReason, ReceiveConfig, ReceiveSession, WarnLimiter};
 use crate::{LinkKind, NodeId};
 
 /// Node-wide things every receiving actor needs.
@@ -144,7 +144,14 @@ pub(crate) struct Inbound {
     generation: u64,
     gate: Gate,
     timer: Timer,
+    /// Connections refused and established are logged at most once a second each
+    /// (a flood of Hellos costs a few lines, not one per connection).
+    refusal_log: WarnLimiter,
+    connect_log: WarnLimiter,
 }
+
+/// How often an `Inbound` logs a refused, and an established, connection at most.
+const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Inbound {
     pub(crate) fn new(env: Arc<InboundEnv>, peer: NodeId, kind: LinkKind) -> Self {
@@ -170,6 +177,24 @@ impl Inbound {
             generation: 0,
             gate: Gate::default(),
             timer: Timer::default(),
+            refusal_log: WarnLimiter::new(LOG_EVERY),
+            connect_log: WarnLimiter::new(LOG_EVERY),
+        }
+    }
+
+    /// A connection refused after its Hello was read: counted by `reason` (see
+    /// [`Node::refused_connections`](crate::node::Node::refused_connections)), logged
+    /// at most once a second.
+    fn refuse(&mut self, reason: &'static str, why: &dyn std::fmt::Display) {
+        self.env.registry.do_send(InboundRefused(reason));
+        if let Some(held_back) = self.refusal_log.check(Instant::now()) {
+            log::info!(
+                "{}: {} connection from {} refused: {why} ({held_back} more refused on \
+                 this link since the last such line)",
+                self.env.node,
+                self.kind,
+                self.peer
+            );
         }
     }
 
@@ -431,12 +456,7 @@ impl Handler<Attach> for Inbound {
             Ok(resume) => resume,
             Err(stale) => {
                 // Dropping the socket closes it; the initiator tries again.
-                log::info!(
-                    "{}: {} connection from {} refused: {stale}",
-                    self.env.node,
-                    self.kind,
-                    self.peer
-                );
+                self.refuse("stale_attempt", &stale);
                 return;
             }
         };
@@ -451,23 +471,22 @@ impl Handler<Attach> for Inbound {
             Ok(established) => established,
             Err(e) => {
                 self.core.handle_disconnected(now);
-                log::info!(
-                    "{}: connection from {} refused: {e}",
-                    self.env.node,
-                    self.peer
-                );
+                self.refuse("accept_failed", &e);
                 return;
             }
         };
         if let Some(reply) = acceptor.poll_transmit() {
             self.core.handle_handshake_reply(BytesMut::from(&reply[..]));
         }
-        log::info!(
-            "{}: inbound {} connection from {} established (resume at {resume})",
-            self.env.node,
-            self.kind,
-            self.peer
-        );
+        if let Some(held_back) = self.connect_log.check(now) {
+            log::info!(
+                "{}: inbound {} connection from {} established (resume at {resume}; \
+                 {held_back} more since the last such line)",
+                self.env.node,
+                self.kind,
+                self.peer
+            );
+        }
         let (read, writer) = stream.into_split();
         let mut framed = FramedRead::new(read, FrameCodec::new(established.framing));
         framed
