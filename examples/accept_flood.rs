@@ -198,8 +198,14 @@ fn flood(
 }
 
 async fn run_once(options: &Options, backlog: u32, log: Option<&SlowLog>) -> Run {
+    // The accept path is measured, not admission: every connect may be in handshake.
+    let n = options.connections;
+    let admission = internode::node::AdmissionLimits::default()
+        .handshakes(n)
+        .handshakes_per_ip(n);
     let node = Node::builder(NodeId(1), "127.0.0.1:0".parse().unwrap())
         .listen_backlog(backlog)
+        .admission(admission)
         .start()
         .await
         .expect("the node starts");

@@ -200,8 +200,15 @@ async fn every_connection_of_a_flood_is_counted() {
     );
     assert_eq!(TOTAL, 2000);
     bounded(async {
+        // What is measured is the accept path, not admission: all 2,000 from one
+        // address may be in handshake at once.
         let node = builder(1)
             .handshake_timeout(Duration::from_secs(60))
+            .admission(
+                internode::node::AdmissionLimits::default()
+                    .handshakes(TOTAL)
+                    .handshakes_per_ip(TOTAL),
+            )
             .start()
             .await
             .unwrap();

@@ -52,6 +52,9 @@ pub struct NodeConfig {
     /// How long a close with drain waits for what is queued to be delivered before
     /// failing what remains (default 10 s).
     pub drain_timeout: Duration,
+    /// How many connections the node takes at once (DESIGN.md section 9): beyond
+    /// them, a connection is closed as soon as it is accepted, and counted.
+    pub admission: AdmissionLimits,
 }
 
 impl NodeConfig {
@@ -66,6 +69,12 @@ impl NodeConfig {
     pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 
     /// The defaults for a node with this id and listen address.
+    ///
+    /// ```
+    /// # use internode::node::{AdmissionLimits, NodeConfig};
+    /// let config = NodeConfig::new(internode::NodeId(1), "127.0.0.1:0".parse().unwrap());
+    /// assert_eq!(config.admission, AdmissionLimits::default());
+    /// ```
     pub fn new(id: NodeId, listen: SocketAddr) -> Self {
         NodeConfig {
             id,
@@ -84,6 +93,56 @@ impl NodeConfig {
             peers: Vec::new(),
             link_policies: [LinkPolicy::Lossless; 3],
             drain_timeout: Duration::from_secs(10),
+            admission: AdmissionLimits::default(),
         }
+    }
+}
+
+/// How many connections a node takes at once, so that no flood of connections (idle,
+/// slow or garbage) exhausts it: connections over a limit are closed as soon as they
+/// are accepted and counted in
+/// [`Node::refused_connections`](crate::node::Node::refused_connections)
+/// (`too_many_handshakes`, `too_many_from_ip`, `too_many_connections`). A handshake
+/// also ends at the node's handshake timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdmissionLimits {
+    /// Connections accepted whose handshake is not done yet, from all sources
+    /// (default 1024).
+    pub handshakes: usize,
+    /// Connections in handshake from one source IP address (default 256).
+    pub handshakes_per_ip: usize,
+    /// Established inbound connections (one per peer and link kind; default 4096).
+    /// A new connection replacing a peer's own for the same link is always taken.
+    pub inbound_connections: usize,
+}
+
+impl Default for AdmissionLimits {
+    fn default() -> Self {
+        AdmissionLimits {
+            handshakes: 1024,
+            handshakes_per_ip: 256,
+            inbound_connections: 4096,
+        }
+    }
+}
+
+impl AdmissionLimits {
+    /// These limits with at most `n` connections in handshake at once.
+    pub fn handshakes(mut self, n: usize) -> Self {
+        self.handshakes = n;
+        self
+    }
+
+    /// These limits with at most `n` connections in handshake from one IP address.
+    pub fn handshakes_per_ip(mut self, n: usize) -> Self {
+        self.handshakes_per_ip = n;
+        self
+    }
+
+    /// These limits with at most `n` established inbound connections.
+    pub fn inbound_connections(mut self, n: usize) -> Self {
+        self.inbound_connections = n;
+        self
     }
 }

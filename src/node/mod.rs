@@ -63,7 +63,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
-pub use config::NodeConfig;
+pub use config::{AdmissionLimits, NodeConfig};
 pub use credit::Queued;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
@@ -202,6 +202,12 @@ impl NodeBuilder {
     /// failing what remains (default 10 s).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.config.drain_timeout = timeout;
+        self
+    }
+
+    /// How many connections the node takes at once ([`AdmissionLimits`]).
+    pub fn admission(mut self, limits: AdmissionLimits) -> Self {
+        self.config.admission = limits;
         self
     }
 

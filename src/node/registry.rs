@@ -9,7 +9,7 @@
 //! closes. Large links run on the node's bulk thread (an actix `Arbiter`), so
 //! that bulk traffic does not delay the urgent and small links on the node's thread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -147,15 +147,30 @@ impl Message for SetInboundEnv {
 }
 
 /// A peer opened a connection for its link of `kind`: its receiving actor (created on
-/// first use; `None` once the node is closing). The node's links to the peer are woken
-/// (a peer that connects is up).
+/// first use), or why the connection is refused (`closed` once the node is closing,
+/// `too_many_connections` at the admission limit, unless it replaces the peer's own
+/// connection for that link). The node's links to the peer are woken (a peer that
+/// connects is up).
 pub(crate) struct Receiver {
     pub peer: NodeId,
     pub kind: LinkKind,
 }
 
 impl Message for Receiver {
-    type Result = Option<Addr<Inbound>>;
+    /// The actor, or why the connection is refused (counted by the caller).
+    type Result = Result<Addr<Inbound>, &'static str>;
+}
+
+/// A receiving actor's connection opened or closed (sent on every change): the
+/// registry bounds the established inbound connections with it.
+pub(crate) struct InboundConnection {
+    pub peer: NodeId,
+    pub kind: LinkKind,
+    pub open: bool,
+}
+
+impl Message for InboundConnection {
+    type Result = ();
 }
 
 /// A receiving actor stopped, with its final counters.
@@ -204,6 +219,9 @@ pub(crate) struct Registry {
     inbound_env: Option<Arc<InboundEnv>>,
     /// The receiving actor of each (peer, link kind) that ever connected.
     inbound: HashMap<(NodeId, LinkKind), Addr<Inbound>>,
+    /// The (peer, link kind)s with an established inbound connection, or one being
+    /// handed to its actor (admission: at most `AdmissionLimits::inbound_connections`).
+    connected: HashSet<(NodeId, LinkKind)>,
     /// Counters of the receiving actors that have stopped.
     inbound_ended: InboundCounters,
     /// Counters of the links that have closed.
@@ -237,6 +255,7 @@ impl Registry {
             refused: BTreeMap::new(),
             inbound_env: None,
             inbound: HashMap::new(),
+            connected: HashSet::new(),
             inbound_ended: InboundCounters::default(),
             links_closed: LinkCounters::default(),
             closed: false,
@@ -471,21 +490,32 @@ impl Handler<SetInboundEnv> for Registry {
 }
 
 impl Handler<Receiver> for Registry {
-    type Result = Option<Addr<Inbound>>;
+    type Result = Result<Addr<Inbound>, &'static str>;
 
     fn handle(&mut self, m: Receiver, _: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return None;
+            return Err("closed");
+        }
+        let key = (m.peer, m.kind);
+        if !self.connected.contains(&key)
+            && self.connected.len() >= self.config.admission.inbound_connections
+        {
+            return Err("too_many_connections");
         }
         for kind in LinkKind::ALL {
             if let Some(link) = self.links.get(&(m.peer, kind)) {
                 link.do_send(PeerSeen);
             }
         }
-        if let Some(addr) = self.inbound.get(&(m.peer, m.kind)) {
-            return Some(addr.clone());
+        // Held for it until its actor says otherwise.
+        self.connected.insert(key);
+        if let Some(addr) = self.inbound.get(&key) {
+            return Ok(addr.clone());
         }
-        let env = self.inbound_env.clone()?;
+        let Some(env) = self.inbound_env.clone() else {
+            self.connected.remove(&key);
+            return Err("closed");
+        };
         let (peer, kind) = (m.peer, m.kind);
         let make = move |_: &mut Context<Inbound>| Inbound::new(env, peer, kind);
         // Large messages are read, checked and assembled on the bulk thread, so that
@@ -496,7 +526,19 @@ impl Handler<Receiver> for Registry {
             Inbound::create(make)
         };
         self.inbound.insert((peer, kind), addr.clone());
-        Some(addr)
+        Ok(addr)
+    }
+}
+
+impl Handler<InboundConnection> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, m: InboundConnection, _: &mut Context<Self>) {
+        if m.open {
+            self.connected.insert((m.peer, m.kind));
+        } else {
+            self.connected.remove(&(m.peer, m.kind));
+        }
     }
 }
 
@@ -505,6 +547,7 @@ impl Handler<ReceiverStopped> for Registry {
 
     fn handle(&mut self, m: ReceiverStopped, _: &mut Context<Self>) {
         self.inbound.remove(&(m.peer, m.kind));
+        self.connected.remove(&(m.peer, m.kind));
         self.inbound_ended.add(&m.counters);
     }
 }

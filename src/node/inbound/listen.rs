@@ -9,9 +9,18 @@
 //! Refusals are counted always and logged at most once a second per reason, with the
 //! count since the last such line ([`RefusalLog`]), so a flood of them costs a few log
 //! lines, not one each on the node's thread.
+//!
+//! Admission ([`Handshakes`]): at most `AdmissionLimits::handshakes` sockets are in
+//! handshake at once, and `handshakes_per_ip` from one source address; a socket over
+//! either limit is closed as soon as it is accepted (nothing read, nothing allocated
+//! but its entry in the accept queue) and counted. A slot is held from the accept
+//! until the Hello is handed to its receiving actor or refused, at most the handshake
+//! timeout. Established connections are bounded by the registry, when it finds the
+//! receiving actor.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{Attach, InboundEnv};
 use crate::handshake::{Acceptor, AcceptorConfig, HandshakeError, Hello};
 use crate::node::registry::{InboundRefused, Receiver, SetPeer};
+use crate::node::AdmissionLimits;
 use crate::session::WarnLimiter;
 
 /// How often a line may be logged per refusal reason (and for failed accepts).
@@ -32,14 +42,33 @@ pub(crate) async fn listen(listener: TcpListener, env: Arc<InboundEnv>) {
     // Shared by the handshake tasks, which all run on this thread.
     let refusals = Rc::new(RefCell::new(RefusalLog::new(LOG_EVERY)));
     let mut accept_failures = WarnLimiter::new(LOG_EVERY);
+    let handshakes = Rc::new(RefCell::new(Handshakes::new(env.config.admission)));
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
+                let slot = match Handshakes::enter(&handshakes, from.ip()) {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        // Closed at once: nothing read, nothing spawned.
+                        drop(stream);
+                        env.registry.do_send(InboundRefused(reason));
+                        let due = refusals.borrow_mut().refused(reason, Instant::now());
+                        if let Some(count) = due {
+                            log::warn!(
+                                "{}: connection from {from} refused: {reason} ({count} \
+                                 refused as {reason} since the last such line)",
+                                env.node
+                            );
+                        }
+                        continue;
+                    }
+                };
                 let env = env.clone();
                 let refusals = refusals.clone();
                 actix::spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = handshake(stream, env.clone()).await {
-                        let reason = refusal_kind(&e);
+                        let reason = e.reason();
                         env.registry.do_send(InboundRefused(reason));
                         let due = refusals.borrow_mut().refused(reason, Instant::now());
                         if let Some(count) = due {
@@ -61,6 +90,62 @@ pub(crate) async fn listen(listener: TcpListener, env: Arc<InboundEnv>) {
                 }
                 // Out of descriptors and the like: don't spin.
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The sockets in handshake, in all and per source address, against the admission
+/// limits. Only addresses with a socket in handshake are kept.
+#[derive(Debug)]
+struct Handshakes {
+    limits: AdmissionLimits,
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Handshakes {
+    fn new(limits: AdmissionLimits) -> Self {
+        Handshakes {
+            limits,
+            total: 0,
+            per_ip: HashMap::new(),
+        }
+    }
+
+    /// A slot for a socket from `ip`, or the reason it is refused.
+    fn enter(this: &Rc<RefCell<Self>>, ip: IpAddr) -> Result<HandshakeSlot, &'static str> {
+        let mut h = this.borrow_mut();
+        if h.total >= h.limits.handshakes {
+            return Err("too_many_handshakes");
+        }
+        let per_ip = h.limits.handshakes_per_ip;
+        if h.per_ip.get(&ip).copied().unwrap_or(0) >= per_ip {
+            return Err("too_many_from_ip");
+        }
+        *h.per_ip.entry(ip).or_default() += 1;
+        h.total += 1;
+        Ok(HandshakeSlot {
+            handshakes: this.clone(),
+            ip,
+        })
+    }
+}
+
+/// A socket's place among those in handshake, given back when dropped.
+struct HandshakeSlot {
+    handshakes: Rc<RefCell<Handshakes>>,
+    ip: IpAddr,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut h = self.handshakes.borrow_mut();
+        h.total = h.total.saturating_sub(1);
+        if let Some(n) = h.per_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                h.per_ip.remove(&self.ip);
             }
         }
     }
@@ -93,6 +178,28 @@ impl RefusalLog {
     }
 }
 
+/// Why a socket was refused after it was accepted.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// Its handshake failed.
+    #[error("{0}")]
+    Handshake(#[from] HandshakeError),
+    /// The registry refused it (the node is closing, or has as many established
+    /// inbound connections as it takes).
+    #[error("{0}")]
+    Registry(&'static str),
+}
+
+impl Refused {
+    /// The name it is counted under.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refused::Handshake(e) => refusal_kind(e),
+            Refused::Registry(reason) => reason,
+        }
+    }
+}
+
 fn refusal_kind(e: &HandshakeError) -> &'static str {
     match e {
         HandshakeError::WrongMagic { .. } => "wrong_magic",
@@ -104,7 +211,7 @@ fn refusal_kind(e: &HandshakeError) -> &'static str {
     }
 }
 
-async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), HandshakeError> {
+async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> {
     let _ = stream.set_nodelay(true);
     let config = AcceptorConfig::new(env.node);
     let (acceptor, hello) = read_hello(&mut stream, config, env.config.handshake_timeout).await?;
@@ -122,9 +229,8 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Ha
             kind: hello.link_kind,
         })
         .await
-        .ok()
-        .flatten()
-        .ok_or(HandshakeError::Closed)?;
+        .map_err(|_| Refused::Registry("closed"))?
+        .map_err(Refused::Registry)?;
     receiver.do_send(Attach {
         stream,
         acceptor,
@@ -173,6 +279,25 @@ async fn read_hello(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_slots_are_bounded_in_all_and_per_address_and_given_back() {
+        let limits = AdmissionLimits::default()
+            .handshakes(3)
+            .handshakes_per_ip(2);
+        let h = Rc::new(RefCell::new(Handshakes::new(limits)));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let a1 = Handshakes::enter(&h, a).unwrap();
+        let a2 = Handshakes::enter(&h, a).unwrap();
+        assert_eq!(Handshakes::enter(&h, a).err(), Some("too_many_from_ip"));
+        let b1 = Handshakes::enter(&h, b).unwrap();
+        assert_eq!(Handshakes::enter(&h, b).err(), Some("too_many_handshakes"));
+        drop(a1);
+        let a3 = Handshakes::enter(&h, a).unwrap();
+        drop((a2, a3, b1));
+        assert_eq!(h.borrow().total, 0);
+        assert!(h.borrow().per_ip.is_empty(), "no address kept once done");
+    }
 
     #[test]
     fn refusals_are_logged_once_per_interval_per_reason_with_the_count() {

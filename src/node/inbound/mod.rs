@@ -43,7 +43,7 @@ use super::batches::{Batches, Read};
 use super::dispatch::{Handlers, Permit, Processed, Reply};
 use super::gate::Gate;
 use super::link::{lease_chunk, random_u64, Outbound};
-use super::registry::{InboundRefused, ReceiverStopped, Registry, Route};
+use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry, Route};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::timer::Timer;
@@ -148,6 +148,8 @@ pub(crate) struct Inbound {
     /// (a flood of Hellos costs a few lines, not one per connection).
     refusal_log: WarnLimiter,
     connect_log: WarnLimiter,
+    /// Whether the registry was last told this link has a connection (admission).
+    reported_open: bool,
 }
 
 /// How often an `Inbound` logs a refused, and an established, connection at most.
@@ -179,6 +181,21 @@ impl Inbound {
             timer: Timer::default(),
             refusal_log: WarnLimiter::new(LOG_EVERY),
             connect_log: WarnLimiter::new(LOG_EVERY),
+            reported_open: false,
+        }
+    }
+
+    /// Tells the registry when the link's connection opened or closed (it bounds the
+    /// established inbound connections).
+    fn report_connection(&mut self) {
+        let open = self.core.is_connected();
+        if open != self.reported_open {
+            self.reported_open = open;
+            self.env.registry.do_send(InboundConnection {
+                peer: self.peer,
+                kind: self.kind,
+                open,
+            });
         }
     }
 
@@ -200,6 +217,7 @@ impl Inbound {
 
     /// Carries out everything the core asks for after an input.
     fn drive(&mut self, ctx: &mut Context<Self>) {
+        self.report_connection();
         while let Some(arrival) = self.core.poll_arrival() {
             match arrival {
                 Arrival::Deliver { envelope, charge } => self.dispatch(envelope, charge, ctx),
@@ -472,6 +490,7 @@ impl Handler<Attach> for Inbound {
             Err(e) => {
                 self.core.handle_disconnected(now);
                 self.refuse("accept_failed", &e);
+                self.report_connection();
                 return;
             }
         };
