@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use internode::frame::Framing;
 use internode::handshake::{Hello, Initiator, VersionRange};
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, poll_until, within, WAIT};
+use support::{bounded, builder, poll_until, raise_fd_limit, within, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch};
@@ -34,26 +34,6 @@ enum Kind {
     Peer,
     Garbage,
     OldVersion,
-}
-
-/// Raises the soft limit of open files to the hard one and returns it: the test
-/// holds both ends of every connection.
-fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-        limit.rlim_cur as u64
-    }
 }
 
 fn hello(id: u64, versions: VersionRange) -> Hello {

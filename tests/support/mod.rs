@@ -82,6 +82,26 @@ pub async fn sender_behind_proxy(limits: internode::limits::Limits) -> (Node, No
     (a, b, proxy)
 }
 
+/// Raises the soft limit of open files to the hard one and returns it: the test
+/// holds both ends of every connection.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        limit.rlim_cur as u64
+    }
+}
+
 /// Awaits `future` for at most [`WAIT`], panicking with `what` after that.
 pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     match tokio::time::timeout(WAIT, future).await {
