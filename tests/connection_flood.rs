@@ -104,10 +104,9 @@ async fn a_flood_of_idle_and_slow_connections_leaves_the_peers_served() {
                         return started.elapsed();
                     }
                     let mut buf = [0u8; 16];
-                    match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await
-                    {
-                        Ok(Ok(0) | Err(_)) => return started.elapsed(),
-                        _ => {}
+                    let read = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf));
+                    if let Ok(Ok(0) | Err(_)) = read.await {
+                        return started.elapsed();
                     }
                 }
                 panic!("a one-byte-a-second Hello was let through");
