@@ -47,7 +47,9 @@
 //!   and of any one endpoint), and the peak pending bytes of any one link;
 //! - `links` (outbound, with `acknowledged`, `replayed` and `peer_restarts`),
 //!   `inbound` (the counters of all connections from peers: `duplicates` dropped,
-//!   `oversized`, `connections`, `peer_restarts`...) and `peer_restarted_events`.
+//!   `oversized`, `connections`, `peer_restarts`...) and `peer_restarted_events`;
+//! - `refused_connections`: connections this node refused, by reason (handshake
+//!   failures, admission limits).
 //!
 //! Peers may start in any order and may be killed and started again while it runs.
 //! Every process draws a random run id that its messages carry; a restarted sender
@@ -927,6 +929,8 @@ struct Summary {
     inbound: InboundSummary,
     /// `PeerRestarted` events of this node's links.
     peer_restarted_events: u64,
+    /// Connections this node refused, by reason (`Node::refused_connections`).
+    refused_connections: BTreeMap<&'static str, u64>,
 }
 
 fn sender_summary(tally: &SenderTally, now: Instant) -> SenderSummary {
@@ -1130,6 +1134,7 @@ async fn run(options: Options) -> Result<(), String> {
     let links = node.links().await;
     let limits = node.limits().await;
     let inbound = node.inbound_counters().await;
+    let refused_connections = node.refused_connections().await;
     // With every outcome known nothing is queued; otherwise a peer is down and what
     // waits for it fails with `closed` rather than being drained forever.
     let nothing_queued = peers.iter().all(|p| {
@@ -1259,6 +1264,7 @@ async fn run(options: Options) -> Result<(), String> {
             peer_restarts: inbound.peer_restarts,
         },
         peer_restarted_events: peer_restarts.get(),
+        refused_connections,
     };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     match &options.summary {
