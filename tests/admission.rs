@@ -116,7 +116,7 @@ async fn established_inbound_connections_are_bounded_and_a_peer_may_replace_its_
             .await
             .unwrap();
         let first = raw_peer(101, b.local_addr(), LinkKind::Small).await;
-        let _second = raw_peer(102, b.local_addr(), LinkKind::Small).await;
+        let second = raw_peer(102, b.local_addr(), LinkKind::Small).await;
         // A third peer: refused once its Hello is read.
         let mut third = TcpStream::connect(b.local_addr()).await.unwrap();
         let listen = "127.0.0.1:9".parse().unwrap();
@@ -134,6 +134,17 @@ async fn established_inbound_connections_are_bounded_and_a_peer_may_replace_its_
             b.refused_connections().await.get("too_many_connections"),
             Some(&1)
         );
+        // Peer 102 leaves: its place goes to the next one.
+        drop(second);
+        poll_until("peer 102's connection to close", || async {
+            match b.inbound_connections().await {
+                1 => Ok(()),
+                n => Err(n),
+            }
+        })
+        .await;
+        let _third = raw_peer(103, b.local_addr(), LinkKind::Small).await;
+        assert_eq!(b.inbound_connections().await, 2);
     })
     .await;
 }

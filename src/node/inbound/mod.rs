@@ -188,15 +188,21 @@ impl Inbound {
     /// Tells the registry when the link's connection opened or closed (it bounds the
     /// established inbound connections).
     fn report_connection(&mut self) {
-        let open = self.core.is_connected();
-        if open != self.reported_open {
-            self.reported_open = open;
-            self.env.registry.do_send(InboundConnection {
-                peer: self.peer,
-                kind: self.kind,
-                open,
-            });
+        if self.core.is_connected() != self.reported_open {
+            self.report_connection_now();
         }
+    }
+
+    /// Tells the registry whether the link has a connection, changed or not: after
+    /// every Hello, for which the registry held a place.
+    fn report_connection_now(&mut self) {
+        let open = self.core.is_connected();
+        self.reported_open = open;
+        self.env.registry.do_send(InboundConnection {
+            peer: self.peer,
+            kind: self.kind,
+            open,
+        });
     }
 
     /// A connection refused after its Hello was read: counted by `reason` (see
@@ -475,6 +481,7 @@ impl Handler<Attach> for Inbound {
             Err(stale) => {
                 // Dropping the socket closes it; the initiator tries again.
                 self.refuse("stale_attempt", &stale);
+                self.report_connection_now();
                 return;
             }
         };
@@ -490,7 +497,7 @@ impl Handler<Attach> for Inbound {
             Err(e) => {
                 self.core.handle_disconnected(now);
                 self.refuse("accept_failed", &e);
-                self.report_connection();
+                self.report_connection_now();
                 return;
             }
         };
