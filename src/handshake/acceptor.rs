@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::auth::{self, ClusterKey, Nonce};
-use super::initiator::out_of_order;
+use super::initiator::{out_of_order, queue};
 use super::reader::MessageReader;
 use super::{
     Accept, AuthToken, Challenge, Established, FramingSet, HandshakeError, Hello, MessageType,
@@ -152,7 +152,9 @@ impl Acceptor {
         }
     }
 
-    /// The bytes to write next, if any: the Accept or the Reject, once.
+    /// The bytes to write next, if any, once: the Accept or the Reject; with a cluster
+    /// secret also the Challenge, followed by a Reject when the same input held the
+    /// Hello and a wrong Proof.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.take()
     }
@@ -293,7 +295,7 @@ impl Acceptor {
             .get(super::HEADER_LEN..buf.len() - super::TRAILER_LEN)
             .unwrap_or_default()
             .to_vec();
-        self.transmit = Some(buf.freeze());
+        queue(&mut self.transmit, buf);
         self.state = State::ReadingProof {
             reader: MessageReader::new("Proof", &[MessageType::Proof]),
             hello,
@@ -354,7 +356,7 @@ impl Acceptor {
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + accept.body_len() + super::TRAILER_LEN);
         accept.encode(&mut buf);
-        self.transmit = Some(buf.freeze());
+        queue(&mut self.transmit, buf);
         Ok(Established {
             version,
             framing: hello.framing,
@@ -413,7 +415,7 @@ impl Acceptor {
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + Reject::BODY_LEN + super::TRAILER_LEN);
         reject.encode(&mut buf);
-        self.transmit = Some(buf.freeze());
+        queue(&mut self.transmit, buf);
     }
 
     /// The checks this side makes alone, in order: versions (read before the rest of

@@ -268,7 +268,7 @@ impl Initiator {
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + Proof::BODY_LEN + super::TRAILER_LEN);
         proof.encode(&mut buf);
-        self.transmit = Some(buf.freeze());
+        queue(&mut self.transmit, buf);
         self.state = State::AwaitingAccept(
             MessageReader::new(EXPECTED, &[MessageType::Accept, MessageType::Reject]),
             challenge.node_id,
@@ -386,6 +386,20 @@ impl Initiator {
             }),
         }
     }
+}
+
+/// Queues `bytes` for `poll_transmit` after what is already queued (a Challenge not
+/// yet taken stays ahead of the Reject that follows it in the same input).
+pub(super) fn queue(transmit: &mut Option<Bytes>, bytes: BytesMut) {
+    *transmit = Some(match transmit.take() {
+        None => bytes.freeze(),
+        Some(queued) => {
+            let mut all = BytesMut::with_capacity(queued.len() + bytes.len());
+            all.extend_from_slice(&queued);
+            all.extend_from_slice(&bytes);
+            all.freeze()
+        }
+    });
 }
 
 pub(super) fn out_of_order(call: &'static str, state: &'static str) -> HandshakeError {

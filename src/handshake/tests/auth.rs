@@ -245,6 +245,19 @@ fn a_replayed_hello_and_proof_fail_against_a_fresh_nonce() {
         fresh.handle_input(&proof, now),
         Err(HandshakeError::AuthFailed)
     );
+
+    // Replayed in one piece: the Challenge still goes out, ahead of the Reject.
+    let mut blind = acceptor_with(&good(), [0x3d; NONCE_LEN], now);
+    let both: Vec<u8> = [&hello[..], &proof[..]].concat();
+    assert_eq!(
+        blind.handle_input(&both, now),
+        Err(HandshakeError::AuthFailed)
+    );
+    let out = blind.poll_transmit().unwrap();
+    let challenge_len = HEADER_LEN + Challenge::BODY_LEN + TRAILER_LEN;
+    assert!(Challenge::decode(&out[..challenge_len]).is_ok());
+    let reject = Reject::decode(&out[challenge_len..]).unwrap();
+    assert_eq!(reject.reason, RejectReason::Unauthorized);
 }
 
 #[test]
