@@ -691,7 +691,9 @@ impl Node {
 
     /// Connections refused before their handshake completed, by reason
     /// (`wrong_magic`, `incompatible_version`, `self_connect`, `timeout`, `closed`,
-    /// `malformed`; after the Hello, `stale_attempt` and `accept_failed`). Every
+    /// `malformed`; with a cluster secret, `auth_missing`, `cluster_mismatch`,
+    /// `auth_failed` and `auth_incomplete`; after the Hello, `stale_attempt` and
+    /// `accept_failed`). Every
     /// refusal is counted; each reason is logged at most once a second.
     pub async fn refused_connections(&self) -> BTreeMap<&'static str, u64> {
         self.inner
