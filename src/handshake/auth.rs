@@ -113,7 +113,7 @@ impl ClusterKey {
         mac
     }
 
-    /// The acceptor's proof over its transcript (see [`Transcript`]).
+    /// The acceptor's proof over its transcript (the parts, each length-prefixed).
     pub(crate) fn acceptor_proof(&self, transcript: &[&[u8]]) -> [u8; PROOF_LEN] {
         self.mac(ACCEPTOR_LABEL, transcript)
             .finalize()
