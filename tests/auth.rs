@@ -335,3 +335,135 @@ async fn without_secrets_nodes_talk_as_before() {
     })
     .await;
 }
+
+/// Connects as node `id` with a Hello carrying a nonce and the right cluster name but
+/// no knowledge of the secret; returns the stream and the Challenge's bytes.
+async fn challenged(addr: std::net::SocketAddr, id: u64) -> (TcpStream, Vec<u8>) {
+    // Another secret: the Hello is well-formed, the attacker cannot prove anything.
+    let key = ClusterKey::derive(b"a guess", "internode").unwrap();
+    let hello = Hello::new(
+        NodeId(id),
+        "127.0.0.1:9".parse().unwrap(),
+        LinkKind::Small,
+        Framing::Crc,
+    );
+    let mut initiator =
+        Initiator::with_auth(hello, &key, fresh_nonce(), Instant::now(), support::WAIT);
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(&initiator.poll_transmit().unwrap())
+        .await
+        .unwrap();
+    let mut challenge = vec![0u8; 7 + 72 + 4];
+    within("the Challenge", stream.read_exact(&mut challenge))
+        .await
+        .unwrap();
+    (stream, challenge)
+}
+
+/// The node's own proof sent back as the initiator's: refused (the role label
+/// differs), counted, nothing delivered.
+#[actix::test]
+async fn a_reflected_proof_is_refused() {
+    bounded(async {
+        let b = with_secret(2, SECRET).start().await.unwrap();
+        let mut inbox = collect::<Seq>(&b);
+        let (mut stream, challenge) = challenged(b.local_addr(), 7).await;
+        let challenge = internode::handshake::Challenge::decode(&challenge).unwrap();
+        let mut reflected = BytesMut::new();
+        internode::handshake::Proof {
+            proof: challenge.proof,
+        }
+        .encode(&mut reflected);
+        reflected.extend_from_slice(&frames(&[envelope(1)]));
+        stream.write_all(&reflected).await.unwrap();
+        let mut answer = Vec::new();
+        within("the node to close", stream.read_to_end(&mut answer))
+            .await
+            .unwrap();
+        let reject = Reject::decode(&answer).expect("a Reject");
+        assert_eq!(reject.reason, RejectReason::Unauthorized);
+        within("the refusal to be counted", async {
+            while b.refused_connections().await.get("auth_failed") != Some(&1) {
+                tokio::time::sleep(POLL).await;
+            }
+        })
+        .await;
+        assert!(inbox.try_recv().is_err());
+        assert_eq!(b.inbound_connections().await, 0);
+        assert!(matches!(
+            b.send(NodeId(7), Seq(1)).await,
+            Err(SendError::UnknownPeer(_))
+        ));
+    })
+    .await;
+}
+
+/// A process without the secret that claims an authenticated peer's node id does not
+/// disturb that peer's connection: it is refused before the receiving actor hears of
+/// it.
+#[actix::test]
+async fn an_impostor_does_not_displace_an_authenticated_connection() {
+    bounded(async {
+        let b = with_secret(2, SECRET).start().await.unwrap();
+        let mut inbox = collect::<Seq>(&b);
+        let a = with_secret(1, SECRET).start().await.unwrap();
+        let mut events = Events::subscribe(&a).await;
+        a.add_peer(NodeId(2), b.local_addr()).await;
+        let to_b = a.peer(NodeId(2)).await.unwrap();
+        assert_eq!(to_b.send(Seq(1)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(1))]);
+
+        // Node 1's id, no secret: a Hello without a nonce, then one with a wrong
+        // proof to come.
+        let mut plain = TcpStream::connect(b.local_addr()).await.unwrap();
+        let mut hello = BytesMut::new();
+        Hello::new(
+            NodeId(1),
+            "127.0.0.1:9".parse().unwrap(),
+            LinkKind::Small,
+            Framing::Crc,
+        )
+        .encode(&mut hello);
+        plain.write_all(&hello).await.unwrap();
+        let mut answer = Vec::new();
+        within("the node to close", plain.read_to_end(&mut answer))
+            .await
+            .unwrap();
+        assert_eq!(
+            Reject::decode(&answer).unwrap().reason,
+            RejectReason::Unauthorized
+        );
+        let (stream, _) = challenged(b.local_addr(), 1).await;
+        drop(stream);
+        within("the refusals to be counted", async {
+            loop {
+                let refused = b.refused_connections().await;
+                if refused.get("auth_missing") == Some(&1)
+                    && refused.get("auth_incomplete") == Some(&1)
+                {
+                    return;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        })
+        .await;
+
+        // The real connection was never replaced: still one, still delivering, and
+        // node 1's link saw one connection only.
+        assert_eq!(b.inbound_connections().await, 1);
+        assert_eq!(to_b.send(Seq(2)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(2))]);
+        let connected = events
+            .of(NodeId(2), LinkKind::Small)
+            .iter()
+            .filter(|e| **e == LinkEvent::Connected)
+            .count();
+        assert_eq!(connected, 1);
+        assert!(!events
+            .of(NodeId(2), LinkKind::Small)
+            .iter()
+            .any(|e| matches!(e, LinkEvent::Disconnected { .. })));
+    })
+    .await;
+}
