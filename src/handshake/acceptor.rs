@@ -225,7 +225,12 @@ impl Acceptor {
                 } => self
                     .check_proof(&hello_body, &challenge_body, &message.body)
                     .map(|()| Some((hello, version))),
-                _ => unreachable!("only the reading states have a reader"),
+                // Not reached: only the reading states have a reader.
+                other => {
+                    let name = other.name();
+                    self.state = other;
+                    return Err(out_of_order("handle_input", name));
+                }
             };
             match checked {
                 // The Challenge is queued: read the Proof.
