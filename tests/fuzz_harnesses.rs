@@ -69,7 +69,7 @@ proptest! {
     #[test]
     fn handshake_on_bytes_after_the_magic(
         chunking in any::<[u8; 2]>(),
-        kind in 1..4u8,
+        kind in 1..6u8,
         body in prop::collection::vec(any::<u8>(), 0..300),
     ) {
         let mut data = chunking.to_vec();
@@ -77,6 +77,23 @@ proptest! {
         data.push(kind);
         data.extend_from_slice(&(body.len() as u16).to_le_bytes());
         data.extend_from_slice(&body);
+        fuzzing::handshake(&data);
+    }
+
+    /// Challenges, Proofs and Accepts (right checksum, bit 7) fed to the authenticated
+    /// machines after an honest first message (bit 6).
+    #[test]
+    fn handshake_auth_messages_after_an_honest_start(
+        chunking in any::<u8>(),
+        kind in 2..6u8,
+        body in prop::collection::vec(any::<u8>(), 0..120),
+    ) {
+        let mut data = vec![0xc0 | (chunking & 0x3f), chunking];
+        data.extend_from_slice(b"INOD");
+        data.push(kind);
+        data.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        data.extend_from_slice(&body);
+        data.extend_from_slice(&[0; 4]);
         fuzzing::handshake(&data);
     }
 

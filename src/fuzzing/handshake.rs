@@ -4,8 +4,9 @@ use std::time::{Duration, Instant};
 
 use crate::frame::Framing;
 use crate::handshake::{
-    Accept, AcceptParams, Acceptor, AcceptorConfig, Established, HandshakeError, Hello, Initiator,
-    Reject, HEADER_LEN, MAGIC, MAX_HANDSHAKE_BODY, MAX_HANDSHAKE_MESSAGE, TRAILER_LEN,
+    Accept, AcceptParams, Acceptor, AcceptorConfig, Challenge, ClusterKey, Established,
+    HandshakeError, Hello, Initiator, Proof, Reject, HEADER_LEN, MAGIC, MAX_HANDSHAKE_BODY,
+    MAX_HANDSHAKE_MESSAGE, TRAILER_LEN,
 };
 use crate::{LinkKind, NodeId};
 
@@ -14,14 +15,23 @@ use crate::{LinkKind, NodeId};
 /// Input layout: byte 0 and byte 1 give the sizes of the pieces the rest is cut into
 /// (alternately `1 + byte % 64`, so sizes from 1 to 64); bit 7 of byte 0, when set,
 /// makes the harness write the correct CRC32 over the message at the start of the rest,
-/// so that the fuzzer gets past the checksum into the body decoders. The rest is then
+/// so that the fuzzer gets past the checksum into the body decoders; bit 6 of byte 0,
+/// when set, makes the authenticated machines of step 2 start from an honest peer's
+/// first message (see there). The rest is then
 ///
 /// 1. fed in those pieces to an [`Acceptor`] (node 1, all versions and framings), which
 ///    is accepted when a Hello comes out, and to an [`Initiator`] (node 2); each must
 ///    end in a result or an error, stay failed or complete after it, and report the
 ///    end of the stream and the deadline without panicking;
-/// 2. decoded as a whole [`Hello`], [`Accept`] and [`Reject`]: a message that decodes
-///    must decode to the same value after being encoded again.
+/// 2. the same with a cluster secret ([`Acceptor::with_auth`], [`Initiator::with_auth`]).
+///    With bit 6 set, the acceptor has first read an honest initiator's Hello (so the
+///    input is taken as the Proof) and the initiator an honest acceptor's Challenge (so
+///    the input is taken as the Accept). Whatever the input, the acceptor never gives
+///    out a Hello (the input cannot carry a valid proof), and the initiator is never
+///    established without a verified Challenge;
+/// 3. decoded as a whole [`Hello`], [`Accept`], [`Reject`], [`Challenge`] and
+///    [`Proof`]: a message that decodes must decode to the same value after being
+///    encoded again.
 pub fn handshake(data: &[u8]) {
     let (sizes, rest) = match data {
         [a, b, rest @ ..] => ([1 + usize::from(*a % 64), 1 + usize::from(*b % 64)], rest),
@@ -31,13 +41,14 @@ pub fn handshake(data: &[u8]) {
     if data.first().is_some_and(|a| a & 0x80 != 0) {
         fix_checksum(&mut input);
     }
+    let helped = data.first().is_some_and(|a| a & 0x40 != 0);
 
     // The one clock read: any instant will do, as only durations from it matter.
     let start = Instant::now();
     let timeout = Duration::from_secs(10);
 
     let mut acceptor = Acceptor::new(AcceptorConfig::new(NodeId(1)), start, timeout);
-    let acceptor_done = drive(&input, sizes, start, |piece, now| {
+    let acceptor_done = drive(&input, sizes, start, MAX_HANDSHAKE_MESSAGE, |piece, now| {
         let hello = acceptor.handle_input(piece, now)?;
         let Some(hello) = hello else { return Ok(None) };
         assert_ne!(hello.node_id, NodeId(1), "a self-connect passed the checks");
@@ -63,12 +74,12 @@ pub fn handshake(data: &[u8]) {
         LinkKind::Small,
         Framing::Crc,
     );
-    let mut initiator = Initiator::new(hello, start, timeout);
+    let mut initiator = Initiator::new(hello.clone(), start, timeout);
     assert!(
         initiator.poll_transmit().is_some(),
         "the Hello was not queued"
     );
-    let initiator_done = drive(&input, sizes, start, |piece, now| {
+    let initiator_done = drive(&input, sizes, start, MAX_HANDSHAKE_MESSAGE, |piece, now| {
         initiator.handle_input(piece, now)
     });
     check_after_end(&initiator_done, &input, |piece| {
@@ -83,6 +94,8 @@ pub fn handshake(data: &[u8]) {
         Ok(()),
         "a finished initiator timed out"
     );
+
+    authenticated(&input, sizes, helped, start, timeout, &hello);
 
     if let Ok(hello) = Hello::decode(&input) {
         let mut again = bytes::BytesMut::new();
@@ -111,16 +124,107 @@ pub fn handshake(data: &[u8]) {
             "Reject did not survive re-encoding"
         );
     }
+    if let Ok(challenge) = Challenge::decode(&input) {
+        let mut again = bytes::BytesMut::new();
+        challenge.encode(&mut again);
+        assert_eq!(
+            Challenge::decode(&again),
+            Ok(challenge),
+            "Challenge did not survive re-encoding"
+        );
+    }
+    if let Ok(proof) = Proof::decode(&input) {
+        let mut again = bytes::BytesMut::new();
+        proof.encode(&mut again);
+        assert_eq!(
+            Proof::decode(&again),
+            Ok(proof),
+            "Proof did not survive re-encoding"
+        );
+    }
+}
+
+/// Step 2 of [`handshake`]: the machines with a cluster secret.
+fn authenticated(
+    input: &[u8],
+    sizes: [usize; 2],
+    helped: bool,
+    start: Instant,
+    timeout: Duration,
+    hello: &Hello,
+) {
+    let key = ClusterKey::derive(b"fuzz secret", "fuzz").expect("a valid key");
+    let config = AcceptorConfig::new(NodeId(1));
+    let (initiator_nonce, acceptor_nonce) = ([0x11; 32], [0xaa; 32]);
+
+    let mut acceptor = Acceptor::with_auth(config, &key, acceptor_nonce, start, timeout);
+    if helped {
+        let mut honest = Initiator::with_auth(hello.clone(), &key, initiator_nonce, start, timeout);
+        let hello_bytes = honest.poll_transmit().expect("the Hello is queued");
+        assert_eq!(acceptor.handle_input(&hello_bytes, start), Ok(None));
+        let challenge = acceptor.poll_transmit().expect("the Challenge is queued");
+        assert_eq!(honest.handle_input(&challenge, start), Ok(None));
+        assert!(
+            honest.poll_transmit().is_some(),
+            "an honest Challenge failed"
+        );
+    }
+    let acceptor_done = drive(input, sizes, start, MAX_HANDSHAKE_MESSAGE, |piece, now| {
+        let hello = acceptor.handle_input(piece, now)?;
+        assert!(hello.is_none(), "a Hello came out without a valid Proof");
+        Ok(None)
+    });
+    check_after_end(&acceptor_done, input, |piece| {
+        acceptor.handle_input(piece, start).err()
+    });
+    let _ = acceptor.handle_eof();
+    assert_eq!(acceptor.handle_timeout(start + timeout), Ok(()));
+
+    let mut initiator = Initiator::with_auth(hello.clone(), &key, initiator_nonce, start, timeout);
+    let hello_bytes = initiator.poll_transmit().expect("the Hello is queued");
+    if helped {
+        let mut honest = Acceptor::with_auth(config, &key, acceptor_nonce, start, timeout);
+        assert_eq!(honest.handle_input(&hello_bytes, start), Ok(None));
+        let challenge = honest.poll_transmit().expect("the Challenge is queued");
+        assert_eq!(initiator.handle_input(&challenge, start), Ok(None));
+        let proof = initiator
+            .poll_transmit()
+            .expect("an honest Challenge failed");
+        assert!(
+            matches!(honest.handle_input(&proof, start), Ok(Some(_))),
+            "an honest Proof failed"
+        );
+    }
+    let initiator_done = drive(input, sizes, start, MAX_HANDSHAKE_MESSAGE, |piece, now| {
+        initiator.handle_input(piece, now)
+    });
+    if !helped {
+        assert!(
+            !matches!(initiator_done, Some(Ok(_))),
+            "established without a verified Challenge"
+        );
+        assert_eq!(
+            initiator.poll_transmit(),
+            None,
+            "a Proof for a forged Challenge"
+        );
+    }
+    check_after_end(&initiator_done, input, |piece| {
+        initiator.handle_input(piece, start).err()
+    });
+    let _ = initiator.handle_eof();
+    assert_eq!(initiator.handle_timeout(start + timeout), Ok(()));
 }
 
 /// Feeds `input` to `step` in pieces of the alternating `sizes`, a millisecond apart,
 /// until it returns a result or an error. Checks that an [`Established`] keeps exactly
-/// the bytes after the message as leftover, and that no more than a whole message was
-/// taken before it. Returns `None` if the input ran out first.
+/// the bytes after the message as leftover, and that no more than `max_taken` bytes (a
+/// whole message) were taken before it. Returns `None` if the input ran out first.
 fn drive(
     input: &[u8],
     sizes: [usize; 2],
     start: Instant,
+    max_taken: usize,
     mut step: impl FnMut(&[u8], Instant) -> Result<Option<Established>, HandshakeError>,
 ) -> Option<Result<Established, HandshakeError>> {
     let mut offset = 0;
@@ -141,7 +245,7 @@ fn drive(
                 );
                 let taken = offset + piece.len() - leftover.len();
                 assert!(
-                    (HEADER_LEN + TRAILER_LEN..=MAX_HANDSHAKE_MESSAGE).contains(&taken),
+                    (HEADER_LEN + TRAILER_LEN..=max_taken).contains(&taken),
                     "took {taken} bytes for one message"
                 );
                 return Some(Ok(established));
@@ -228,6 +332,57 @@ mod tests {
         accept.encode(&mut accept_bytes);
         for message in [hello_bytes(), accept_bytes.to_vec()] {
             for a in 0..64u8 {
+                let mut data = vec![a, a.wrapping_mul(7)];
+                data.extend_from_slice(&message);
+                data.extend_from_slice(b"frames");
+                handshake(&data);
+            }
+        }
+    }
+
+    #[test]
+    fn authenticated_messages_in_many_cuts_with_and_without_help() {
+        let key = ClusterKey::derive(b"fuzz secret", "fuzz").unwrap();
+        let hello = Hello::new(
+            NodeId(2),
+            ([127, 0, 0, 1], 7000).into(),
+            LinkKind::Small,
+            Framing::Crc,
+        );
+        let mut i = Initiator::with_auth(
+            hello,
+            &key,
+            [0x11; 32],
+            Instant::now(),
+            Duration::from_secs(1),
+        );
+        let hello_bytes = i.poll_transmit().unwrap();
+        let challenge = Challenge {
+            proof: [5; 32],
+            node_id: NodeId(1),
+            nonce: [6; 32],
+        };
+        let mut challenge_bytes = BytesMut::new();
+        challenge.encode(&mut challenge_bytes);
+        let mut proof_bytes = BytesMut::new();
+        Proof { proof: [7; 32] }.encode(&mut proof_bytes);
+        let mut accept_bytes = BytesMut::new();
+        Accept {
+            version: 1,
+            framing: Framing::Crc,
+            node_id: NodeId(1),
+            session_id: 3,
+            resume: 4,
+            auth: crate::handshake::AuthToken::empty(),
+        }
+        .encode(&mut accept_bytes);
+        for message in [
+            hello_bytes.to_vec(),
+            challenge_bytes.to_vec(),
+            proof_bytes.to_vec(),
+            accept_bytes.to_vec(),
+        ] {
+            for a in 0..128u8 {
                 let mut data = vec![a, a.wrapping_mul(7)];
                 data.extend_from_slice(&message);
                 data.extend_from_slice(b"frames");

@@ -4,11 +4,12 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::initiator::out_of_order;
+use super::auth::{self, ClusterKey, Nonce};
+use super::initiator::{out_of_order, queue};
 use super::reader::MessageReader;
 use super::{
-    Accept, AuthToken, Established, FramingSet, HandshakeError, Hello, MessageType, Reject,
-    RejectReason, VersionRange,
+    Accept, AuthToken, Challenge, Established, FramingSet, HandshakeError, Hello, MessageType,
+    Proof, Reject, RejectReason, VersionRange,
 };
 use crate::NodeId;
 
@@ -74,12 +75,24 @@ pub struct Acceptor {
     /// `None` when `now + timeout` does not fit an [`Instant`]: no deadline.
     deadline: Option<Instant>,
     transmit: Option<Bytes>,
+    /// With a cluster secret: the key and this side's nonce.
+    auth: Option<(ClusterKey, Nonce)>,
     state: State,
 }
 
 #[derive(Debug)]
 enum State {
     Reading(MessageReader),
+    /// With a cluster secret: the Hello passed the checks and the Challenge is queued;
+    /// the initiator's Proof is being read.
+    ReadingProof {
+        reader: MessageReader,
+        hello: Hello,
+        version: u8,
+        /// The Hello's body and the Challenge's: the transcript so far.
+        hello_body: Vec<u8>,
+        challenge_body: Vec<u8>,
+    },
     /// A Hello passed the checks; the shell decides.
     AwaitingDecision {
         hello: Hello,
@@ -94,6 +107,7 @@ impl State {
     fn name(&self) -> &'static str {
         match self {
             State::Reading(_) => "reading the Hello",
+            State::ReadingProof { .. } => "reading the Proof",
             State::AwaitingDecision { .. } => "awaiting the accept or reject decision",
             State::Established => "established",
             State::Failed => "failed",
@@ -108,11 +122,39 @@ impl Acceptor {
             config,
             deadline: now.checked_add(timeout),
             transmit: None,
+            auth: None,
             state: State::Reading(MessageReader::new("Hello", &[MessageType::Hello])),
         }
     }
 
-    /// The bytes to write next, if any: the Accept or the Reject, once.
+    /// Starts reading a Hello on a new connection that must authenticate with the
+    /// cluster secret of `key`; `nonce` must be fresh
+    /// ([`fresh_nonce`](super::fresh_nonce)).
+    ///
+    /// After the checks of [`new`](Self::new), a Hello without a nonce fails with
+    /// [`HandshakeError::AuthMissing`] and one naming another cluster with
+    /// [`HandshakeError::ClusterMismatch`] (each with a Reject). A good one gets a
+    /// [`Challenge`] (queued for [`poll_transmit`](Self::poll_transmit), and
+    /// [`handle_input`](Self::handle_input) gives `Ok(None)`); the Hello is returned
+    /// only once the initiator's [`Proof`] has checked out. A wrong proof fails with
+    /// [`HandshakeError::AuthFailed`] (and a Reject), an end of the connection before
+    /// the Proof with [`HandshakeError::AuthIncomplete`].
+    pub fn with_auth(
+        config: AcceptorConfig,
+        key: &ClusterKey,
+        nonce: Nonce,
+        now: Instant,
+        timeout: Duration,
+    ) -> Self {
+        Acceptor {
+            auth: Some((key.clone(), nonce)),
+            ..Acceptor::new(config, now, timeout)
+        }
+    }
+
+    /// The bytes to write next, if any, once: the Accept or the Reject; with a cluster
+    /// secret also the Challenge, followed by a Reject when the same input held the
+    /// Hello and a wrong Proof.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.take()
     }
@@ -122,7 +164,9 @@ impl Acceptor {
     /// completed or failed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::Reading(_) | State::AwaitingDecision { .. } => self.deadline,
+            State::Reading(_) | State::ReadingProof { .. } | State::AwaitingDecision { .. } => {
+                self.deadline
+            }
             State::Established | State::Failed => None,
         }
     }
@@ -151,47 +195,140 @@ impl Acceptor {
         data: &[u8],
         now: Instant,
     ) -> Result<Option<Hello>, HandshakeError> {
-        let State::Reading(reader) = &mut self.state else {
-            return Err(out_of_order("handle_input", self.state.name()));
-        };
-        let fed = if self.deadline.is_some_and(|d| now >= d) {
-            Err(HandshakeError::Timeout)
-        } else {
-            reader.feed(data)
-        };
-        let checked = match fed {
-            Ok(None) => return Ok(None),
-            Ok(Some((message, used))) => self.check_hello(&message.body).map(|(hello, version)| {
-                let leftover = Bytes::copy_from_slice(data.get(used..).unwrap_or_default());
-                (hello, version, leftover)
-            }),
-            Err(e) => Err(e),
-        };
-        match checked {
-            Ok((hello, version, leftover)) => {
-                let result = hello.clone();
-                self.state = State::AwaitingDecision {
+        let mut data = data;
+        loop {
+            let reader = match &mut self.state {
+                State::Reading(reader) | State::ReadingProof { reader, .. } => reader,
+                _ => return Err(out_of_order("handle_input", self.state.name())),
+            };
+            let fed = if self.deadline.is_some_and(|d| now >= d) {
+                Err(HandshakeError::Timeout)
+            } else {
+                reader.feed(data)
+            };
+            let (message, used) = match fed {
+                Ok(None) => return Ok(None),
+                Ok(Some(whole)) => whole,
+                Err(e) => return Err(self.fail(e)),
+            };
+            let rest = data.get(used..).unwrap_or_default();
+            let checked = match std::mem::replace(&mut self.state, State::Failed) {
+                State::Reading(_) => self
+                    .check_hello(&message.body)
+                    .and_then(|(hello, version)| self.challenge(hello, version, message.body)),
+                State::ReadingProof {
                     hello,
                     version,
-                    leftover,
-                };
-                Ok(Some(result))
-            }
-            Err(error) => {
-                let reason = match error {
-                    HandshakeError::IncompatibleVersion { .. } => {
-                        Some(RejectReason::IncompatibleVersion)
-                    }
-                    HandshakeError::UnsupportedFraming(_) => Some(RejectReason::UnsupportedFraming),
-                    HandshakeError::SelfConnect => Some(RejectReason::SelfConnect),
-                    _ => None,
-                };
-                if let Some(reason) = reason {
-                    self.queue_reject(reason);
+                    hello_body,
+                    challenge_body,
+                    ..
+                } => self
+                    .check_proof(&hello_body, &challenge_body, &message.body)
+                    .map(|()| Some((hello, version))),
+                // Not reached: only the reading states have a reader.
+                other => {
+                    let name = other.name();
+                    self.state = other;
+                    return Err(out_of_order("handle_input", name));
                 }
-                self.state = State::Failed;
-                Err(error)
+            };
+            match checked {
+                // The Challenge is queued: read the Proof.
+                Ok(None) => data = rest,
+                Ok(Some((hello, version))) => {
+                    let result = hello.clone();
+                    self.state = State::AwaitingDecision {
+                        hello,
+                        version,
+                        leftover: Bytes::copy_from_slice(rest),
+                    };
+                    return Ok(Some(result));
+                }
+                Err(error) => return Err(self.fail(error)),
             }
+        }
+    }
+
+    /// Fails the handshake with `error`, queuing a Reject if it has a reason to give.
+    fn fail(&mut self, error: HandshakeError) -> HandshakeError {
+        let reason = match error {
+            HandshakeError::IncompatibleVersion { .. } => Some(RejectReason::IncompatibleVersion),
+            HandshakeError::UnsupportedFraming(_) => Some(RejectReason::UnsupportedFraming),
+            HandshakeError::SelfConnect => Some(RejectReason::SelfConnect),
+            HandshakeError::AuthMissing | HandshakeError::AuthFailed => {
+                Some(RejectReason::Unauthorized)
+            }
+            HandshakeError::ClusterMismatch => Some(RejectReason::ClusterMismatch),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            self.queue_reject(reason);
+        }
+        self.state = State::Failed;
+        error
+    }
+
+    /// Without a cluster secret: the Hello is for the shell (`Some`). With one: checks
+    /// the Hello's nonce and cluster name, queues the Challenge and waits for the Proof
+    /// (`None`).
+    fn challenge(
+        &mut self,
+        hello: Hello,
+        version: u8,
+        hello_body: Vec<u8>,
+    ) -> Result<Option<(Hello, u8)>, HandshakeError> {
+        let Some((key, nonce)) = &self.auth else {
+            return Ok(Some((hello, version)));
+        };
+        let (_, cluster) =
+            auth::split_hello_auth(hello.auth.as_bytes()).ok_or(HandshakeError::AuthMissing)?;
+        if cluster != key.cluster() {
+            return Err(HandshakeError::ClusterMismatch);
+        }
+        let mut covered = Vec::with_capacity(Challenge::BODY_LEN);
+        let mut challenge = Challenge {
+            proof: [0; auth::PROOF_LEN],
+            node_id: self.config.node_id,
+            nonce: *nonce,
+        };
+        challenge.encode_covered(&mut covered);
+        challenge.proof = key.acceptor_proof(&[&hello_body, &covered]);
+        let mut buf =
+            BytesMut::with_capacity(super::HEADER_LEN + Challenge::BODY_LEN + super::TRAILER_LEN);
+        challenge.encode(&mut buf);
+        let challenge_body = buf
+            .get(super::HEADER_LEN..buf.len() - super::TRAILER_LEN)
+            .unwrap_or_default()
+            .to_vec();
+        queue(&mut self.transmit, buf);
+        self.state = State::ReadingProof {
+            reader: MessageReader::new("Proof", &[MessageType::Proof]),
+            hello,
+            version,
+            hello_body,
+            challenge_body,
+        };
+        Ok(None)
+    }
+
+    /// Checks the initiator's Proof against the transcript.
+    fn check_proof(
+        &self,
+        hello_body: &[u8],
+        challenge_body: &[u8],
+        body: &[u8],
+    ) -> Result<(), HandshakeError> {
+        let key = &self
+            .auth
+            .as_ref()
+            .ok_or(out_of_order("check_proof", "unauthenticated"))?
+            .0;
+        let proof = Proof::decode_body(body)?;
+        let covered = body.get(auth::PROOF_LEN..).unwrap_or_default();
+        if key.verify_initiator(&[hello_body, challenge_body, covered], &proof.proof) {
+            Ok(())
+        } else {
+            Err(HandshakeError::AuthFailed)
         }
     }
 
@@ -224,7 +361,7 @@ impl Acceptor {
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + accept.body_len() + super::TRAILER_LEN);
         accept.encode(&mut buf);
-        self.transmit = Some(buf.freeze());
+        queue(&mut self.transmit, buf);
         Ok(Established {
             version,
             framing: hello.framing,
@@ -258,6 +395,7 @@ impl Acceptor {
     pub fn handle_eof(&mut self) -> HandshakeError {
         let error = match &self.state {
             State::Reading(reader) => reader.eof_error(),
+            State::ReadingProof { .. } => HandshakeError::AuthIncomplete,
             State::AwaitingDecision { .. } => HandshakeError::Closed,
             State::Established | State::Failed => {
                 return out_of_order("handle_eof", self.state.name())
@@ -270,7 +408,7 @@ impl Acceptor {
     fn in_progress(&self) -> bool {
         matches!(
             self.state,
-            State::Reading(_) | State::AwaitingDecision { .. }
+            State::Reading(_) | State::ReadingProof { .. } | State::AwaitingDecision { .. }
         )
     }
 
@@ -282,7 +420,7 @@ impl Acceptor {
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + Reject::BODY_LEN + super::TRAILER_LEN);
         reject.encode(&mut buf);
-        self.transmit = Some(buf.freeze());
+        queue(&mut self.transmit, buf);
     }
 
     /// The checks this side makes alone, in order: versions (read before the rest of

@@ -13,6 +13,9 @@ use super::{RejectReason, VersionRange, MAX_HANDSHAKE_BODY};
 /// - the two sides cannot talk to each other as configured:
 ///   [`IncompatibleVersion`](Self::IncompatibleVersion), [`SelfConnect`](Self::SelfConnect),
 ///   [`UnsupportedFraming`](Self::UnsupportedFraming), [`Rejected`](Self::Rejected);
+/// - cluster-secret authentication failed: [`AuthMissing`](Self::AuthMissing),
+///   [`AuthFailed`](Self::AuthFailed), [`ClusterMismatch`](Self::ClusterMismatch),
+///   [`AuthIncomplete`](Self::AuthIncomplete);
 /// - the connection ended or stalled: [`Truncated`](Self::Truncated),
 ///   [`Closed`](Self::Closed), [`Timeout`](Self::Timeout);
 /// - the caller used a state machine out of order: [`OutOfOrder`](Self::OutOfOrder).
@@ -103,6 +106,24 @@ pub enum HandshakeError {
         /// [`Initiator::retry_version`](super::Initiator::retry_version) uses them.
         peer_versions: VersionRange,
     },
+    /// One side has a cluster secret and the other takes no part in authentication:
+    /// a Hello without a nonce reached an acceptor with a secret, or an initiator with
+    /// a secret got an Accept without a Challenge first.
+    #[error("the peer does not authenticate with a cluster secret")]
+    AuthMissing,
+    /// The peer's proof is wrong: it has another secret, or replays, reflects or
+    /// forges a proof.
+    #[error("the peer's cluster-secret proof is wrong")]
+    AuthFailed,
+    /// The peer belongs to another cluster (acceptor side: the Hello names another
+    /// cluster).
+    #[error("the peer belongs to another cluster")]
+    ClusterMismatch,
+    /// The connection ended after this side's Challenge and before the peer's Proof:
+    /// what an initiator with another secret does (it does not answer a challenge it
+    /// could not verify).
+    #[error("the peer closed the connection instead of proving the cluster secret")]
+    AuthIncomplete,
     /// Caller error: a state machine was called in a state that does not take that
     /// call, e.g. `handle_input` after the handshake completed or failed, or
     /// [`Acceptor::accept`](super::Acceptor::accept) before a Hello arrived. The state
@@ -124,8 +145,8 @@ impl HandshakeError {
     ///
     /// Wrong magic, malformed messages, incompatible versions (unless
     /// [`Initiator::retry_version`](super::Initiator::retry_version) names one),
-    /// self-connects, unsupported framings and authorization failures stay as they
-    /// are: retrying does not help.
+    /// self-connects, unsupported framings, authentication and authorization
+    /// failures stay as they are: retrying does not help.
     pub fn is_retryable(&self) -> bool {
         match self {
             HandshakeError::Truncated { .. }
@@ -140,6 +161,10 @@ impl HandshakeError {
             | HandshakeError::UnexpectedMessage { .. }
             | HandshakeError::SelfConnect
             | HandshakeError::UnsupportedFraming(_)
+            | HandshakeError::AuthMissing
+            | HandshakeError::AuthFailed
+            | HandshakeError::ClusterMismatch
+            | HandshakeError::AuthIncomplete
             | HandshakeError::OutOfOrder { .. } => false,
         }
     }

@@ -4,9 +4,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::auth::{self, ClusterKey, Nonce};
 use super::reader::{MessageReader, RawMessage};
 use super::{
-    Accept, Established, HandshakeError, Hello, MessageType, Reject, RejectReason, VersionRange,
+    Accept, AuthToken, Challenge, Established, HandshakeError, Hello, MessageType, Proof, Reject,
+    RejectReason, VersionRange,
 };
 use crate::frame::Framing;
 use crate::{LinkKind, NodeId};
@@ -73,6 +75,9 @@ pub struct Initiator {
     /// `None` when `now + timeout` does not fit an [`Instant`]: no deadline.
     deadline: Option<Instant>,
     transmit: Option<Bytes>,
+    /// With a cluster secret: the key and the Hello's body (the start of the
+    /// transcript).
+    auth: Option<(ClusterKey, Vec<u8>)>,
     state: State,
 }
 
@@ -80,12 +85,17 @@ pub struct Initiator {
 enum State {
     /// The Hello is sent or queued; the answer is being read.
     AwaitingReply(MessageReader),
+    /// With a cluster secret: the Challenge was verified and the Proof queued; the
+    /// Accept (or a Reject) is being read. Holds the acceptor's node id.
+    AwaitingAccept(MessageReader, crate::NodeId),
     Established,
     Failed,
 }
 
 /// What the initiator waits for, in [`HandshakeError::UnexpectedMessage`].
 const EXPECTED: &str = "Accept or Reject";
+/// What an initiator with a cluster secret waits for first.
+const EXPECTED_AUTH: &str = "Challenge or Reject";
 
 impl Initiator {
     /// Starts a handshake: queues `hello` for [`poll_transmit`](Self::poll_transmit)
@@ -104,6 +114,7 @@ impl Initiator {
             link_kind: hello.link_kind,
             deadline: now.checked_add(timeout),
             transmit: Some(buf.freeze()),
+            auth: None,
             state: State::AwaitingReply(MessageReader::new(
                 EXPECTED,
                 &[
@@ -116,7 +127,44 @@ impl Initiator {
         }
     }
 
-    /// The bytes to write next, if any: the Hello, once.
+    /// Starts a handshake authenticated with a cluster secret: like
+    /// [`new`](Self::new), but the Hello's auth field carries `nonce` (which must be
+    /// fresh: [`fresh_nonce`](super::fresh_nonce)) and the key's cluster name, whatever
+    /// `hello.auth` held. The initiator then requires a [`Challenge`] whose proof
+    /// checks out before anything else, answers it with its [`Proof`] (queued for
+    /// [`poll_transmit`](Self::poll_transmit)), and only then takes the Accept.
+    pub fn with_auth(
+        mut hello: Hello,
+        key: &ClusterKey,
+        nonce: Nonce,
+        now: Instant,
+        timeout: Duration,
+    ) -> Self {
+        hello.auth = AuthToken::new(auth::hello_auth(&nonce, key))
+            .expect("a nonce and a cluster name fit the auth field");
+        let mut initiator = Initiator::new(hello, now, timeout);
+        let body = initiator
+            .transmit
+            .as_ref()
+            .and_then(|b| b.get(super::HEADER_LEN..b.len() - super::TRAILER_LEN))
+            .unwrap_or_default()
+            .to_vec();
+        initiator.auth = Some((key.clone(), body));
+        initiator.state = State::AwaitingReply(MessageReader::new(
+            EXPECTED_AUTH,
+            &[
+                MessageType::Challenge,
+                MessageType::Reject,
+                // An Accept without a Challenge: the peer has no secret.
+                MessageType::Accept,
+                MessageType::Hello,
+            ],
+        ));
+        initiator
+    }
+
+    /// The bytes to write next, if any: the Hello, once; with a cluster secret, the
+    /// Proof once the Challenge checked out.
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         self.transmit.take()
     }
@@ -125,7 +173,7 @@ impl Initiator {
     /// the handshake is in progress, `None` once it has completed or failed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitingReply(_) => self.deadline,
+            State::AwaitingReply(_) | State::AwaitingAccept(..) => self.deadline,
             State::Established | State::Failed => None,
         }
     }
@@ -133,8 +181,11 @@ impl Initiator {
     /// Fails the handshake with [`HandshakeError::Timeout`] if it is still in progress
     /// at or after its deadline; otherwise does nothing.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError> {
-        if matches!(self.state, State::AwaitingReply(_)) && self.deadline.is_some_and(|d| now >= d)
-        {
+        let in_progress = matches!(
+            self.state,
+            State::AwaitingReply(_) | State::AwaitingAccept(..)
+        );
+        if in_progress && self.deadline.is_some_and(|d| now >= d) {
             self.state = State::Failed;
             return Err(HandshakeError::Timeout);
         }
@@ -154,28 +205,75 @@ impl Initiator {
         data: &[u8],
         now: Instant,
     ) -> Result<Option<Established>, HandshakeError> {
-        let reader = match &mut self.state {
-            State::AwaitingReply(reader) => reader,
-            State::Established => return Err(out_of_order("handle_input", "established")),
-            State::Failed => return Err(out_of_order("handle_input", "failed")),
-        };
-        let fed = if self.deadline.is_some_and(|d| now >= d) {
-            Err(HandshakeError::Timeout)
-        } else {
-            reader.feed(data)
-        };
-        let result = match fed {
-            Ok(None) => return Ok(None),
-            Ok(Some((message, used))) => {
-                self.on_message(message, data.get(used..).unwrap_or_default())
+        let mut data = data;
+        loop {
+            let reader = match &mut self.state {
+                State::AwaitingReply(reader) | State::AwaitingAccept(reader, _) => reader,
+                State::Established => return Err(out_of_order("handle_input", "established")),
+                State::Failed => return Err(out_of_order("handle_input", "failed")),
+            };
+            let fed = if self.deadline.is_some_and(|d| now >= d) {
+                Err(HandshakeError::Timeout)
+            } else {
+                reader.feed(data)
+            };
+            let (message, used) = match fed {
+                Ok(None) => return Ok(None),
+                Ok(Some(whole)) => whole,
+                Err(e) => {
+                    self.state = State::Failed;
+                    return Err(e);
+                }
+            };
+            let rest = data.get(used..).unwrap_or_default();
+            if message.ty == MessageType::Challenge {
+                // Verified, the Proof queued: read on (an honest acceptor sends
+                // nothing more before the Proof, but bytes are bytes).
+                if let Err(e) = self.on_challenge(&message.body) {
+                    self.state = State::Failed;
+                    return Err(e);
+                }
+                data = rest;
+                continue;
             }
-            Err(e) => Err(e),
+            let result = self.on_message(message, rest);
+            self.state = match result {
+                Ok(_) => State::Established,
+                Err(_) => State::Failed,
+            };
+            return result.map(Some);
+        }
+    }
+
+    /// Checks the Challenge's proof and queues the Proof.
+    fn on_challenge(&mut self, body: &[u8]) -> Result<(), HandshakeError> {
+        let (key, hello_body) = self
+            .auth
+            .as_ref()
+            .ok_or(HandshakeError::UnexpectedMessage {
+                expected: EXPECTED,
+                found: MessageType::Challenge.code(),
+            })?;
+        let challenge = Challenge::decode_body(body)?;
+        if challenge.node_id == self.node_id {
+            return Err(HandshakeError::SelfConnect);
+        }
+        let covered = body.get(auth::PROOF_LEN..).unwrap_or_default();
+        if !key.verify_acceptor(&[hello_body, covered], &challenge.proof) {
+            return Err(HandshakeError::AuthFailed);
+        }
+        let proof = Proof {
+            proof: key.initiator_proof(&[hello_body, body, &[]]),
         };
-        self.state = match result {
-            Ok(_) => State::Established,
-            Err(_) => State::Failed,
-        };
-        result.map(Some)
+        let mut buf =
+            BytesMut::with_capacity(super::HEADER_LEN + Proof::BODY_LEN + super::TRAILER_LEN);
+        proof.encode(&mut buf);
+        queue(&mut self.transmit, buf);
+        self.state = State::AwaitingAccept(
+            MessageReader::new(EXPECTED, &[MessageType::Accept, MessageType::Reject]),
+            challenge.node_id,
+        );
+        Ok(())
     }
 
     /// Reports that the connection ended: [`HandshakeError::Closed`] if no byte of the
@@ -183,7 +281,7 @@ impl Initiator {
     /// has failed. After the handshake completed or failed: [`HandshakeError::OutOfOrder`].
     pub fn handle_eof(&mut self) -> HandshakeError {
         match &self.state {
-            State::AwaitingReply(reader) => {
+            State::AwaitingReply(reader) | State::AwaitingAccept(reader, _) => {
                 let error = reader.eof_error();
                 self.state = State::Failed;
                 error
@@ -243,6 +341,15 @@ impl Initiator {
                 if accept.node_id == self.node_id {
                     return Err(HandshakeError::SelfConnect);
                 }
+                match (&self.state, &self.auth) {
+                    (State::AwaitingReply(_), Some(_)) => return Err(HandshakeError::AuthMissing),
+                    (State::AwaitingAccept(_, challenger), _) if *challenger != accept.node_id => {
+                        return Err(HandshakeError::Malformed {
+                            what: "Accept node id differs from the Challenge's",
+                        })
+                    }
+                    _ => {}
+                }
                 if accept.framing != self.framing {
                     return Err(HandshakeError::UnsupportedFraming(accept.framing.code()));
                 }
@@ -272,8 +379,27 @@ impl Initiator {
                     found: MessageType::Hello.code(),
                 }),
             },
+            // Never accepted by the readers here (the Challenge is handled before).
+            other => Err(HandshakeError::UnexpectedMessage {
+                expected: EXPECTED,
+                found: other.code(),
+            }),
         }
     }
+}
+
+/// Queues `bytes` for `poll_transmit` after what is already queued (a Challenge not
+/// yet taken stays ahead of the Reject that follows it in the same input).
+pub(super) fn queue(transmit: &mut Option<Bytes>, bytes: BytesMut) {
+    *transmit = Some(match transmit.take() {
+        None => bytes.freeze(),
+        Some(queued) => {
+            let mut all = BytesMut::with_capacity(queued.len() + bytes.len());
+            all.extend_from_slice(&queued);
+            all.extend_from_slice(&bytes);
+            all.freeze()
+        }
+    });
 }
 
 pub(super) fn out_of_order(call: &'static str, state: &'static str) -> HandshakeError {

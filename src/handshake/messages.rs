@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::auth::{Nonce, NONCE_LEN, PROOF_LEN};
 use super::reader::{MessageReader, RawMessage};
 use super::{HandshakeError, VersionRange, HEADER_LEN, MAGIC, MAX_AUTH_LEN, TRAILER_LEN};
 use crate::frame::Framing;
@@ -20,15 +21,21 @@ pub enum MessageType {
     Accept,
     /// Acceptor to initiator: the connection is refused.
     Reject,
+    /// Acceptor to initiator, with a cluster secret: the acceptor's nonce and proof.
+    Challenge,
+    /// Initiator to acceptor, with a cluster secret: the initiator's proof.
+    Proof,
 }
 
 impl MessageType {
-    /// The type's code on the wire: 1, 2 or 3.
+    /// The type's code on the wire: 1 to 5.
     pub const fn code(self) -> u8 {
         match self {
             MessageType::Hello => 1,
             MessageType::Accept => 2,
             MessageType::Reject => 3,
+            MessageType::Challenge => 4,
+            MessageType::Proof => 5,
         }
     }
 
@@ -38,6 +45,8 @@ impl MessageType {
             1 => Some(MessageType::Hello),
             2 => Some(MessageType::Accept),
             3 => Some(MessageType::Reject),
+            4 => Some(MessageType::Challenge),
+            5 => Some(MessageType::Proof),
             _ => None,
         }
     }
@@ -60,6 +69,8 @@ pub enum RejectReason {
     UnsupportedFraming,
     /// The acceptor's node is shutting down.
     ShuttingDown,
+    /// The acceptor belongs to another cluster (the cluster names differ).
+    ClusterMismatch,
     /// A reason code this version does not know.
     Unknown(u8),
 }
@@ -73,6 +84,7 @@ impl RejectReason {
             RejectReason::Unauthorized => 3,
             RejectReason::UnsupportedFraming => 4,
             RejectReason::ShuttingDown => 5,
+            RejectReason::ClusterMismatch => 6,
             RejectReason::Unknown(code) => code,
         }
     }
@@ -85,6 +97,7 @@ impl RejectReason {
             3 => RejectReason::Unauthorized,
             4 => RejectReason::UnsupportedFraming,
             5 => RejectReason::ShuttingDown,
+            6 => RejectReason::ClusterMismatch,
             other => RejectReason::Unknown(other),
         }
     }
@@ -104,6 +117,7 @@ impl fmt::Display for RejectReason {
             RejectReason::Unauthorized => f.write_str("unauthorized"),
             RejectReason::UnsupportedFraming => f.write_str("unsupported framing"),
             RejectReason::ShuttingDown => f.write_str("shutting down"),
+            RejectReason::ClusterMismatch => f.write_str("another cluster"),
             RejectReason::Unknown(code) => write!(f, "unknown reason {code}"),
         }
     }
@@ -403,6 +417,88 @@ impl Reject {
     }
 }
 
+/// The acceptor's message when a cluster secret is set: sent after the Hello, before
+/// any Accept, it proves that the acceptor knows the secret and challenges the
+/// initiator to prove it too (with a [`Proof`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge {
+    /// The acceptor's proof: HMAC over the Hello body and the rest of this body.
+    pub proof: [u8; PROOF_LEN],
+    /// The acceptor's node id.
+    pub node_id: NodeId,
+    /// The acceptor's fresh nonce.
+    pub nonce: Nonce,
+}
+
+impl Challenge {
+    /// Length of the body: 72 bytes.
+    pub const BODY_LEN: usize = PROOF_LEN + 8 + NONCE_LEN;
+
+    /// Appends the whole message (envelope included) to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        encode_message(MessageType::Challenge, Self::BODY_LEN, dst, |dst| {
+            dst.put_slice(&self.proof);
+            self.encode_covered(dst);
+        });
+    }
+
+    /// The part of the body after the proof, which the proof covers.
+    pub(crate) fn encode_covered(&self, dst: &mut impl BufMut) {
+        dst.put_u64_le(self.node_id.0);
+        dst.put_slice(&self.nonce);
+    }
+
+    /// Decodes one whole message that must be a Challenge and fill all of `src`.
+    pub fn decode(src: &[u8]) -> Result<Challenge, HandshakeError> {
+        decode_whole(src, MessageType::Challenge, "Challenge")
+            .and_then(|body| Challenge::decode_body(&body))
+    }
+
+    /// Decodes a Challenge body (bytes after the known fields are ignored; the proof
+    /// covers them).
+    pub(crate) fn decode_body(body: &[u8]) -> Result<Challenge, HandshakeError> {
+        let mut c = Cursor(body);
+        Ok(Challenge {
+            proof: c.array("Challenge proof")?,
+            node_id: NodeId(c.u64("Challenge node id")?),
+            nonce: c.array("Challenge nonce")?,
+        })
+    }
+}
+
+/// The initiator's message when a cluster secret is set: its answer to a
+/// [`Challenge`] whose proof it verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proof {
+    /// The initiator's proof: HMAC over the Hello body, the Challenge body and the rest
+    /// of this body.
+    pub proof: [u8; PROOF_LEN],
+}
+
+impl Proof {
+    /// Length of the body: 32 bytes.
+    pub const BODY_LEN: usize = PROOF_LEN;
+
+    /// Appends the whole message (envelope included) to `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        encode_message(MessageType::Proof, Self::BODY_LEN, dst, |dst| {
+            dst.put_slice(&self.proof);
+        });
+    }
+
+    /// Decodes one whole message that must be a Proof and fill all of `src`.
+    pub fn decode(src: &[u8]) -> Result<Proof, HandshakeError> {
+        decode_whole(src, MessageType::Proof, "Proof").and_then(|body| Proof::decode_body(&body))
+    }
+
+    /// Decodes a Proof body (bytes after the proof are ignored; the proof covers them).
+    pub(crate) fn decode_body(body: &[u8]) -> Result<Proof, HandshakeError> {
+        Ok(Proof {
+            proof: Cursor(body).array("Proof proof")?,
+        })
+    }
+}
+
 /// Writes the envelope around the body that `write_body` appends (exactly `body_len`
 /// bytes, at most `MAX_HANDSHAKE_BODY`: guaranteed by the message types, whose auth is
 /// bounded by [`AuthToken`]).
@@ -440,6 +536,8 @@ fn decode_whole(
         MessageType::Hello => &[MessageType::Hello],
         MessageType::Accept => &[MessageType::Accept],
         MessageType::Reject => &[MessageType::Reject],
+        MessageType::Challenge => &[MessageType::Challenge],
+        MessageType::Proof => &[MessageType::Proof],
     };
     let mut reader = MessageReader::new(name, accepts);
     match reader.feed(src)? {

@@ -16,7 +16,8 @@
 //! | 'I'  | 'N'  | 'O'  | 'D'  | type | body_len    | body        | CRC32 of type, body_len    |
 //! | 0x49 | 0x4e | 0x4f | 0x44 | u8   | u16 (<=2048)| body_len B  | and body (crc32fast, u32)  |
 //! +------+------+------+------+------+------+------+=============+------+------+------+------+
-//!   type: 1 = Hello (initiator -> acceptor), 2 = Accept, 3 = Reject (acceptor -> initiator)
+//!   type: 1 = Hello (initiator -> acceptor), 2 = Accept, 3 = Reject (acceptor -> initiator),
+//!         4 = Challenge (acceptor -> initiator), 5 = Proof (initiator -> acceptor)
 //! ```
 //!
 //! ```text
@@ -40,6 +41,14 @@
 //! 8      attempt (connection attempt number on the link, 0 = not counted)
 //! ```
 //!
+//! ```text
+//! Challenge body (cluster secret only)       Proof body (cluster secret only)
+//! size   field                               size   field
+//! 32     proof_A                             32     proof_I
+//! 8      node_id (the acceptor's)
+//! 32     nonce_A
+//! ```
+//!
 //! The envelope and the first field(s) of each body are fixed for every protocol
 //! version: an acceptor reads the Hello's version range before anything else, so it can
 //! reject a peer of any version, and an initiator reads the Accept's version before the
@@ -47,12 +56,62 @@
 //! the fields they know. The IPv6 flow info and scope id are not sent (they are
 //! meaningless to another host) and decode as 0.
 //!
+//! # Authentication
+//!
+//! Without a cluster secret, a handshake is Hello, then Accept or Reject, and the
+//! `auth` fields are whatever the shell puts there (internode leaves them empty). With
+//! a secret ([`Initiator::with_auth`], [`Acceptor::with_auth`]) it takes four
+//! messages, and the acceptor proves itself first:
+//!
+//! ```text
+//! initiator                                             acceptor
+//!   Hello { ..., auth = nonce_I (32 B) || cluster name }  ->
+//!                                      <-  Challenge { proof_A, node_id_A, nonce_A }
+//!   (verifies proof_A; on failure closes, answering nothing)
+//!   Proof { proof_I }                                      ->
+//!                                  (verifies proof_I; on failure Reject Unauthorized)
+//!                                      <-  Accept (or Reject) as without a secret
+//!   frames ...
+//!
+//! K       = HKDF-SHA256(ikm = secret, salt = cluster name, info = "internode handshake v1")
+//! proof_A = HMAC-SHA256(K, "internode acceptor v1"  || [Hello body]
+//!                          || [Challenge body after proof_A])
+//! proof_I = HMAC-SHA256(K, "internode initiator v1" || [Hello body]
+//!                          || [Challenge body] || [Proof body after proof_I])
+//! [x]     = x's length as a u64 little-endian, then x
+//! ```
+//!
+//! The Hello body holds the initiator's node id, session, attempt, nonce and cluster
+//! name; the Challenge body the acceptor's node id and nonce; so both proofs cover the
+//! role label, both nonces, both node ids, the cluster name and everything sent
+//! before them (appended fields included: a proof covers the bytes after it). The
+//! secret never travels. Nonces come from the caller: the shells draw 32 bytes from
+//! the OS ([`fresh_nonce`]) per connection. Proofs are compared in constant time
+//! (`Mac::verify_slice`).
+//!
+//! - The initiator answers a Challenge only after its proof checked out, so it never
+//!   computes a proof for an acceptor that has not proven itself; a recorded Hello and
+//!   Proof fail against the acceptor's fresh nonce; a proof sent back to its author
+//!   fails on the role label.
+//! - A Hello without a nonce (an auth field shorter than 32 bytes) is
+//!   [`HandshakeError::AuthMissing`] and one naming another cluster
+//!   [`HandshakeError::ClusterMismatch`], both with a Reject; a wrong Proof is
+//!   [`HandshakeError::AuthFailed`] with a Reject; a connection that ends after the
+//!   Challenge is [`HandshakeError::AuthIncomplete`]. An initiator with a secret that
+//!   gets an Accept without a Challenge fails with [`HandshakeError::AuthMissing`].
+//! - [`Acceptor::handle_input`] gives the Hello only once the Proof checked out: the
+//!   shell learns of, routes and answers only authenticated peers.
+//! - The Accept itself is not covered by a proof. Without TLS an on-path attacker can
+//!   relay a handshake and then inject into the plaintext stream: a cluster secret
+//!   keeps out scanners, wrong-cluster nodes, replayers and reflectors, not a
+//!   man-in-the-middle.
+//!
 //! # Invariants
 //!
 //! - A connection is not usable before its handshake completes: neither side may send
 //!   frames before it holds an [`Established`] (the acceptor gets it from
 //!   [`Acceptor::accept`], the initiator when the Accept arrives). Bytes that arrive in
-//!   the same input after the handshake message are not consumed: they are returned in
+//!   the same input after the last handshake message are not consumed: they are returned in
 //!   [`Established::leftover`] and belong to the frame decoder.
 //! - Lengths are checked before memory is reserved: a `body_len` above
 //!   [`MAX_HANDSHAKE_BODY`] fails with [`HandshakeError::BodyTooLong`] as soon as its
@@ -70,6 +129,7 @@
 //!   bytes back, a well-formed Hello it cannot serve gets a [`Reject`] saying why.
 
 mod acceptor;
+mod auth;
 mod error;
 mod initiator;
 mod messages;
@@ -78,9 +138,14 @@ mod reader;
 mod tests;
 
 pub use acceptor::{AcceptParams, Acceptor, AcceptorConfig};
+pub use auth::{
+    fresh_nonce, ClusterKey, ClusterKeyError, Nonce, MAX_CLUSTER_NAME_LEN, NONCE_LEN, PROOF_LEN,
+};
 pub use error::HandshakeError;
 pub use initiator::Initiator;
-pub use messages::{Accept, AuthToken, AuthTooLong, Hello, MessageType, Reject, RejectReason};
+pub use messages::{
+    Accept, AuthToken, AuthTooLong, Challenge, Hello, MessageType, Proof, Reject, RejectReason,
+};
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::frame::Framing;
+use crate::handshake::{ClusterKey, ClusterKeyError};
 use crate::limits::Limits;
 use crate::session::{BackoffConfig, HeartbeatConfig, LinkPolicy};
 use crate::LinkKind;
@@ -55,6 +56,38 @@ pub struct NodeConfig {
     /// How many connections the node takes at once (DESIGN.md section 9): beyond
     /// them, a connection is closed as soon as it is accepted, and counted.
     pub admission: AdmissionLimits,
+    /// The cluster's name (default [`DEFAULT_CLUSTER_NAME`](Self::DEFAULT_CLUSTER_NAME)):
+    /// with a [secret](Self::cluster_secret), a peer must name the same cluster, and
+    /// the key is derived from both.
+    pub cluster_name: String,
+    /// The cluster secret both sides of every connection must prove they know (see
+    /// [`handshake`](crate::handshake#authentication)); `None` (the default): no
+    /// authentication, any process that reaches the port can join.
+    pub cluster_secret: Option<ClusterSecret>,
+}
+
+/// A cluster secret: bytes every node of the cluster is configured with. `Debug`
+/// does not show them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(Vec<u8>);
+
+impl ClusterSecret {
+    /// Wraps `bytes` (checked when the node starts: an empty secret is refused).
+    /// Use at least 32 random bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        ClusterSecret(bytes.into())
+    }
+
+    /// The secret's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClusterSecret(<{} bytes, redacted>)", self.0.len())
+    }
 }
 
 impl NodeConfig {
@@ -67,6 +100,16 @@ impl NodeConfig {
 impl NodeConfig {
     /// The default [listen backlog](Self::listen_backlog).
     pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
+
+    /// The default [cluster name](Self::cluster_name).
+    pub const DEFAULT_CLUSTER_NAME: &'static str = "internode";
+
+    /// The handshake key derived from the cluster secret and name, if a secret is set.
+    pub fn cluster_key(&self) -> Option<Result<ClusterKey, ClusterKeyError>> {
+        self.cluster_secret
+            .as_ref()
+            .map(|secret| ClusterKey::derive(secret.as_bytes(), &self.cluster_name))
+    }
 
     /// The defaults for a node with this id and listen address.
     ///
@@ -94,6 +137,8 @@ impl NodeConfig {
             link_policies: [LinkPolicy::Lossless; 3],
             drain_timeout: Duration::from_secs(10),
             admission: AdmissionLimits::default(),
+            cluster_name: NodeConfig::DEFAULT_CLUSTER_NAME.to_owned(),
+            cluster_secret: None,
         }
     }
 }

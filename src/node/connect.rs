@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::handshake::{Established, Hello, Initiator};
+use crate::handshake::{fresh_nonce, ClusterKey, Established, Hello, Initiator};
 use crate::session::DisconnectReason;
 
-/// Connects to `addr` and runs the initiator's side of the handshake.
+/// Connects to `addr` and runs the initiator's side of the handshake, authenticated
+/// with `key` (and a fresh nonce) if given.
 pub(crate) async fn dial(
     addr: SocketAddr,
     hello: Hello,
+    key: Option<ClusterKey>,
     connect_timeout: Duration,
     handshake_timeout: Duration,
 ) -> Result<(TcpStream, Established), DisconnectReason> {
@@ -22,7 +24,16 @@ pub(crate) async fn dial(
         .map_err(|_| DisconnectReason::ConnectTimeout)?
         .map_err(|e| DisconnectReason::ConnectFailed(e.kind()))?;
     let _ = stream.set_nodelay(true);
-    let mut initiator = Initiator::new(hello, Instant::now(), handshake_timeout);
+    let mut initiator = match key {
+        Some(key) => Initiator::with_auth(
+            hello,
+            &key,
+            fresh_nonce(),
+            Instant::now(),
+            handshake_timeout,
+        ),
+        None => Initiator::new(hello, Instant::now(), handshake_timeout),
+    };
     let run = async {
         let mut buf = [0u8; 512];
         loop {

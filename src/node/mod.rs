@@ -63,7 +63,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
-pub use config::{AdmissionLimits, NodeConfig};
+pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
@@ -106,6 +106,9 @@ pub enum StartError {
         /// The error's kind.
         error: std::io::ErrorKind,
     },
+    /// The cluster secret or name cannot be used (an empty secret, a name too long).
+    #[error("invalid cluster secret: {0}")]
+    ClusterSecret(#[from] crate::handshake::ClusterKeyError),
 }
 
 /// Builds and starts a [`Node`]; see [`Node::builder`].
@@ -220,6 +223,49 @@ impl NodeBuilder {
         self
     }
 
+    /// The cluster secret: every connection, in both directions, then authenticates
+    /// in its handshake (each side proves it knows the secret; the secret never
+    /// travels), and a peer without it, or with another, never gets past the
+    /// handshake. Use at least 32 random bytes; an empty secret makes
+    /// [`start`](Self::start) fail. Without a TLS link an on-path attacker can still
+    /// relay a handshake and then tamper with the stream (see
+    /// [`handshake`](crate::handshake#authentication)).
+    pub fn cluster_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.config.cluster_secret = Some(ClusterSecret::new(secret));
+        self
+    }
+
+    /// The cluster secret, read from a file: its bytes, without one final line ending
+    /// (`\n` or `\r\n`). An empty secret is an error of kind `InvalidData`.
+    pub fn cluster_secret_file(
+        self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Self, std::io::Error> {
+        let mut bytes = std::fs::read(path)?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+            if bytes.last() == Some(&b'\r') {
+                bytes.pop();
+            }
+        }
+        if bytes.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the cluster secret file is empty",
+            ));
+        }
+        Ok(self.cluster_secret(bytes))
+    }
+
+    /// The cluster's name (default `"internode"`): with a cluster secret, peers must
+    /// name the same cluster (a node of another cluster is refused as such), and the
+    /// handshake key depends on it. At most
+    /// [`MAX_CLUSTER_NAME_LEN`](crate::handshake::MAX_CLUSTER_NAME_LEN) bytes.
+    pub fn cluster_name(mut self, name: impl Into<String>) -> Self {
+        self.config.cluster_name = name.into();
+        self
+    }
+
     /// A peer known from the start.
     pub fn peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
         self.config.peers.push((id, addr));
@@ -300,6 +346,13 @@ impl Node {
 
     /// Starts a node with this configuration inside the running actix `System`.
     pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
+        match config.cluster_key() {
+            Some(key) => drop(key?),
+            None => log::warn!(
+                "{}: no cluster secret: any process that reaches the port can join",
+                config.id
+            ),
+        }
         let listener =
             bind(config.listen, config.listen_backlog).map_err(|e| StartError::Bind {
                 addr: config.listen,
@@ -644,7 +697,9 @@ impl Node {
 
     /// Connections refused before their handshake completed, by reason
     /// (`wrong_magic`, `incompatible_version`, `self_connect`, `timeout`, `closed`,
-    /// `malformed`; after the Hello, `stale_attempt` and `accept_failed`). Every
+    /// `malformed`; with a cluster secret, `auth_missing`, `cluster_mismatch`,
+    /// `auth_failed` and `auth_incomplete`; after the Hello, `stale_attempt` and
+    /// `accept_failed`). Every
     /// refusal is counted; each reason is logged at most once a second.
     pub async fn refused_connections(&self) -> BTreeMap<&'static str, u64> {
         self.inner

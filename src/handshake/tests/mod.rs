@@ -1,6 +1,7 @@
 //! Scripted-peer tests: an [`Initiator`] and an [`Acceptor`] driven against each other
 //! in memory, or against hand-made bytes; and the messages' encodings.
 
+mod auth;
 mod failures;
 mod messages;
 mod peers;

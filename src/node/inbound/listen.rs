@@ -2,7 +2,9 @@
 //! hands each well-formed one to the receiving actor of its (peer, link kind), which
 //! answers it. A socket that sends garbage, a wrong magic or version, reaches the
 //! node itself, or stays silent is refused, counted, and closed before any actor sees
-//! it.
+//! it. With a cluster secret the task also writes the Challenge and checks the Proof
+//! before anything else happens: a peer that does not prove the secret is refused
+//! here, its address not learned, no actor told of it.
 //!
 //! Nothing on the accept loop awaits a client: each accepted socket's handshake runs
 //! in a task of its own, so a slow or silent client never delays the next accept.
@@ -29,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Attach, InboundEnv};
-use crate::handshake::{Acceptor, AcceptorConfig, HandshakeError, Hello};
+use crate::handshake::{fresh_nonce, Acceptor, AcceptorConfig, HandshakeError, Hello};
 use crate::node::registry::{InboundRefused, Receiver, SetPeer};
 use crate::node::AdmissionLimits;
 use crate::session::WarnLimiter;
@@ -207,6 +209,10 @@ fn refusal_kind(e: &HandshakeError) -> &'static str {
         HandshakeError::SelfConnect => "self_connect",
         HandshakeError::Timeout => "timeout",
         HandshakeError::Closed | HandshakeError::Truncated { .. } => "closed",
+        HandshakeError::AuthMissing => "auth_missing",
+        HandshakeError::AuthFailed => "auth_failed",
+        HandshakeError::ClusterMismatch => "cluster_mismatch",
+        HandshakeError::AuthIncomplete => "auth_incomplete",
         _ => "malformed",
     }
 }
@@ -214,7 +220,16 @@ fn refusal_kind(e: &HandshakeError) -> &'static str {
 async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> {
     let _ = stream.set_nodelay(true);
     let config = AcceptorConfig::new(env.node);
-    let (acceptor, hello) = read_hello(&mut stream, config, env.config.handshake_timeout).await?;
+    let timeout = env.config.handshake_timeout;
+    // Checked when the node started: a key or none.
+    let acceptor = match env.config.cluster_key().and_then(Result::ok) {
+        Some(key) => Acceptor::with_auth(config, &key, fresh_nonce(), Instant::now(), timeout),
+        None => Acceptor::new(config, Instant::now(), timeout),
+    };
+    // With a cluster secret, the Hello comes out only after the peer's Proof checked
+    // out: nothing below (the peer's address, the registry, the receiving actor)
+    // ever sees an unauthenticated peer.
+    let (acceptor, hello) = read_hello(&mut stream, acceptor, timeout).await?;
     env.registry.do_send(SetPeer {
         peer: hello.node_id,
         addr: hello.listen_addr,
@@ -239,15 +254,15 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Re
     Ok(())
 }
 
-/// Reads a Hello with the acceptor's machine, within `timeout`. A Hello the acceptor
-/// rejects by itself (wrong version, self-connect, framing) gets its Reject before
-/// the error is returned.
+/// Reads a Hello with the acceptor's machine, within `timeout` (with a cluster
+/// secret: also writes the Challenge and reads the Proof). A Hello the acceptor
+/// rejects by itself (wrong version, self-connect, framing, authentication) gets its
+/// Reject before the error is returned.
 async fn read_hello(
     stream: &mut TcpStream,
-    config: AcceptorConfig,
+    mut acceptor: Acceptor,
     timeout: std::time::Duration,
 ) -> Result<(Acceptor, Hello), HandshakeError> {
-    let mut acceptor = Acceptor::new(config, Instant::now(), timeout);
     let run = async {
         let mut buf = [0u8; 512];
         loop {
@@ -260,7 +275,15 @@ async fn read_hello(
             }
             match acceptor.handle_input(&buf[..n], Instant::now()) {
                 Ok(Some(hello)) => return Ok(hello),
-                Ok(None) => {}
+                Ok(None) => {
+                    // The Challenge, with a cluster secret.
+                    if let Some(out) = acceptor.poll_transmit() {
+                        stream
+                            .write_all(&out)
+                            .await
+                            .map_err(|_| acceptor.handle_eof())?;
+                    }
+                }
                 Err(e) => {
                     if let Some(out) = acceptor.poll_transmit() {
                         let _ = stream.write_all(&out).await;

@@ -313,9 +313,12 @@ impl Link {
         hello.resume = self.core.settled();
         hello.lossless = self.core.policy() == LinkPolicy::Lossless;
         hello.attempt = self.attempts;
+        // Checked when the node started: a key or none.
+        let key = config.cluster_key().and_then(Result::ok);
         let fut = dial(
             self.peer_addr,
             hello,
+            key,
             config.connect_timeout,
             config.handshake_timeout,
         );
