@@ -164,7 +164,7 @@ struct Seen {
     max_sender_pending: usize,
     max_sender_unflushed: usize,
     /// Samples in which the sender had a write in flight and messages queued
-    /// behind it.
+    /// behind it, or producers waiting for its credit.
     sender_blocked_samples: u64,
 }
 
@@ -180,7 +180,7 @@ impl Seen {
         if let Some(link) = small_link(a) {
             self.max_sender_pending = self.max_sender_pending.max(link.pending_bytes);
             self.max_sender_unflushed = self.max_sender_unflushed.max(link.unflushed_bytes);
-            if link.unflushed_bytes > 0 && link.queued > 0 {
+            if link.unflushed_bytes > 0 && (link.queued > 0 || link.credit_waiting > 0) {
                 self.sender_blocked_samples += 1;
             }
         }
@@ -257,7 +257,8 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
         assert_eq!(receive.waiting, 0);
 
         // The sender's link backed up behind the receiver: a write blocked with
-        // messages queued behind it.
+        // messages queued behind it (or, the link's credit used up, its producer
+        // waiting for room).
         assert!(
             seen.sender_blocked_samples > 0 && seen.max_sender_pending > 0,
             "the sender never backed up: {seen:?}"
