@@ -24,6 +24,9 @@
 #   a delay drawn in [SECS/2, SECS*3/2], again and again (SEED: the first proxy's
 #   seed, printed; the others use SEED+10*i+j). Links are lossless: the check requires
 #   no message lost, duplicated or out of order, and prints the proxies' cuts.
+# SECURE=1: every node gets a fresh cluster secret (--cluster-secret-file), and an
+#   impostor node with another secret tries to reach node 1 all along: it must deliver
+#   nothing and node 1 must count its refusals (auth_*). (TLS is not there yet.)
 # KILL_EVERY=SECS: every SECS, while at least 1 s of DURATION remains, one node, round
 #   robin from node 3 (3, 1, 2, 3...), is killed with SIGKILL and started again at
 #   once on the same port with the same flags, except `--duration` (what remains of
@@ -85,6 +88,15 @@ SEED=${SEED:-$(( $(date +%s) % 100000 ))}
 UNHANDLED_WINDOW_MS=${UNHANDLED_WINDOW_MS:-2000}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/internode-cluster.XXXXXX")}
 mkdir -p "$OUT"
+SECURE=${SECURE:-}
+secure_args=()
+if [ -n "$SECURE" ]; then
+  # A fresh cluster secret for the run (32 random bytes), and another for the impostor.
+  head -c 32 /dev/urandom >"$OUT/cluster.secret"
+  head -c 32 /dev/urandom >"$OUT/impostor.secret"
+  chmod 600 "$OUT/cluster.secret" "$OUT/impostor.secret"
+  secure_args=(--cluster-secret-file "$OUT/cluster.secret")
+fi
 
 # Seconds (maybe fractional) to milliseconds.
 ms() { awk -v s="$1" 'BEGIN { if (s !~ /^[0-9]*\.?[0-9]+$/) exit 1; printf "%d", s * 1000 }'; }
@@ -138,6 +150,7 @@ start_node() {
     --duration "$2" --framing "$FRAMING" --summary-json "$OUT/node-$id.$n.json"
     --record "$OUT/node-$id.$n.rec")
   [ -z "${HEARTBEAT_TIMEOUT:-}" ] || args+=(--heartbeat-timeout "$HEARTBEAT_TIMEOUT")
+  args+=("${secure_args[@]}")
   # shellcheck disable=SC2206 # NODE_FLAGS is split into words on purpose
   [ -z "${NODE_FLAGS:-}" ] || args+=(${NODE_FLAGS})
   for peer in "${ids[@]}"; do
@@ -183,6 +196,14 @@ for id in "${ids[@]}"; do
   inc[$id]=0
   start_node "$id" "$DURATION"
 done
+if [ -n "$SECURE" ]; then
+  # An impostor with another secret keeps trying to reach node 1: it must deliver
+  # nothing, and node 1 must count its refusals.
+  "$bin" --id 9 --listen "127.0.0.1:$(node_port 9)" --peer "1@127.0.0.1:$(node_port 1)" \
+    --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor.json" \
+    --cluster-secret-file "$OUT/impostor.secret" >"$OUT/impostor.log" 2>&1 &
+  impostor=$!
+fi
 
 if [ "$mode" = kill ]; then
   order=(3 1 2)
@@ -223,6 +244,27 @@ for id in "${ids[@]}"; do
   unset "pid[$id]"
 done
 [ "$status" = 0 ] || exit 1
+if [ -n "$SECURE" ]; then
+  wait "$impostor" || true
+  python3 - "$OUT" <<'EOF_SECURE' || exit 1
+import json, sys
+out = sys.argv[1]
+imp = json.load(open(f"{out}/impostor.json"))
+n1 = json.load(open(f"{out}/node-1.0.json"))
+delivered = sum(p["acknowledged"] + p["written"] for p in imp["peers"].values())
+auth = {k: v for k, v in n1["refused_connections"].items() if k.startswith("auth")}
+print(f"impostor (another secret): {delivered} delivered; node-1 refused {auth}")
+if delivered or not auth:
+    print("FAIL: the impostor got through, or node-1 did not count it")
+    sys.exit(1)
+for i in (1, 2, 3):
+    s = json.load(open(f"{out}/node-{i}.0.json"))
+    bad = {k: v for k, v in s["refused_connections"].items() if k.startswith("auth") and i != 1}
+    if bad:
+        print(f"FAIL: node-{i} refused cluster members: {bad}")
+        sys.exit(1)
+EOF_SECURE
+fi
 if [ "$mode" = cut ]; then
   sleep 1.1 # one more line of counters from every proxy
   for p in "${proxy_pids[@]}"; do kill "$p" 2>/dev/null || true; done

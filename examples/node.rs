@@ -18,8 +18,9 @@
 //! `--heartbeat-timeout SECS` (the library's default, 5), and the limits (DESIGN.md
 //! section 6, both directions, library defaults): `--link-capacity BYTES` (4 MiB)
 //! `--endpoint-reserve BYTES` (128 MiB) `--global-reserve BYTES` (512 MiB)
-//! `--max-message BYTES` (128 MiB) `--expire-after MS` (never). BYTES may end in `k`,
-//! `m` or `g` (powers of 1024).
+//! `--max-message BYTES` (128 MiB) `--expire-after MS` (never), and authentication:
+//! `--cluster-secret-file FILE` (none: any process may join) `--cluster-name NAME`
+//! (`internode`). BYTES may end in `k`, `m` or `g` (powers of 1024).
 //!
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
@@ -175,6 +176,8 @@ struct Options {
     limits: Limits,
     max_message: Option<usize>,
     expire_after: Option<Duration>,
+    cluster_secret_file: Option<String>,
+    cluster_name: Option<String>,
 }
 
 const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--size BYTES (100)] \
@@ -183,7 +186,8 @@ const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--siz
 [--link-policy lossless|lossy] [--grace SECS (10)] \
 [--max-in-flight N per peer (1000; 0 = wait for the links' credit)] [--heartbeat-timeout SECS (5)] \
 [--link-capacity BYTES (4m)] [--endpoint-reserve BYTES (128m)] [--global-reserve BYTES (512m)] \
-[--max-message BYTES (128m)] [--expire-after MS (never)]";
+[--max-message BYTES (128m)] [--expire-after MS (never)] \
+[--cluster-secret-file FILE] [--cluster-name NAME (internode)]";
 
 /// A byte count: digits, optionally followed by k, m or g (powers of 1024).
 fn bytes_flag(value: &str) -> Option<usize> {
@@ -218,6 +222,8 @@ fn parse_options() -> Result<Options, String> {
         limits: Limits::default(),
         max_message: None,
         expire_after: None,
+        cluster_secret_file: None,
+        cluster_name: None,
     };
     let seconds = |v: &str| -> Option<Duration> {
         let s: f64 = v.parse().ok()?;
@@ -275,6 +281,8 @@ fn parse_options() -> Result<Options, String> {
                 let ms: u64 = value.parse().map_err(|_| bad())?;
                 options.expire_after = Some(Duration::from_millis(ms));
             }
+            "--cluster-secret-file" => options.cluster_secret_file = Some(value.clone()),
+            "--cluster-name" => options.cluster_name = Some(value.clone()),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -1017,6 +1025,14 @@ async fn run(options: Options) -> Result<(), String> {
     }
     if let Some(after) = options.expire_after {
         builder = builder.expire_after(after);
+    }
+    if let Some(file) = &options.cluster_secret_file {
+        builder = builder
+            .cluster_secret_file(file)
+            .map_err(|e| format!("--cluster-secret-file {file}: {e}"))?;
+    }
+    if let Some(name) = &options.cluster_name {
+        builder = builder.cluster_name(name.clone());
     }
     let node = builder.start().await.map_err(|e| e.to_string())?;
     let tallies: Tallies = Rc::default();
