@@ -97,51 +97,11 @@ pub fn handshake(data: &[u8]) {
 
     authenticated(&input, sizes, helped, start, timeout, &hello);
 
-    if let Ok(hello) = Hello::decode(&input) {
-        let mut again = bytes::BytesMut::new();
-        hello.encode(&mut again);
-        assert_eq!(
-            Hello::decode(&again),
-            Ok(hello),
-            "Hello did not survive re-encoding"
-        );
-    }
-    if let Ok(accept) = Accept::decode(&input) {
-        let mut again = bytes::BytesMut::new();
-        accept.encode(&mut again);
-        assert_eq!(
-            Accept::decode(&again),
-            Ok(accept),
-            "Accept did not survive re-encoding"
-        );
-    }
-    if let Ok(reject) = Reject::decode(&input) {
-        let mut again = bytes::BytesMut::new();
-        reject.encode(&mut again);
-        assert_eq!(
-            Reject::decode(&again),
-            Ok(reject),
-            "Reject did not survive re-encoding"
-        );
-    }
-    if let Ok(challenge) = Challenge::decode(&input) {
-        let mut again = bytes::BytesMut::new();
-        challenge.encode(&mut again);
-        assert_eq!(
-            Challenge::decode(&again),
-            Ok(challenge),
-            "Challenge did not survive re-encoding"
-        );
-    }
-    if let Ok(proof) = Proof::decode(&input) {
-        let mut again = bytes::BytesMut::new();
-        proof.encode(&mut again);
-        assert_eq!(
-            Proof::decode(&again),
-            Ok(proof),
-            "Proof did not survive re-encoding"
-        );
-    }
+    survives(&input, Hello::decode, Hello::encode, "Hello");
+    survives(&input, Accept::decode, Accept::encode, "Accept");
+    survives(&input, Reject::decode, Reject::encode, "Reject");
+    survives(&input, Challenge::decode, Challenge::encode, "Challenge");
+    survives(&input, Proof::decode, Proof::encode, "Proof");
 }
 
 /// Step 2 of [`handshake`]: the machines with a cluster secret.
@@ -421,5 +381,23 @@ mod tests {
             data.extend(message);
             handshake(&data);
         }
+    }
+}
+
+/// A message that decodes from `input` decodes the same after re-encoding.
+fn survives<T: PartialEq + std::fmt::Debug, E: PartialEq + std::fmt::Debug>(
+    input: &[u8],
+    decode: fn(&[u8]) -> Result<T, E>,
+    encode: fn(&T, &mut bytes::BytesMut),
+    what: &str,
+) {
+    if let Ok(message) = decode(input) {
+        let mut again = bytes::BytesMut::new();
+        encode(&message, &mut again);
+        assert_eq!(
+            decode(&again),
+            Ok(message),
+            "{what} did not survive re-encoding"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use bytes::BytesMut;
 
-use super::credit::{deadline_instant, CreditLine, Queued};
+use super::credit::{deadline_instant, CreditLine, QueueFuture, Queued};
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
 use super::{wire, Node};
@@ -132,14 +132,7 @@ impl Peer {
         message: M,
     ) -> impl Future<Output = Result<Queued, SendError>> + 'static {
         // In line now, in the order of the calls, whenever the future is polled.
-        let waiting = match self.prepare(message, None) {
-            Prepared::Ready(result) => Err(result),
-            Prepared::Link {
-                credit,
-                outbound,
-                expires_at,
-            } => Ok(credit.queue(outbound, expires_at)),
-        };
+        let waiting = self.line_up(message, None);
         async move {
             match waiting {
                 Err(result) => result.map(|sent| Queued::ready(Ok(sent))),
@@ -153,14 +146,7 @@ impl Peer {
         message: M,
         expire_after: Option<Duration>,
     ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
-        let waiting = match self.prepare(message, expire_after) {
-            Prepared::Ready(result) => Err(result),
-            Prepared::Link {
-                credit,
-                outbound,
-                expires_at,
-            } => Ok(credit.queue(outbound, expires_at)),
-        };
+        let waiting = self.line_up(message, expire_after);
         async move {
             match waiting {
                 Err(result) => result,
@@ -188,6 +174,23 @@ impl Peer {
     /// [`enqueue`](Self::enqueue) gives each one.
     pub fn sink<M: Message>(&self) -> PeerSink<M> {
         PeerSink::new(self.clone())
+    }
+
+    /// Puts `message` in line on its link's credit now (or delivers it locally: its
+    /// outcome, as the error).
+    fn line_up<M: Message>(
+        &self,
+        message: M,
+        expire_after: Option<Duration>,
+    ) -> Result<QueueFuture, Result<Sent, SendError>> {
+        match self.prepare(message, expire_after) {
+            Prepared::Ready(result) => Err(result),
+            Prepared::Link {
+                credit,
+                outbound,
+                expires_at,
+            } => Ok(credit.queue(outbound, expires_at)),
+        }
     }
 
     /// Encodes `message` and picks its link (or delivers it locally).
