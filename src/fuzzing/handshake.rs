@@ -253,6 +253,24 @@ fn fix_checksum(input: &mut [u8]) {
     }
 }
 
+/// A message that decodes from `input` decodes the same after re-encoding.
+fn survives<T: PartialEq + std::fmt::Debug, E: PartialEq + std::fmt::Debug>(
+    input: &[u8],
+    decode: fn(&[u8]) -> Result<T, E>,
+    encode: fn(&T, &mut bytes::BytesMut),
+    what: &str,
+) {
+    if let Ok(message) = decode(input) {
+        let mut again = bytes::BytesMut::new();
+        encode(&message, &mut again);
+        assert_eq!(
+            decode(&again),
+            Ok(message),
+            "{what} did not survive re-encoding"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,23 +399,5 @@ mod tests {
             data.extend(message);
             handshake(&data);
         }
-    }
-}
-
-/// A message that decodes from `input` decodes the same after re-encoding.
-fn survives<T: PartialEq + std::fmt::Debug, E: PartialEq + std::fmt::Debug>(
-    input: &[u8],
-    decode: fn(&[u8]) -> Result<T, E>,
-    encode: fn(&T, &mut bytes::BytesMut),
-    what: &str,
-) {
-    if let Ok(message) = decode(input) {
-        let mut again = bytes::BytesMut::new();
-        encode(&message, &mut again);
-        assert_eq!(
-            decode(&again),
-            Ok(message),
-            "{what} did not survive re-encoding"
-        );
     }
 }
