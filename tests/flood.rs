@@ -236,7 +236,10 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         let settled = poll_until("the link to empty", || async {
             let m = a.metrics().await;
             let link = small_link(&m);
-            if link.pending_bytes == 0 && m.limits.send.global_in_use == 0 {
+            if link.pending_bytes == 0
+                && link.reserve_bytes == 0
+                && m.limits.send.global_in_use == 0
+            {
                 Ok(m)
             } else {
                 Err((link.clone(), m.limits.send))
