@@ -289,6 +289,14 @@ impl Line {
         }
     }
 
+    /// [`drive`](Self::drive) if any send waits (the clock is read only then: not on
+    /// the path of a send within credit).
+    fn serve(&mut self) {
+        if !self.order.is_empty() {
+            self.drive(Instant::now());
+        }
+    }
+
     /// Wakes the first send still waiting, so that it polls the link's answers (only
     /// the last poller is registered with them).
     fn wake_first(&mut self) {
@@ -371,7 +379,7 @@ impl CreditLine {
         match answer {
             CreditAnswer::Granted(bytes) => {
                 line.available = line.available.saturating_add(bytes);
-                line.drive(Instant::now());
+                line.serve();
             }
             CreditAnswer::Waiting(level) => line.short = Some(level),
             CreditAnswer::Refused(error) => line.closed = Some(error),
@@ -391,7 +399,7 @@ impl CreditLine {
         let bytes = message.size();
         let mut line = self.lock();
         line.absorb(None);
-        line.drive(Instant::now());
+        line.serve();
         if let Some(error) = line.never(bytes) {
             return Err(error);
         }
@@ -415,7 +423,7 @@ impl CreditLine {
         let bytes = message.size();
         let mut line = self.lock();
         line.absorb(None);
-        line.drive(Instant::now());
+        line.serve();
         let state = if let Some(error) = line.never(bytes) {
             Wait::Done(Err(error))
         } else if line.first_waiting().is_none() && line.available >= bytes {
@@ -522,8 +530,9 @@ impl Drop for QueueFuture {
     }
 }
 
-/// The instant a deadline in ms since the UNIX epoch falls on, seen at `now_ms`.
-pub(crate) fn deadline_instant(expires_at_ms: Option<u64>, now_ms: u64) -> Option<Instant> {
-    let left = expires_at_ms?.saturating_sub(now_ms);
+/// The instant a deadline in ms since the UNIX epoch falls on (the clocks are read
+/// only for a message that has one).
+pub(crate) fn deadline_instant(expires_at_ms: Option<u64>) -> Option<Instant> {
+    let left = expires_at_ms?.saturating_sub(super::wire::epoch_ms());
     Instant::now().checked_add(Duration::from_millis(left))
 }

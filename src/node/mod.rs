@@ -605,7 +605,7 @@ impl Node {
         // outcome is not awaited here: while the peer is unreachable it stays queued,
         // and the request must still time out. A failure to send completes the request
         // at once through the tracker.
-        let queued = credit.queue(outbound, deadline_instant(expires, wire::epoch_ms()));
+        let queued = credit.queue(outbound, deadline_instant(expires));
         let cancel = tracker.clone();
         actix::spawn(async move {
             let outcome = match queued.await {

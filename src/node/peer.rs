@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use super::credit::{deadline_instant, CreditLine, QueueFuture, Queued};
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
-use super::{wire, Node};
+use super::Node;
 use crate::envelope::Flags;
 use crate::message::{Message, Request};
 use crate::outcome::{RequestError, SendError, Sent};
@@ -216,7 +216,7 @@ impl Peer {
                 Prepared::Link {
                     credit: links[usize::from(kind.code())].credit.clone(),
                     outbound,
-                    expires_at: deadline_instant(expires, wire::epoch_ms()),
+                    expires_at: deadline_instant(expires),
                 }
             }
         }
