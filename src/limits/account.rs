@@ -89,6 +89,38 @@ pub struct ReserveNeeded {
     pub up_to: usize,
 }
 
+/// The reserve an account wants from the `ResourceLimits` actor, asked for one
+/// request at a time: [`want`](Self::want) says what is needed now (the latest need
+/// replaces an earlier one), [`poll`](Self::poll) hands it out unless a request is
+/// out, [`answered`](Self::answered) says the request came back (granted or not).
+#[derive(Debug, Default)]
+pub struct ReserveRequest {
+    wanted: Option<ReserveNeeded>,
+    out: bool,
+}
+
+impl ReserveRequest {
+    /// Reserve is needed (`Some`), or no longer (`None`).
+    pub fn want(&mut self, need: Option<ReserveNeeded>) {
+        self.wanted = need;
+    }
+
+    /// What to ask for now, if anything and no request is out.
+    pub fn poll(&mut self) -> Option<ReserveNeeded> {
+        if self.out {
+            return None;
+        }
+        let need = self.wanted.take()?;
+        self.out = true;
+        Some(need)
+    }
+
+    /// The request that was out came back (or was abandoned).
+    pub fn answered(&mut self) {
+        self.out = false;
+    }
+}
+
 /// The bytes one link holds in one direction: its own capacity (a [`LinkBudget`])
 /// first, then reserve bytes leased from the `ResourceLimits` actor.
 ///

@@ -86,7 +86,7 @@ mod reserves;
 #[cfg(test)]
 mod proptests;
 
-pub use account::{Account, Charge, ReserveNeeded};
+pub use account::{Account, Charge, ReserveNeeded, ReserveRequest};
 pub use link::LinkBudget;
 pub use reserves::{Grant, Reserves, Shortage};
 

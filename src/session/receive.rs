@@ -16,7 +16,7 @@ use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PONG};
 use super::{DisconnectReason, Heartbeat, HeartbeatAction, ProtocolViolation, HOUSEKEEPING};
 use crate::envelope::{Envelope, MessageAssembler};
 use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
-use crate::limits::{Account, Charge, Grant, ReserveNeeded};
+use crate::limits::{Account, Charge, Grant, ReserveNeeded, ReserveRequest};
 
 /// How many replaced sender sessions a [`ReceiveSession`] remembers (to refuse their
 /// late Hellos).
@@ -188,9 +188,8 @@ pub struct ReceiveSession<K> {
     /// backlog. At most one while the shell stops reading when told.
     parked: VecDeque<Parked>,
     arrivals: VecDeque<Arrival<K>>,
-    /// Reserve to ask for; `acquiring` while a request is out.
-    acquire: Option<ReserveNeeded>,
-    acquiring: bool,
+    /// Reserve to ask for.
+    acquire: ReserveRequest,
     throttled_since: Option<Instant>,
     /// When the next unsolicited pong is due while throttled.
     keepalive_at: Option<Instant>,
@@ -217,8 +216,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             partial: None,
             parked: VecDeque::new(),
             arrivals: VecDeque::new(),
-            acquire: None,
-            acquiring: false,
+            acquire: ReserveRequest::default(),
             throttled_since: None,
             keepalive_at: None,
             spare_at: None,
@@ -396,7 +394,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     /// waited for room goes on. An error as for
     /// [`handle_processed`](Self::handle_processed).
     pub fn handle_lease(&mut self, grant: Grant<K>, now: Instant) -> Result<(), DisconnectReason> {
-        self.acquiring = false;
+        self.acquire.answered();
         if let Err(grant) = self.account.add_lease(grant) {
             self.releases.push(grant);
         }
@@ -490,12 +488,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     /// Reserve to wait for (the head of the backlog does not fit), at most one
     /// request at a time: report the grant with [`handle_lease`](Self::handle_lease).
     pub fn poll_acquire(&mut self) -> Option<ReserveNeeded> {
-        if self.acquiring {
-            return None;
-        }
-        let need = self.acquire.take()?;
-        self.acquiring = true;
-        Some(need)
+        self.acquire.poll()
     }
 
     /// Whether the shell should read its socket: not while messages or a frame wait

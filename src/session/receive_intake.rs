@@ -233,7 +233,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             self.keepalive_at = Some(now + self.config.keepalive_interval);
             self.counters.throttled += 1;
         }
-        self.acquire = Some(need);
+        self.acquire.want(Some(need));
     }
 
     /// Whether anything waits for receive limits (then the link is throttled).
@@ -283,7 +283,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
 
     /// Nothing waits any more: reading resumes.
     pub(super) fn unthrottle(&mut self, now: Instant) {
-        self.acquire = None;
+        self.acquire.want(None);
         if let Some(since) = self.throttled_since.take() {
             self.keepalive_at = None;
             self.counters.throttled_us += micros(now.saturating_duration_since(since));

@@ -22,7 +22,7 @@
 use std::collections::VecDeque;
 
 use super::OutboundQueue;
-use crate::limits::{Charge, Grant, ReserveNeeded};
+use crate::limits::{Charge, Grant, ReserveNeeded, ReserveRequest};
 use crate::outcome::{OverloadLevel, SendError};
 
 /// An answer to a producer's ask for credit, from
@@ -52,9 +52,8 @@ pub(super) struct Credits<K> {
     held: Charge<K>,
     asks: VecDeque<Ask>,
     answers: VecDeque<(u64, CreditAnswer)>,
-    /// Reserve the first ask needs; `acquiring` while a request for it is out.
-    acquire: Option<ReserveNeeded>,
-    acquiring: bool,
+    /// Reserve the first ask needs.
+    acquire: ReserveRequest,
     /// The level the reserve was last found short at, told once per ask.
     short: Option<(u64, OverloadLevel)>,
 }
@@ -65,8 +64,7 @@ impl<K: Clone + Eq> Credits<K> {
             held: Charge::none(),
             asks: VecDeque::new(),
             answers: VecDeque::new(),
-            acquire: None,
-            acquiring: false,
+            acquire: ReserveRequest::default(),
             short: None,
         }
     }
@@ -101,7 +99,7 @@ impl<K: Clone + Eq> Credits<K> {
         grant: Option<Grant<K>>,
         queue: &mut OutboundQueue<K, T>,
     ) -> Option<Grant<K>> {
-        self.acquiring = false;
+        self.acquire.answered();
         queue.account_mut().add_lease(grant?).err()
     }
 
@@ -135,10 +133,10 @@ impl<K: Clone + Eq> Credits<K> {
                     self.answers
                         .push_back((ask.id, CreditAnswer::Granted(bytes)));
                     self.asks.pop_front();
-                    self.acquire = None;
+                    self.acquire.want(None);
                 }
                 Err(need) => {
-                    self.acquire = may_lease.then_some(need);
+                    self.acquire.want(may_lease.then_some(need));
                     if !may_lease {
                         // No reserve for a link that cannot deliver: the producer
                         // learns at once that it waits for the link's capacity.
@@ -148,7 +146,7 @@ impl<K: Clone + Eq> Credits<K> {
                 }
             }
         }
-        self.acquire = None;
+        self.acquire.want(None);
     }
 
     /// Moves credit held out of reserve onto the link's capacity where it has room
@@ -191,7 +189,7 @@ impl<K: Clone + Eq> Credits<K> {
             self.answers
                 .push_back((ask.id, CreditAnswer::Refused(error.clone())));
         }
-        self.acquire = None;
+        self.acquire.want(None);
         let held = std::mem::replace(&mut self.held, Charge::none());
         queue.account_mut().discharge(held);
     }
@@ -201,12 +199,7 @@ impl<K: Clone + Eq> Credits<K> {
     }
 
     pub fn poll_acquire(&mut self) -> Option<ReserveNeeded> {
-        if self.acquiring {
-            return None;
-        }
-        let need = self.acquire.take()?;
-        self.acquiring = true;
-        Some(need)
+        self.acquire.poll()
     }
 
     /// Bytes granted and not yet used.
