@@ -11,9 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use internode::frame::Framing;
 use internode::handshake::{Hello, Initiator, VersionRange};
-use internode::{LinkKind, NodeId};
 use support::{bounded, builder, poll_until, raise_fd_limit, within, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -37,12 +35,7 @@ enum Kind {
 }
 
 fn hello(id: u64, versions: VersionRange) -> Hello {
-    let mut hello = Hello::new(
-        NodeId(id),
-        "127.0.0.1:9".parse().unwrap(),
-        LinkKind::Small,
-        Framing::Crc,
-    );
+    let mut hello = support::hello(id);
     hello.versions = versions;
     hello
 }

@@ -5,25 +5,15 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use internode::frame::Framing;
-use internode::handshake::Hello;
 use internode::node::{AdmissionLimits, Sent};
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, poll_until, raw_peer, within, Seq};
+use support::{
+    bounded, builder, collect, connect_from, hello_bytes, poll_until, raw_peer, within, Seq,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-
-/// A connection to `to` from the loopback address `from` (127.0.0.0/8 is all local).
-async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(format!("{from}:0").parse().unwrap())
-        .expect("bind a loopback source address");
-    socket.connect(to).await.expect("connect")
-}
+use tokio::net::TcpStream;
 
 /// Whether the node closed `stream` (EOF or reset) within the test's wait.
 async fn closed_by_the_node(stream: &mut TcpStream) -> bool {
@@ -96,10 +86,10 @@ async fn connections_over_the_handshake_limits_are_closed_at_once_and_counted() 
         // The silent ones leave: room again.
         drop(held);
         let mut hello = connect_from("127.0.0.4", b.local_addr()).await;
-        let listen = "127.0.0.1:9".parse().unwrap();
-        let mut buf = bytes::BytesMut::new();
-        Hello::new(NodeId(40), listen, LinkKind::Small, Framing::Crc).encode(&mut buf);
-        hello.write_all(&buf).await.unwrap();
+        hello
+            .write_all(&hello_bytes(&support::hello(40)))
+            .await
+            .unwrap();
         let mut answer = [0u8; 64];
         let n = within("the Accept", hello.read(&mut answer)).await.unwrap();
         assert!(n > 0, "a handshake is taken once the others have gone");
@@ -119,10 +109,10 @@ async fn established_inbound_connections_are_bounded_and_a_peer_may_replace_its_
         let second = raw_peer(102, b.local_addr(), LinkKind::Small).await;
         // A third peer: refused once its Hello is read.
         let mut third = TcpStream::connect(b.local_addr()).await.unwrap();
-        let listen = "127.0.0.1:9".parse().unwrap();
-        let mut buf = bytes::BytesMut::new();
-        Hello::new(NodeId(103), listen, LinkKind::Small, Framing::Crc).encode(&mut buf);
-        third.write_all(&buf).await.unwrap();
+        third
+            .write_all(&hello_bytes(&support::hello(103)))
+            .await
+            .unwrap();
         assert!(closed_by_the_node(&mut third).await, "a third connection");
         refused(&b, "too_many_connections", 1).await;
         // Peer 101 connects again while its connection is up: the new one replaces

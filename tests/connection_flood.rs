@@ -14,23 +14,17 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use internode::frame::Framing;
-use internode::handshake::Hello;
 use internode::node::Sent;
-use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, raise_fd_limit, status_kib, within, Seq};
+use internode::NodeId;
+use support::{
+    bounded, builder, collect, connect_from, hello_bytes, raise_fd_limit, status_kib, within, Seq,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 const IDLE: usize = 2_000;
 const SLOW: usize = 200;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
-
-async fn connect_from(from: String, to: std::net::SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    socket.connect(to).await.expect("connect")
-}
 
 /// Waits until the node closes `stream` (EOF or reset); how long that took.
 async fn until_closed(mut stream: TcpStream) -> Duration {
@@ -86,15 +80,12 @@ async fn a_flood_of_idle_and_slow_connections_leaves_the_peers_served() {
         let addr = b.local_addr();
         let mut attackers = Vec::new();
         for i in 0..IDLE {
-            let stream = connect_from(format!("127.0.1.{}", 1 + i % 8), addr).await;
+            let stream = connect_from(&format!("127.0.1.{}", 1 + i % 8), addr).await;
             attackers.push(actix::spawn(until_closed(stream)));
         }
-        let listen = "127.0.0.1:9".parse().unwrap();
-        let mut hello = bytes::BytesMut::new();
-        Hello::new(NodeId(60), listen, LinkKind::Small, Framing::Crc).encode(&mut hello);
-        let hello = hello.freeze();
+        let hello = hello_bytes(&support::hello(60)).freeze();
         for i in 0..SLOW {
-            let mut stream = connect_from(format!("127.0.2.{}", 1 + i % 4), addr).await;
+            let mut stream = connect_from(&format!("127.0.2.{}", 1 + i % 4), addr).await;
             let hello = hello.clone();
             attackers.push(actix::spawn(async move {
                 let started = Instant::now();

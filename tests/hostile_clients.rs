@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use internode::frame::Framing;
 use internode::handshake::HandshakeError;
-use internode::handshake::{Accept, Hello, Reject, RejectReason, VersionRange};
+use internode::handshake::{Accept, Reject, RejectReason, VersionRange};
 use internode::node::{Node, SendError, Sent};
 use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
@@ -65,16 +64,9 @@ async fn wait_for_refusals(node: &Node, expected: &BTreeMap<&'static str, u64>) 
 }
 
 fn hello(id: u64, versions: VersionRange) -> BytesMut {
-    let mut hello = Hello::new(
-        NodeId(id),
-        "127.0.0.1:9".parse().unwrap(),
-        LinkKind::Small,
-        Framing::Crc,
-    );
+    let mut hello = support::hello(id);
     hello.versions = versions;
-    let mut buf = BytesMut::new();
-    hello.encode(&mut buf);
-    buf
+    support::hello_bytes(&hello)
 }
 
 #[actix::test]
@@ -367,14 +359,14 @@ async fn a_peer_that_misbehaves_after_its_handshake_is_disconnected() {
 /// returns the connection and what the node answered (nothing: it closed it).
 async fn hello_attempt(addr: SocketAddr, attempt: u64) -> (TcpStream, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let listen = "127.0.0.1:9".parse().unwrap();
-    let mut hello = Hello::new(NodeId(50), listen, LinkKind::Small, Framing::Crc);
+    let mut hello = support::hello(50);
     hello.session_id = 7;
     hello.attempt = attempt;
     hello.lossless = true;
-    let mut buf = BytesMut::new();
-    hello.encode(&mut buf);
-    stream.write_all(&buf).await.unwrap();
+    stream
+        .write_all(&support::hello_bytes(&hello))
+        .await
+        .unwrap();
     let mut answer = vec![0u8; 512];
     let n = within("the answer", stream.read(&mut answer))
         .await

@@ -401,6 +401,31 @@ where
     }
 }
 
+/// A Hello of node `id` for its small link with CRC framing, as a raw client sends it
+/// (listen address 127.0.0.1:9; the tests set the fields they need).
+pub fn hello(id: u64) -> internode::handshake::Hello {
+    use internode::frame::Framing;
+    let listen = "127.0.0.1:9".parse().unwrap();
+    internode::handshake::Hello::new(NodeId(id), listen, LinkKind::Small, Framing::Crc)
+}
+
+/// The bytes of `hello` on the wire.
+pub fn hello_bytes(hello: &internode::handshake::Hello) -> bytes::BytesMut {
+    let mut buf = bytes::BytesMut::new();
+    hello.encode(&mut buf);
+    buf
+}
+
+/// A connection to `to` from the loopback address `from` (127.0.0.0/8 is all local,
+/// so a test can be many sources).
+pub async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(format!("{from}:0").parse().unwrap())
+        .expect("bind a loopback source address");
+    socket.connect(to).await.expect("connect")
+}
+
 /// Connects to `addr` and completes the handshake as node `id` for a link of `kind`
 /// with CRC framing, like a link would (the sans-IO [`Initiator`] over the socket).
 /// Frames can be written from there on ([`frames`]).
