@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::auth::{self, ClusterKey, Nonce};
+use super::auth::{self, ChannelBinding, ClusterKey, Nonce};
 use super::initiator::{out_of_order, queue};
 use super::reader::MessageReader;
 use super::{
@@ -77,6 +77,8 @@ pub struct Acceptor {
     transmit: Option<Bytes>,
     /// With a cluster secret: the key and this side's nonce.
     auth: Option<(ClusterKey, Nonce)>,
+    /// Over TLS: the connection's channel binding, covered by both proofs.
+    binding: Option<ChannelBinding>,
     state: State,
 }
 
@@ -123,6 +125,7 @@ impl Acceptor {
             deadline: now.checked_add(timeout),
             transmit: None,
             auth: None,
+            binding: None,
             state: State::Reading(MessageReader::new("Hello", &[MessageType::Hello])),
         }
     }
@@ -150,6 +153,16 @@ impl Acceptor {
             auth: Some((key.clone(), nonce)),
             ..Acceptor::new(config, now, timeout)
         }
+    }
+
+    /// Binds the proofs to the TLS connection this handshake runs over: both sides'
+    /// proofs also cover `binding` (the connection's exporter, see
+    /// [`ChannelBinding`]), so they check out only when both ends computed them over
+    /// the same connection. Call it before any input, on both sides or on neither;
+    /// without a cluster secret it changes nothing.
+    pub fn bind_to_channel(mut self, binding: ChannelBinding) -> Self {
+        self.binding = Some(binding);
+        self
     }
 
     /// The bytes to write next, if any, once: the Accept or the Reject; with a cluster
@@ -292,7 +305,7 @@ impl Acceptor {
             nonce: *nonce,
         };
         challenge.encode_covered(&mut covered);
-        challenge.proof = key.acceptor_proof(&[&hello_body, &covered]);
+        challenge.proof = key.acceptor_proof(&[&hello_body, &covered], self.binding.as_ref());
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + Challenge::BODY_LEN + super::TRAILER_LEN);
         challenge.encode(&mut buf);
@@ -325,7 +338,11 @@ impl Acceptor {
             .0;
         let proof = Proof::decode_body(body)?;
         let covered = body.get(auth::PROOF_LEN..).unwrap_or_default();
-        if key.verify_initiator(&[hello_body, challenge_body, covered], &proof.proof) {
+        if key.verify_initiator(
+            &[hello_body, challenge_body, covered],
+            self.binding.as_ref(),
+            &proof.proof,
+        ) {
             Ok(())
         } else {
             Err(HandshakeError::AuthFailed)

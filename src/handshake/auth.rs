@@ -26,6 +26,16 @@ pub const MAX_CLUSTER_NAME_LEN: usize = MAX_AUTH_LEN - NONCE_LEN;
 /// A nonce: 32 bytes that must be fresh and unpredictable for every handshake.
 pub type Nonce = [u8; NONCE_LEN];
 
+/// Length of a [`ChannelBinding`], in bytes.
+pub const CHANNEL_BINDING_LEN: usize = 32;
+
+/// What ties the proofs to one TLS connection: its exporter
+/// (`EXPORTER-Channel-Binding`, RFC 9266), the same 32 bytes on both ends of that
+/// connection and different on any other. A proof computed over one connection's
+/// binding fails on another, so a man in the middle who terminates two TLS
+/// connections cannot relay the proofs between them.
+pub type ChannelBinding = [u8; CHANNEL_BINDING_LEN];
+
 /// The role label of the acceptor's proof.
 const ACCEPTOR_LABEL: &[u8] = b"internode acceptor v1";
 /// The role label of the initiator's proof.
@@ -101,11 +111,15 @@ impl ClusterKey {
         &self.cluster
     }
 
-    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    /// The MAC over `label`, the transcript's parts and, over TLS, the channel
+    /// binding as one more part (without TLS the transcript has no such part, so the
+    /// proofs are those of a plain connection).
+    fn mac(&self, label: &[u8], parts: &[&[u8]], binding: Option<&ChannelBinding>) -> HmacSha256 {
         let mut mac =
             <HmacSha256 as Mac>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(label);
-        for part in parts {
+        let binding = binding.map(|b| &b[..]);
+        for part in parts.iter().copied().chain(binding) {
             // Each part with its length, so that no two transcripts read the same.
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part);
@@ -114,16 +128,24 @@ impl ClusterKey {
     }
 
     /// The acceptor's proof over its transcript (the parts, each length-prefixed).
-    pub(crate) fn acceptor_proof(&self, transcript: &[&[u8]]) -> [u8; PROOF_LEN] {
-        self.mac(ACCEPTOR_LABEL, transcript)
+    pub(crate) fn acceptor_proof(
+        &self,
+        transcript: &[&[u8]],
+        binding: Option<&ChannelBinding>,
+    ) -> [u8; PROOF_LEN] {
+        self.mac(ACCEPTOR_LABEL, transcript, binding)
             .finalize()
             .into_bytes()
             .into()
     }
 
     /// The initiator's proof over its transcript.
-    pub(crate) fn initiator_proof(&self, transcript: &[&[u8]]) -> [u8; PROOF_LEN] {
-        self.mac(INITIATOR_LABEL, transcript)
+    pub(crate) fn initiator_proof(
+        &self,
+        transcript: &[&[u8]],
+        binding: Option<&ChannelBinding>,
+    ) -> [u8; PROOF_LEN] {
+        self.mac(INITIATOR_LABEL, transcript, binding)
             .finalize()
             .into_bytes()
             .into()
@@ -131,15 +153,25 @@ impl ClusterKey {
 
     /// Whether `proof` is the acceptor's proof over `transcript`; compared in constant
     /// time ([`Mac::verify_slice`]).
-    pub(crate) fn verify_acceptor(&self, transcript: &[&[u8]], proof: &[u8]) -> bool {
-        self.mac(ACCEPTOR_LABEL, transcript)
+    pub(crate) fn verify_acceptor(
+        &self,
+        transcript: &[&[u8]],
+        binding: Option<&ChannelBinding>,
+        proof: &[u8],
+    ) -> bool {
+        self.mac(ACCEPTOR_LABEL, transcript, binding)
             .verify_slice(proof)
             .is_ok()
     }
 
     /// Whether `proof` is the initiator's proof over `transcript`, in constant time.
-    pub(crate) fn verify_initiator(&self, transcript: &[&[u8]], proof: &[u8]) -> bool {
-        self.mac(INITIATOR_LABEL, transcript)
+    pub(crate) fn verify_initiator(
+        &self,
+        transcript: &[&[u8]],
+        binding: Option<&ChannelBinding>,
+        proof: &[u8],
+    ) -> bool {
+        self.mac(INITIATOR_LABEL, transcript, binding)
             .verify_slice(proof)
             .is_ok()
     }

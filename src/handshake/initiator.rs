@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::auth::{self, ClusterKey, Nonce};
+use super::auth::{self, ChannelBinding, ClusterKey, Nonce};
 use super::reader::{MessageReader, RawMessage};
 use super::{
     Accept, AuthToken, Challenge, Established, HandshakeError, Hello, MessageType, Proof, Reject,
@@ -78,6 +78,8 @@ pub struct Initiator {
     /// With a cluster secret: the key and the Hello's body (the start of the
     /// transcript).
     auth: Option<(ClusterKey, Vec<u8>)>,
+    /// Over TLS: the connection's channel binding, covered by both proofs.
+    binding: Option<ChannelBinding>,
     state: State,
 }
 
@@ -115,6 +117,7 @@ impl Initiator {
             deadline: now.checked_add(timeout),
             transmit: Some(buf.freeze()),
             auth: None,
+            binding: None,
             state: State::AwaitingReply(MessageReader::new(
                 EXPECTED,
                 &[
@@ -161,6 +164,15 @@ impl Initiator {
             ],
         ));
         initiator
+    }
+
+    /// Binds the proofs to the TLS connection this handshake runs over, as
+    /// [`Acceptor::bind_to_channel`](super::Acceptor::bind_to_channel) does on the
+    /// other side. Call it before any input; without a cluster secret it changes
+    /// nothing.
+    pub fn bind_to_channel(mut self, binding: ChannelBinding) -> Self {
+        self.binding = Some(binding);
+        self
     }
 
     /// The bytes to write next, if any: the Hello, once; with a cluster secret, the
@@ -259,11 +271,15 @@ impl Initiator {
             return Err(HandshakeError::SelfConnect);
         }
         let covered = body.get(auth::PROOF_LEN..).unwrap_or_default();
-        if !key.verify_acceptor(&[hello_body, covered], &challenge.proof) {
+        if !key.verify_acceptor(
+            &[hello_body, covered],
+            self.binding.as_ref(),
+            &challenge.proof,
+        ) {
             return Err(HandshakeError::AuthFailed);
         }
         let proof = Proof {
-            proof: key.initiator_proof(&[hello_body, body, &[]]),
+            proof: key.initiator_proof(&[hello_body, body, &[]], self.binding.as_ref()),
         };
         let mut buf =
             BytesMut::with_capacity(super::HEADER_LEN + Proof::BODY_LEN + super::TRAILER_LEN);

@@ -139,7 +139,8 @@ mod tests;
 
 pub use acceptor::{AcceptParams, Acceptor, AcceptorConfig};
 pub use auth::{
-    fresh_nonce, ClusterKey, ClusterKeyError, Nonce, MAX_CLUSTER_NAME_LEN, NONCE_LEN, PROOF_LEN,
+    fresh_nonce, ChannelBinding, ClusterKey, ClusterKeyError, Nonce, CHANNEL_BINDING_LEN,
+    MAX_CLUSTER_NAME_LEN, NONCE_LEN, PROOF_LEN,
 };
 pub use error::HandshakeError;
 pub use initiator::Initiator;

@@ -283,10 +283,10 @@ fn a_reflected_proof_is_refused() {
     let k = good();
     let transcript: [&[u8]; 3] = [b"hello", b"challenge", b""];
     assert_ne!(
-        k.acceptor_proof(&transcript),
-        k.initiator_proof(&transcript)
+        k.acceptor_proof(&transcript, None),
+        k.initiator_proof(&transcript, None)
     );
-    assert!(!k.verify_initiator(&transcript, &k.acceptor_proof(&transcript)));
+    assert!(!k.verify_initiator(&transcript, None, &k.acceptor_proof(&transcript, None)));
 
     // An acceptor's Challenge reflected to the acceptor as a Hello is no Hello: it is
     // refused at the type byte.
@@ -421,4 +421,51 @@ fn keys_refuse_an_empty_secret_and_a_long_name_and_hide_the_key() {
         "{shown}"
     );
     assert_ne!(good(), key(b"the right secret!"));
+}
+
+/// Over TLS both proofs cover the connection's exporter: a handshake relayed
+/// between two TLS connections (a different binding on each end) fails at the
+/// initiator, before it proves anything; the same binding on both ends establishes.
+#[test]
+fn proofs_bound_to_a_channel_check_out_only_over_that_channel() {
+    let now = Instant::now();
+    let bound_initiator = |b| initiator(&good(), now).bind_to_channel(b);
+    let bound_acceptor = |b| acceptor_with(&good(), NA, now).bind_to_channel(b);
+
+    let (mut i, mut a) = (bound_initiator([7; 32]), bound_acceptor([7; 32]));
+    let (_, _, proof) = to_proof(&mut i, &mut a, now);
+    assert!(a.handle_input(&proof, now).unwrap().is_some());
+    a.accept(params()).unwrap();
+    let accept = a.poll_transmit().unwrap();
+    assert!(i.handle_input(&accept, now).unwrap().is_some());
+
+    // Relayed: each end computed its proofs over its own connection.
+    let unbound = || initiator(&good(), now);
+    let cases: [(Initiator, Acceptor); 3] = [
+        (bound_initiator([7; 32]), bound_acceptor([8; 32])),
+        (unbound(), bound_acceptor([7; 32])),
+        (bound_initiator([7; 32]), acceptor_with(&good(), NA, now)),
+    ];
+    for (n, (mut i, mut a)) in cases.into_iter().enumerate() {
+        let hello = i.poll_transmit().unwrap();
+        assert_eq!(a.handle_input(&hello, now), Ok(None), "case {n}");
+        let challenge = a.poll_transmit().unwrap();
+        assert_eq!(
+            i.handle_input(&challenge, now),
+            Err(HandshakeError::AuthFailed),
+            "case {n}"
+        );
+        assert_eq!(i.poll_transmit(), None, "case {n}: no Proof");
+    }
+
+    // An initiator's proof made over another channel fails at the acceptor too
+    // (same nonces: only the binding differs).
+    let (mut i, mut a) = (bound_initiator([7; 32]), bound_acceptor([7; 32]));
+    let (hello, _, proof) = to_proof(&mut i, &mut a, now);
+    let mut other = bound_acceptor([9; 32]);
+    assert_eq!(other.handle_input(&hello, now), Ok(None));
+    assert_eq!(
+        other.handle_input(&proof, now),
+        Err(HandshakeError::AuthFailed)
+    );
 }
