@@ -19,7 +19,9 @@ use internode::message::Message;
 use internode::node::{Node, NodeBuilder, SendError, Sent, StartError};
 use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
-use support::{bounded, builder, collect, epoch_ms, frames, recv_n, within, Events, Seq, POLL};
+use support::{
+    bounded, builder, collect, epoch_ms, frames, recv_n, refused, within, Events, Seq, POLL,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -27,66 +29,6 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 fn with_secret(id: u64, secret: &[u8]) -> NodeBuilder {
     builder(id).cluster_secret(secret.to_vec())
-}
-
-/// Node 1 sends to node 2 and must be refused: its link reports `expected` (at least
-/// twice: it keeps retrying), node 2 counts `reason`, delivers nothing, holds no
-/// inbound connection and has not learned node 1's address.
-async fn refused(a: NodeBuilder, b: NodeBuilder, expected: DisconnectReason, reason: &str) {
-    let b = b.start().await.unwrap();
-    let mut inbox = collect::<Seq>(&b);
-    let a = a.start().await.unwrap();
-    let mut events = Events::subscribe(&a).await;
-    a.add_peer(NodeId(2), b.local_addr()).await;
-    let to_b = a.peer(NodeId(2)).await.unwrap();
-    let _pending = to_b.send(Seq(1));
-    for _ in 0..2 {
-        let event = events
-            .wait_for("a refused attempt", NodeId(2), LinkKind::Small, |e| {
-                matches!(e, LinkEvent::Disconnected { .. })
-            })
-            .await;
-        assert_eq!(
-            event,
-            LinkEvent::Disconnected {
-                reason: expected.clone()
-            }
-        );
-        events
-            .wait_for("a retry", NodeId(2), LinkKind::Small, |e| {
-                matches!(e, LinkEvent::RetryScheduled { .. })
-            })
-            .await;
-    }
-    let counted = within("the refusals to be counted", async {
-        loop {
-            let refused = b.refused_connections().await;
-            if refused.get(reason).copied().unwrap_or(0) >= 2 {
-                return refused;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await;
-    assert_eq!(
-        counted.keys().collect::<Vec<_>>(),
-        vec![&reason],
-        "only {reason}: {counted:?}"
-    );
-    assert!(inbox.try_recv().is_err(), "nothing delivered");
-    assert_eq!(b.inbound_connections().await, 0);
-    assert_eq!(b.inbound_counters().await.received, 0);
-    assert!(
-        !events
-            .of(NodeId(2), LinkKind::Small)
-            .contains(&LinkEvent::Connected),
-        "never connected"
-    );
-    // The refused peer's address was not learned from its Hello.
-    assert!(matches!(
-        b.send(NodeId(1), Seq(9)).await,
-        Err(SendError::UnknownPeer(NodeId(1)))
-    ));
 }
 
 #[actix::test]

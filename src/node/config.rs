@@ -64,6 +64,9 @@ pub struct NodeConfig {
     /// [`handshake`](crate::handshake#authentication)); `None` (the default): no
     /// authentication, any process that reaches the port can join.
     pub cluster_secret: Option<ClusterSecret>,
+    /// TLS for every connection (see [`TlsConfig`](super::TlsConfig)); `None` (the
+    /// default): plain TCP.
+    pub tls: Option<super::TlsConfig>,
 }
 
 /// A cluster secret: bytes every node of the cluster is configured with. `Debug`
@@ -139,6 +142,7 @@ impl NodeConfig {
             admission: AdmissionLimits::default(),
             cluster_name: NodeConfig::DEFAULT_CLUSTER_NAME.to_owned(),
             cluster_secret: None,
+            tls: None,
         }
     }
 }

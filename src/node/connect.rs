@@ -1,62 +1,71 @@
-//! Opening a connection: TCP connect and the initiator's handshake, each with its own
-//! timeout, driving the sans-IO [`handshake`](crate::handshake) machine over a socket.
+//! Opening a connection: TCP connect, TLS when the node has it, and the initiator's
+//! handshake, driving the sans-IO [`handshake`](crate::handshake) machine over the
+//! stream. The connect has its own timeout; TLS and the handshake share the
+//! handshake timeout.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::handshake::{fresh_nonce, ClusterKey, Established, Hello, Initiator};
+use super::tls::io_reason;
+use super::transport::Stream;
+use super::NodeConfig;
+use crate::handshake::{fresh_nonce, Established, Hello, Initiator};
 use crate::session::DisconnectReason;
+use crate::NodeId;
 
-/// Connects to `addr` and runs the initiator's side of the handshake, authenticated
-/// with `key` (and a fresh nonce) if given.
+/// Connects to node `peer` at `addr` and runs the initiator's side of the handshake
+/// with `hello`, over TLS if `config` has it, authenticated with the cluster secret
+/// (and a fresh nonce) if it has one.
 pub(crate) async fn dial(
     addr: SocketAddr,
+    peer: NodeId,
     hello: Hello,
-    key: Option<ClusterKey>,
-    connect_timeout: Duration,
-    handshake_timeout: Duration,
-) -> Result<(TcpStream, Established), DisconnectReason> {
-    let mut stream = tokio::time::timeout(connect_timeout, TcpStream::connect(addr))
+    config: Arc<NodeConfig>,
+) -> Result<(Stream, Established), DisconnectReason> {
+    let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| DisconnectReason::ConnectTimeout)?
         .map_err(|e| DisconnectReason::ConnectFailed(e.kind()))?;
-    let _ = stream.set_nodelay(true);
-    let mut initiator = match key {
-        Some(key) => Initiator::with_auth(
-            hello,
-            &key,
-            fresh_nonce(),
-            Instant::now(),
-            handshake_timeout,
-        ),
-        None => Initiator::new(hello, Instant::now(), handshake_timeout),
-    };
+    let _ = tcp.set_nodelay(true);
+    let timeout = config.handshake_timeout;
     let run = async {
+        let (mut stream, binding) = match &config.tls {
+            Some(tls) => {
+                let (stream, binding) = tls.connect(tcp, peer, &config.cluster_name).await?;
+                (stream, Some(binding))
+            }
+            None => (Stream::Plain(tcp), None),
+        };
+        // Checked when the node started: a key or none.
+        let mut initiator = match config.cluster_key().and_then(Result::ok) {
+            Some(key) => Initiator::with_auth(hello, &key, fresh_nonce(), Instant::now(), timeout),
+            None => Initiator::new(hello, Instant::now(), timeout),
+        };
+        if let Some(binding) = binding {
+            initiator = initiator.bind_to_channel(binding);
+        }
         let mut buf = [0u8; 512];
         loop {
             if let Some(out) = initiator.poll_transmit() {
-                stream.write_all(&out).await.map_err(io)?;
+                stream.write_all(&out).await.map_err(io_reason)?;
+                stream.flush().await.map_err(io_reason)?;
             }
-            let n = stream.read(&mut buf).await.map_err(io)?;
+            let n = stream.read(&mut buf).await.map_err(io_reason)?;
             if n == 0 {
                 return Err(DisconnectReason::Handshake(initiator.handle_eof()));
             }
             match initiator.handle_input(&buf[..n], Instant::now()) {
-                Ok(Some(established)) => return Ok(established),
+                Ok(Some(established)) => return Ok((stream, established)),
                 Ok(None) => {}
                 Err(e) => return Err(DisconnectReason::Handshake(e)),
             }
         }
     };
-    let established = tokio::time::timeout(handshake_timeout, run)
+    tokio::time::timeout(timeout, run)
         .await
-        .map_err(|_| DisconnectReason::HandshakeTimeout)??;
-    Ok((stream, established))
-}
-
-fn io(e: std::io::Error) -> DisconnectReason {
-    DisconnectReason::Io(e.kind())
+        .map_err(|_| DisconnectReason::HandshakeTimeout)?
 }

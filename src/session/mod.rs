@@ -68,7 +68,7 @@ pub use link::{
     Outbound, HOUSEKEEPING,
 };
 pub use queue::{Entry, OutboundQueue, Refused};
-pub use reason::{DisconnectReason, ProtocolViolation};
+pub use reason::{DisconnectReason, ProtocolViolation, TlsFailure};
 pub use receive::{Arrival, InboundCounters, ReceiveConfig, ReceiveSession, StaleAttempt};
 pub use requests::PendingRequests;
 pub use warn::WarnLimiter;

@@ -31,6 +31,59 @@ pub enum ProtocolViolation {
     BadAcknowledgement,
 }
 
+/// Why a TLS connection was not established, on either side. Certificate checks are
+/// those of the node's `TlsConfig` (the cluster CA, validity dates, the node id
+/// named in the certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The peer does not speak TLS (e.g. a plaintext client at a TLS node), or broke
+    /// the TLS protocol.
+    #[error("the peer does not speak TLS")]
+    NotTls,
+    /// The peer sent no certificate.
+    #[error("the peer sent no certificate")]
+    NoCertificate,
+    /// The peer's certificate is not issued by the cluster's CA (or its chain is
+    /// invalid).
+    #[error("the peer's certificate is not issued by the cluster's CA")]
+    UntrustedCertificate,
+    /// The peer's certificate has expired or is not valid yet.
+    #[error("the peer's certificate has expired or is not valid yet")]
+    CertificateExpired,
+    /// The peer's certificate is valid but names another node than the one it
+    /// claims to be (or the one dialed).
+    #[error("the peer's certificate names another node")]
+    WrongIdentity,
+    /// The peer refused this node's certificate, or ended the TLS handshake with an
+    /// alert.
+    #[error("the peer refused the TLS handshake")]
+    RefusedByPeer,
+    /// Anything else the TLS layer refused (no common cipher suite, ...).
+    #[error("TLS handshake failed")]
+    Other,
+}
+
+impl TlsFailure {
+    /// The name it is counted under as a refused connection's reason.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsFailure::NotTls => "tls_not_tls",
+            TlsFailure::NoCertificate => "tls_no_certificate",
+            TlsFailure::UntrustedCertificate => "tls_untrusted_certificate",
+            TlsFailure::CertificateExpired => "tls_certificate_expired",
+            TlsFailure::WrongIdentity => "tls_wrong_identity",
+            TlsFailure::RefusedByPeer => "tls_refused_by_peer",
+            TlsFailure::Other => "tls_failed",
+        }
+    }
+
+    /// Whether the peer sent what no honest, well-configured peer sends.
+    pub fn is_remote_fault(self) -> bool {
+        !matches!(self, TlsFailure::RefusedByPeer | TlsFailure::Other)
+    }
+}
+
 /// Why a connection attempt failed or an established connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -47,6 +100,9 @@ pub enum DisconnectReason {
     /// The handshake did not complete in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
+    /// The TLS handshake failed, or the peer's certificate was refused.
+    #[error("TLS failed: {0}")]
+    Tls(TlsFailure),
     /// Nothing was read for the heartbeat timeout.
     #[error("nothing read for {silent_for_ms} ms")]
     ReadTimeout {
@@ -114,6 +170,7 @@ impl DisconnectReason {
         match self {
             DisconnectReason::Protocol(_) | DisconnectReason::WrongPeer { .. } => true,
             DisconnectReason::Handshake(e) => e.is_remote_fault(),
+            DisconnectReason::Tls(e) => e.is_remote_fault(),
             _ => false,
         }
     }

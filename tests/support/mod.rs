@@ -13,14 +13,17 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix::prelude::*;
-use internode::node::{HandlerError, LinkNotice, Node, NodeBuilder, Received, Requested};
-use internode::session::LinkEvent;
+use internode::node::{
+    HandlerError, LinkNotice, Node, NodeBuilder, Received, Requested, SendError,
+};
+use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+pub mod certs;
 mod proxy;
 // Not every test binary names every re-export.
 #[allow(unused_imports)]
@@ -525,4 +528,64 @@ impl internode::message::Message for Filled {
         let seq = payload.get_u64_le();
         Ok(Filled { seq, data: payload })
     }
+}
+
+/// Node 1 sends to node 2 and must be refused: its link reports `expected` (at least
+/// twice: it keeps retrying), node 2 counts `reason`, delivers nothing, holds no
+/// inbound connection and has not learned node 1's address.
+pub async fn refused(a: NodeBuilder, b: NodeBuilder, expected: DisconnectReason, reason: &str) {
+    let b = b.start().await.unwrap();
+    let mut inbox = collect::<Seq>(&b);
+    let a = a.start().await.unwrap();
+    let mut events = Events::subscribe(&a).await;
+    a.add_peer(NodeId(2), b.local_addr()).await;
+    let to_b = a.peer(NodeId(2)).await.unwrap();
+    let _pending = to_b.send(Seq(1));
+    for _ in 0..2 {
+        let event = events
+            .wait_for("a refused attempt", NodeId(2), LinkKind::Small, |e| {
+                matches!(e, LinkEvent::Disconnected { .. })
+            })
+            .await;
+        assert_eq!(
+            event,
+            LinkEvent::Disconnected {
+                reason: expected.clone()
+            }
+        );
+        events
+            .wait_for("a retry", NodeId(2), LinkKind::Small, |e| {
+                matches!(e, LinkEvent::RetryScheduled { .. })
+            })
+            .await;
+    }
+    let counted = within("the refusals to be counted", async {
+        loop {
+            let refused = b.refused_connections().await;
+            if refused.get(reason).copied().unwrap_or(0) >= 2 {
+                return refused;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        counted.keys().collect::<Vec<_>>(),
+        vec![&reason],
+        "only {reason}: {counted:?}"
+    );
+    assert!(inbox.try_recv().is_err(), "nothing delivered");
+    assert_eq!(b.inbound_connections().await, 0);
+    assert_eq!(b.inbound_counters().await.received, 0);
+    assert!(
+        !events
+            .of(NodeId(2), LinkKind::Small)
+            .contains(&LinkEvent::Connected),
+        "never connected"
+    );
+    // The refused peer's address was not learned from its Hello.
+    assert!(matches!(
+        b.send(NodeId(1), Seq(9)).await,
+        Err(SendError::UnknownPeer(NodeId(1)))
+    ));
 }

@@ -30,11 +30,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::super::transport::Stream;
+use super::super::TlsConfig;
 use super::{Attach, InboundEnv};
-use crate::handshake::{fresh_nonce, Acceptor, AcceptorConfig, HandshakeError, Hello};
+use crate::frame::Framing;
+use crate::handshake::{
+    fresh_nonce, Acceptor, AcceptorConfig, HandshakeError, Hello, RejectReason,
+};
 use crate::node::registry::{InboundRefused, Receiver, SetPeer};
 use crate::node::AdmissionLimits;
-use crate::session::WarnLimiter;
+use crate::session::{DisconnectReason, TlsFailure, WarnLimiter};
 
 /// How often a line may be logged per refusal reason (and for failed accepts).
 const LOG_EVERY: Duration = Duration::from_secs(1);
@@ -186,6 +191,9 @@ enum Refused {
     /// Its handshake failed.
     #[error("{0}")]
     Handshake(#[from] HandshakeError),
+    /// TLS failed, or the peer's certificate does not name the node it claims to be.
+    #[error("{0}")]
+    Tls(TlsFailure),
     /// The registry refused it (the node is closing, or has as many established
     /// inbound connections as it takes).
     #[error("{0}")]
@@ -197,6 +205,7 @@ impl Refused {
     fn reason(&self) -> &'static str {
         match self {
             Refused::Handshake(e) => refusal_kind(e),
+            Refused::Tls(failure) => failure.name(),
             Refused::Registry(reason) => reason,
         }
     }
@@ -217,19 +226,53 @@ fn refusal_kind(e: &HandshakeError) -> &'static str {
     }
 }
 
-async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> {
-    let _ = stream.set_nodelay(true);
-    let config = AcceptorConfig::new(env.node);
+async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> {
+    let _ = tcp.set_nodelay(true);
+    // TLS and the handshake share one deadline.
     let timeout = env.config.handshake_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (mut stream, binding, cert) = match &env.config.tls {
+        Some(tls) => {
+            let (stream, binding, cert) = tokio::time::timeout_at(deadline, tls.accept(tcp))
+                .await
+                .map_err(|_| HandshakeError::Timeout)?
+                .map_err(|reason| match reason {
+                    DisconnectReason::Tls(failure) => Refused::Tls(failure),
+                    _ => Refused::Handshake(HandshakeError::Closed),
+                })?;
+            (stream, Some(binding), Some(cert))
+        }
+        None => (Stream::Plain(tcp), None, None),
+    };
+    let mut config = AcceptorConfig::new(env.node);
+    if env.config.tls.is_none() {
+        // No payload CRC only where TLS protects the bytes.
+        config.framings = config.framings.without(Framing::Unprotected);
+    }
     // Checked when the node started: a key or none.
-    let acceptor = match env.config.cluster_key().and_then(Result::ok) {
+    let mut acceptor = match env.config.cluster_key().and_then(Result::ok) {
         Some(key) => Acceptor::with_auth(config, &key, fresh_nonce(), Instant::now(), timeout),
         None => Acceptor::new(config, Instant::now(), timeout),
     };
+    if let Some(binding) = binding {
+        acceptor = acceptor.bind_to_channel(binding);
+    }
     // With a cluster secret, the Hello comes out only after the peer's Proof checked
     // out: nothing below (the peer's address, the registry, the receiving actor)
     // ever sees an unauthenticated peer.
-    let (acceptor, hello) = read_hello(&mut stream, acceptor, timeout).await?;
+    let (mut acceptor, hello) = read_hello(&mut stream, acceptor, deadline).await?;
+    // Over TLS, the certificate must name the node the Hello claims to be.
+    if let Some(cert) = cert {
+        if let Err(failure) = TlsConfig::check_peer(&cert, hello.node_id, &env.config.cluster_name)
+        {
+            if acceptor.reject(RejectReason::Unauthorized).is_ok() {
+                if let Some(out) = acceptor.poll_transmit() {
+                    let _ = write(&mut stream, &out).await;
+                }
+            }
+            return Err(Refused::Tls(failure));
+        }
+    }
     env.registry.do_send(SetPeer {
         peer: hello.node_id,
         addr: hello.listen_addr,
@@ -254,14 +297,20 @@ async fn handshake(mut stream: TcpStream, env: Arc<InboundEnv>) -> Result<(), Re
     Ok(())
 }
 
-/// Reads a Hello with the acceptor's machine, within `timeout` (with a cluster
+/// Writes `bytes` and flushes them (TLS may hold the last record until then).
+async fn write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
+/// Reads a Hello with the acceptor's machine, until `deadline` (with a cluster
 /// secret: also writes the Challenge and reads the Proof). A Hello the acceptor
 /// rejects by itself (wrong version, self-connect, framing, authentication) gets its
 /// Reject before the error is returned.
 async fn read_hello(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     mut acceptor: Acceptor,
-    timeout: std::time::Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<(Acceptor, Hello), HandshakeError> {
     let run = async {
         let mut buf = [0u8; 512];
@@ -278,22 +327,21 @@ async fn read_hello(
                 Ok(None) => {
                     // The Challenge, with a cluster secret.
                     if let Some(out) = acceptor.poll_transmit() {
-                        stream
-                            .write_all(&out)
+                        write(stream, &out)
                             .await
                             .map_err(|_| acceptor.handle_eof())?;
                     }
                 }
                 Err(e) => {
                     if let Some(out) = acceptor.poll_transmit() {
-                        let _ = stream.write_all(&out).await;
+                        let _ = write(stream, &out).await;
                     }
                     return Err(e);
                 }
             }
         }
     };
-    let hello = tokio::time::timeout(timeout, run)
+    let hello = tokio::time::timeout_at(deadline, run)
         .await
         .map_err(|_| HandshakeError::Timeout)??;
     Ok((acceptor, hello))

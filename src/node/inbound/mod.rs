@@ -33,8 +33,6 @@ use std::time::Instant;
 use actix::prelude::*;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
 pub(crate) use listen::listen;
@@ -47,6 +45,8 @@ use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Regist
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::timer::Timer;
+use super::tls::io_reason;
+use super::transport::{Stream, WriteHalf};
 use super::wire::{self, PARAM_REQUEST_ID};
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags};
@@ -85,7 +85,7 @@ impl InboundEnv {
 
 /// A new connection for the link, its Hello read.
 pub(crate) struct Attach {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub acceptor: Acceptor,
     pub hello: Hello,
 }
@@ -137,7 +137,7 @@ pub(crate) struct Inbound {
     kind: LinkKind,
     core: ReceiveSession<NodeId>,
     /// The current connection's write half, while no write is out.
-    writer: Option<OwnedWriteHalf>,
+    writer: Option<WriteHalf>,
     /// The current connection's read stream.
     read: Option<SpawnHandle>,
     /// Bumped for every connection: what an older one reports is ignored.
@@ -276,7 +276,11 @@ impl Inbound {
         let generation = self.generation;
         ctx.spawn(
             async move {
-                let result = writer.write_all(&bytes).await;
+                // A TLS stream may hold the last record until flushed.
+                let result = match writer.write_all(&bytes).await {
+                    Ok(()) => writer.flush().await,
+                    Err(e) => Err(e),
+                };
                 (writer, result)
             }
             .into_actor(self)
@@ -291,7 +295,7 @@ impl Inbound {
                     }
                     Err(e) => {
                         inbound.core.handle_disconnected(Instant::now());
-                        inbound.drop_connection(ctx, &DisconnectReason::Io(e.kind()));
+                        inbound.drop_connection(ctx, &io_reason(e));
                     }
                 }
                 inbound.drive(ctx);
@@ -513,7 +517,7 @@ impl Handler<Attach> for Inbound {
                 self.peer
             );
         }
-        let (read, writer) = stream.into_split();
+        let (read, writer) = stream.split();
         let mut framed = FramedRead::new(read, FrameCodec::new(established.framing));
         framed
             .read_buffer_mut()

@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
@@ -55,6 +54,8 @@ use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
 use super::resource_limits::{Acquire, AcquireWhenAvailable, Direction, Release, ResourceLimits};
 use super::timer::Timer;
+use super::tls::io_reason;
+use super::transport::{Stream, WriteHalf};
 use super::wire;
 use super::NodeConfig;
 use crate::frame::{Decoded, FrameCodec, FrameError};
@@ -99,7 +100,7 @@ pub struct Link {
     /// The one timer, at the core's `poll_timeout`.
     timer: Timer,
     /// The write half of the connection, while no write is out.
-    writer: Option<OwnedWriteHalf>,
+    writer: Option<WriteHalf>,
     /// A connect attempt is under way.
     connecting: bool,
     /// The core asked to connect while the actor was about to restart: connect once
@@ -202,7 +203,11 @@ impl Link {
             return;
         };
         let write = async move {
-            let result = writer.write_all(&bytes).await;
+            // A TLS stream may hold the last record until flushed.
+            let result = match writer.write_all(&bytes).await {
+                Ok(()) => writer.flush().await,
+                Err(e) => Err(e),
+            };
             (writer, bytes, result)
         };
         ctx.spawn(
@@ -216,14 +221,14 @@ impl Link {
 
     fn write_done(
         &mut self,
-        writer: OwnedWriteHalf,
+        writer: WriteHalf,
         written: BytesMut,
         result: std::io::Result<()>,
         ctx: &mut Context<Self>,
     ) {
         let now = Instant::now();
         if let Err(e) = result {
-            self.lost(DisconnectReason::Io(e.kind()), ctx);
+            self.lost(io_reason(e), ctx);
             return;
         }
         self.writer = Some(writer);
@@ -313,15 +318,7 @@ impl Link {
         hello.resume = self.core.settled();
         hello.lossless = self.core.policy() == LinkPolicy::Lossless;
         hello.attempt = self.attempts;
-        // Checked when the node started: a key or none.
-        let key = config.cluster_key().and_then(Result::ok);
-        let fut = dial(
-            self.peer_addr,
-            hello,
-            key,
-            config.connect_timeout,
-            config.handshake_timeout,
-        );
+        let fut = dial(self.peer_addr, self.peer, hello, config.clone());
         ctx.spawn(fut.into_actor(self).map(|result, link, ctx| {
             link.connecting = false;
             match result {
@@ -334,12 +331,7 @@ impl Link {
         }));
     }
 
-    fn connected(
-        &mut self,
-        stream: tokio::net::TcpStream,
-        established: Established,
-        ctx: &mut Context<Self>,
-    ) {
+    fn connected(&mut self, stream: Stream, established: Established, ctx: &mut Context<Self>) {
         let now = Instant::now();
         if established.peer_node_id != self.peer {
             let reason = DisconnectReason::WrongPeer {
@@ -350,7 +342,7 @@ impl Link {
             self.drive(ctx);
             return;
         }
-        let (read, writer) = stream.into_split();
+        let (read, writer) = stream.split();
         let mut framed = FramedRead::new(read, FrameCodec::new(established.framing));
         framed
             .read_buffer_mut()
