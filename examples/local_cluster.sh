@@ -24,9 +24,12 @@
 #   a delay drawn in [SECS/2, SECS*3/2], again and again (SEED: the first proxy's
 #   seed, printed; the others use SEED+10*i+j). Links are lossless: the check requires
 #   no message lost, duplicated or out of order, and prints the proxies' cuts.
-# SECURE=1: every node gets a fresh cluster secret (--cluster-secret-file), and an
-#   impostor node with another secret tries to reach node 1 all along: it must deliver
-#   nothing and node 1 must count its refusals (auth_*). (TLS is not there yet.)
+# SECURE=1: every node gets a fresh cluster secret (--cluster-secret-file) and TLS
+#   (--tls-cert/--tls-key/--tls-ca: a fresh CA and node certificates written by
+#   examples/gen_certs.rs into OUT), and two impostors try to reach node 1 all along:
+#   node 9, with a certificate of the cluster's CA but another secret, and node 8,
+#   with the cluster's secret but a certificate of another CA. Neither may deliver
+#   anything, and node 1 must count both (auth_* and tls_untrusted_certificate).
 # KILL_EVERY=SECS: every SECS, while at least 1 s of DURATION remains, one node, round
 #   robin from node 3 (3, 1, 2, 3...), is killed with SIGKILL and started again at
 #   once on the same port with the same flags, except `--duration` (what remains of
@@ -122,13 +125,18 @@ if [ "$PORT_BASE" -lt 20000 ] || [ $((PORT_BASE + 133)) -gt 32000 ]; then
 fi
 
 # shellcheck disable=SC2086
-cargo build --quiet ${CARGO_FLAGS:-} --example node --example fault_proxy
+cargo build --quiet ${CARGO_FLAGS:-} --example node --example fault_proxy --example gen_certs
 profile=debug
 case " ${CARGO_FLAGS:-} " in *" --release "*) profile=release ;; esac
 target_dir=$(cargo metadata --format-version 1 --no-deps |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target_dir/$profile/examples/node"
 proxy_bin="$target_dir/$profile/examples/fault_proxy"
+if [ -n "$SECURE" ]; then
+  # A fresh CA, certificates for the nodes and for impostor 9 (all of the cluster's
+  # CA), and for impostor 8 from another CA.
+  "$target_dir/$profile/examples/gen_certs" "$OUT" 1 2 3 9 --other-ca 8
+fi
 
 ids=(1 2 3)
 declare -A pid inc # per node: its running process and incarnation
@@ -143,6 +151,9 @@ trap 'exit 130' INT TERM
 node_port() { echo $((PORT_BASE + $1)); }
 proxy_port() { echo $((PORT_BASE + 100 + 10 * $1 + $2)); }
 
+# tls_args ID: the TLS flags of node ID (its files in OUT are free of spaces).
+tls_args() { echo "--tls-cert $OUT/node-$1.pem --tls-key $OUT/node-$1.key --tls-ca $OUT/ca.pem"; }
+
 # start_node ID DURATION_SECS: starts incarnation ${inc[ID]} of node ID.
 start_node() {
   local id=$1 n=${inc[$1]} peer addr
@@ -151,6 +162,7 @@ start_node() {
     --record "$OUT/node-$id.$n.rec")
   [ -z "${HEARTBEAT_TIMEOUT:-}" ] || args+=(--heartbeat-timeout "$HEARTBEAT_TIMEOUT")
   args+=("${secure_args[@]}")
+  [ -z "$SECURE" ] || args+=($(tls_args "$id"))
   # shellcheck disable=SC2206 # NODE_FLAGS is split into words on purpose
   [ -z "${NODE_FLAGS:-}" ] || args+=(${NODE_FLAGS})
   for peer in "${ids[@]}"; do
@@ -197,12 +209,19 @@ for id in "${ids[@]}"; do
   start_node "$id" "$DURATION"
 done
 if [ -n "$SECURE" ]; then
-  # An impostor with another secret keeps trying to reach node 1: it must deliver
-  # nothing, and node 1 must count its refusals.
+  # Two impostors keep trying to reach node 1: they must deliver nothing, and node 1
+  # must count their refusals. Node 9: the cluster's CA, another secret.
+  # shellcheck disable=SC2046 # tls_args is split into words on purpose
   "$bin" --id 9 --listen "127.0.0.1:$(node_port 9)" --peer "1@127.0.0.1:$(node_port 1)" \
-    --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor.json" \
+    --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor.json" $(tls_args 9) \
     --cluster-secret-file "$OUT/impostor.secret" >"$OUT/impostor.log" 2>&1 &
   impostor=$!
+  # Node 8: the cluster's secret, a certificate of another CA (trusting ours).
+  # shellcheck disable=SC2046
+  "$bin" --id 8 --listen "127.0.0.1:$(node_port 8)" --peer "1@127.0.0.1:$(node_port 1)" \
+    --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor-ca.json" $(tls_args 8) \
+    "${secure_args[@]}" >"$OUT/impostor-ca.log" 2>&1 &
+  impostor_ca=$!
 fi
 
 if [ "$mode" = kill ]; then
@@ -246,20 +265,25 @@ done
 [ "$status" = 0 ] || exit 1
 if [ -n "$SECURE" ]; then
   wait "$impostor" || true
+  wait "$impostor_ca" || true
   python3 - "$OUT" <<'EOF_SECURE' || exit 1
 import json, sys
 out = sys.argv[1]
-imp = json.load(open(f"{out}/impostor.json"))
 n1 = json.load(open(f"{out}/node-1.0.json"))
-delivered = sum(p["acknowledged"] + p["written"] for p in imp["peers"].values())
-auth = {k: v for k, v in n1["refused_connections"].items() if k.startswith("auth")}
-print(f"impostor (another secret): {delivered} delivered; node-1 refused {auth}")
-if delivered or not auth:
-    print("FAIL: the impostor got through, or node-1 did not count it")
-    sys.exit(1)
+refused = n1["refused_connections"]
+for file, what, prefix in (("impostor", "another secret", "auth"),
+                           ("impostor-ca", "a certificate of another CA", "tls_untrusted")):
+    imp = json.load(open(f"{out}/{file}.json"))
+    delivered = sum(p["acknowledged"] + p["written"] for p in imp["peers"].values())
+    counted = {k: v for k, v in refused.items() if k.startswith(prefix)}
+    print(f"{file} ({what}): {delivered} delivered; node-1 refused {counted}")
+    if delivered or not counted:
+        print(f"FAIL: {file} got through, or node-1 did not count it")
+        sys.exit(1)
 for i in (1, 2, 3):
     s = json.load(open(f"{out}/node-{i}.0.json"))
-    bad = {k: v for k, v in s["refused_connections"].items() if k.startswith("auth") and i != 1}
+    bad = {k: v for k, v in s["refused_connections"].items()
+           if k.startswith(("auth", "tls")) and i != 1}
     if bad:
         print(f"FAIL: node-{i} refused cluster members: {bad}")
         sys.exit(1)

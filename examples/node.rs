@@ -20,7 +20,10 @@
 //! `--endpoint-reserve BYTES` (128 MiB) `--global-reserve BYTES` (512 MiB)
 //! `--max-message BYTES` (128 MiB) `--expire-after MS` (never), and authentication:
 //! `--cluster-secret-file FILE` (none: any process may join) `--cluster-name NAME`
-//! (`internode`). BYTES may end in `k`, `m` or `g` (powers of 1024).
+//! (`internode`), and TLS: `--tls-cert FILE --tls-key FILE --tls-ca FILE` (PEM; all
+//! three or none; the certificate must name `node-<id>.<cluster name>`, see
+//! `internode::node::TlsConfig`; `examples/gen_certs.rs` makes such files). BYTES may
+//! end in `k`, `m` or `g` (powers of 1024).
 //!
 //! For `--duration` seconds the node sends sequence-numbered messages of `--size`
 //! payload bytes to every peer, keeping at most `--max-in-flight` messages per peer
@@ -96,7 +99,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
-use internode::node::{LinkNotice, Node, Peer, Received, SendError, Sent};
+use internode::node::{LinkNotice, Node, Peer, Received, SendError, Sent, TlsConfig};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
@@ -178,6 +181,9 @@ struct Options {
     expire_after: Option<Duration>,
     cluster_secret_file: Option<String>,
     cluster_name: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    tls_ca: Option<String>,
 }
 
 const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--size BYTES (100)] \
@@ -187,7 +193,8 @@ const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--siz
 [--max-in-flight N per peer (1000; 0 = wait for the links' credit)] [--heartbeat-timeout SECS (5)] \
 [--link-capacity BYTES (4m)] [--endpoint-reserve BYTES (128m)] [--global-reserve BYTES (512m)] \
 [--max-message BYTES (128m)] [--expire-after MS (never)] \
-[--cluster-secret-file FILE] [--cluster-name NAME (internode)]";
+[--cluster-secret-file FILE] [--cluster-name NAME (internode)] \
+[--tls-cert FILE --tls-key FILE --tls-ca FILE]";
 
 /// A byte count: digits, optionally followed by k, m or g (powers of 1024).
 fn bytes_flag(value: &str) -> Option<usize> {
@@ -223,6 +230,9 @@ fn parse_options() -> Result<Options, String> {
         max_message: None,
         expire_after: None,
         cluster_secret_file: None,
+        tls_cert: None,
+        tls_key: None,
+        tls_ca: None,
         cluster_name: None,
     };
     let seconds = |v: &str| -> Option<Duration> {
@@ -283,6 +293,9 @@ fn parse_options() -> Result<Options, String> {
             }
             "--cluster-secret-file" => options.cluster_secret_file = Some(value.clone()),
             "--cluster-name" => options.cluster_name = Some(value.clone()),
+            "--tls-cert" => options.tls_cert = Some(value.clone()),
+            "--tls-key" => options.tls_key = Some(value.clone()),
+            "--tls-ca" => options.tls_ca = Some(value.clone()),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
@@ -1033,6 +1046,18 @@ async fn run(options: Options) -> Result<(), String> {
     }
     if let Some(name) = &options.cluster_name {
         builder = builder.cluster_name(name.clone());
+    }
+    match (&options.tls_cert, &options.tls_key, &options.tls_ca) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let tls = TlsConfig::from_pem_files(cert, key, ca).map_err(|e| format!("TLS: {e}"))?;
+            builder = builder.tls(tls);
+        }
+        (None, None, None) => {}
+        _ => {
+            return Err(format!(
+                "--tls-cert, --tls-key and --tls-ca go together\n{USAGE}"
+            ))
+        }
     }
     let node = builder.start().await.map_err(|e| e.to_string())?;
     let tallies: Tallies = Rc::default();
