@@ -2,9 +2,12 @@
 //! hands each well-formed one to the receiving actor of its (peer, link kind), which
 //! answers it. A socket that sends garbage, a wrong magic or version, reaches the
 //! node itself, or stays silent is refused, counted, and closed before any actor sees
-//! it. With a cluster secret the task also writes the Challenge and checks the Proof
-//! before anything else happens: a peer that does not prove the secret is refused
-//! here, its address not learned, no actor told of it.
+//! it. With TLS the task first runs the TLS handshake (within the same deadline), and
+//! after the Hello checks that the peer's certificate names the node the Hello
+//! claims to be. With a cluster secret the task also writes the Challenge and checks
+//! the Proof before anything else happens: a peer that does not prove the secret (or,
+//! with TLS, its certificate's identity) is refused here, its address not learned, no
+//! actor told of it.
 //!
 //! Nothing on the accept loop awaits a client: each accepted socket's handshake runs
 //! in a task of its own, so a slow or silent client never delays the next accept.
