@@ -17,7 +17,8 @@ use crate::{LinkKind, NodeId};
 /// makes the harness write the correct CRC32 over the message at the start of the rest,
 /// so that the fuzzer gets past the checksum into the body decoders; bit 6 of byte 0,
 /// when set, makes the authenticated machines of step 2 start from an honest peer's
-/// first message (see there). The rest is then
+/// first message (see there); bit 5 of byte 0, when set, binds every machine of step
+/// 2 (the honest peers' too) to one TLS channel binding. The rest is then
 ///
 /// 1. fed in those pieces to an [`Acceptor`] (node 1, all versions and framings), which
 ///    is accepted when a Hello comes out, and to an [`Initiator`] (node 2); each must
@@ -42,6 +43,7 @@ pub fn handshake(data: &[u8]) {
         fix_checksum(&mut input);
     }
     let helped = data.first().is_some_and(|a| a & 0x40 != 0);
+    let bound = data.first().is_some_and(|a| a & 0x20 != 0);
 
     // The one clock read: any instant will do, as only durations from it matter.
     let start = Instant::now();
@@ -95,7 +97,7 @@ pub fn handshake(data: &[u8]) {
         "a finished initiator timed out"
     );
 
-    authenticated(&input, sizes, helped, start, timeout, &hello);
+    authenticated(&input, sizes, [helped, bound], start, timeout, &hello);
 
     survives(&input, Hello::decode, Hello::encode, "Hello");
     survives(&input, Accept::decode, Accept::encode, "Accept");
@@ -108,7 +110,7 @@ pub fn handshake(data: &[u8]) {
 fn authenticated(
     input: &[u8],
     sizes: [usize; 2],
-    helped: bool,
+    [helped, bound]: [bool; 2],
     start: Instant,
     timeout: Duration,
     hello: &Hello,
@@ -116,10 +118,25 @@ fn authenticated(
     let key = ClusterKey::derive(b"fuzz secret", "fuzz").expect("a valid key");
     let config = AcceptorConfig::new(NodeId(1));
     let (initiator_nonce, acceptor_nonce) = ([0x11; 32], [0xaa; 32]);
+    let binding = bound.then_some([0x5c; 32]);
+    let acceptor_with = |nonce| {
+        let acceptor = Acceptor::with_auth(config, &key, nonce, start, timeout);
+        match binding {
+            Some(b) => acceptor.bind_to_channel(b),
+            None => acceptor,
+        }
+    };
+    let initiator_with = |nonce| {
+        let initiator = Initiator::with_auth(hello.clone(), &key, nonce, start, timeout);
+        match binding {
+            Some(b) => initiator.bind_to_channel(b),
+            None => initiator,
+        }
+    };
 
-    let mut acceptor = Acceptor::with_auth(config, &key, acceptor_nonce, start, timeout);
+    let mut acceptor = acceptor_with(acceptor_nonce);
     if helped {
-        let mut honest = Initiator::with_auth(hello.clone(), &key, initiator_nonce, start, timeout);
+        let mut honest = initiator_with(initiator_nonce);
         let hello_bytes = honest.poll_transmit().expect("the Hello is queued");
         assert_eq!(acceptor.handle_input(&hello_bytes, start), Ok(None));
         let challenge = acceptor.poll_transmit().expect("the Challenge is queued");
@@ -140,10 +157,10 @@ fn authenticated(
     let _ = acceptor.handle_eof();
     assert_eq!(acceptor.handle_timeout(start + timeout), Ok(()));
 
-    let mut initiator = Initiator::with_auth(hello.clone(), &key, initiator_nonce, start, timeout);
+    let mut initiator = initiator_with(initiator_nonce);
     let hello_bytes = initiator.poll_transmit().expect("the Hello is queued");
     if helped {
-        let mut honest = Acceptor::with_auth(config, &key, acceptor_nonce, start, timeout);
+        let mut honest = acceptor_with(acceptor_nonce);
         assert_eq!(honest.handle_input(&hello_bytes, start), Ok(None));
         let challenge = honest.poll_transmit().expect("the Challenge is queued");
         assert_eq!(initiator.handle_input(&challenge, start), Ok(None));
