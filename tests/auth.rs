@@ -123,11 +123,15 @@ async fn a_node_with_a_secret_refuses_an_acceptor_without_one() {
 }
 
 #[actix::test]
-async fn an_empty_secret_does_not_start_and_the_secret_file_is_read() {
+async fn a_short_secret_does_not_start_and_the_secret_file_is_read() {
     bounded(async {
         assert!(matches!(
             builder(1).cluster_secret(Vec::new()).start().await,
             Err(StartError::ClusterSecret(_))
+        ));
+        assert!(matches!(
+            builder(1).cluster_secret(&SECRET[..31]).start().await,
+            Err(StartError::SecretTooShort { len: 31 })
         ));
         let dir = std::env::temp_dir().join(format!("internode-auth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

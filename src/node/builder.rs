@@ -25,6 +25,12 @@ pub enum StartError {
     /// The cluster secret or name cannot be used (an empty secret, a name too long).
     #[error("invalid cluster secret: {0}")]
     ClusterSecret(#[from] crate::handshake::ClusterKeyError),
+    /// The cluster secret is shorter than [`MIN_SECRET_LEN`] bytes: too guessable.
+    #[error("the cluster secret has {len} bytes, fewer than the {min} required", min = MIN_SECRET_LEN)]
+    SecretTooShort {
+        /// Its length.
+        len: usize,
+    },
     /// The TLS configuration cannot be used for this node (its certificate does not
     /// name it, the cluster name cannot be part of a DNS name).
     #[error("invalid TLS configuration: {0}")]
@@ -157,7 +163,7 @@ impl NodeBuilder {
     /// The cluster secret: every connection, in both directions, then authenticates
     /// in its handshake (each side proves it knows the secret; the secret never
     /// travels), and a peer without it, or with another, never gets past the
-    /// handshake. Use at least 32 random bytes; an empty secret makes
+    /// handshake. Use at least 32 random bytes: a shorter secret makes
     /// [`start`](Self::start) fail. Without a TLS link an on-path attacker can still
     /// relay a handshake and then tamper with the stream (see
     /// [`handshake`](crate::handshake#authentication)).
@@ -239,12 +245,22 @@ pub(super) fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net
     socket.listen(backlog)
 }
 
+/// The shortest cluster secret a node starts with, in bytes: 32 random bytes are
+/// beyond guessing (shorter ones, typed by people, often are not).
+pub const MIN_SECRET_LEN: usize = 32;
+
 /// Checks what the types cannot: the secret and cluster name, the TLS configuration
 /// against this node's id, unprotected framing only over TLS. Warns (once, here)
 /// when nothing authenticates peers.
 pub(super) fn check(config: &NodeConfig) -> Result<(), StartError> {
     if let Some(key) = config.cluster_key() {
         key?;
+    }
+    if let Some(secret) = &config.cluster_secret {
+        let len = secret.as_bytes().len();
+        if len < MIN_SECRET_LEN {
+            return Err(StartError::SecretTooShort { len });
+        }
     }
     match &config.tls {
         Some(tls) => tls.check_own(config.id, &config.cluster_name)?,

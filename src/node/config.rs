@@ -75,8 +75,8 @@ pub struct NodeConfig {
 pub struct ClusterSecret(Vec<u8>);
 
 impl ClusterSecret {
-    /// Wraps `bytes` (checked when the node starts: an empty secret is refused).
-    /// Use at least 32 random bytes.
+    /// Wraps `bytes` (checked when the node starts: a secret shorter than
+    /// [`MIN_SECRET_LEN`](super::MIN_SECRET_LEN) bytes is refused). Use random bytes.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
         ClusterSecret(bytes.into())
     }

@@ -66,7 +66,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
-pub use builder::{NodeBuilder, StartError};
+pub use builder::{NodeBuilder, StartError, MIN_SECRET_LEN};
 pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;
 pub use dispatch::{DispatchError, HandlerError, Received, Requested};
