@@ -7,11 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::tls::io_reason;
-use super::transport::Stream;
+use super::transport::{io_reason, write_all_flush, Stream};
 use super::NodeConfig;
 use crate::handshake::{fresh_nonce, Established, Hello, Initiator};
 use crate::session::DisconnectReason;
@@ -51,8 +50,9 @@ pub(crate) async fn dial(
         let mut buf = [0u8; 512];
         loop {
             if let Some(out) = initiator.poll_transmit() {
-                stream.write_all(&out).await.map_err(io_reason)?;
-                stream.flush().await.map_err(io_reason)?;
+                write_all_flush(&mut stream, &out)
+                    .await
+                    .map_err(io_reason)?;
             }
             let n = stream.read(&mut buf).await.map_err(io_reason)?;
             if n == 0 {

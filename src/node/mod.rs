@@ -79,8 +79,8 @@ pub use peer::Peer;
 pub use peer_sink::PeerSink;
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
-pub use tls::TlsConfig;
-pub use tls::TlsError;
+pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+pub use tls::{TlsConfig, TlsError};
 
 use crate::envelope::Flags;
 use crate::message::{check_verb, Message, Request, VerbError};

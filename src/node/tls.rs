@@ -12,12 +12,25 @@
 //!   a certificate is refused); once the Hello says which node the initiator is, the
 //!   listener checks that the certificate names that node, before the registry, an
 //!   actor or the address book hears of it;
-//! - at start, the node checks that its own certificate names it.
+//! - at start, the node checks its own chain as its peers will (the name, the CA,
+//!   the dates, use as a TLS server and client), so a misconfigured node fails at
+//!   once rather than being refused by every peer.
 //!
 //! A certificate therefore proves one node id in one cluster: a node holding the
 //! certificate of node 3 cannot pass for node 2, and a certificate of another CA or
 //! one outside its validity dates is refused (by the side that checks it: in TLS 1.3
 //! an initiator learns that its certificate was refused only at its first read).
+//! This holds as long as the CA issues each node exactly one `node-<id>` name and no
+//! wildcard: with a cluster name of several labels (`prod.example`), a certificate
+//! for `*.prod.example` would pass for every node. Clusters sharing a CA must have
+//! distinct names.
+//!
+//! Every connection makes a full handshake: session resumption is off on both sides
+//! (a resumed session skips the chain and date checks, so an expired peer could
+//! rejoin on tickets), and links are long-lived. The server name is checked but not
+//! sent (no SNI): it would tell an observer who talks to whom. A handshake costs the
+//! accepting node a key exchange and a signature on its thread; the admission limits
+//! bound how many run at once, not how many a second.
 //!
 //! **Channel binding.** Both ends take 32 bytes of the connection's exporter (label
 //! `EXPORTER-Channel-Binding`, no context: RFC 9266) and, with a cluster secret, bind
@@ -31,15 +44,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::{CertificateError, ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 
-use super::transport::Stream;
+use super::transport::{io_reason, Stream};
 use crate::handshake::ChannelBinding;
 use crate::session::{DisconnectReason, TlsFailure};
 use crate::NodeId;
@@ -78,8 +93,11 @@ const EXPORTER_LABEL: &[u8] = b"EXPORTER-Channel-Binding";
 pub struct TlsConfig {
     client: Arc<ClientConfig>,
     server: Arc<ServerConfig>,
-    /// The node's own certificate (the first of its chain).
-    leaf: CertificateDer<'static>,
+    /// The node's own chain (its certificate first), checked at start.
+    chain: Arc<Vec<CertificateDer<'static>>>,
+    /// The verifiers the configurations use, to check the node's own chain with.
+    client_verifier: Arc<dyn ClientCertVerifier>,
+    server_verifier: Arc<WebPkiServerVerifier>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -135,6 +153,10 @@ pub enum TlsError {
         /// The name it must carry.
         name: String,
     },
+    /// The node's own chain would be refused by its peers (expired, not issued by
+    /// the CA, not usable as a TLS server or client).
+    #[error("this node's certificate would be refused: {0}")]
+    OwnCertificate(TlsFailure),
 }
 
 impl TlsConfig {
@@ -145,10 +167,9 @@ impl TlsConfig {
         key: PrivateKeyDer<'static>,
         ca: Vec<CertificateDer<'static>>,
     ) -> Result<TlsConfig, TlsError> {
-        let leaf = chain
-            .first()
-            .cloned()
-            .ok_or(TlsError::NoCertificate { what: "chain" })?;
+        if chain.is_empty() {
+            return Err(TlsError::NoCertificate { what: "chain" });
+        }
         if ca.is_empty() {
             return Err(TlsError::NoCertificate { what: "CA" });
         }
@@ -167,27 +188,39 @@ impl TlsConfig {
             WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
                 .build()
                 .map_err(|_| TlsError::Verifier)?;
-        let server = ServerConfig::builder_with_provider(provider.clone())
+        let mut server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(TlsError::Rustls)?
-            .with_client_cert_verifier(client_verifier)
+            .with_client_cert_verifier(client_verifier.clone())
             .with_single_cert(chain.clone(), key.clone_key())
             .map_err(TlsError::Rustls)?;
+        // No resumption: a resumed session skips the peer's chain and dates, so a
+        // peer whose certificate has expired could rejoin on tickets forever. Links
+        // are long-lived; a full handshake per connection costs little.
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
 
         let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|_| TlsError::Verifier)?;
-        let client = ClientConfig::builder_with_provider(provider)
+        let mut client = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .map_err(TlsError::Rustls)?
-            .with_webpki_verifier(server_verifier)
-            .with_client_auth_cert(chain, key)
+            .with_webpki_verifier(server_verifier.clone())
+            .with_client_auth_cert(chain.clone(), key)
             .map_err(TlsError::Rustls)?;
+        client.resumption = rustls::client::Resumption::disabled();
+        // The server name (`node-<id>.<cluster>`) is checked in the server's
+        // certificate but not sent in clear: it would tell an observer who talks
+        // to whom. The acceptor has one certificate and needs no SNI.
+        client.enable_sni = false;
 
         Ok(TlsConfig {
             client: Arc::new(client),
             server: Arc::new(server),
-            leaf,
+            chain: Arc::new(chain),
+            client_verifier,
+            server_verifier,
         })
     }
 
@@ -239,10 +272,27 @@ impl TlsConfig {
         }
     }
 
-    /// Checks that this node's own certificate names node `id` of `cluster`.
+    /// Checks this node's own chain as its peers will: it names node `id` of
+    /// `cluster`, leads to the CA, is within its dates, and may serve both as a TLS
+    /// server and as a client.
     pub(crate) fn check_own(&self, id: NodeId, cluster: &str) -> Result<(), TlsError> {
         let name = TlsConfig::subject_name(id, cluster)?;
-        names(&self.leaf, &name).map_err(|_| TlsError::NotThisNode { name })
+        let (leaf, intermediates) = self
+            .chain
+            .split_first()
+            .ok_or(TlsError::NoCertificate { what: "chain" })?;
+        check_name(leaf, &name).map_err(|_| TlsError::NotThisNode { name: name.clone() })?;
+        let server_name =
+            ServerName::try_from(name).map_err(|_| TlsError::ClusterName(cluster.to_owned()))?;
+        let now = UnixTime::now();
+        let own = |e: rustls::Error| TlsError::OwnCertificate(failure(&e));
+        self.server_verifier
+            .verify_server_cert(leaf, intermediates, &server_name, &[], now)
+            .map_err(own)?;
+        self.client_verifier
+            .verify_client_cert(leaf, intermediates, now)
+            .map_err(own)?;
+        Ok(())
     }
 
     /// The TLS handshake of a dialed connection to node `peer` of `cluster`: the
@@ -302,12 +352,12 @@ impl TlsConfig {
         cluster: &str,
     ) -> Result<(), TlsFailure> {
         let name = TlsConfig::subject_name(id, cluster).map_err(|_| TlsFailure::WrongIdentity)?;
-        names(cert, &name)
+        check_name(cert, &name)
     }
 }
 
 /// Whether `cert` carries the DNS name `name`.
-fn names(cert: &CertificateDer<'_>, name: &str) -> Result<(), TlsFailure> {
+fn check_name(cert: &CertificateDer<'_>, name: &str) -> Result<(), TlsFailure> {
     let parsed = ParsedCertificate::try_from(cert).map_err(|_| TlsFailure::UntrustedCertificate)?;
     let name = ServerName::try_from(name).map_err(|_| TlsFailure::WrongIdentity)?;
     rustls::client::verify_server_name(&parsed, &name).map_err(|_| TlsFailure::WrongIdentity)
@@ -319,16 +369,11 @@ fn binding(
     exported.map_err(|e| DisconnectReason::Tls(failure(&e)))
 }
 
-/// The reason of an I/O error on a TLS stream: the TLS failure it carries, or the
-/// I/O error.
-pub(crate) fn io_reason(e: io::Error) -> DisconnectReason {
-    match e
-        .get_ref()
+/// The TLS failure an I/O error from a TLS stream carries, if any.
+pub(crate) fn failure_of(e: &io::Error) -> Option<TlsFailure> {
+    e.get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(tls) => DisconnectReason::Tls(failure(tls)),
-        None => DisconnectReason::Io(e.kind()),
-    }
+        .map(failure)
 }
 
 /// What a rustls error says of the peer.

@@ -6,16 +6,51 @@
 //! stream into `tokio::io::split` halves, which take turns on the one TLS session
 //! (the reading and the writing task of a connection run on the same thread, so
 //! the turns are never contended). A writer must flush after each write: rustls
-//! may hold the last record of a write until then (a no-op for plain TCP).
+//! may hold the last record of a write until then (a no-op for plain TCP); see
+//! [`write_all_flush`].
+//!
+//! Nodes close connections by dropping them, without TLS's `close_notify`, so a TLS
+//! read that ends without one is the end of the stream, as on plain TCP (a frame cut
+//! short is still caught by the frame decoder, which knows its length).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
+
+use super::tls;
+use crate::session::DisconnectReason;
+
+/// Writes all of `bytes` and flushes them.
+pub(crate) async fn write_all_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+) -> io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
+}
+
+/// The reason an I/O error on a connection's stream ends it: the TLS failure it
+/// carries, if any, else its kind.
+pub(crate) fn io_reason(e: io::Error) -> DisconnectReason {
+    match tls::failure_of(&e) {
+        Some(failure) => DisconnectReason::Tls(failure),
+        None => DisconnectReason::Io(e.kind()),
+    }
+}
+
+/// A TLS read's result, with an end without `close_notify` taken as the end of the
+/// stream (see the module doc).
+fn tls_read(result: Poll<io::Result<()>>) -> Poll<io::Result<()>> {
+    match result {
+        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+        other => other,
+    }
+}
 
 /// A connection's stream, plain or TLS.
 #[derive(Debug)]
@@ -62,7 +97,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Tls(s) => tls_read(Pin::new(s.as_mut()).poll_read(cx, buf)),
         }
     }
 }
@@ -102,7 +137,7 @@ impl AsyncRead for ReadHalf {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ReadHalf::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ReadHalf::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            ReadHalf::Tls(s) => tls_read(Pin::new(s).poll_read(cx, buf)),
         }
     }
 }

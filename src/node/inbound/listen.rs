@@ -30,10 +30,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::super::transport::Stream;
+use super::super::transport::{write_all_flush, Stream};
 use super::super::TlsConfig;
 use super::{Attach, InboundEnv};
 use crate::frame::Framing;
@@ -270,7 +270,7 @@ async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> 
         {
             if acceptor.reject(RejectReason::Unauthorized).is_ok() {
                 if let Some(out) = acceptor.poll_transmit() {
-                    let _ = write(&mut stream, &out).await;
+                    let _ = write_all_flush(&mut stream, &out).await;
                 }
             }
             return Err(Refused::Tls(failure));
@@ -300,12 +300,6 @@ async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> 
     Ok(())
 }
 
-/// Writes `bytes` and flushes them (TLS may hold the last record until then).
-async fn write(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
-    stream.write_all(bytes).await?;
-    stream.flush().await
-}
-
 /// Reads a Hello with the acceptor's machine, until `deadline` (with a cluster
 /// secret: also writes the Challenge and reads the Proof). A Hello the acceptor
 /// rejects by itself (wrong version, self-connect, framing, authentication) gets its
@@ -330,14 +324,14 @@ async fn read_hello(
                 Ok(None) => {
                     // The Challenge, with a cluster secret.
                     if let Some(out) = acceptor.poll_transmit() {
-                        write(stream, &out)
+                        write_all_flush(stream, &out)
                             .await
                             .map_err(|_| acceptor.handle_eof())?;
                     }
                 }
                 Err(e) => {
                     if let Some(out) = acceptor.poll_transmit() {
-                        let _ = write(stream, &out).await;
+                        let _ = write_all_flush(stream, &out).await;
                     }
                     return Err(e);
                 }

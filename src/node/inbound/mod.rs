@@ -32,7 +32,6 @@ use std::time::Instant;
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
 pub(crate) use listen::listen;
@@ -45,8 +44,7 @@ use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Regist
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::timer::Timer;
-use super::tls::io_reason;
-use super::transport::{Stream, WriteHalf};
+use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
 use super::wire::{self, PARAM_REQUEST_ID};
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags};
@@ -276,11 +274,7 @@ impl Inbound {
         let generation = self.generation;
         ctx.spawn(
             async move {
-                // A TLS stream may hold the last record until flushed.
-                let result = match writer.write_all(&bytes).await {
-                    Ok(()) => writer.flush().await,
-                    Err(e) => Err(e),
-                };
+                let result = write_all_flush(&mut writer, &bytes).await;
                 (writer, result)
             }
             .into_actor(self)

@@ -38,7 +38,6 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
@@ -54,8 +53,7 @@ use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
 use super::resource_limits::{Acquire, AcquireWhenAvailable, Direction, Release, ResourceLimits};
 use super::timer::Timer;
-use super::tls::io_reason;
-use super::transport::{Stream, WriteHalf};
+use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
 use super::wire;
 use super::NodeConfig;
 use crate::frame::{Decoded, FrameCodec, FrameError};
@@ -203,11 +201,7 @@ impl Link {
             return;
         };
         let write = async move {
-            // A TLS stream may hold the last record until flushed.
-            let result = match writer.write_all(&bytes).await {
-                Ok(()) => writer.flush().await,
-                Err(e) => Err(e),
-            };
+            let result = write_all_flush(&mut writer, &bytes).await;
             (writer, bytes, result)
         };
         ctx.spawn(
