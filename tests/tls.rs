@@ -15,8 +15,8 @@ use std::time::Duration;
 use internode::frame::Framing;
 use internode::handshake::{HandshakeError, Reject, RejectReason};
 use internode::node::{NodeBuilder, SendError, Sent, StartError, TlsConfig, TlsError};
-use internode::session::{DisconnectReason, LinkEvent, TlsFailure};
-use internode::{LinkKind, NodeId};
+use internode::session::{DisconnectReason, TlsFailure};
+use internode::NodeId;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use support::certs::{Ca, NodeCert};
@@ -254,17 +254,8 @@ async fn a_dialer_refuses(ca: &Ca, cert: NodeCert, why: TlsFailure) {
     let mut events = Events::subscribe(&a).await;
     a.add_peer(NodeId(2), addr).await;
     let _pending = a.peer(NodeId(2)).await.unwrap().send(Seq(1));
-    let event = events
-        .wait_for("a refused attempt", NodeId(2), LinkKind::Small, |e| {
-            matches!(e, LinkEvent::Disconnected { .. })
-        })
-        .await;
-    assert_eq!(
-        event,
-        LinkEvent::Disconnected {
-            reason: DisconnectReason::Tls(why)
-        }
-    );
+    let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
+    assert_eq!(reason, DisconnectReason::Tls(why));
     accepting.abort();
 }
 
@@ -447,17 +438,8 @@ async fn a_node_answering_with_another_nodes_certificate_is_refused() {
         let mut events = Events::subscribe(&a).await;
         a.add_peer(NodeId(2), c.local_addr()).await;
         let _pending = a.peer(NodeId(2)).await.unwrap().send(Seq(1));
-        let event = events
-            .wait_for("a refused attempt", NodeId(2), LinkKind::Small, |e| {
-                matches!(e, LinkEvent::Disconnected { .. })
-            })
-            .await;
-        assert_eq!(
-            event,
-            LinkEvent::Disconnected {
-                reason: DisconnectReason::Tls(TlsFailure::WrongIdentity)
-            }
-        );
+        let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
+        assert_eq!(reason, DisconnectReason::Tls(TlsFailure::WrongIdentity));
         let refused = counted(&c, "tls_refused_by_peer").await;
         assert_eq!(
             refused.keys().collect::<Vec<_>>(),
@@ -532,17 +514,8 @@ async fn a_closing_tls_peer_is_seen_closing() {
         a.add_peer(NodeId(2), b.local_addr()).await;
         assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
         b.close(false).await;
-        let event = events
-            .wait_for("the peer to close", NodeId(2), LinkKind::Small, |e| {
-                matches!(e, LinkEvent::Disconnected { .. })
-            })
-            .await;
-        assert_eq!(
-            event,
-            LinkEvent::Disconnected {
-                reason: DisconnectReason::PeerClosed
-            }
-        );
+        let reason = events.next_disconnect("the peer to close", NodeId(2)).await;
+        assert_eq!(reason, DisconnectReason::PeerClosed);
     })
     .await;
 }

@@ -328,6 +328,19 @@ impl Events {
         }
     }
 
+    /// Waits for the next `Disconnected` of `peer`'s small link; returns its reason.
+    pub async fn next_disconnect(&mut self, what: &str, peer: NodeId) -> DisconnectReason {
+        let event = self
+            .wait_for(what, peer, LinkKind::Small, |e| {
+                matches!(e, LinkEvent::Disconnected { .. })
+            })
+            .await;
+        match event {
+            LinkEvent::Disconnected { reason } => reason,
+            other => unreachable!("matched a Disconnected, got {other:?}"),
+        }
+    }
+
     /// Takes the events that have arrived, without waiting, and returns everything
     /// seen so far.
     pub fn take_arrived(&mut self) -> &[LinkNotice] {
@@ -542,17 +555,8 @@ pub async fn refused(a: NodeBuilder, b: NodeBuilder, expected: DisconnectReason,
     let to_b = a.peer(NodeId(2)).await.unwrap();
     let _pending = to_b.send(Seq(1));
     for _ in 0..2 {
-        let event = events
-            .wait_for("a refused attempt", NodeId(2), LinkKind::Small, |e| {
-                matches!(e, LinkEvent::Disconnected { .. })
-            })
-            .await;
-        assert_eq!(
-            event,
-            LinkEvent::Disconnected {
-                reason: expected.clone()
-            }
-        );
+        let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
+        assert_eq!(reason, expected);
         events
             .wait_for("a retry", NodeId(2), LinkKind::Small, |e| {
                 matches!(e, LinkEvent::RetryScheduled { .. })
