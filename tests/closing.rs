@@ -8,7 +8,7 @@ mod support;
 use internode::node::{CloseLink, SendError, Sent};
 use internode::session::LinkEvent;
 use internode::{LinkKind, NodeId};
-use support::{bounded, collect, join_all, node, pair, recv_n, reserve_port, Events, Seq};
+use support::{bounded, collect, join_all, node, pair, recv_n, Events, Seq};
 
 const B: NodeId = NodeId(2);
 const N: u64 = 10_000;
@@ -111,7 +111,8 @@ async fn closing_without_drain_fails_everything_queued() {
         let a = node(1).await;
         let mut events = Events::subscribe(&a).await;
         // Nothing listens there: the messages wait.
-        a.add_peer(B, reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
         let to_b = a.peer(B).await.unwrap();
         let outcomes: Vec<_> = (0..1_000).map(|seq| to_b.send(Seq(seq))).collect();
         events
@@ -136,7 +137,8 @@ async fn closing_without_drain_fails_everything_queued() {
 async fn closing_a_node_without_drain_fails_everything_queued() {
     bounded(async {
         let a = node(1).await;
-        a.add_peer(B, reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
         let to_b = a.peer(B).await.unwrap();
         // Closed at once, while the link is still connecting.
         let outcomes: Vec<_> = (0..1_000).map(|seq| to_b.send(Seq(seq))).collect();
@@ -264,7 +266,8 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
             .start()
             .await
             .unwrap();
-        a.add_peer(B, reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
         let to_b = a.peer(B).await.unwrap();
         let queued: Vec<_> = (0..10).map(|n| to_b.send(Seq(n))).collect();
         let started = std::time::Instant::now();
@@ -281,7 +284,8 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
 
         // A timeout passed to close overrides the node's.
         let c = node(3).await;
-        c.add_peer(B, reserve_port()).await;
+        let nowhere = support::refusing_port();
+        c.add_peer(B, nowhere.addr()).await;
         let outcome = c.peer(B).await.unwrap().send(Seq(1));
         let started = std::time::Instant::now();
         support::within(

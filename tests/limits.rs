@@ -21,7 +21,7 @@ use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
 use support::{
     bounded, builder, collect, epoch_ms, frames, node, payload_len, poll_until, raw_peer, recv_n,
-    reserve_port, within, Blob, Events, Proxy, Seq,
+    within, Blob, Events, Proxy, Seq,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
@@ -98,7 +98,8 @@ async fn messages_expire_while_the_peer_is_unreachable() {
     bounded(async {
         let node_default = Duration::from_millis(300);
         let a = builder(1).expire_after(node_default).start().await.unwrap();
-        a.add_peer(NodeId(2), reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(NodeId(2), nowhere.addr()).await;
         let to_b = a.peer(NodeId(2)).await.unwrap();
         let deadline = Duration::from_millis(200);
 
@@ -207,6 +208,21 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         ));
     })
     .await;
+}
+
+/// The address the tests above use for a peer that is not there (`refusing_port`): a
+/// connection to it is refused, and while its guard lives no listener can be given its
+/// port, so no other test's node 2 (or proxy) answers there.
+#[actix_rt::test]
+async fn a_refusing_port_refuses_and_cannot_be_taken() {
+    let nowhere = support::refusing_port();
+    let refused = tokio::net::TcpStream::connect(nowhere.addr()).await;
+    assert_eq!(
+        refused.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
+    assert!(tokio::net::TcpListener::bind(nowhere.addr()).await.is_err());
+    assert!(std::net::TcpListener::bind(nowhere.addr()).is_err());
 }
 
 // ---------------------------------------------------------------------------------
@@ -434,7 +450,8 @@ async fn a_link_failing_to_connect_is_overloaded_at_its_capacity() {
         };
         let a = builder(1).send_limits(limits).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
-        a.add_peer(NodeId(2), reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(NodeId(2), nowhere.addr()).await;
         let to_b = a.peer(NodeId(2)).await.unwrap();
 
         let first = actix::spawn(to_b.send(Blob::new(600, 1)));

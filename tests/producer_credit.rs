@@ -214,7 +214,8 @@ async fn an_enqueue_is_in_line_from_the_call_not_from_its_first_poll() {
 async fn a_send_expires_while_waiting_behind_another_and_new_lines_never_hang() {
     bounded(async {
         let a = builder(1).send_limits(TINY).start().await.unwrap();
-        a.add_peer(B, support::reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
         let to_b = a.peer(B).await.unwrap();
         let kept = fill_unreachable(&to_b).await;
         assert!(!kept.is_empty());

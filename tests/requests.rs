@@ -271,7 +271,8 @@ async fn pending_requests_fail_at_once_when_their_link_is_closed() {
 async fn a_request_to_a_peer_that_is_down_times_out() {
     bounded(async {
         let a = node(1).await;
-        a.add_peer(B, support::reserve_port()).await;
+        let nowhere = support::refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
         let timeout = Duration::from_millis(300);
         let start = Instant::now();
         let answer = support::within(

@@ -165,10 +165,38 @@ pub async fn pair() -> (Node, Node) {
 }
 
 /// A loopback address on which nothing listens (yet): bound, then released. A test
-/// starts a node on it later.
+/// starts a node on it later (until then, another listener may be given the port:
+/// where nothing is ever to listen, use [`refusing_port`]).
 pub fn reserve_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().unwrap()
+}
+
+/// A loopback address on which nothing listens, and nothing can while the returned
+/// guard lives: its port stays bound (without `SO_REUSEADDR`, not listening), so a
+/// connection to it is refused at once and no listener of another test (or of this
+/// one) can be given that port. Use it rather than [`reserve_port`] when nothing is
+/// ever to listen there: a released port can be handed to another test's listener,
+/// whose node (a node 2 like everyone's) would then take this test's connections,
+/// and its node 1's session would supersede the other test's (whose link is then
+/// refused for good).
+pub fn refusing_port() -> RefusingPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(false).expect("SO_REUSEADDR off");
+    socket
+        .bind("127.0.0.1:0".parse().unwrap())
+        .expect("bind a free port");
+    RefusingPort(socket)
+}
+
+/// See [`refusing_port`].
+pub struct RefusingPort(tokio::net::TcpSocket);
+
+impl RefusingPort {
+    /// The address, where connections are refused.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.local_addr().expect("a bound socket has an address")
+    }
 }
 
 /// Starts `builder` listening on `addr`, retrying while the address is still held
