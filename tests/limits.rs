@@ -659,7 +659,18 @@ async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
         let (n_b, n_c) = (taken_b.len(), taken_c.len());
         for (peer, taken) in [(2, taken_b), (3, taken_c)] {
             for outcome in taken {
-                let (result, _) = outcome_of("a stalled message", outcome).await;
+                let (result, _) = match tokio::time::timeout(support::WAIT, outcome).await {
+                    Ok(done) => done.expect("the outcome task runs"),
+                    // What the links and the receiver were doing, for the log.
+                    Err(_) => panic!(
+                        "timed out waiting for a stalled message to {peer}; links {:#?}; \
+                         sender's limits {:#?}; receivers' refusals {:?} {:?}",
+                        a.links().await,
+                        a.limits().await,
+                        b.refused_connections().await,
+                        c.refused_connections().await,
+                    ),
+                };
                 assert_eq!(result, Ok(Sent::Acknowledged), "to {peer}");
             }
         }
