@@ -28,7 +28,12 @@ impl ChildProc {
     pub fn spawn(name: impl Into<String>, args: &[String]) -> Result<ChildProc, BenchError> {
         let name = name.into();
         let exe = std::env::current_exe().map_err(|e| BenchError::io("current_exe", e))?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some(dir) = crate::tls::dir() {
+            // The certificates of internode-tls.
+            command.env(crate::tls::ENV, dir);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

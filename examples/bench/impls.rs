@@ -1,7 +1,7 @@
-//! The four implementations behind one interface: a server ([`serve`]), a sending
+//! The five implementations behind one interface: a server ([`serve`]), a sending
 //! client ([`Client`]) and the connecting side of the idle-memory workload
-//! ([`IdleClient`]), each dispatching to `via_internode` (lossless or lossy links),
-//! `raw` or `framed`.
+//! ([`IdleClient`]), each dispatching to `via_internode` (lossless or lossy links,
+//! plain TCP or TLS), `raw` or `framed`.
 
 use std::any::Any;
 use std::fmt;
@@ -21,6 +21,8 @@ pub enum Impl {
     Internode,
     /// The full internode stack with every link kind lossy, on both nodes.
     InternodeLossy,
+    /// The full internode stack, lossless links, TLS on both nodes (opt-in).
+    InternodeTls,
     /// Hand-written tokio TCP, pre-encoded length-prefixed frames in large batches.
     Raw,
     /// tokio-util `Framed` with a hand-written CRC-checked codec.
@@ -28,8 +30,18 @@ pub enum Impl {
 }
 
 impl Impl {
-    /// All four, in the order they are measured.
-    pub const ALL: [Impl; 4] = [
+    /// All five, in the order they are measured.
+    pub const ALL: [Impl; 5] = [
+        Impl::Internode,
+        Impl::InternodeLossy,
+        Impl::InternodeTls,
+        Impl::Raw,
+        Impl::Framed,
+    ];
+
+    /// Those measured when `--impls` is not given: all but `internode-tls`, which
+    /// is opt-in (`--impls internode,internode-tls`).
+    pub const DEFAULT: [Impl; 4] = [
         Impl::Internode,
         Impl::InternodeLossy,
         Impl::Raw,
@@ -40,6 +52,7 @@ impl Impl {
         match self {
             Impl::Internode => "internode",
             Impl::InternodeLossy => "internode-lossy",
+            Impl::InternodeTls => "internode-tls",
             Impl::Raw => "raw",
             Impl::Framed => "framed",
         }
@@ -47,6 +60,19 @@ impl Impl {
 
     pub fn parse(name: &str) -> Option<Impl> {
         Impl::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// How the nodes of an internode implementation are set up (the baselines have
+    /// no nodes).
+    fn setup(self) -> via_internode::Setup {
+        via_internode::Setup {
+            policy: if self == Impl::InternodeLossy {
+                Lossy
+            } else {
+                Lossless
+            },
+            tls: self == Impl::InternodeTls,
+        }
     }
 }
 
@@ -66,8 +92,9 @@ pub struct Served {
 /// messages go to `sink`, requests are echoed.
 pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
     let port = match imp {
-        Impl::Internode => return via_internode::serve(sink, instance, Lossless).await,
-        Impl::InternodeLossy => return via_internode::serve(sink, instance, Lossy).await,
+        Impl::Internode | Impl::InternodeLossy | Impl::InternodeTls => {
+            return via_internode::serve(sink, instance, imp.setup()).await
+        }
         Impl::Raw => tcp::listen(sink, raw::serve).await?,
         Impl::Framed => tcp::listen(sink, framed::serve).await?,
     };
@@ -79,7 +106,7 @@ pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served,
 
 /// The sending side of one implementation, connected to its server.
 pub enum Client {
-    /// Either internode implementation (the client knows its policy).
+    /// Any internode implementation (the client knows its policy).
     Internode(via_internode::Client),
     Raw(raw::Client),
     Framed(framed::Client),
@@ -87,10 +114,10 @@ pub enum Client {
 
 impl Client {
     pub async fn start(imp: Impl, port: u16) -> Result<Client, BenchError> {
-        let internode = |policy| via_internode::Client::start(port, policy);
         Ok(match imp {
-            Impl::Internode => Client::Internode(internode(Lossless).await?),
-            Impl::InternodeLossy => Client::Internode(internode(Lossy).await?),
+            Impl::Internode | Impl::InternodeLossy | Impl::InternodeTls => {
+                Client::Internode(via_internode::Client::start(port, imp.setup()).await?)
+            }
             Impl::Raw => Client::Raw(raw::Client::new(port)),
             Impl::Framed => Client::Framed(framed::Client::new(port)),
         })
@@ -151,10 +178,10 @@ pub enum IdleClient {
 
 impl IdleClient {
     pub async fn start(imp: Impl) -> Result<IdleClient, BenchError> {
-        let internode = via_internode::IdleClient::start;
         Ok(match imp {
-            Impl::Internode => IdleClient::Internode(internode(Lossless).await?),
-            Impl::InternodeLossy => IdleClient::Internode(internode(Lossy).await?),
+            Impl::Internode | Impl::InternodeLossy | Impl::InternodeTls => {
+                IdleClient::Internode(via_internode::IdleClient::start(imp.setup()).await?)
+            }
             Impl::Raw => IdleClient::Raw(Vec::new()),
             Impl::Framed => IdleClient::Framed(Vec::new()),
         })

@@ -6,9 +6,11 @@
 //! cargo run --release --example bench -- --quick       # 3 of 0.2 s, under 30 s (CI)
 //! cargo run --release --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
 //! cargo run --release --example bench -- --only oneway --sizes 64 --impls internode,internode-lossy
+//! cargo run --release --example bench -- --impls internode,internode-tls --only oneway,rr --sizes 64,65536,1048576
 //! ```
 //!
-//! Four implementations carry the same payloads (a sequence number and filler):
+//! Five implementations carry the same payloads (a sequence number and filler); all
+//! but `internode-tls` run by default:
 //!
 //! - `internode`: the full stack, a hand-encoded message through `Peer::send` /
 //!   `Peer::request`, the link actor, envelope and CRC frames, TCP, the inbound
@@ -17,6 +19,11 @@
 //!   reconnect; a send ends `Acknowledged`);
 //! - `internode-lossy`: the same with every link kind lossy on both nodes (a send
 //!   ends `Written`), to measure what losslessness costs;
+//! - `internode-tls` (opt-in: `--impls internode,internode-tls`): `internode` with
+//!   TLS on both nodes (rustls, TLS 1.3, mutual), to measure what TLS costs; the
+//!   parent makes a CA and the nodes' certificates with rcgen in a temporary
+//!   directory for the run ([`tls`]), and the table gives each of its figures over
+//!   `internode`'s (`vs plain`) and ends with those ratios;
 //! - `raw`: tokio TCP with pre-encoded length-prefixed frames written in large
 //!   batches, about the limit of the machine ([`raw`]);
 //! - `framed`: tokio-util `Framed` with a hand-written CRC-32 codec, what a developer
@@ -50,6 +57,7 @@ mod report;
 mod server;
 mod stats;
 mod tcp;
+mod tls;
 mod via_internode;
 mod workloads;
 
@@ -67,8 +75,9 @@ const USAGE: &str = "usage: bench [--quick] [--json FILE] [--only WORKLOAD[,WORK
   --quick          3 repetitions of 0.2 s per figure (default 5 of 1 s)
   --json FILE      also write the JSON document to FILE
   --only LIST      some of: oneway, rr, rr64, urgent, idle (default all)
-  --impls LIST     some of: internode, internode-lossy, raw, framed (default all; fewer
-                   for profiling one)
+  --impls LIST     some of: internode, internode-lossy, internode-tls, raw, framed
+                   (default all but internode-tls; fewer for profiling one; e.g.
+                   internode,internode-tls for the cost of TLS)
   --sizes LIST     one-way payload sizes in bytes (default 64,1024,65536,1048576)
   --spinners N     spinning processes for the busy-core runs (default: the number of CPUs; 0: none)";
 
@@ -143,7 +152,7 @@ fn parse_args(args: &[String]) -> Result<Role, String> {
         quick: false,
         json: None,
         only: Workload::ALL.to_vec(),
-        impls: Impl::ALL.to_vec(),
+        impls: Impl::DEFAULT.to_vec(),
         sizes: workloads::ONEWAY_SIZES.to_vec(),
         spinners: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
@@ -199,6 +208,18 @@ async fn run(options: &Options) -> Result<(), BenchError> {
     let started = Instant::now();
     let timing = Timing::new(options.quick);
     let mut results = Results::default();
+    // Removed when the run ends, however it ends (its children are killed first).
+    let _certs = if options.impls.contains(&Impl::InternodeTls) {
+        // One server node per receiving process, 256 for the idle-memory workload.
+        let servers = if options.only.contains(&Workload::Idle) {
+            idle::PEERS[idle::PEERS.len() - 1]
+        } else {
+            1
+        };
+        Some(tls::CertDir::create(via_internode::node_ids(servers))?)
+    } else {
+        None
+    };
 
     let cases = Case::all(&options.only, &options.sizes);
     if !cases.is_empty() {
@@ -240,6 +261,7 @@ async fn run(options: &Options) -> Result<(), BenchError> {
 
     let info = report::RunInfo {
         quick: options.quick,
+        impls: options.impls.clone(),
         reps: timing.reps,
         seconds_per_figure: timing.time.as_secs_f64(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),

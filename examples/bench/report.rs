@@ -1,8 +1,9 @@
 //! The run's output: a table with one row per figure (cores, workload, size, metric,
-//! implementation: median, min, max over repetitions, the ratios to the baselines and,
-//! for lossless internode, to lossy internode), the targets with PASS or MISS (those
-//! of issue 5 against framed, and lossless one-way throughput at least 0.9 of lossy
-//! at every size), and one JSON document with all of it.
+//! implementation: median, min, max over repetitions, the ratios to the baselines,
+//! for lossless internode to lossy internode and, for internode-tls, to internode
+//! over plain TCP), the targets with PASS or MISS (those of issue 5 against framed,
+//! and lossless one-way throughput at least 0.9 of lossy at every size), the main
+//! ratios of TLS to plain when both ran, and one JSON document with all of it.
 //!
 //! A ratio is the median over repetitions of a row's figure divided by the baseline's
 //! figure of the same repetition. A MISS is
@@ -146,17 +147,23 @@ impl Verdict {
     }
 
     fn label(&self) -> String {
-        let cores = match cores_label(&self.key) {
-            "-" => String::new(),
-            cores => format!(" ({cores} cores)"),
-        };
-        format!(
-            "{} {} {}{cores}",
-            self.key.workload,
-            size_label(self.key.workload, self.key.size),
-            self.key.metric.name(),
-        )
+        figure_label(&self.key)
     }
+}
+
+/// `rr 64 B p50 us (busy cores)`, `idle 16 peers KiB/peer`: a figure, implementation
+/// aside.
+fn figure_label(key: &Key) -> String {
+    let cores = match cores_label(key) {
+        "-" => String::new(),
+        cores => format!(" ({cores} cores)"),
+    };
+    format!(
+        "{} {} {}{cores}",
+        key.workload,
+        size_label(key.workload, key.size),
+        key.metric.name(),
+    )
 }
 
 fn verdicts(results: &Results) -> Vec<Verdict> {
@@ -232,10 +239,12 @@ struct RowRatios {
     framed: Option<f64>,
     /// Lossless internode's rows only: to lossy internode.
     lossy: Option<f64>,
+    /// internode-tls's rows only: to internode (plain TCP).
+    plain: Option<f64>,
 }
 
-/// The ratios of a row to raw and to framed (none to itself) and, for lossless
-/// internode, to lossy internode.
+/// The ratios of a row to raw and to framed (none to itself), for lossless
+/// internode to lossy internode and, for internode-tls, to internode.
 fn row_ratios(results: &Results, key: &Key) -> RowRatios {
     let to = |base: Impl| {
         (key.imp != base)
@@ -248,12 +257,46 @@ fn row_ratios(results: &Results, key: &Key) -> RowRatios {
         lossy: (key.imp == Impl::Internode)
             .then(|| to(Impl::InternodeLossy))
             .flatten(),
+        plain: (key.imp == Impl::InternodeTls)
+            .then(|| to(Impl::Internode))
+            .flatten(),
     }
+}
+
+/// The figures whose TLS / plain ratio the closing note gives: one-way throughput
+/// (messages below 64 KiB, bytes from there), request latency, requests in flight,
+/// the urgent link under load, idle memory.
+fn tls_headline(key: &Key) -> bool {
+    match key.workload {
+        Workload::Oneway if key.size < 64 << 10 => key.metric == Metric::MsgsPerS,
+        Workload::Oneway => key.metric == Metric::MBPerS,
+        Workload::Rr => matches!(key.metric, Metric::P50 | Metric::P99),
+        Workload::Rr64 => key.metric == Metric::ReqPerS,
+        Workload::Urgent => matches!(key.metric, Metric::P99 | Metric::LargeMBPerS),
+        Workload::Idle => key.metric == Metric::KibPerPeer,
+    }
+}
+
+/// internode-tls's headline figures next to internode's: (key, TLS median, plain
+/// median, median of the paired ratios), in table order.
+fn tls_vs_plain(results: &Results) -> Vec<(Key, f64, f64, f64)> {
+    results
+        .figures
+        .iter()
+        .filter(|(key, _)| key.imp == Impl::InternodeTls && tls_headline(key))
+        .filter_map(|(key, tls)| {
+            let plain = results.get(&key.of(Impl::Internode))?;
+            let ratio = results.ratio(key, &key.of(Impl::Internode))?;
+            Some((*key, median(tls), median(plain), ratio))
+        })
+        .collect()
 }
 
 /// What a run was.
 pub struct RunInfo {
     pub quick: bool,
+    /// The implementations, in the order measured.
+    pub impls: Vec<Impl>,
     pub reps: usize,
     pub seconds_per_figure: f64,
     pub cpus: usize,
@@ -267,7 +310,7 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<5} {:<8} {:<9} {:<13} {:<15} {:>11} {:>11} {:>11} {:>7} {:>9} {:>8}  target",
+        "{:<5} {:<8} {:<9} {:<13} {:<15} {:>11} {:>11} {:>11} {:>7} {:>9} {:>8} {:>8}  target",
         "cores",
         "workload",
         "size",
@@ -278,7 +321,8 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
         "max",
         "vs raw",
         "vs framed",
-        "vs lossy"
+        "vs lossy",
+        "vs plain"
     );
     // The message workloads by cores, then the idle-memory workload.
     let mut rows: Vec<_> = results.figures.iter().collect();
@@ -303,7 +347,7 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
             .join("; ");
         let _ = writeln!(
             out,
-            "{:<5} {:<8} {:<9} {:<13} {:<15} {:>11} {:>11} {:>11} {:>7} {:>9} {:>8}  {target}",
+            "{:<5} {:<8} {:<9} {:<13} {:<15} {:>11} {:>11} {:>11} {:>7} {:>9} {:>8} {:>8}  {target}",
             cores_label(key),
             key.workload.name(),
             size_label(key.workload, key.size),
@@ -315,15 +359,21 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
             ratio(ratios.raw),
             ratio(ratios.framed),
             ratio(ratios.lossy),
+            ratio(ratios.plain),
         );
     }
     let _ = writeln!(
         out,
-        "\n({} repetitions of {:.1} s per figure, interleaved internode/internode-lossy/raw/framed; \
-         median, min, max over repetitions; vs raw, vs framed, vs lossy = median over repetitions of \
-         this figure / the baseline's (lossy: internode-lossy's) of the same repetition; latency in microseconds; {} CPUs; busy cores = {} spinners at nice 19; \
+        "\n({} repetitions of {:.1} s per figure, interleaved {}; \
+         median, min, max over repetitions; vs raw, vs framed, vs lossy, vs plain = median over repetitions of \
+         this figure / the baseline's (lossy: internode-lossy's; plain: internode's) of the same repetition; latency in microseconds; {} CPUs; busy cores = {} spinners at nice 19; \
          {:.1} s in all)",
-        info.reps, info.seconds_per_figure, info.cpus, info.spinners, info.elapsed_s
+        info.reps,
+        info.seconds_per_figure,
+        info.impls.iter().map(|i| i.name()).collect::<Vec<_>>().join("/"),
+        info.cpus,
+        info.spinners,
+        info.elapsed_s
     );
     let _ = writeln!(
         out,
@@ -338,6 +388,23 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
             v.value,
             if v.pass() { "PASS" } else { "MISS" }
         );
+    }
+    let tls = tls_vs_plain(results);
+    if !tls.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nTLS vs plain (internode-tls / internode, median of the ratios of paired repetitions; \
+             throughput: below 1 is slower, latency and memory: above 1 is worse):"
+        );
+        for (key, tls, plain, r) in tls {
+            let _ = writeln!(
+                out,
+                "  {:<36} {:>11} tls {:>11} plain  {r:>6.3}",
+                figure_label(&key),
+                value(key.metric, tls),
+                value(key.metric, plain),
+            );
+        }
     }
     out
 }
@@ -362,6 +429,7 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
                 "vs_raw": ratios.raw,
                 "vs_framed": ratios.framed,
                 "vs_lossy": ratios.lossy,
+                "vs_plain": ratios.plain,
             })
         })
         .collect();
@@ -383,9 +451,24 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
             })
         })
         .collect();
+    let tls_vs_plain: Vec<_> = tls_vs_plain(results)
+        .into_iter()
+        .map(|(key, tls, plain, ratio)| {
+            json!({
+                "cores": cores_label(&key),
+                "workload": key.workload.name(),
+                "size": key.size,
+                "metric": key.metric.name(),
+                "tls": tls,
+                "plain": plain,
+                "ratio": ratio,
+            })
+        })
+        .collect();
     json!({
         "bench": "internode-vs-tcp",
         "quick": info.quick,
+        "impls": info.impls.iter().map(|i| i.name()).collect::<Vec<_>>(),
         "reps": info.reps,
         "seconds_per_figure": info.seconds_per_figure,
         "cpus": info.cpus,
@@ -393,5 +476,6 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
         "elapsed_s": info.elapsed_s,
         "figures": figures,
         "targets": targets,
+        "tls_vs_plain": tls_vs_plain,
     })
 }

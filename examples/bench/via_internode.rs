@@ -5,8 +5,11 @@
 //! dominates). It goes `Peer::send` (or `Peer::request`) -> the link actor -> envelope
 //! and CRC frames -> TCP -> the inbound connection actor -> decode -> the handler
 //! actor, with the node's default configuration (CRC framing, default limits) except
-//! for the link policy: `internode` keeps the default (every link kind lossless),
-//! `internode-lossy` makes every link kind lossy on both nodes.
+//! for the link policy and TLS: `internode` keeps the default (every link kind
+//! lossless, plain TCP), `internode-lossy` makes every link kind lossy on both nodes,
+//! `internode-tls` gives both nodes a [`TlsConfig`](internode::node::TlsConfig)
+//! (rustls, TLS 1.3, mutual; certificates of [`crate::tls`]) and keeps lossless links
+//! and CRC framing.
 //!
 //! - One-way: the sender keeps a window of sends outstanding (futures of
 //!   `Peer::send`, awaited in order, about 4 MiB of messages, at most 8192), so the
@@ -45,6 +48,13 @@ const WINDOW_BYTES: usize = 4 << 20;
 
 fn server_id(instance: usize) -> NodeId {
     NodeId(FIRST_SERVER_ID + instance as u64)
+}
+
+/// The ids of the nodes of a run whose receiving processes start up to `servers`
+/// server nodes: the sending node's and theirs (those `internode-tls` needs
+/// certificates for).
+pub fn node_ids(servers: usize) -> impl Iterator<Item = NodeId> {
+    std::iter::once(CLIENT_ID).chain((0..servers).map(server_id))
 }
 
 fn localhost(port: u16) -> SocketAddr {
@@ -176,13 +186,27 @@ fn failed(what: impl std::fmt::Display) -> BenchError {
     BenchError::Failed(format!("internode: {what}"))
 }
 
-/// A node with every link kind under `policy`.
-fn builder(id: NodeId, policy: LinkPolicy) -> NodeBuilder {
-    LinkKind::ALL
+/// How both nodes of an internode implementation are configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup {
+    /// The policy of every link kind.
+    pub policy: LinkPolicy,
+    /// TLS on every connection, with this run's certificates.
+    pub tls: bool,
+}
+
+/// Node `id`, set up as `setup` says.
+fn builder(id: NodeId, setup: Setup) -> Result<NodeBuilder, BenchError> {
+    let builder = LinkKind::ALL
         .into_iter()
         .fold(Node::builder(id, localhost(0)), |b, kind| {
-            b.link_policy(kind, policy)
-        })
+            b.link_policy(kind, setup.policy)
+        });
+    Ok(if setup.tls {
+        builder.tls(crate::tls::config(id)?)
+    } else {
+        builder
+    })
 }
 
 /// The outcome every send of a link under `policy` must end with.
@@ -193,14 +217,10 @@ fn outcome(policy: LinkPolicy) -> Sent {
     }
 }
 
-/// Starts server node number `instance` on a free port of 127.0.0.1, its links
-/// (responses) under `policy`.
-pub async fn serve(
-    sink: Rc<Sink>,
-    instance: usize,
-    policy: LinkPolicy,
-) -> Result<Served, BenchError> {
-    let node = builder(server_id(instance), policy)
+/// Starts server node number `instance` on a free port of 127.0.0.1, set up as
+/// `setup` says.
+pub async fn serve(sink: Rc<Sink>, instance: usize, setup: Setup) -> Result<Served, BenchError> {
+    let node = builder(server_id(instance), setup)?
         .start()
         .await
         .map_err(failed)?;
@@ -246,16 +266,16 @@ pub struct Client {
 }
 
 impl Client {
-    /// Starts the sending node, its links under `policy`; the links to the server
+    /// Starts the sending node, set up as `setup` says; the links to the server
     /// open on first use.
-    pub async fn start(port: u16, policy: LinkPolicy) -> Result<Client, BenchError> {
-        let node = builder(CLIENT_ID, policy).start().await.map_err(failed)?;
+    pub async fn start(port: u16, setup: Setup) -> Result<Client, BenchError> {
+        let node = builder(CLIENT_ID, setup)?.start().await.map_err(failed)?;
         node.add_peer(server_id(0), localhost(port)).await;
         let peer = node.peer(server_id(0)).await.map_err(failed)?;
         Ok(Client {
             node,
             peer,
-            expected: outcome(policy),
+            expected: outcome(setup.policy),
         })
     }
 
@@ -424,12 +444,12 @@ pub struct IdleClient {
 }
 
 impl IdleClient {
-    pub async fn start(policy: LinkPolicy) -> Result<IdleClient, BenchError> {
-        let node = builder(CLIENT_ID, policy).start().await.map_err(failed)?;
+    pub async fn start(setup: Setup) -> Result<IdleClient, BenchError> {
+        let node = builder(CLIENT_ID, setup)?.start().await.map_err(failed)?;
         Ok(IdleClient {
             node,
             peers: Vec::new(),
-            expected: outcome(policy),
+            expected: outcome(setup.policy),
         })
     }
 

@@ -3,8 +3,8 @@
 //! Each implementation has one receiving process (`--serve`) for the whole run and
 //! one client in this process ([`Contender`]); its connections are opened in the
 //! warm-up and kept, so no figure includes a connect. A repetition measures every
-//! case with every implementation in turn (internode, internode-lossy, raw, framed,
-//! then the next case), so slow drifts of the machine touch all of them alike, and a
+//! case with every implementation in turn (internode, internode-lossy, internode-tls
+//! if selected, raw, framed, then the next case), so slow drifts of the machine touch all of them alike, and a
 //! ratio is taken between the figures of the same repetition.
 //!
 //! - `oneway`: messages of 64 B, 1 KiB, 64 KiB and 1 MiB sent for a fixed time; the
@@ -13,11 +13,11 @@
 //! - `rr`: one 64 B request at a time for a fixed time; the p50, p99 and p999 of the
 //!   round-trip times of that repetition.
 //! - `rr64`: 64 requests of 64 B in flight; requests answered per second.
-//! - `urgent` (internode and internode-lossy only): one 64 B request at a time over the urgent link while
-//!   the large link to the same peer carries 1 MiB messages as fast as it can (sent by
-//!   a task of its own, as another part of an application would); p50 and p99, how
-//!   many round trips they are taken over, and the MB/s the large link carried (all
-//!   delivered, in sequence).
+//! - `urgent` (the internode implementations only): one 64 B request at a time over
+//!   the urgent link while the large link to the same peer carries 1 MiB messages as
+//!   fast as it can (sent by a task of its own, as another part of an application
+//!   would); p50 and p99, how many round trips they are taken over, and the MB/s the
+//!   large link carried (all delivered, in sequence).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -131,7 +131,7 @@ impl Case {
     /// The implementations it is measured with.
     pub fn impls(self) -> &'static [Impl] {
         match self.workload {
-            Workload::Urgent => &[Impl::Internode, Impl::InternodeLossy],
+            Workload::Urgent => &[Impl::Internode, Impl::InternodeLossy, Impl::InternodeTls],
             _ => &Impl::ALL,
         }
     }
