@@ -8,8 +8,9 @@
 //! ```
 //!
 //! writes `DIR/ca.pem` and `DIR/node-ID.pem`, `DIR/node-ID.key` for every ID; the IDs
-//! after `--other-ca` get certificates from a second CA (an impostor's: a node of the
-//! cluster refuses them).
+//! after `--other-ca` get certificates from a second CA, written to `DIR/other-ca.pem`
+//! (an impostor's: a node of the cluster refuses them; an impostor that trusts both
+//! CAs starts, and reaches a node's check of its certificate).
 
 #[path = "../tests/support/certs.rs"]
 #[allow(dead_code)]
@@ -58,6 +59,9 @@ fn run(args: Vec<String>) -> Result<(), String> {
     let ca = Ca::new("internode example cluster CA");
     write("ca.pem".into(), &ca.pem())?;
     let impostors = Ca::new("another CA");
+    if !others.is_empty() {
+        write("other-ca.pem".into(), &impostors.pem())?;
+    }
     for (ca, ids) in [(&ca, ours), (&impostors, others)] {
         for id in ids {
             let cert = ca.node(id, &cluster);

@@ -216,10 +216,12 @@ if [ -n "$SECURE" ]; then
     --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor.json" $(tls_args 9) \
     --cluster-secret-file "$OUT/impostor.secret" >"$OUT/impostor.log" 2>&1 &
   impostor=$!
-  # Node 8: the cluster's secret, a certificate of another CA (trusting ours).
-  # shellcheck disable=SC2046
+  # Node 8: the cluster's secret, a certificate of another CA; it trusts both CAs (so
+  # that it starts, and accepts node 1's certificate): node 1 must refuse its own.
+  cat "$OUT/ca.pem" "$OUT/other-ca.pem" >"$OUT/both-cas.pem"
   "$bin" --id 8 --listen "127.0.0.1:$(node_port 8)" --peer "1@127.0.0.1:$(node_port 1)" \
-    --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor-ca.json" $(tls_args 8) \
+    --duration "$DURATION" --grace 1 --summary-json "$OUT/impostor-ca.json" \
+    --tls-cert "$OUT/node-8.pem" --tls-key "$OUT/node-8.key" --tls-ca "$OUT/both-cas.pem" \
     "${secure_args[@]}" >"$OUT/impostor-ca.log" 2>&1 &
   impostor_ca=$!
 fi

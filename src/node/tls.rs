@@ -155,7 +155,7 @@ pub enum TlsError {
     },
     /// The node's own chain would be refused by its peers (expired, not issued by
     /// the CA, not usable as a TLS server or client).
-    #[error("this node's certificate would be refused: {0}")]
+    #[error("its peers would refuse this node's chain: {0}")]
     OwnCertificate(TlsFailure),
 }
 

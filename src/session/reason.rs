@@ -39,25 +39,25 @@ pub enum ProtocolViolation {
 pub enum TlsFailure {
     /// The peer does not speak TLS (e.g. a plaintext client at a TLS node), or broke
     /// the TLS protocol.
-    #[error("the peer does not speak TLS")]
+    #[error("not TLS")]
     NotTls,
     /// The peer sent no certificate.
-    #[error("the peer sent no certificate")]
+    #[error("no certificate")]
     NoCertificate,
     /// The peer's certificate is not issued by the cluster's CA (or its chain is
     /// invalid).
-    #[error("the peer's certificate is not issued by the cluster's CA")]
+    #[error("certificate not issued by the cluster's CA")]
     UntrustedCertificate,
     /// The peer's certificate has expired or is not valid yet.
-    #[error("the peer's certificate has expired or is not valid yet")]
+    #[error("certificate expired or not valid yet")]
     CertificateExpired,
     /// The peer's certificate is valid but names another node than the one it
     /// claims to be (or the one dialed).
-    #[error("the peer's certificate names another node")]
+    #[error("certificate of another node")]
     WrongIdentity,
     /// The peer refused this node's certificate, or ended the TLS handshake with an
     /// alert.
-    #[error("the peer refused the TLS handshake")]
+    #[error("refused by the peer")]
     RefusedByPeer,
     /// Anything else the TLS layer refused (no common cipher suite, ...).
     #[error("TLS handshake failed")]
