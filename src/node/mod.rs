@@ -487,10 +487,14 @@ impl Node {
 
     /// Connections refused before their handshake completed, by reason
     /// (`wrong_magic`, `incompatible_version`, `self_connect`, `timeout`, `closed`,
-    /// `malformed`; with a cluster secret, `auth_missing`, `cluster_mismatch`,
-    /// `auth_failed` and `auth_incomplete`; after the Hello, `stale_attempt` and
-    /// `accept_failed`). Every
-    /// refusal is counted; each reason is logged at most once a second.
+    /// `malformed`; admission: `too_many_handshakes`, `too_many_from_ip`,
+    /// `too_many_connections`; with a cluster secret, `auth_missing`,
+    /// `cluster_mismatch`, `auth_failed` and `auth_incomplete`; with TLS, the
+    /// [`TlsFailure`](crate::session::TlsFailure) names (`tls_*`); after the Hello,
+    /// `stale_attempt`, `replaced_session` (a sender session of the peer's node id
+    /// that a newer one replaced: if it goes on, two processes claim one id) and
+    /// `accept_failed`). Every refusal is counted; each reason is logged at most once
+    /// a second.
     pub async fn refused_connections(&self) -> BTreeMap<&'static str, u64> {
         self.inner
             .registry

@@ -68,12 +68,34 @@ pub enum Arrival<K> {
 
 /// A connection refused by [`ReceiveSession::handle_hello`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("stale connection attempt {attempt} (current attempt {current})")]
-pub struct StaleAttempt {
-    /// The attempt of the refused connection.
-    pub attempt: u64,
-    /// The attempt of the connection in use.
-    pub current: u64,
+#[non_exhaustive]
+pub enum StaleAttempt {
+    /// An attempt of the current sender session older than the connection in use.
+    #[error("stale connection attempt {attempt} (current attempt {current})")]
+    Older {
+        /// The attempt of the refused connection.
+        attempt: u64,
+        /// The attempt of the connection in use.
+        current: u64,
+    },
+    /// A sender session that a newer one of the same node id replaced: the peer
+    /// restarted, or another process claims its node id (a misconfiguration if the
+    /// refusals go on).
+    #[error("sender session {session_id:#x} was replaced by a newer one of the same node id")]
+    Replaced {
+        /// The refused session.
+        session_id: u64,
+    },
+}
+
+impl StaleAttempt {
+    /// The name it is counted under as a refused connection's reason.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StaleAttempt::Older { .. } => "stale_attempt",
+            StaleAttempt::Replaced { .. } => "replaced_session",
+        }
+    }
 }
 
 /// An input of the connection that waits for receive limits, with when it arrived.
@@ -247,16 +269,13 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     ) -> Result<u64, StaleAttempt> {
         let same_session = self.peer_session == Some(session_id);
         if same_session && self.conn.is_some() && attempt != 0 && attempt < self.attempt {
-            return Err(StaleAttempt {
+            return Err(StaleAttempt::Older {
                 attempt,
                 current: self.attempt,
             });
         }
         if self.superseded.contains(&session_id) {
-            return Err(StaleAttempt {
-                attempt,
-                current: self.attempt,
-            });
+            return Err(StaleAttempt::Replaced { session_id });
         }
         if !same_session {
             if let Some(previous) = self.peer_session {

@@ -402,3 +402,24 @@ fn a_large_message_that_completes_after_its_deadline_gives_its_charge_back() {
     assert_eq!(rig.recv.counters().expired, 1);
     assert_eq!(rig.recv.pending_bytes(), 0, "expired: its charge went back");
 }
+
+#[test]
+fn an_older_attempt_of_the_current_session_is_refused_as_such() {
+    let mut rig = Rig::new(1 << 20);
+    rig.recv
+        .handle_hello(1, 5, 0, true, Framing::Crc, rig.now)
+        .unwrap();
+    let refused = rig.recv.handle_hello(1, 3, 0, true, Framing::Crc, rig.now);
+    assert_eq!(
+        refused,
+        Err(StaleAttempt::Older {
+            attempt: 3,
+            current: 5
+        })
+    );
+    assert_eq!(refused.unwrap_err().name(), "stale_attempt");
+    assert_eq!(
+        StaleAttempt::Replaced { session_id: 1 }.name(),
+        "replaced_session"
+    );
+}

@@ -478,7 +478,7 @@ impl Handler<Attach> for Inbound {
             Ok(resume) => resume,
             Err(stale) => {
                 // Dropping the socket closes it; the initiator tries again.
-                self.refuse("stale_attempt", &stale);
+                self.refuse(stale.name(), &stale);
                 self.report_connection_now();
                 return;
             }

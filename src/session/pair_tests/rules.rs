@@ -277,10 +277,12 @@ fn a_late_hello_of_a_replaced_sender_session_changes_nothing() {
     pair.faults = Faults::default();
     assert_eq!(pair.delivered, [1, 2, 3]);
     // A late Hello of the replaced session (a dial that was under way) is refused.
-    assert!(pair
-        .recv
-        .handle_hello(0xDEAD, 9, 0, true, Framing::Crc, pair.now)
-        .is_err());
+    assert_eq!(
+        pair.recv
+            .handle_hello(0xDEAD, 9, 0, true, Framing::Crc, pair.now),
+        Err(crate::session::StaleAttempt::Replaced { session_id: 0xDEAD }),
+        "refused as a replaced session, whatever its attempt number"
+    );
     pair.advance(Duration::from_secs(2));
     assert_eq!(
         pair.delivered,
