@@ -511,12 +511,26 @@ fn level_of(shortage: &Shortage) -> OverloadLevel {
     }
 }
 
-/// A random number from the standard library's per-process hasher keys.
+/// A random number from the operating system, for session ids (which must differ
+/// across restarts and not be guessable) and backoff seeds.
 pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish()
+    let mut bytes = [0u8; 8];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(e) => {
+            // Never seen on the platforms we run on; a session id must still differ
+            // from the last one, if not be unpredictable.
+            log::warn!("the OS random number generator failed ({e}); using a weaker source");
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        }
+    }
 }
 
 impl Actor for Link {
