@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use internode::node::{LinkNotice, LinkSnapshot, Node, Peer, Received, StartError};
+use internode::node::{LinkNotice, LinkSnapshot, Node, Peer, Received};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
 use internode::NodeId;
 use serde::{Deserialize, Serialize};
@@ -374,8 +374,7 @@ impl Shared {
         self.peers.borrow_mut()[from * self.n() + to] = None;
     }
 
-    /// Starts node `i` on its port with its handler (retrying briefly while the port
-    /// is still held by the incarnation that just stopped).
+    /// Starts node `i` on its port with its handler.
     async fn start_node(&self, i: usize) -> Result<Node, String> {
         let mut builder = Node::builder(Self::id(i), self.addr(i)).heartbeat(HeartbeatConfig {
             interval: Duration::from_millis(100),
@@ -384,18 +383,11 @@ impl Shared {
         for j in (0..self.n()).filter(|&j| j != i) {
             builder = builder.peer(Self::id(j), self.addr(j));
         }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let node = loop {
-            match builder.clone().start().await {
-                Ok(node) => break node,
-                Err(StartError::Bind { error, .. })
-                    if error == std::io::ErrorKind::AddrInUse && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(format!("{} does not start: {e}", Self::id(i))),
-            }
-        };
+        // The incarnation that stopped here was closed, which freed the port.
+        let node = builder
+            .start()
+            .await
+            .map_err(|e| format!("{} does not start: {e}", Self::id(i)))?;
         node.handle::<Tick>(self.inboxes[i].clone().recipient())
             .map_err(|e| e.to_string())?;
         let printer = EventPrinter {

@@ -6,9 +6,9 @@
 mod support;
 
 use internode::node::{CloseLink, SendError, Sent};
-use internode::session::LinkEvent;
+use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
-use support::{bounded, collect, join_all, node, pair, recv_n, Events, Seq};
+use support::{bounded, collect, join_all, node, pair, poll_until, recv_n, Events, Seq};
 
 const B: NodeId = NodeId(2);
 const N: u64 = 10_000;
@@ -295,6 +295,59 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
         .await;
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
         assert_eq!(outcome.await, Err(SendError::Closed));
+    })
+    .await;
+}
+
+/// `close` returns once the node's port is free: a new listener (another node, or
+/// the same one restarted) binds it at once, without retrying.
+#[actix::test]
+async fn close_returns_once_the_port_is_free() {
+    bounded(async {
+        for _ in 0..20 {
+            let a = node(1).await;
+            let addr = a.local_addr();
+            a.close(false).await;
+            let rebound = std::net::TcpListener::bind(addr);
+            assert!(
+                rebound.is_ok(),
+                "{addr} still held after close: {rebound:?}"
+            );
+        }
+    })
+    .await;
+}
+
+/// Dropping the last handle of a node closes it without drain: its connections end
+/// (its peer's link sees it go) and its port is free.
+#[actix::test]
+async fn dropping_the_last_handle_closes_the_node() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let addr = a.local_addr();
+        let mut events = Events::subscribe(&b).await;
+        // Both directions connected.
+        assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
+        assert_eq!(b.send(NodeId(1), Seq(2)).await, Ok(Sent::Acknowledged));
+        let a2 = a.clone();
+        drop(a);
+        assert_eq!(b.inbound_connections().await, 1, "a clone keeps the node");
+        drop(a2);
+        let reason = events.next_disconnect("node 1 to go", NodeId(1)).await;
+        assert_eq!(reason, DisconnectReason::PeerClosed);
+        poll_until("node 1's connection to end", || async {
+            match b.inbound_connections().await {
+                0 => Ok(()),
+                n => Err(n),
+            }
+        })
+        .await;
+        poll_until("node 1's port to be free", || async {
+            std::net::TcpListener::bind(addr)
+                .map(drop)
+                .map_err(|e| e.kind())
+        })
+        .await;
     })
     .await;
 }

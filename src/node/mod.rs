@@ -105,20 +105,40 @@ struct Inner {
     tracker: Addr<RequestTracker>,
     limits: Addr<ResourceLimits>,
     handlers: Handlers,
-    listener: tokio::task::JoinHandle<()>,
+    /// The accept loop, until `close` takes it to end it.
+    listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     bulk: Arbiter,
 }
 
+impl Inner {
+    fn take_listener(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
 impl Drop for Inner {
+    /// The last handle is gone: the node closes without drain. The links, the
+    /// receiving actors and the registry stop (the registry last, so that nothing
+    /// keeps the node's actors alive), and the listener ends, freeing the port.
     fn drop(&mut self) {
-        self.listener.abort();
+        if let Some(listener) = self.take_listener() {
+            listener.abort();
+        }
+        self.registry.do_send(CloseAll {
+            drain: false,
+            timeout: None,
+            then_stop: true,
+        });
         self.bulk.stop();
     }
 }
 
 /// A running node: the handle an application sends, requests, registers handlers and
-/// observes links with. Cheap to clone; the node stops listening when the last clone
-/// is dropped or [`close`](Node::close) is called.
+/// observes links with. Cheap to clone. [`close`](Node::close) closes it (returning
+/// once its port is free); dropping the last clone closes it without drain.
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
@@ -187,7 +207,7 @@ impl Node {
                 tracker,
                 limits,
                 handlers,
-                listener,
+                listener: std::sync::Mutex::new(Some(listener)),
                 bulk,
             }),
         })
@@ -561,7 +581,17 @@ impl Node {
     }
 
     async fn close_with(&self, drain: bool, timeout: Option<Duration>) {
-        self.inner.listener.abort();
-        let _ = self.inner.registry.send(CloseAll { drain, timeout }).await;
+        // The accept loop ends first, and its socket is closed before this goes on:
+        // the port is free when `close` returns.
+        if let Some(listener) = self.inner.take_listener() {
+            listener.abort();
+            let _ = listener.await;
+        }
+        let close = CloseAll {
+            drain,
+            timeout,
+            then_stop: false,
+        };
+        let _ = self.inner.registry.send(close).await;
     }
 }

@@ -126,6 +126,9 @@ impl Message for GetRefused {
 pub(crate) struct CloseAll {
     pub drain: bool,
     pub timeout: Option<std::time::Duration>,
+    /// The node's last handle is gone: the registry stops once everything is
+    /// closed, dropping the addresses that keep the links alive.
+    pub then_stop: bool,
 }
 
 /// Closes the links to one peer.
@@ -430,7 +433,7 @@ impl Handler<GetRefused> for Registry {
 }
 
 impl Handler<CloseAll> for Registry {
-    type Result = ResponseFuture<()>;
+    type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, m: CloseAll, _: &mut Context<Self>) -> Self::Result {
         self.closed = true;
@@ -446,7 +449,8 @@ impl Handler<CloseAll> for Registry {
             })
             .collect();
         let inbound: Vec<_> = self.inbound.values().cloned().collect();
-        Box::pin(async move {
+        let then_stop = m.then_stop;
+        let close = async move {
             for close in closes {
                 let _ = close.await;
             }
@@ -455,7 +459,12 @@ impl Handler<CloseAll> for Registry {
             for connection in inbound {
                 let _ = connection.send(StopInbound).await;
             }
-        })
+        };
+        Box::pin(close.into_actor(self).map(move |(), _, ctx| {
+            if then_stop {
+                ctx.stop();
+            }
+        }))
     }
 }
 

@@ -199,24 +199,15 @@ impl RefusingPort {
     }
 }
 
-/// Starts `builder` listening on `addr`, retrying while the address is still held
-/// (a node that just closed releases its listener asynchronously).
+/// Starts `builder` listening on `addr` (a node closed there before has freed it:
+/// `Node::close` returns once its port is free).
 pub async fn start_on(builder: NodeBuilder, addr: SocketAddr) -> Node {
-    let id = builder.config().id;
     let mut config = builder.config().clone();
     config.listen = addr;
-    within("the node to bind its address", async {
-        loop {
-            match Node::start(config.clone()).await {
-                Ok(node) => return node,
-                Err(e) => {
-                    log::info!("{id} cannot bind {addr} yet: {e}");
-                    tokio::time::sleep(POLL).await;
-                }
-            }
-        }
-    })
-    .await
+    match Node::start(config).await {
+        Ok(node) => node,
+        Err(e) => panic!("node {} cannot start on {addr}: {e}", builder.config().id),
+    }
 }
 
 // ---------------------------------------------------------------------------------
