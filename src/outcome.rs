@@ -33,6 +33,16 @@ pub enum OverloadLevel {
     Global,
 }
 
+impl std::fmt::Display for OverloadLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OverloadLevel::Link => "link's capacity",
+            OverloadLevel::Endpoint => "peer's reserve",
+            OverloadLevel::Global => "node's reserve",
+        })
+    }
+}
+
 /// Why a message was not sent. Every failure reaches its sender at once.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -70,7 +80,7 @@ pub enum SendError {
     #[error("expired before it was written")]
     Expired,
     /// No room for the message's bytes: the link, the peer's or the node's limit.
-    #[error("overloaded: {0:?} limit reached")]
+    #[error("overloaded: no room in the {0}")]
     Overloaded(OverloadLevel),
     /// The message is larger than the node's maximum message size.
     #[error("message of {size} bytes exceeds the maximum of {max}")]
@@ -108,7 +118,7 @@ impl SendError {
 pub enum RequestError {
     /// The request itself was not sent.
     #[error("request not sent: {0}")]
-    Send(#[from] SendError),
+    Send(SendError),
     /// No response arrived in time.
     #[error("no response within the timeout")]
     Timeout,
@@ -121,4 +131,44 @@ pub enum RequestError {
     /// The link was closed while the request was pending.
     #[error("link closed while the request was pending")]
     Closed,
+}
+
+// By hand rather than `#[from]`, which would also make the cause the error's
+// `source()`: an error chain would print it twice.
+impl From<SendError> for RequestError {
+    fn from(e: SendError) -> Self {
+        RequestError::Send(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::session::{DisconnectReason, LinkEvent};
+
+    /// Messages are written for people (no Debug output), and a cause is printed
+    /// once in an error chain: in the message, not again as `source()`.
+    #[test]
+    fn errors_read_as_words_and_print_their_cause_once() {
+        let overloaded = SendError::Overloaded(OverloadLevel::Endpoint);
+        assert_eq!(
+            overloaded.to_string(),
+            "overloaded: no room in the peer's reserve"
+        );
+        let request = RequestError::from(overloaded);
+        assert_eq!(
+            request.to_string(),
+            "request not sent: overloaded: no room in the peer's reserve"
+        );
+        assert!(request.source().is_none(), "the cause is in the message");
+        let refused = DisconnectReason::ConnectFailed(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(refused.to_string(), "connect failed: connection refused");
+        let retry = LinkEvent::RetryScheduled {
+            attempt: 3,
+            delay: std::time::Duration::from_micros(55_514_579),
+        };
+        assert_eq!(retry.to_string(), "retry scheduled: attempt 3 in 55514 ms");
+    }
 }

@@ -62,7 +62,7 @@ use crate::frame::Frame;
 pub enum AssembleError {
     /// A message header is malformed.
     #[error("malformed message header: {0}")]
-    Envelope(#[from] EnvelopeError),
+    Envelope(EnvelopeError),
     /// A message is longer than the maximum.
     #[error("message of {len} bytes exceeds the maximum of {max}")]
     Oversized {
@@ -102,6 +102,13 @@ pub enum AssembleError {
     /// Caller error: the assembler already failed and takes no more input.
     #[error("message assembler already failed on this stream")]
     Poisoned,
+}
+
+// By hand rather than `#[from]`: the message carries the cause (not `source()` too).
+impl From<EnvelopeError> for AssembleError {
+    fn from(e: EnvelopeError) -> Self {
+        AssembleError::Envelope(e)
+    }
 }
 
 /// What was lost with a corrupt frame, as reported by

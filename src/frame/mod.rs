@@ -179,7 +179,7 @@ pub enum FrameError {
     #[error("frame decoder already failed on this stream")]
     Poisoned,
     /// An I/O error from the transport (kept as its kind so errors stay comparable).
-    #[error("I/O error: {0:?}")]
+    #[error("I/O error: {0}")]
     Io(std::io::ErrorKind),
 }
 

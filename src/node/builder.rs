@@ -19,12 +19,12 @@ pub enum StartError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// The error's kind.
-        error: std::io::ErrorKind,
+        /// Why (`error.kind()` is `AddrInUse` when another process holds it).
+        error: std::io::Error,
     },
     /// The cluster secret or name cannot be used (an empty secret, a name too long).
     #[error("invalid cluster secret: {0}")]
-    ClusterSecret(#[from] crate::handshake::ClusterKeyError),
+    ClusterSecret(crate::handshake::ClusterKeyError),
     /// The cluster secret is shorter than [`MIN_SECRET_LEN`] bytes: too guessable.
     #[error("the cluster secret has {len} bytes, fewer than the {min} required", min = MIN_SECRET_LEN)]
     SecretTooShort {
@@ -34,7 +34,7 @@ pub enum StartError {
     /// The TLS configuration cannot be used for this node (its certificate does not
     /// name it, the cluster name cannot be part of a DNS name).
     #[error("invalid TLS configuration: {0}")]
-    Tls(#[from] TlsError),
+    Tls(TlsError),
     /// [`Framing::Unprotected`] (no payload CRC) was asked for without TLS, which is
     /// what would protect the payload's integrity instead.
     #[error("unprotected framing needs TLS")]
@@ -276,4 +276,18 @@ pub(super) fn check(config: &NodeConfig) -> Result<(), StartError> {
         );
     }
     Ok(())
+}
+
+// By hand rather than `#[from]`, which would also make the cause the error's
+// `source()` (printed twice in an error chain): the message carries it.
+impl From<crate::handshake::ClusterKeyError> for StartError {
+    fn from(e: crate::handshake::ClusterKeyError) -> Self {
+        StartError::ClusterSecret(e)
+    }
+}
+
+impl From<TlsError> for StartError {
+    fn from(e: TlsError) -> Self {
+        StartError::Tls(e)
+    }
 }

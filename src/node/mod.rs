@@ -163,14 +163,15 @@ impl Node {
     /// Starts a node with this configuration inside the running actix `System`.
     pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
         builder::check(&config)?;
-        let listener =
-            builder::bind(config.listen, config.listen_backlog).map_err(|e| StartError::Bind {
+        let listener = builder::bind(config.listen, config.listen_backlog).map_err(|error| {
+            StartError::Bind {
                 addr: config.listen,
-                error: e.kind(),
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| StartError::Bind {
+                error,
+            }
+        })?;
+        let local_addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: config.listen,
-            error: e.kind(),
+            error,
         })?;
         let config = Arc::new(config);
         let tracker = RequestTracker::new().start();

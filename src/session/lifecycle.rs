@@ -96,7 +96,11 @@ impl fmt::Display for LinkEvent {
             LinkEvent::Connected => f.write_str("connected"),
             LinkEvent::Disconnected { reason } => write!(f, "disconnected: {reason}"),
             LinkEvent::RetryScheduled { attempt, delay } => {
-                write!(f, "retry scheduled: attempt {attempt} in {delay:?}")
+                write!(
+                    f,
+                    "retry scheduled: attempt {attempt} in {} ms",
+                    delay.as_millis()
+                )
             }
             LinkEvent::Dormant => f.write_str("dormant"),
             LinkEvent::Closed => f.write_str("closed"),

@@ -413,7 +413,7 @@ fn states_events_and_reasons_display() {
         attempt: 2,
         delay: ms(150),
     };
-    assert_eq!(event.to_string(), "retry scheduled: attempt 2 in 150ms");
+    assert_eq!(event.to_string(), "retry scheduled: attempt 2 in 150 ms");
     assert_eq!(
         DisconnectReason::Protocol(ProtocolViolation::Oversized).to_string(),
         "protocol violation: oversized frame or message"

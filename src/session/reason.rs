@@ -89,7 +89,7 @@ impl TlsFailure {
 #[non_exhaustive]
 pub enum DisconnectReason {
     /// The TCP connect failed.
-    #[error("connect failed: {0:?}")]
+    #[error("connect failed: {0}")]
     ConnectFailed(io::ErrorKind),
     /// The TCP connect did not complete in time.
     #[error("connect timed out")]
@@ -116,7 +116,7 @@ pub enum DisconnectReason {
         blocked_for_ms: u64,
     },
     /// Reading or writing the socket failed.
-    #[error("I/O error: {0:?}")]
+    #[error("I/O error: {0}")]
     Io(io::ErrorKind),
     /// The peer closed the connection.
     #[error("closed by the peer")]
