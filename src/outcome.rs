@@ -21,7 +21,7 @@ pub enum Sent {
     DeliveredLocally,
 }
 
-/// Which limit had no room for a message (DESIGN.md section 6).
+/// Which limit had no room for a message (docs/limits.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OverloadLevel {
     /// The link's own capacity, while the link is failing to connect (it takes no

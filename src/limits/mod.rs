@@ -1,4 +1,4 @@
-//! Byte budgets that keep a node within its memory limits (DESIGN.md section 6): the
+//! Byte budgets that keep a node within its memory limits (docs/limits.md): the
 //! pure accounting that the links and the `ResourceLimits` actor drive.
 //!
 //! Nothing here knows about actix or tokio, reads a clock or shares state between

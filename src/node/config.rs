@@ -53,7 +53,7 @@ pub struct NodeConfig {
     /// How long a close with drain waits for what is queued to be delivered before
     /// failing what remains (default 10 s).
     pub drain_timeout: Duration,
-    /// How many connections the node takes at once (DESIGN.md section 9): beyond
+    /// How many connections the node takes at once (docs/design.md, "Connections and the handshake"): beyond
     /// them, a connection is closed as soon as it is accepted, and counted.
     pub admission: AdmissionLimits,
     /// The cluster's name (default [`DEFAULT_CLUSTER_NAME`](Self::DEFAULT_CLUSTER_NAME)):

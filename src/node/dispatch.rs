@@ -30,7 +30,7 @@ use crate::NodeId;
 /// handler gets it.
 ///
 /// Its bytes count against the node's receive limits until the handler drops it
-/// (DESIGN.md section 6): a handler that is slow, or keeps messages, slows the
+/// (docs/limits.md): a handler that is slow, or keeps messages, slows the
 /// peers that send them.
 #[derive(Debug)]
 pub struct Received<M> {

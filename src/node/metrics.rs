@@ -1,4 +1,4 @@
-//! A node's metrics at one moment (DESIGN.md section 8): [`Metrics`], from
+//! A node's metrics at one moment (docs/design.md, "Metrics"): [`Metrics`], from
 //! [`Node::metrics`](super::Node::metrics), and its Prometheus text rendering.
 //!
 //! Invariants: the snapshot is read from each actor by message (links, inbound

@@ -1,5 +1,5 @@
 //! The `ResourceLimits` actor: the node's endpoint and global byte reserves, one
-//! [`Reserves`] for sending and one for receiving (DESIGN.md section 6).
+//! [`Reserves`] for sending and one for receiving (docs/limits.md).
 //!
 //! Links talk to it only by messages: [`Acquire`] (answered at once, granted or short),
 //! [`AcquireWhenAvailable`] (parked until the reserves can grant it: a receiving link

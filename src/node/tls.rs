@@ -178,7 +178,7 @@ impl TlsConfig {
             roots.add(cert).map_err(TlsError::Rustls)?;
         }
         let roots = Arc::new(roots);
-        // ring, as the issue and DESIGN ask: no C toolchain or CMake to build it. It has no
+        // ring: no C toolchain or CMake to build it. It has no
         // post-quantum key exchange (rustls deprecates it for that since 0.23.48).
         #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());

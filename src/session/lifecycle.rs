@@ -154,7 +154,7 @@ enum Mode {
     Closed,
 }
 
-/// The lifecycle of one link (DESIGN.md section 5): connect while messages wait,
+/// The lifecycle of one link (docs/design.md, "Links"): connect while messages wait,
 /// retry forever with backoff while they do, go dormant when none do, close with or
 /// without draining.
 ///

@@ -8,7 +8,7 @@
 //!
 //! - [`LinkSession`], one per outbound link: the queue, what is being written and
 //!   what waits for an acknowledgement, the lifecycle, the heartbeat, the byte
-//!   account and expiry, sequence numbers and replay (DESIGN.md sections 5-7);
+//!   account and expiry, sequence numbers and replay (docs/design.md);
 //! - [`ReceiveSession`], one per receiving link (peer, link kind), across its
 //!   connections: the sequence filter (order, duplicates), the acknowledgements, the
 //!   receive-limit account and its backlog, the read timeout.

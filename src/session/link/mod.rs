@@ -59,7 +59,7 @@ struct Conn<K, T> {
 
 /// One outbound link as a sans-IO state machine: its queue, what is being written and
 /// what waits for an acknowledgement, its lifecycle and heartbeat, its byte account and
-/// the expiry of its messages (DESIGN.md sections 5-7). `K` is the peer's key in the
+/// the expiry of its messages (docs/design.md). `K` is the peer's key in the
 /// reserves; `T` is the shell's token of a message (where its outcome goes).
 ///
 /// The shell (an actor) owns the socket and one timer. It reports inputs with

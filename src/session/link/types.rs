@@ -12,8 +12,8 @@ use crate::outcome::SendError;
 use crate::session::LinkSession;
 use crate::session::{BackoffConfig, HeartbeatConfig};
 
-/// What a link promises about its messages when a connection fails (DESIGN.md
-/// section 7).
+/// What a link promises about its messages when a connection fails (docs/design.md,
+/// "Lossless sessions").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum LinkPolicy {
     /// Every message gets a sequence number; the peer acknowledges what it took; what
