@@ -1,4 +1,4 @@
-//! What the byte limits (DESIGN.md section 6) cost on the hot path: one-way messages per
+//! What the byte limits (docs/limits.md) cost on the hot path: one-way messages per
 //! second from node A to node B over loopback, in one process (one actix `System`, so
 //! one thread carries both nodes and the figure is the CPU cost of the whole path).
 //!

@@ -15,8 +15,8 @@
 //! `--record FILE` (see below) `--link-policy lossless|lossy` (lossless, for all three
 //! link kinds) `--grace SECS` (10) `--max-in-flight N` (per peer, 1000; 0: no window
 //! of its own, each send waits for room in its link instead, `Peer::enqueue`)
-//! `--heartbeat-timeout SECS` (the library's default, 5), and the limits (DESIGN.md
-//! section 6, both directions, library defaults): `--link-capacity BYTES` (4 MiB)
+//! `--heartbeat-timeout SECS` (the library's default, 5), and the limits (docs/limits.md;
+//! both directions, library defaults): `--link-capacity BYTES` (4 MiB)
 //! `--endpoint-reserve BYTES` (128 MiB) `--global-reserve BYTES` (512 MiB)
 //! `--max-message BYTES` (128 MiB) `--expire-after MS` (never), and authentication:
 //! `--cluster-secret-file FILE` (none: any process may join) `--cluster-name NAME`

@@ -1,6 +1,7 @@
-//! Admission limits (DESIGN.md section 9): connections in handshake are bounded in
-//! all and per source address, established inbound connections in all; a connection
-//! over a limit is closed at once and counted, and the peers already connected go on.
+//! Admission limits (docs/design.md, "Connections and the handshake"): connections in
+//! handshake are bounded in all and per source address, established inbound
+//! connections in all; a connection over a limit is closed at once and counted, and the
+//! peers already connected go on.
 #![cfg(feature = "serde")]
 
 mod support;

@@ -1,4 +1,5 @@
-//! A node under a flood of connections keeps serving its peers (DESIGN.md section 9):
+//! A node under a flood of connections keeps serving its peers (docs/design.md,
+//! "Connections and the handshake"):
 //! 2,000 idle connections from eight addresses and 200 handshakes that trickle one
 //! byte a second, while a connected peer sends to the node all along. The admission
 //! limits close most of the idle ones at once, the handshake timeout the rest and the

@@ -1,4 +1,4 @@
-//! Resource limits and expiry between nodes (DESIGN.md section 6): messages that
+//! Resource limits and expiry between nodes (docs/limits.md): messages that
 //! expire while their peer is unreachable, a receiver that skips expired messages
 //! before decoding them, oversized messages in both directions, the three overload
 //! levels and the reserves they leave behind, and the Prometheus rendering of the

@@ -1,12 +1,12 @@
-//! Receive limits on messages that arrive in many frames (DESIGN.md section 6: "a
-//! message being assembled from several frames is charged frame by frame as it
-//! arrives, never allocated ahead of its charge"), against hostile clients on real
-//! sockets: sixteen connections, each from its own node id, each a valid Hello then
-//! all but the last KiB of one 32 MiB message, kept alive with empty frames. The
-//! node's receive reserve in use (its metrics) and its memory (VmRSS) stay within its
-//! limits, the connections that cannot get room stop being read and are reset when
-//! nothing moves for the read timeout, everything is given back when they go, and a
-//! real peer's messages are delivered throughout.
+//! Receive limits on messages that arrive in many frames (docs/limits.md, "Inbound: a
+//! large message is charged frame by frame": a message being assembled from several
+//! frames is charged as its buffer grows, never allocated ahead of its charge), against
+//! hostile clients on real sockets: sixteen connections, each from its own node id,
+//! each a valid Hello then all but the last KiB of one 32 MiB message, kept alive with
+//! empty frames. The node's receive reserve in use (its metrics) and its memory (VmRSS)
+//! stay within its limits, the connections that cannot get room stop being read and are
+//! reset when nothing moves for the read timeout, everything is given back when they
+//! go, and a real peer's messages are delivered throughout.
 //!
 //! Run with `--nocapture` to see the figures (RSS baseline and peak, reserve peak).
 #![cfg(all(feature = "serde", target_os = "linux"))]
