@@ -1,4 +1,4 @@
-//! Many connections at once (issue 10): with the default listen backlog, every one of
+//! Many connections at once: with the default listen backlog, every one of
 //! 2,000 simultaneous connects reaches the node and is counted, refused by reason or
 //! accepted, while silent clients hold their handshakes open; and the backlog set on
 //! the builder is the one the kernel applies.

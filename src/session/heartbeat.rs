@@ -88,9 +88,10 @@ pub enum HeartbeatAction {
 ///   until [`handle_written`](Heartbeat::handle_written)) the read timeout does not apply: a
 ///   peer that is slow to read also answers pings late (they wait behind the write).
 ///   Instead, a write in flight for [`HeartbeatConfig::unwritable_timeout`] is
-///   reported as [`Unwritable`](HeartbeatAction::Unwritable) (section 5's second
-///   rule). A write that was blocked for at least an interval and then completed
-///   proves that the peer took data, and restarts the read timeout like a read.
+///   reported as [`Unwritable`](HeartbeatAction::Unwritable) (docs/design.md,
+///   "Links", heartbeats). A write that was blocked for at least an interval and then
+///   completed proves that the peer took data, and restarts the read timeout like a
+///   read.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
