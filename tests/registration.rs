@@ -52,6 +52,16 @@ async fn a_verb_held_by_a_one_way_type_is_refused_to_every_other_type() {
             b.handle::<NotASeq>(Collector(tx).start().recipient()),
             refused
         );
+        assert_eq!(b.handle_fn(|_, _: NotASeq| {}), refused);
+        assert_eq!(b.handle_fn_async(|_, _: NotASeq| async {}), refused);
+        assert_eq!(
+            b.handle_requests_fn(|_, r: SeqAsRequest| Ok(Incremented(r.0))),
+            refused
+        );
+        assert_eq!(
+            b.handle_requests_fn_async(|_, r: SeqAsRequest| async move { Ok(Incremented(r.0)) }),
+            refused
+        );
         let message = refused.unwrap_err().to_string();
         let seq = type_name::<Seq>();
         assert!(seq.ends_with("support::Seq"), "{seq}");
@@ -83,6 +93,7 @@ async fn a_verb_held_by_a_request_type_is_refused_to_a_one_way_type() {
         let refused = taken_by::<Incr>(1001);
         let collector = Collector::<IncrAsMessage>(tx).start();
         assert_eq!(b.handle::<IncrAsMessage>(collector.recipient()), refused);
+        assert_eq!(b.handle_fn(|_, _: IncrAsMessage| {}), refused);
 
         assert_eq!(a.request(B, Incr(1)).await, Ok(Incremented(2)));
         assert_eq!(
@@ -106,6 +117,12 @@ async fn registering_the_same_type_again_replaces_its_handler() {
             first.try_recv().is_err(),
             "the replaced handler got nothing"
         );
+
+        // A closure replaces an actor like any handler.
+        serve::<Incr>(&b, |_, Incr(n)| Ok(Incremented(n + 1)));
+        b.handle_requests_fn(|_, Incr(n)| Ok(Incremented(n * 10)))
+            .unwrap();
+        assert_eq!(a.request(B, Incr(3)).await, Ok(Incremented(30)));
     })
     .await;
 }

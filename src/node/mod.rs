@@ -4,7 +4,8 @@
 //! created on first use, under a supervisor that restarts its connection with
 //! exponential backoff — and hands what arrives to the handler the application
 //! registered per message type: an actix [`Recipient`] ([`Node::handle`],
-//! [`Node::handle_requests`]).
+//! [`Node::handle_requests`]) or a closure ([`Node::handle_fn`] and the other `_fn`
+//! forms).
 //!
 //! ```no_run
 //! use actix::prelude::*;
