@@ -218,7 +218,7 @@ pub const fn check_verb(verb: u32) -> Result<(), VerbError> {
     }
 }
 
-/// Caller error: a verb the application may not use.
+/// Caller error: a verb the application may not use, or not for this type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerbError {
@@ -231,6 +231,16 @@ pub enum VerbError {
     Reserved {
         /// The verb refused.
         verb: u32,
+    },
+    /// A handler is registered on this node for the verb under another Rust type
+    /// (one-way messages and requests share the verbs). Nothing was registered; give
+    /// one of the types another verb.
+    #[error("verb {verb} is already taken by {by}")]
+    Taken {
+        /// The verb refused.
+        verb: u32,
+        /// The type that holds the verb ([`std::any::type_name`]).
+        by: &'static str,
     },
 }
 
@@ -391,6 +401,15 @@ mod tests {
             "verb 0xffffffff is reserved for internode's control messages \
              (verbs from 0xffff0000 up)"
         );
+    }
+
+    #[test]
+    fn a_taken_verb_names_its_holder() {
+        let taken = VerbError::Taken {
+            verb: 7,
+            by: "app::Put",
+        };
+        assert_eq!(taken.to_string(), "verb 7 is already taken by app::Put");
     }
 
     #[test]

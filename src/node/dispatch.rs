@@ -6,6 +6,11 @@
 //! message; it is written only when the application registers a handler.
 //!
 //! Invariants:
+//! - A verb names one Rust type: requests and one-way messages share the table, keyed
+//!   by verb alone. Registering a type whose verb another type holds is refused
+//!   ([`VerbError::Taken`]) and leaves the table as it was; registering the same type
+//!   again replaces its handler (of either kind). Check and insertion happen under
+//!   one write lock, so two registrations racing for a verb cannot both win.
 //! - A message of an unknown verb, or one whose payload fails to decode, is refused
 //!   with a [`DispatchError`]; the caller skips it (its length is known) and counts it,
 //!   and a request among them gets a failure response at once.
@@ -15,7 +20,7 @@
 //!   receive limits until the handler has finished with the message and drops it
 //!   (also when it is refused, or its handler is gone).
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -23,7 +28,9 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 
 use super::resource_limits::Held;
-use crate::message::{DecodeError, FailureReason, Message, RemoteFailure, Request};
+use crate::message::{
+    check_verb, DecodeError, FailureReason, Message, RemoteFailure, Request, VerbError,
+};
 use crate::NodeId;
 
 /// A message received from a peer (or from the node itself), as an application's
@@ -306,30 +313,61 @@ pub(crate) fn encode_response<R: Message>(response: &R) -> Result<(u32, Bytes), 
 /// The node's table of handlers, shared by its inbound connections.
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
-    table: Arc<RwLock<HashMap<u32, Arc<dyn ErasedHandler>>>>,
+    table: Arc<RwLock<HashMap<u32, Entry>>>,
+}
+
+/// One registered verb: the Rust type that holds it, and its handler.
+#[derive(Clone)]
+struct Entry {
+    type_id: TypeId,
+    type_name: &'static str,
+    handler: Arc<dyn ErasedHandler>,
 }
 
 impl Handlers {
-    fn insert(&self, verb: u32, handler: Arc<dyn ErasedHandler>) {
+    /// Registers `handler` for the verb of `M`, unless the verb is reserved or held
+    /// by another type; replaces the handler `M` had.
+    fn insert<M: Message>(&self, handler: Arc<dyn ErasedHandler>) -> Result<(), VerbError> {
+        check_verb(M::VERB)?;
         // A poisoned lock only means a panic elsewhere while inserting; the map
         // itself is always whole.
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
-        table.insert(verb, handler);
+        if let Some(held) = table.get(&M::VERB) {
+            if held.type_id != TypeId::of::<M>() {
+                return Err(VerbError::Taken {
+                    verb: M::VERB,
+                    by: held.type_name,
+                });
+            }
+        }
+        let entry = Entry {
+            type_id: TypeId::of::<M>(),
+            type_name: std::any::type_name::<M>(),
+            handler,
+        };
+        table.insert(M::VERB, entry);
+        Ok(())
     }
 
     fn get(&self, verb: u32) -> Option<Arc<dyn ErasedHandler>> {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
-        table.get(&verb).cloned()
+        table.get(&verb).map(|entry| entry.handler.clone())
     }
 
     /// Registers (or replaces) the handler of one-way messages of type `M`.
-    pub(crate) fn register<M: Message>(&self, recipient: Recipient<Received<M>>) {
-        self.insert(M::VERB, Arc::new(OneWay { recipient }));
+    pub(crate) fn register<M: Message>(
+        &self,
+        recipient: Recipient<Received<M>>,
+    ) -> Result<(), VerbError> {
+        self.insert::<M>(Arc::new(OneWay { recipient }))
     }
 
     /// Registers (or replaces) the handler of requests of type `M`.
-    pub(crate) fn register_requests<M: Request>(&self, recipient: Recipient<Requested<M>>) {
-        self.insert(M::VERB, Arc::new(TwoWay { recipient }));
+    pub(crate) fn register_requests<M: Request>(
+        &self,
+        recipient: Recipient<Requested<M>>,
+    ) -> Result<(), VerbError> {
+        self.insert::<M>(Arc::new(TwoWay { recipient }))
     }
 
     /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
@@ -365,5 +403,196 @@ impl Handlers {
             .as_any()
             .downcast_ref::<TwoWay<M>>()
             .map(|h| h.recipient.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::mpsc;
+
+    /// One byte, on verb 5.
+    #[derive(Debug, PartialEq)]
+    struct Five(u8);
+    /// Another type on verb 5.
+    #[derive(Debug, PartialEq)]
+    struct AlsoFive(u8);
+    /// A request on verb 5.
+    #[derive(Debug, PartialEq)]
+    struct AskFive(u8);
+
+    macro_rules! one_byte {
+        ($name:ident) => {
+            impl Message for $name {
+                const VERB: u32 = 5;
+                fn encode(&self, dst: &mut BytesMut) -> Result<(), crate::message::EncodeError> {
+                    dst.extend_from_slice(&[self.0]);
+                    Ok(())
+                }
+                fn decode(payload: Bytes) -> Result<Self, DecodeError> {
+                    match payload[..] {
+                        [b] => Ok($name(b)),
+                        _ => Err(DecodeError::Truncated),
+                    }
+                }
+            }
+        };
+    }
+    one_byte!(Five);
+    one_byte!(AlsoFive);
+    one_byte!(AskFive);
+    impl Request for AskFive {
+        type Response = Five;
+    }
+
+    /// Forwards what it gets, tagged with its own number.
+    struct Tap(u8, mpsc::UnboundedSender<(u8, u8)>);
+    impl Actor for Tap {
+        type Context = Context<Self>;
+    }
+    impl Handler<Received<Five>> for Tap {
+        type Result = ();
+        fn handle(&mut self, m: Received<Five>, _: &mut Context<Self>) {
+            let _ = self.1.send((self.0, m.message.0));
+        }
+    }
+    impl Handler<Received<AlsoFive>> for Tap {
+        type Result = ();
+        fn handle(&mut self, m: Received<AlsoFive>, _: &mut Context<Self>) {
+            let _ = self.1.send((self.0, m.message.0));
+        }
+    }
+    impl Handler<Requested<AskFive>> for Tap {
+        type Result = Result<Five, HandlerError>;
+        fn handle(&mut self, m: Requested<AskFive>, _: &mut Context<Self>) -> Self::Result {
+            let _ = self.1.send((self.0, m.message.0));
+            Ok(Five(m.message.0))
+        }
+    }
+
+    /// The next thing a [`Tap`] forwarded, waiting at most 10 s.
+    async fn next(rx: &mut mpsc::UnboundedReceiver<(u8, u8)>) -> Option<(u8, u8)> {
+        let wait = std::time::Duration::from_secs(10);
+        tokio::time::timeout(wait, rx.recv())
+            .await
+            .expect("the handler got the message in time")
+    }
+
+    fn tap(n: u8) -> (Addr<Tap>, mpsc::UnboundedReceiver<(u8, u8)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Tap(n, tx).start(), rx)
+    }
+
+    /// Delivers a one-byte one-way payload of verb 5 from the network.
+    fn deliver(handlers: &Handlers, byte: u8) -> Result<(), DispatchError> {
+        let payload = Bytes::copy_from_slice(&[byte]);
+        let from = NodeId(1);
+        handlers
+            .deliver(from, 5, payload, None, None)
+            .map_err(|(e, _)| e)
+    }
+
+    #[actix::test]
+    async fn another_type_on_a_held_verb_is_refused_and_changes_nothing() {
+        let handlers = Handlers::default();
+        let (first, mut got) = tap(1);
+        let (second, _) = tap(2);
+        handlers.register::<Five>(first.recipient()).unwrap();
+
+        let taken = VerbError::Taken {
+            verb: 5,
+            by: std::any::type_name::<Five>(),
+        };
+        assert_eq!(
+            handlers.register::<AlsoFive>(second.recipient()),
+            Err(taken)
+        );
+        assert!(
+            taken.to_string().ends_with("dispatch::tests::Five"),
+            "{taken}"
+        );
+
+        deliver(&handlers, 9).unwrap();
+        assert_eq!(
+            next(&mut got).await,
+            Some((1, 9)),
+            "still the first type's handler"
+        );
+        assert!(handlers.deliver_local(NodeId(2), Five(3)));
+        assert_eq!(next(&mut got).await, Some((1, 3)));
+        assert!(!handlers.deliver_local(NodeId(2), AlsoFive(3)));
+    }
+
+    #[actix::test]
+    async fn requests_and_one_way_messages_share_the_verbs() {
+        let handlers = Handlers::default();
+        let (actor, _) = tap(1);
+        handlers
+            .register::<Five>(actor.clone().recipient())
+            .unwrap();
+        assert_eq!(
+            handlers.register_requests::<AskFive>(actor.clone().recipient()),
+            Err(VerbError::Taken {
+                verb: 5,
+                by: std::any::type_name::<Five>(),
+            })
+        );
+        assert!(handlers.local_request_handler::<AskFive>().is_none());
+
+        let handlers = Handlers::default();
+        handlers
+            .register_requests::<AskFive>(actor.clone().recipient())
+            .unwrap();
+        assert_eq!(
+            handlers.register::<Five>(actor.recipient()),
+            Err(VerbError::Taken {
+                verb: 5,
+                by: std::any::type_name::<AskFive>(),
+            })
+        );
+        assert!(handlers.local_request_handler::<AskFive>().is_some());
+        assert_eq!(deliver(&handlers, 1), Err(DispatchError::WrongKind(5)));
+    }
+
+    #[actix::test]
+    async fn the_same_type_again_replaces_its_handler() {
+        let handlers = Handlers::default();
+        let (first, mut got_first) = tap(1);
+        let (second, mut got_second) = tap(2);
+        handlers.register::<Five>(first.recipient()).unwrap();
+        handlers.register::<Five>(second.recipient()).unwrap();
+        deliver(&handlers, 7).unwrap();
+        assert_eq!(next(&mut got_second).await, Some((2, 7)));
+        assert!(got_first.try_recv().is_err());
+    }
+
+    #[actix::test]
+    async fn reserved_verbs_are_refused_before_the_table_is_touched() {
+        #[derive(Debug)]
+        struct Control;
+        impl Message for Control {
+            const VERB: u32 = crate::message::RESERVED_VERBS_START;
+            fn encode(&self, _: &mut BytesMut) -> Result<(), crate::message::EncodeError> {
+                Ok(())
+            }
+            fn decode(_: Bytes) -> Result<Self, DecodeError> {
+                Ok(Control)
+            }
+        }
+        struct Sink;
+        impl Actor for Sink {
+            type Context = Context<Self>;
+        }
+        impl Handler<Received<Control>> for Sink {
+            type Result = ();
+            fn handle(&mut self, _: Received<Control>, _: &mut Context<Self>) {}
+        }
+        let handlers = Handlers::default();
+        let verb = Control::VERB;
+        assert_eq!(
+            handlers.register::<Control>(Sink.start().recipient()),
+            Err(VerbError::Reserved { verb })
+        );
+        assert!(handlers.get(verb).is_none());
     }
 }

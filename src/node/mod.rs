@@ -2,8 +2,10 @@
 //!
 //! A [`Node`] listens for peers, owns one [`Link`] actor per (peer, [`LinkKind`]) —
 //! created on first use, under a supervisor that restarts its connection with
-//! exponential backoff — and hands what arrives to the actix [`Recipient`]s the
-//! application registered per message type.
+//! exponential backoff — and hands what arrives to the handler the application
+//! registered per message type: an actix [`Recipient`] ([`Node::handle`],
+//! [`Node::handle_requests`]) or a closure ([`Node::handle_fn`] and the other `_fn`
+//! forms).
 //!
 //! ```no_run
 //! use actix::prelude::*;
@@ -43,6 +45,7 @@ mod connect;
 mod credit;
 mod dispatch;
 mod gate;
+mod handlers;
 mod inbound;
 mod link;
 mod metrics;
@@ -83,7 +86,7 @@ pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub use tls::{TlsConfig, TlsError};
 
 use crate::envelope::Flags;
-use crate::message::{check_verb, Message, Request, VerbError};
+use crate::message::{Message, Request};
 pub use crate::session::LinkPolicy;
 use crate::{LinkKind, NodeId};
 use credit::deadline_instant;
@@ -227,25 +230,6 @@ impl Node {
     /// The configuration the node runs with.
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
-    }
-
-    /// Registers the handler of one-way messages of type `M` (replacing any other
-    /// handler of its verb).
-    pub fn handle<M: Message>(&self, recipient: Recipient<Received<M>>) -> Result<(), VerbError> {
-        check_verb(M::VERB)?;
-        self.inner.handlers.register(recipient);
-        Ok(())
-    }
-
-    /// Registers the handler of requests of type `M`; its answer goes back to the
-    /// requester.
-    pub fn handle_requests<M: Request>(
-        &self,
-        recipient: Recipient<Requested<M>>,
-    ) -> Result<(), VerbError> {
-        check_verb(M::VERB)?;
-        self.inner.handlers.register_requests(recipient);
-        Ok(())
     }
 
     /// Sets (or changes) a peer's address. Messages queued for the peer go to the
