@@ -151,10 +151,9 @@ impl Pair {
             .handle::<Blob>(Sink(delivery.clone()).start().recipient())
             .map_err(|e| e.to_string())?;
         sender.add_peer(receiver.id(), receiver.local_addr()).await;
-        let peer = sender
-            .peer(receiver.id())
-            .await
-            .map_err(|e| e.to_string())?;
+        let peer = sender.peer(receiver.id());
+        // The links found and the first credit in, before anything is measured.
+        peer.ready().await.map_err(|e| e.to_string())?;
         Ok(Pair {
             name,
             sender,

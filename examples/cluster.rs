@@ -423,13 +423,11 @@ async fn sender(shared: Rc<Shared>, from: usize, to: usize) {
         let known = shared.peers.borrow()[slot].clone();
         let peer = match known {
             Some(peer) => peer,
-            None => match node.peer(Shared::id(to)).await {
-                Ok(peer) => {
-                    shared.peers.borrow_mut()[slot] = Some(peer.clone());
-                    peer
-                }
-                Err(_) => continue,
-            },
+            None => {
+                let peer = node.peer(Shared::id(to));
+                shared.peers.borrow_mut()[slot] = Some(peer.clone());
+                peer
+            }
         };
         if lock(&shared.ledger).pair(from, to).pending() >= MAX_PENDING {
             continue;

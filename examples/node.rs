@@ -1110,7 +1110,7 @@ async fn run(options: Options) -> Result<(), String> {
             sent: Cell::new(None),
             record: record.clone(),
         });
-        let peer = node.peer(NodeId(id)).await.map_err(|e| e.to_string())?;
+        let peer = node.peer(NodeId(id));
         actix::spawn(sender(
             state.clone(),
             peer,

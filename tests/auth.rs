@@ -38,7 +38,7 @@ async fn nodes_with_the_same_secret_deliver() {
         let mut inbox = collect::<Seq>(&b);
         let a = with_secret(1, SECRET).start().await.unwrap();
         a.add_peer(NodeId(2), b.local_addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
         let outcomes: Vec<_> = (0..20).map(|seq| to_b.send(Seq(seq))).collect();
         for outcome in support::join_all(outcomes).await {
             assert_eq!(outcome, Ok(Sent::Acknowledged));
@@ -103,7 +103,9 @@ async fn a_node_with_a_secret_refuses_an_acceptor_without_one() {
         let a = with_secret(1, SECRET).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(NodeId(2), b.local_addr()).await;
-        let _pending = a.peer(NodeId(2)).await.unwrap().send(Seq(1));
+        let to_b = a.peer(NodeId(2));
+        to_b.ready().await.unwrap();
+        let _pending = to_b.send(Seq(1));
         for _ in 0..2 {
             let event = events
                 .wait_for("a failed attempt", NodeId(2), LinkKind::Small, |e| {
@@ -356,7 +358,7 @@ async fn an_impostor_does_not_displace_an_authenticated_connection() {
         let a = with_secret(1, SECRET).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(NodeId(2), b.local_addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
         assert_eq!(to_b.send(Seq(1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(1))]);
 

@@ -200,7 +200,8 @@ async fn a_slow_handler_throttles_its_connection_and_gets_everything_in_order() 
             done: done_tx,
         };
         b.handle::<Filled>(slow.start().recipient()).unwrap();
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
 
         let finished = Cell::new(false);
         let started = std::time::Instant::now();
@@ -372,7 +373,8 @@ async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
         }
         .start();
         b.handle::<Filled>(keeper.clone().recipient()).unwrap();
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
 
         // 480 KiB fit the sockets' buffers: all are written at once. They are
         // acknowledged as the receiver takes them: those beyond its limits only once
@@ -494,7 +496,8 @@ async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
             done: done_tx,
         };
         b.handle::<Filled>(slow.start().recipient()).unwrap();
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let started = std::time::Instant::now();
         let outcomes: Vec<_> = (0..N)
             .map(|seq| to_b.send(Filled::new(seq, MESSAGE)))

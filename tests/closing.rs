@@ -27,7 +27,8 @@ async fn closing_a_peer_with_drain_delivers_everything_queued() {
         let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
         let mut events = Events::subscribe(&a).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
 
         // Queued before the link has even connected, then closed at once.
         let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
@@ -40,11 +41,10 @@ async fn closing_a_peer_with_drain_delivers_everything_queued() {
             .wait_for("the close", B, LinkKind::Small, |e| *e == LinkEvent::Closed)
             .await;
 
-        // The closed link rejects what is sent to it through an old handle.
-        assert_eq!(to_b.send(Seq(N)).await, Err(SendError::Closed));
-        // A new message to the peer opens a new link.
+        // A handle taken before the close sends over a new link; so does the node.
+        assert_eq!(to_b.send(Seq(N)).await, Ok(Sent::Acknowledged));
         assert_eq!(a.send(B, Seq(N + 1)).await, Ok(Sent::Acknowledged));
-        assert_eq!(recv_n(&mut inbox, 1).await, vec![(NodeId(1), Seq(N + 1))]);
+        in_order(recv_n(&mut inbox, 2).await, N, N + 2);
         assert!(inbox.try_recv().is_err(), "nothing else arrived");
     })
     .await;
@@ -55,7 +55,8 @@ async fn messages_sent_to_a_draining_link_are_rejected() {
     bounded(async {
         let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let link = to_b.link(LinkKind::Small).unwrap().clone();
 
         let before: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
@@ -89,7 +90,8 @@ async fn closing_a_node_with_drain_delivers_everything_then_rejects() {
     bounded(async {
         let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
 
         let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
         a.close(true).await;
@@ -113,7 +115,8 @@ async fn closing_without_drain_fails_everything_queued() {
         // Nothing listens there: the messages wait.
         let nowhere = support::refusing_port();
         a.add_peer(B, nowhere.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let outcomes: Vec<_> = (0..1_000).map(|seq| to_b.send(Seq(seq))).collect();
         events
             .wait_for("a retry", B, LinkKind::Small, |e| {
@@ -128,7 +131,10 @@ async fn closing_without_drain_fails_everything_queued() {
         events
             .wait_for("the close", B, LinkKind::Small, |e| *e == LinkEvent::Closed)
             .await;
-        assert_eq!(to_b.send(Seq(0)).await, Err(SendError::Closed));
+        // The handle opens a new link, where the next message waits (nothing
+        // listens) until its deadline.
+        let late = to_b.send_expiring(Seq(0), std::time::Duration::from_millis(100));
+        assert_eq!(late.await, Err(SendError::Expired));
     })
     .await;
 }
@@ -139,7 +145,8 @@ async fn closing_a_node_without_drain_fails_everything_queued() {
         let a = node(1).await;
         let nowhere = support::refusing_port();
         a.add_peer(B, nowhere.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         // Closed at once, while the link is still connecting.
         let outcomes: Vec<_> = (0..1_000).map(|seq| to_b.send(Seq(seq))).collect();
         a.close(false).await;
@@ -161,7 +168,7 @@ async fn a_message_reported_closed_is_never_delivered() {
     bounded(async {
         let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
         recv_n(&mut inbox, 1).await;
 
@@ -268,7 +275,8 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
             .unwrap();
         let nowhere = support::refusing_port();
         a.add_peer(B, nowhere.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let queued: Vec<_> = (0..10).map(|n| to_b.send(Seq(n))).collect();
         let started = std::time::Instant::now();
         support::within("the close", a.close(true)).await;
@@ -286,7 +294,9 @@ async fn a_drain_to_an_unreachable_peer_ends_at_its_deadline() {
         let c = node(3).await;
         let nowhere = support::refusing_port();
         c.add_peer(B, nowhere.addr()).await;
-        let outcome = c.peer(B).await.unwrap().send(Seq(1));
+        let to_b = c.peer(B);
+        to_b.ready().await.unwrap();
+        let outcome = to_b.send(Seq(1));
         let started = std::time::Instant::now();
         support::within(
             "the close",

@@ -25,7 +25,8 @@ internode::request!(Halve => Incremented, verb = 1300);
 
 /// Sends `Seq(0..N)` from `a` to B through one handle, in order.
 async fn send_numbers(a: &Node) {
-    let peer = a.peer(B).await.unwrap();
+    let peer = a.peer(B);
+    peer.ready().await.unwrap();
     let mut outcomes = Vec::new();
     for n in 0..N {
         outcomes.push(peer.send(Seq(n)));

@@ -77,7 +77,7 @@ async fn flood(ca: Option<&Ca>) {
     let mut inbox = collect::<Seq>(&b);
     let a = secure(builder(1), 1).start().await.unwrap();
     a.add_peer(NodeId(2), b.local_addr()).await;
-    let to_b = a.peer(NodeId(2)).await.unwrap();
+    let to_b = a.peer(NodeId(2));
     assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
     within("the first message", inbox.recv()).await;
     let baseline_kib = status_kib("VmRSS");

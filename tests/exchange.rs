@@ -43,8 +43,8 @@ async fn two_nodes_send_both_ways_and_answer_concurrent_requests() {
         a.add_peer(NodeId(2), b.local_addr()).await;
         b.add_peer(NodeId(1), a.local_addr()).await;
 
-        let to_b = a.peer(NodeId(2)).await.unwrap();
-        let to_a = b.peer(NodeId(1)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
+        let to_a = b.peer(NodeId(1));
         let mut outcomes = Vec::new();
         for seq in 0..N {
             outcomes.push(to_b.send(Seq(seq)));
@@ -102,7 +102,7 @@ async fn three_nodes_all_to_all() {
             let peers: Vec<_> = nodes.iter().filter(|o| o.id() != n.id()).collect();
             let mut handles = Vec::new();
             for p in &peers {
-                handles.push(n.peer(p.id()).await.unwrap());
+                handles.push(n.peer(p.id()));
             }
             for seq in 0..N {
                 for h in &handles {
@@ -153,7 +153,7 @@ async fn messages_and_requests_to_the_node_itself_are_delivered_locally() {
         });
 
         assert_eq!(a.send(NodeId(1), Seq(7)).await, Ok(Sent::DeliveredLocally));
-        let me = a.peer(NodeId(1)).await.unwrap();
+        let me = a.peer(NodeId(1));
         assert!(me.link(LinkKind::Small).is_none());
         assert_eq!(me.send(Seq(8)).await, Ok(Sent::DeliveredLocally));
         let received = recv_n(&mut inbox, 2).await;
@@ -317,7 +317,7 @@ async fn sends_to_a_link_that_has_not_started_yet_keep_their_order() {
     bounded(async {
         let (a, b) = support::pair().await;
         let mut inbox = collect::<support::Filled>(&b);
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
         const N: u64 = 100;
         const LEN: usize = 70 * 1024;
         let outcomes: Vec<_> = (0..N)

@@ -106,7 +106,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         let (a, b, proxy) = sender_behind_proxy(LIMITS).await;
         let mut inbox = collect::<Filled>(&b);
         let mut events = Events::subscribe(&a).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
 
         // Warm up: a window's worth through the open proxy.
         let warm_up: Vec<_> = (0..WARM_UP)

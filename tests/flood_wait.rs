@@ -46,7 +46,7 @@ async fn a_waiting_producer_is_held_back_by_the_limits_and_resumes_with_the_peer
     bounded(async {
         let (a, b, proxy) = sender_behind_proxy(LIMITS).await;
         let mut inbox = collect::<Filled>(&b);
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         // Warm: buffers and allocator, before the baseline.
         assert_eq!(
             to_b.send(Filled::new(u64::MAX, MESSAGE)).await,

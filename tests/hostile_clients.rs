@@ -154,7 +154,7 @@ async fn bad_clients_are_refused_and_counted_and_the_node_keeps_working() {
         // The node still works: a real peer connects and delivers.
         let a = node(1).await;
         a.add_peer(NodeId(2), addr).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
         let outcomes: Vec<_> = (0..100).map(|seq| to_b.send(Seq(seq))).collect();
         for outcome in support::join_all(outcomes).await {
             assert_eq!(outcome, Ok(Sent::Acknowledged));
@@ -228,7 +228,8 @@ async fn a_node_that_dials_itself_refuses_the_connection_and_keeps_retrying() {
         let mut inbox = collect::<Seq>(&a);
         let mut events = Events::subscribe(&a).await;
         a.add_peer(NodeId(99), a.local_addr()).await;
-        let to_self = a.peer(NodeId(99)).await.unwrap();
+        let to_self = a.peer(NodeId(99));
+        to_self.ready().await.unwrap();
         let outcome = to_self.send(Seq(1));
 
         for _ in 0..3 {

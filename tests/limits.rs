@@ -100,7 +100,8 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         let a = builder(1).expire_after(node_default).start().await.unwrap();
         let nowhere = support::refusing_port();
         a.add_peer(NodeId(2), nowhere.addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
+        to_b.ready().await.unwrap();
         let deadline = Duration::from_millis(200);
 
         // Deadlines longer than the test: per send, and per type, both beyond the
@@ -189,11 +190,13 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         assert_eq!(metrics.limits.send.global_in_use, 0);
 
         // Closing the peer fails the two that never expired.
+        let small = to_b.link(LinkKind::Small).expect("a remote peer");
         a.close_peer(NodeId(2), false).await;
         assert_eq!(within("long send", long_send).await, Err(SendError::Closed));
         assert_eq!(within("long type", long_type).await, Err(SendError::Closed));
-        // A closed link leaves the node's list; its handle still answers.
-        let small = to_b.link(LinkKind::Small).expect("a remote peer");
+        // A closed link leaves the node's list (and the handles on the peer: they
+        // find a new one on their next message); its address still answers.
+        assert!(to_b.link(LinkKind::Small).is_none());
         let link = small.send(GetLinkSnapshot).await.expect("the link answers");
         assert_eq!(link.state, LinkState::Closed);
         assert_eq!(failed(&link, "closed").0, 2);
@@ -305,7 +308,7 @@ async fn an_oversized_message_is_refused_at_once() {
         let b = node(2).await;
         let mut inbox = collect::<Blob>(&b);
         a.add_peer(NodeId(2), b.local_addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
 
         let start = Instant::now();
         assert_eq!(
@@ -366,7 +369,7 @@ async fn an_oversized_incoming_message_is_skipped_and_the_link_goes_on() {
         let a = node(1).await;
         let mut events = Events::subscribe(&a).await;
         a.add_peer(NodeId(2), b.local_addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
 
         assert_eq!(to_b.send(Blob::new(10, 1)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await[0].1, Blob::new(10, 1));
@@ -452,7 +455,7 @@ async fn a_link_failing_to_connect_is_overloaded_at_its_capacity() {
         let mut events = Events::subscribe(&a).await;
         let nowhere = support::refusing_port();
         a.add_peer(NodeId(2), nowhere.addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
 
         let first = actix::spawn(to_b.send(Blob::new(600, 1)));
         events
@@ -588,8 +591,8 @@ async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
             .start()
             .await
             .unwrap();
-        let to_b = a.peer(NodeId(2)).await.unwrap();
-        let to_c = a.peer(NodeId(3)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
+        let to_c = a.peer(NodeId(3));
 
         // Connected first: a stalled proxy would hold the handshake too.
         assert_eq!(to_b.send(Blob::new(10, 0)).await, Ok(Sent::Acknowledged));

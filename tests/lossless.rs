@@ -101,7 +101,7 @@ async fn stream_through(faults: Faults) -> Report {
     let proxy = Proxy::start_with(b.local_addr(), faults).await;
     let a = fast_reconnects(support::builder(1)).start().await.unwrap();
     a.add_peer(B, proxy.addr()).await;
-    let to_b = a.peer(B).await.unwrap();
+    let to_b = a.peer(B);
 
     let total = SMALL + URGENT + LARGE;
     let receiver = actix::spawn(async move { receive_all(&mut filled, &mut urgent).await });
@@ -397,7 +397,7 @@ async fn a_receiver_killed_and_restarted_keeps_what_it_acknowledged() {
         let a = fast_reconnects(support::builder(1)).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, listen).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
 
         // A steady stream; the receiver is killed once 2000 messages were acknowledged.
         let mut outcomes: BTreeMap<u64, Result<Sent, SendError>> = BTreeMap::new();

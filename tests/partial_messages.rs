@@ -234,7 +234,7 @@ async fn real_traffic(
     from: u64,
     n: u64,
 ) {
-    let to_b = a.peer(NodeId(2)).await.unwrap();
+    let to_b = a.peer(NodeId(2));
     let outcomes: Vec<_> = (from..from + n).map(|seq| to_b.send(Seq(seq))).collect();
     for outcome in support::join_all(outcomes).await {
         assert_eq!(outcome, Ok(Sent::Acknowledged));

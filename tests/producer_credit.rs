@@ -31,7 +31,7 @@ async fn a_stream_forwarded_to_a_peer_sink_arrives_whole_and_in_order() {
         let mut inbox = collect::<Filled>(&b);
         let a = builder(1).send_limits(TINY).start().await.unwrap();
         a.add_peer(B, b.local_addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
 
         let messages = stream::iter((0..N).map(|seq| Ok(Filled::new(seq, KIB))));
         let forwarded = actix::spawn(messages.forward(to_b.sink::<Filled>()));
@@ -61,7 +61,7 @@ async fn sends_beyond_the_credit_keep_their_order_whichever_is_awaited_first() {
         let mut inbox = collect::<Filled>(&b);
         let a = builder(1).send_limits(TINY).start().await.unwrap();
         a.add_peer(B, b.local_addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
 
         // 300 KiB of sends, far beyond the credit: most wait. Awaited last first: the
         // one polled serves those before it.
@@ -87,7 +87,7 @@ async fn a_send_waiting_for_room_fails_expired_at_its_deadline_and_try_send_does
     bounded(async {
         let (a, b, proxy) = sender_behind_proxy(TINY).await;
         let mut inbox = collect::<Filled>(&b);
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         assert_eq!(to_b.send(Filled::new(0, KIB)).await, Ok(Sent::Acknowledged));
         within("the first message", inbox.recv()).await;
 
@@ -171,7 +171,7 @@ async fn a_dropped_outcome_neither_withdraws_its_message_nor_keeps_its_credit() 
         let mut inbox = collect::<Filled>(&b);
         let a = builder(1).send_limits(TINY).start().await.unwrap();
         a.add_peer(B, b.local_addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         // 200 KiB through 24 KiB of limits, every outcome dropped at once.
         for seq in 0..200 {
             let queued = within("room", to_b.enqueue(Filled::new(seq, KIB))).await;
@@ -196,7 +196,8 @@ async fn an_enqueue_is_in_line_from_the_call_not_from_its_first_poll() {
         let mut inbox = collect::<Filled>(&b);
         let a = builder(1).start().await.unwrap();
         a.add_peer(B, b.local_addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let first = to_b.enqueue(Filled::new(1, 16));
         let second = to_b.try_send(Filled::new(2, 16)).expect("within credit");
         let first = first.await.expect("queued");
@@ -216,7 +217,8 @@ async fn a_send_expires_while_waiting_behind_another_and_new_lines_never_hang() 
         let a = builder(1).send_limits(TINY).start().await.unwrap();
         let nowhere = support::refusing_port();
         a.add_peer(B, nowhere.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let kept = fill_unreachable(&to_b).await;
         assert!(!kept.is_empty());
 

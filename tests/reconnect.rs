@@ -68,7 +68,8 @@ async fn through_proxy() -> (Node, Node, Proxy, Events, Peer) {
     let a = node(1).await;
     let events = Events::subscribe(&a).await;
     a.add_peer(B, proxy.addr()).await;
-    let to_b = a.peer(B).await.unwrap();
+    let to_b = a.peer(B);
+    to_b.ready().await.unwrap();
     (a, b, proxy, events, to_b)
 }
 
@@ -80,7 +81,8 @@ async fn a_peer_down_at_the_first_send_gets_everything_once_it_is_up() {
         let a = node(1).await;
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, b_addr).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let outcomes: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
 
         // Nothing listens: the link backs off and retries, more than once.
@@ -275,7 +277,7 @@ async fn corrupt_one_chunk(
     };
     let mut events = Events::subscribe(&a).await;
     a.add_peer(B, proxy.addr()).await;
-    let to_b = a.peer(B).await.unwrap();
+    let to_b = a.peer(B);
     for seq in 0..100 {
         assert_eq!(to_b.send(Seq(seq)).await, Ok(sent));
     }
@@ -391,7 +393,7 @@ async fn a_restarted_peer_is_reconnected() {
         let a = node(1).await;
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, b_addr).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         let outcomes: Vec<_> = (0..100).map(|seq| to_b.send(Seq(seq))).collect();
         for outcome in join_all(outcomes).await {
             assert_eq!(outcome, Ok(Sent::Acknowledged));
@@ -498,7 +500,8 @@ async fn heartbeats_measure_rtt_and_reset_a_stalled_connection() {
         assert!(stalled_at.elapsed() >= Duration::from_millis(900));
         // A message waits while the reconnects get no handshake through the stall
         // (with nothing waiting, the link would go dormant after one attempt).
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let waiting = to_b.send(Seq(1));
         for _ in 0..2 {
             events
@@ -541,7 +544,8 @@ async fn a_wrong_address_is_detected_and_a_corrected_one_gets_the_queued_message
         let a = node(1).await;
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, c.local_addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
         let outcomes: Vec<_> = (0..100).map(|seq| to_b.send(Seq(seq))).collect();
 
         for _ in 0..2 {
@@ -637,7 +641,7 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
             .unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, proxy.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         let chunk = |seq| Chunk {
             seq,
             data: vec![seq as u8; 10 * 1024].into(),
@@ -742,7 +746,7 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
             .unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, proxy.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         let big = Chunk {
             seq: 1,
             data: vec![1; 16 << 20].into(),
@@ -837,7 +841,9 @@ async fn a_peer_that_comes_back_is_reconnected_without_waiting_out_the_backoff()
             .unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(B, b_addr).await;
-        let queued = a.peer(B).await.unwrap().send(Seq(1));
+        let to_b = a.peer(B);
+        to_b.ready().await.unwrap();
+        let queued = to_b.send(Seq(1));
         events
             .wait_for("the first attempt to fail", B, LinkKind::Small, |e| {
                 matches!(e, LinkEvent::RetryScheduled { .. })
@@ -876,7 +882,7 @@ async fn a_new_address_gets_the_queued_and_unacknowledged_messages_once() {
         let new = Proxy::start(b.local_addr()).await;
         let a = node(1).await;
         a.add_peer(B, old.addr()).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
         assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
         assert_eq!(recv_n(&mut inbox, 1).await.len(), 1);
 

@@ -187,7 +187,7 @@ async fn a_one_way_message_of_an_unknown_verb_is_skipped_and_the_connection_stay
         let (a, b) = pair().await;
         let mut inbox = collect::<Seq>(&b);
         let mut events = Events::subscribe(&a).await;
-        let to_b = a.peer(B).await.unwrap();
+        let to_b = a.peer(B);
 
         assert_eq!(to_b.send(Seq(0)).await, Ok(Sent::Acknowledged));
         // Unknown, then known, on the same link and connection.

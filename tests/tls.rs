@@ -51,7 +51,7 @@ async fn nodes_of_one_ca_deliver_both_ways_and_answer_requests() {
             serve::<Incr>(&b, |_, Incr(n)| Ok(Incremented(n + 1)));
             let a = with(tls_node(&ca, 1)).start().await.unwrap();
             a.add_peer(NodeId(2), b.local_addr()).await;
-            let to_b = a.peer(NodeId(2)).await.unwrap();
+            let to_b = a.peer(NodeId(2));
             let outcomes: Vec<_> = (0..50).map(|seq| to_b.send(Seq(seq))).collect();
             for outcome in support::join_all(outcomes).await {
                 assert_eq!(outcome, Ok(Sent::Acknowledged), "case {n}");
@@ -253,7 +253,9 @@ async fn a_dialer_refuses(ca: &Ca, cert: NodeCert, why: TlsFailure) {
     let a = tls_node(ca, 1).start().await.unwrap();
     let mut events = Events::subscribe(&a).await;
     a.add_peer(NodeId(2), addr).await;
-    let _pending = a.peer(NodeId(2)).await.unwrap().send(Seq(1));
+    let to_b = a.peer(NodeId(2));
+    to_b.ready().await.unwrap();
+    let _pending = to_b.send(Seq(1));
     let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
     assert_eq!(reason, DisconnectReason::Tls(why));
     accepting.abort();
@@ -437,7 +439,9 @@ async fn a_node_answering_with_another_nodes_certificate_is_refused() {
         let a = tls_node(&ca, 1).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
         a.add_peer(NodeId(2), c.local_addr()).await;
-        let _pending = a.peer(NodeId(2)).await.unwrap().send(Seq(1));
+        let to_b = a.peer(NodeId(2));
+        to_b.ready().await.unwrap();
+        let _pending = to_b.send(Seq(1));
         let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
         assert_eq!(reason, DisconnectReason::Tls(TlsFailure::WrongIdentity));
         let refused = counted(&c, "tls_refused_by_peer").await;
@@ -471,7 +475,7 @@ async fn tls_links_stay_lossless_through_cuts_and_corruption() {
         .await;
         let a = tls_node(&ca, 1).start().await.unwrap();
         a.add_peer(NodeId(2), proxy.addr()).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
         // Until the proxy has cut and corrupted enough connections.
         let mut outcomes = Vec::new();
         let mut seq = 0;

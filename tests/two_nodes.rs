@@ -66,7 +66,7 @@ async fn messages_arrive_in_order_and_requests_get_answers() {
         b.handle_requests::<Add>(Adder.start().recipient()).unwrap();
         a.add_peer(NodeId(2), b.local_addr()).await;
 
-        let peer = a.peer(NodeId(2)).await.unwrap();
+        let peer = a.peer(NodeId(2));
         let outcomes: Vec<_> = (0..1000)
             .map(|seq| {
                 peer.send(Note {

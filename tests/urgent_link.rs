@@ -88,7 +88,7 @@ async fn the_urgent_link_delivers_while_the_large_link_carries_a_long_message() 
         b.handle::<Alarm>(receiver.recipient()).unwrap();
         a.add_peer(NodeId(2), b.local_addr()).await;
         let mut events = Events::subscribe(&a).await;
-        let to_b = a.peer(NodeId(2)).await.unwrap();
+        let to_b = a.peer(NodeId(2));
 
         // Both links connected first, so that the race below is between the two
         // messages, not between two handshakes.

@@ -271,7 +271,9 @@ impl Client {
     pub async fn start(port: u16, setup: Setup) -> Result<Client, BenchError> {
         let node = builder(CLIENT_ID, setup)?.start().await.map_err(failed)?;
         node.add_peer(server_id(0), localhost(port)).await;
-        let peer = node.peer(server_id(0)).await.map_err(failed)?;
+        let peer = node.peer(server_id(0));
+        // The links found and the first credit in, before anything is measured.
+        peer.ready().await.map_err(failed)?;
         Ok(Client {
             node,
             peer,
@@ -464,7 +466,7 @@ impl IdleClient {
         self.node
             .add_peer(server_id(instance), localhost(port))
             .await;
-        let peer = self.node.peer(server_id(instance)).await.map_err(failed)?;
+        let peer = self.node.peer(server_id(instance));
         let body = |size| Body {
             seq: 0,
             filler: payload::filler(size),

@@ -60,13 +60,13 @@ mod tls;
 mod transport;
 mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
 pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
 pub use builder::{NodeBuilder, StartError, MIN_SECRET_LEN};
@@ -85,19 +85,18 @@ pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub use tls::{TlsConfig, TlsError};
 
-use crate::envelope::Flags;
 use crate::message::{Message, Request};
 pub use crate::session::LinkPolicy;
 use crate::{LinkKind, NodeId};
-use credit::deadline_instant;
+use credit::CreditSizes;
 use dispatch::Handlers;
 use inbound::InboundEnv;
-use peer::{link_kind, outbound, PeerLinks};
+use peer::PeerLines;
 use registry::{
     AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, ClosedLinks, CountInbound, GetLink,
-    GetPeerLinks, GetRefused, Registry, SetInboundEnv, SetPeer, Subscribe, TotalInbound,
+    GetRefused, Registry, SetInboundEnv, SetPeer, Subscribe, TotalInbound,
 };
-use requests::{Cancel, Register, RequestTracker};
+use requests::RequestTracker;
 use resource_limits::{GetLimits, ResourceLimits};
 
 struct Inner {
@@ -108,6 +107,8 @@ struct Inner {
     tracker: Addr<RequestTracker>,
     limits: Addr<ResourceLimits>,
     handlers: Handlers,
+    /// This node's credit lines to each peer it sent to, shared by every handle.
+    lines: std::sync::Mutex<HashMap<NodeId, PeerLines>>,
     /// The accept loop, until `close` takes it to end it.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     bulk: Arbiter,
@@ -119,6 +120,21 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
+    }
+
+    /// The credit lines to `peer` (made on first use, without their links).
+    fn lines(&self, peer: NodeId) -> PeerLines {
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines
+            .entry(peer)
+            .or_insert_with(|| {
+                let sizes = CreditSizes::for_limits(self.config.send_limits);
+                peer::peer_lines(peer, &self.registry.clone().recipient(), sizes)
+            })
+            .clone()
     }
 }
 
@@ -142,6 +158,54 @@ impl Drop for Inner {
 /// A running node: the handle an application sends, requests, registers handlers and
 /// observes links with. Cheap to clone. [`close`](Node::close) closes it (returning
 /// once its port is free); dropping the last clone closes it without drain.
+///
+/// **Sending from inside an actor's handler.** The futures of [`send`](Node::send),
+/// [`request`](Node::request) and the like are `'static` (they borrow neither the node
+/// nor the message, and do not keep the node open), so a handler spawns them into its
+/// own context and handles the outcome there:
+///
+/// ```no_run
+/// use actix::prelude::*;
+/// use internode::node::Node;
+/// use internode::NodeId;
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Note(String);
+/// # internode::message!(Note, verb = 12);
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Get(u64);
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Value(String);
+/// # internode::message!(Get, verb = 13);
+/// # internode::message!(Value, verb = 14);
+/// # impl internode::message::Request for Get { type Response = Value; }
+///
+/// struct Cache {
+///     node: Node,
+///     owner: NodeId,
+///     fetched: Vec<String>,
+/// }
+/// impl Actor for Cache {
+///     type Context = Context<Self>;
+/// }
+///
+/// #[derive(Message)]
+/// #[rtype(result = "()")]
+/// struct Miss(u64);
+///
+/// impl Handler<Miss> for Cache {
+///     type Result = ();
+///     fn handle(&mut self, Miss(key): Miss, ctx: &mut Context<Self>) {
+///         let note = self.node.send(self.owner, Note(format!("miss {key}")));
+///         ctx.spawn(note.into_actor(self).map(|outcome, _, _| {
+///             if let Err(e) = outcome {
+///                 eprintln!("note not sent: {e}");
+///             }
+///         }));
+///         let fetch = self.node.request(self.owner, Get(key));
+///         ctx.spawn(fetch.into_actor(self).map(|answer, act, _| match answer {
+///             Ok(Value(v)) => act.fetched.push(v),
+///             Err(e) => eprintln!("fetch failed: {e}"),
+///         }));
+///     }
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
@@ -211,6 +275,7 @@ impl Node {
                 tracker,
                 limits,
                 handlers,
+                lines: std::sync::Mutex::default(),
                 listener: std::sync::Mutex::new(Some(listener)),
                 bulk,
             }),
@@ -259,163 +324,66 @@ impl Node {
             .map_err(|_| SendError::Closed)?
     }
 
-    /// A handle on `peer` that sends without looking its links up again: messages sent
-    /// through it are queued in the order of the calls (within the links' credit,
-    /// before the returned futures are awaited; see [`Peer`]). Creates the peer's
-    /// links. Every handle on a peer shares this node's credit on its links.
-    pub async fn peer(&self, peer: NodeId) -> Result<Peer, SendError> {
-        let links = if peer == self.inner.id {
-            None
-        } else {
-            Some(self.peer_links(peer).await?)
-        };
-        Ok(Peer {
+    /// A handle on `peer`, at once: messages sent through it (and through every other
+    /// handle on the peer, and [`send`](Self::send) / [`request`](Self::request) to
+    /// it) are queued in the order of the calls, within the links' credit, before the
+    /// returned futures are awaited; see [`Peer`]. The peer's links are found (and
+    /// created) on first use, not here: a peer without a known address gives a handle
+    /// whose messages fail [`SendError::UnknownPeer`] until [`add_peer`](Self::add_peer)
+    /// gives one; [`Peer::ready`] waits for the links. The handle stays valid across
+    /// [`close_peer`](Self::close_peer) (it finds the new links) and fails
+    /// [`SendError::Closed`] once the node is closed.
+    pub fn peer(&self, peer: NodeId) -> Peer {
+        Peer {
             id: peer,
             node: self.clone(),
-            links,
-        })
-    }
-
-    /// The links to `peer` with this node's credit on them (the registry keeps one
-    /// line per link while it lives), each with a first chunk of credit asked for.
-    async fn peer_links(&self, peer: NodeId) -> Result<PeerLinks, SendError> {
-        let links = self
-            .inner
-            .registry
-            .send(GetPeerLinks { peer })
-            .await
-            .map_err(|_| SendError::Closed)??;
-        for link in links.iter() {
-            link.credit.prime().await;
+            lines: (peer != self.inner.id).then(|| self.inner.lines(peer)),
         }
-        Ok(links)
     }
 
     /// Sends a message to `peer` and resolves with its outcome: written to the
     /// connection, delivered locally (to this node itself), or the reason it failed.
-    pub async fn send<M: Message>(&self, peer: NodeId, message: M) -> Result<Sent, SendError> {
-        self.send_with(peer, message, None).await
+    /// The message is encoded, and queued within credit, when the call is made; the
+    /// future borrows neither the node nor the message, so it can be spawned (see
+    /// [`Peer`] for an actor's handler that does).
+    pub fn send<M: Message>(
+        &self,
+        peer: NodeId,
+        message: M,
+    ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
+        self.peer(peer).send(message)
     }
 
     /// [`send`](Self::send) with a deadline: if the message is not written within
     /// `expire_after`, it fails with [`SendError::Expired`] (and is never written).
-    pub async fn send_expiring<M: Message>(
+    pub fn send_expiring<M: Message>(
         &self,
         peer: NodeId,
         message: M,
         expire_after: Duration,
-    ) -> Result<Sent, SendError> {
-        self.send_with(peer, message, Some(expire_after)).await
-    }
-
-    async fn send_with<M: Message>(
-        &self,
-        peer: NodeId,
-        message: M,
-        expire_after: Option<Duration>,
-    ) -> Result<Sent, SendError> {
-        match expire_after {
-            Some(after) => self.peer(peer).await?.send_expiring(message, after).await,
-            None => self.peer(peer).await?.send(message).await,
-        }
+    ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
+        self.peer(peer).send_expiring(message, expire_after)
     }
 
     /// Sends a request to `peer` and resolves with its typed response, a failure the
-    /// peer reported, or a timeout after the node's request timeout.
-    pub async fn request<R: Request>(
+    /// peer reported, or a timeout after the node's request timeout. Like
+    /// [`send`](Self::send), the future is `'static`.
+    pub fn request<R: Request>(
         &self,
         peer: NodeId,
         request: R,
-    ) -> Result<R::Response, RequestError> {
-        self.request_with_timeout(peer, request, self.inner.config.request_timeout)
-            .await
+    ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
+        self.peer(peer).request(request)
     }
 
     /// [`request`](Self::request) with its own timeout.
-    pub async fn request_with_timeout<R: Request>(
+    pub fn request_with_timeout<R: Request>(
         &self,
         peer: NodeId,
         request: R,
         timeout: Duration,
-    ) -> Result<R::Response, RequestError> {
-        self.request_via(peer, request, timeout, None).await
-    }
-
-    /// A request over `links` (a [`Peer`]'s, already looked up) or, when `None`, over
-    /// the peer's links looked up now.
-    async fn request_via<R: Request>(
-        &self,
-        peer: NodeId,
-        request: R,
-        timeout: Duration,
-        links: Option<&PeerLinks>,
-    ) -> Result<R::Response, RequestError> {
-        if peer == self.inner.id {
-            let recipient = self
-                .inner
-                .handlers
-                .local_request_handler::<R>()
-                .ok_or(SendError::NoLocalHandler(R::VERB))?;
-            let answer = recipient.send(Requested::new(peer, request));
-            return match tokio::time::timeout(timeout, answer).await {
-                Err(_) => Err(RequestError::Timeout),
-                Ok(Err(_)) => Err(RequestError::Closed),
-                Ok(Ok(Ok(response))) => Ok(response),
-                Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
-                    reason: crate::message::FailureReason::HandlerFailed,
-                    detail: e.0,
-                })),
-            };
-        }
-        // A request is worth nothing after its timeout: it is never written later,
-        // and the peer skips it if it arrives later.
-        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let by_timeout = wire::epoch_ms().saturating_add(timeout_ms);
-        let expires = Some(
-            self.deadline::<R>(None)
-                .map_or(by_timeout, |d| d.min(by_timeout)),
-        );
-        let mut outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
-        let kind = link_kind::<R>(outbound.payload.len());
-        let credit = match links {
-            Some(links) => links[usize::from(kind.code())].credit.clone(),
-            None => self.peer_links(peer).await?[usize::from(kind.code())]
-                .credit
-                .clone(),
-        };
-        let (tx, rx) = oneshot::channel();
-        let tracker = &self.inner.tracker;
-        let id = tracker
-            .send(Register {
-                peer,
-                timeout,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| RequestError::Closed)?;
-        outbound
-            .params
-            .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
-        // The request is queued now (or waits for credit, until its deadline); its
-        // outcome is not awaited here: while the peer is unreachable it stays queued,
-        // and the request must still time out. A failure to send completes the request
-        // at once through the tracker.
-        let queued = credit.queue(outbound, deadline_instant(expires));
-        let cancel = tracker.clone();
-        actix::spawn(async move {
-            let outcome = match queued.await {
-                Ok(queued) => queued.await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                cancel.do_send(Cancel {
-                    id,
-                    error: RequestError::Send(e),
-                });
-            }
-        });
-        let payload = rx.await.map_err(|_| RequestError::Closed)??;
-        R::Response::decode(payload).map_err(RequestError::Decode)
+    ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
+        self.peer(peer).request_with_timeout(request, timeout)
     }
 
     /// The deadline (ms since the UNIX epoch) of a message of type `M` sent now: the
@@ -513,7 +481,8 @@ impl Node {
     /// [drain timeout](NodeBuilder::drain_timeout); without, or after that, what
     /// remains fails ([`SendError::Closed`] if never written,
     /// [`SendError::ConnectionLost`] if written and not acknowledged). A later message
-    /// to the peer opens new links.
+    /// to the peer opens new links, also through a [`Peer`] taken before: returns once
+    /// the handles on the peer know the links closed.
     pub async fn close_peer(&self, peer: NodeId, drain: bool) {
         let close = ClosePeer {
             peer,

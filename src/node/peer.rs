@@ -1,36 +1,47 @@
 //! [`Peer`]: a typed handle on one peer's links, with a byte credit on each
-//! ([`CreditLine`]); the node keeps one per peer, shared by every handle on it.
+//! ([`CreditLine`]); the node keeps one line per (peer, link kind), shared by every
+//! handle on the peer and by the node's own sends.
 //!
-//! Invariants: a message is encoded once, when the call is made; it goes to its link's
-//! mailbox under credit only (so what waits there is bounded in bytes, see
-//! [`credit`](super::credit)), in the order of the calls on the handle; a message to
-//! the node itself is handed to its local handler and never touches a link.
+//! Invariants: taking a handle never waits (each line finds its link on its first
+//! send, and again after the link closed); a message is encoded once, when the call is
+//! made; it goes to its link's mailbox under credit only (so what waits there is
+//! bounded in bytes, see [`credit`](super::credit)), in the order of the calls on the
+//! node's handles; a message to the node itself is handed to its local handler and
+//! never touches a link. The futures returned borrow neither the handle nor the
+//! message, and do not keep the node open.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Addr;
+use actix::dev::RecipientRequest;
+use actix::{Addr, Recipient};
 use bytes::BytesMut;
+use tokio::sync::oneshot;
 
-use super::credit::{deadline_instant, CreditLine, QueueFuture, Queued};
+use super::credit::{deadline_instant, CreditLine, CreditSizes, QueueFuture, Queued, ResolveLink};
+use super::dispatch::Requested;
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
-use super::Node;
+use super::requests::{Cancel, Register, RequestTracker};
+use super::{wire, Node};
 use crate::envelope::Flags;
 use crate::message::{Message, Request};
 use crate::outcome::{RequestError, SendError, Sent};
 use crate::{LinkKind, NodeId};
 
-/// One of a peer's links and this node's credit on it (clones share the credit).
-#[derive(Debug, Clone)]
-pub(crate) struct PeerLink {
-    pub addr: Addr<Link>,
-    pub credit: CreditLine,
-}
+/// This node's credit lines to one peer: urgent, small, large (indexed by
+/// [`LinkKind::code`]).
+pub(crate) type PeerLines = Arc<[CreditLine; 3]>;
 
-/// Urgent, small, large (indexed by [`LinkKind::code`]).
-pub(crate) type PeerLinks = Arc<[PeerLink; 3]>;
+/// The credit lines to `peer`, without their links yet.
+pub(crate) fn peer_lines(
+    peer: NodeId,
+    registry: &Recipient<ResolveLink>,
+    sizes: CreditSizes,
+) -> PeerLines {
+    Arc::new(LinkKind::ALL.map(|kind| CreditLine::new(peer, kind, registry.clone(), sizes)))
+}
 
 /// A typed handle on one peer's links; see [`Node::peer`].
 ///
@@ -40,12 +51,60 @@ pub(crate) type PeerLinks = Arc<[PeerLink; 3]>;
 /// [`try_send`](Self::try_send) fails [`SendError::Overloaded`] at once. So whatever a
 /// producer does, what waits in a link's mailbox stays within the link's capacity and
 /// the reserve it leased (docs/limits.md).
+///
+/// **Lifetime.** A handle is valid as long as the node: its links are found on first
+/// use (the first message on each link waits for that, as it waits for credit: see
+/// [`ready`](Self::ready)), and found again when they close, so a handle taken before
+/// [`Node::close_peer`] sends over the peer's new links afterwards. What was queued
+/// on a link when it closed fails as `close_peer` says. A peer without a known
+/// address is not an error when the handle is taken: its messages fail
+/// [`SendError::UnknownPeer`] until [`Node::add_peer`] gives one. Once the node is
+/// closed, sends fail [`SendError::Closed`]. A handle keeps its node open (it holds a
+/// [`Node`]); the futures it returns do not.
+///
+/// **Sending from inside an actor's handler.** Every future returned here (and by
+/// [`Node::send`], [`Node::request`], ...) is `'static`: it borrows neither the handle
+/// nor the message, so a handler can spawn it into its actor's context:
+///
+/// ```no_run
+/// use actix::prelude::*;
+/// use internode::node::{Peer, RequestError};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping(u64);
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Pong(u64);
+/// # internode::message!(Ping, verb = 10);
+/// # internode::message!(Pong, verb = 11);
+/// # impl internode::message::Request for Ping { type Response = Pong; }
+///
+/// struct Pinger {
+///     peer: Peer,
+///     last: Option<u64>,
+/// }
+/// impl Actor for Pinger {
+///     type Context = Context<Self>;
+/// }
+///
+/// #[derive(Message)]
+/// #[rtype(result = "()")]
+/// struct Tick(u64);
+///
+/// impl Handler<Tick> for Pinger {
+///     type Result = ();
+///     fn handle(&mut self, Tick(n): Tick, ctx: &mut Context<Self>) {
+///         ctx.spawn(self.peer.request(Ping(n)).into_actor(self).map(
+///             move |answer: Result<Pong, RequestError>, act, _| match answer {
+///                 Ok(Pong(m)) => act.last = Some(m),
+///                 Err(e) => eprintln!("ping {n}: {e}"),
+///             },
+///         ));
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Peer {
     pub(super) id: NodeId,
     pub(super) node: Node,
     /// `None` for the node itself.
-    pub(super) links: Option<PeerLinks>,
+    pub(super) lines: Option<PeerLines>,
 }
 
 /// A message ready for its link, or its outcome already.
@@ -64,11 +123,35 @@ impl Peer {
         self.id
     }
 
-    /// The peer's link of `kind` (`None` when the peer is this node itself).
-    pub fn link(&self, kind: LinkKind) -> Option<&Addr<Link>> {
-        self.links
+    /// The peer's link of `kind` that this node's messages go to now: `None` when the
+    /// peer is this node itself, or before that link was found (on the first message
+    /// over it, or [`ready`](Self::ready)), or after it closed until the next message.
+    pub fn link(&self, kind: LinkKind) -> Option<Addr<Link>> {
+        self.lines
             .as_ref()
-            .map(|l| &l[usize::from(kind.code())].addr)
+            .and_then(|lines| lines[usize::from(kind.code())].link())
+    }
+
+    /// Finds the peer's three links (creating them, without opening a connection)
+    /// and waits for the first credit on each, so that messages sent afterwards go
+    /// to their links' mailboxes at once, within credit, and
+    /// [`try_send`](Self::try_send) does not fail for want of a first answer. Not
+    /// needed before sending: the first message on each link waits for the same.
+    /// Fails [`SendError::UnknownPeer`] if no address is known for the peer and
+    /// [`SendError::Closed`] if the node is closed; resolves at once for the node
+    /// itself.
+    pub fn ready(&self) -> impl Future<Output = Result<(), SendError>> + 'static {
+        let waits: Vec<_> = self
+            .lines
+            .iter()
+            .flat_map(|lines| lines.iter().map(CreditLine::ready))
+            .collect();
+        async move {
+            for wait in waits {
+                wait.await?;
+            }
+            Ok(())
+        }
     }
 
     /// Sends `message` and resolves with its outcome. Within credit the message is
@@ -98,8 +181,10 @@ impl Peer {
     /// await ([`Queued`]); otherwise fails at once, without waiting:
     /// [`SendError::Overloaded`] (at the level the link last found short, or
     /// [`OverloadLevel::Link`](crate::outcome::OverloadLevel::Link) while it has not
-    /// answered yet). More credit is asked for meanwhile, so a later call may succeed.
-    /// A message to the node itself is delivered at once.
+    /// answered yet, or while the link is being found: [`ready`](Self::ready) waits
+    /// for that), or why there is no link ([`SendError::UnknownPeer`],
+    /// [`SendError::Closed`]). More credit (or the link) is asked for meanwhile, so a
+    /// later call may succeed. A message to the node itself is delivered at once.
     pub fn try_send<M: Message>(&self, message: M) -> Result<Queued, SendError> {
         match self.prepare(message, None) {
             Prepared::Ready(result) => result.map(|sent| Queued::ready(Ok(sent))),
@@ -199,7 +284,7 @@ impl Peer {
         message: M,
         expire_after: Option<Duration>,
     ) -> Prepared {
-        let Some(links) = &self.links else {
+        let Some(lines) = &self.lines else {
             return Prepared::Ready(
                 if self.node.inner.handlers.deliver_local(self.id, message) {
                     Ok(Sent::DeliveredLocally)
@@ -214,7 +299,7 @@ impl Peer {
             Ok(outbound) => {
                 let kind = link_kind::<M>(outbound.payload.len());
                 Prepared::Link {
-                    credit: links[usize::from(kind.code())].credit.clone(),
+                    credit: lines[usize::from(kind.code())].clone(),
                     outbound,
                     expires_at: deadline_instant(expires),
                 }
@@ -222,21 +307,126 @@ impl Peer {
         }
     }
 
-    /// Sends a request to the peer; see [`Node::request`].
-    pub async fn request<R: Request>(&self, request: R) -> Result<R::Response, RequestError> {
+    /// Sends a request to the peer; see [`Node::request`]. The request is encoded
+    /// when the call is made; the future borrows neither the handle nor the request.
+    pub fn request<R: Request>(
+        &self,
+        request: R,
+    ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
         let timeout = self.node.inner.config.request_timeout;
-        self.request_with_timeout(request, timeout).await
+        self.request_with_timeout(request, timeout)
     }
 
     /// [`request`](Self::request) with its own timeout.
-    pub async fn request_with_timeout<R: Request>(
+    pub fn request_with_timeout<R: Request>(
         &self,
         request: R,
         timeout: Duration,
-    ) -> Result<R::Response, RequestError> {
-        self.node
-            .request_via(self.id, request, timeout, self.links.as_ref())
+    ) -> impl Future<Output = Result<R::Response, RequestError>> + 'static {
+        let call = self.start_request(request, timeout);
+        async move {
+            match call? {
+                RequestCall::Local(answer) => match tokio::time::timeout(timeout, answer).await {
+                    Err(_) => Err(RequestError::Timeout),
+                    Ok(Err(_)) => Err(RequestError::Closed),
+                    Ok(Ok(Ok(response))) => Ok(response),
+                    Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
+                        reason: crate::message::FailureReason::HandlerFailed,
+                        detail: e.0,
+                    })),
+                },
+                RequestCall::Remote(remote) => remote.run::<R>(timeout).await,
+            }
+        }
+    }
+
+    /// What a request needs once the call returns: its local handler's answer, or the
+    /// encoded request and what sends it.
+    fn start_request<R: Request>(
+        &self,
+        request: R,
+        timeout: Duration,
+    ) -> Result<RequestCall<R>, RequestError> {
+        let Some(lines) = &self.lines else {
+            let recipient = self
+                .node
+                .inner
+                .handlers
+                .local_request_handler::<R>()
+                .ok_or(SendError::NoLocalHandler(R::VERB))?;
+            return Ok(RequestCall::Local(
+                recipient.send(Requested::new(self.id, request)),
+            ));
+        };
+        // A request is worth nothing after its timeout: it is never written later,
+        // and the peer skips it if it arrives later.
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let by_timeout = wire::epoch_ms().saturating_add(timeout_ms);
+        let expires = Some(
+            self.node
+                .deadline::<R>(None)
+                .map_or(by_timeout, |d| d.min(by_timeout)),
+        );
+        let outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
+        let kind = link_kind::<R>(outbound.payload.len());
+        Ok(RequestCall::Remote(RemoteRequest {
+            peer: self.id,
+            outbound,
+            line: lines[usize::from(kind.code())].clone(),
+            expires_at: deadline_instant(expires),
+            tracker: self.node.inner.tracker.clone(),
+        }))
+    }
+}
+
+enum RequestCall<R: Request> {
+    Local(RecipientRequest<Requested<R>>),
+    Remote(RemoteRequest),
+}
+
+/// A request to a peer, encoded, with what sends it.
+struct RemoteRequest {
+    peer: NodeId,
+    outbound: Outbound,
+    line: CreditLine,
+    expires_at: Option<Instant>,
+    tracker: Addr<RequestTracker>,
+}
+
+impl RemoteRequest {
+    async fn run<R: Request>(mut self, timeout: Duration) -> Result<R::Response, RequestError> {
+        let (tx, rx) = oneshot::channel();
+        let tracker = self.tracker;
+        let id = tracker
+            .send(Register {
+                peer: self.peer,
+                timeout,
+                reply: tx,
+            })
             .await
+            .map_err(|_| RequestError::Closed)?;
+        self.outbound
+            .params
+            .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
+        // The request is queued now (or waits for its link and credit, until its
+        // deadline); its outcome is not awaited here: while the peer is unreachable
+        // it stays queued, and the request must still time out. A failure to send
+        // completes the request at once through the tracker.
+        let queued = self.line.queue(self.outbound, self.expires_at);
+        actix::spawn(async move {
+            let outcome = match queued.await {
+                Ok(queued) => queued.await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                tracker.do_send(Cancel {
+                    id,
+                    error: RequestError::Send(e),
+                });
+            }
+        });
+        let payload = rx.await.map_err(|_| RequestError::Closed)??;
+        R::Response::decode(payload).map_err(RequestError::Decode)
     }
 }
 

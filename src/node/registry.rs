@@ -6,7 +6,9 @@
 //! the receiving actor of each (peer, link kind) the first time the peer connects for
 //! it; it knows the peers' addresses, wakes the links to a peer that connects, forwards
 //! link events to subscribers, and closes every link and receiving actor when the node
-//! closes. Large links run on the node's bulk thread (an actix `Arbiter`), so
+//! closes. It answers the producers' credit lines with their link ([`ResolveLink`])
+//! and tells them when that link closes, before it can create the next one for them
+//! (`node::credit`). Large links run on the node's bulk thread (an actix `Arbiter`), so
 //! that bulk traffic does not delay the urgent and small links on the node's thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -14,11 +16,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 
-use super::credit::{CreditLine, CreditSizes};
+use super::credit::{LinkNews, ResolveLink};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
 use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, SetPeerAddress};
-use super::peer::{PeerLink, PeerLinks};
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
@@ -52,17 +55,6 @@ pub(crate) struct LinkReport {
 
 impl Message for LinkReport {
     type Result = ();
-}
-
-/// Asks for a peer's three links with this node's credit on them (one credit line per
-/// link while it lives, shared by every `Peer` handle; a closed link's line goes with
-/// it, the others stay).
-pub(crate) struct GetPeerLinks {
-    pub peer: NodeId,
-}
-
-impl Message for GetPeerLinks {
-    type Result = Result<PeerLinks, SendError>;
 }
 
 pub(crate) struct GetLink {
@@ -131,7 +123,8 @@ pub(crate) struct CloseAll {
     pub then_stop: bool,
 }
 
-/// Closes the links to one peer.
+/// Closes the links to one peer; answered once the registry has forgotten them (the
+/// credit lines on them told), so that a later message to the peer opens new links.
 pub(crate) struct ClosePeer {
     pub peer: NodeId,
     pub drain: bool,
@@ -214,8 +207,10 @@ pub(crate) struct Registry {
     limits: Addr<ResourceLimits>,
     env: Option<Arc<LinkEnv>>,
     links: HashMap<(NodeId, LinkKind), Addr<Link>>,
-    /// The node's credit line on each link, while the link lives.
-    lines: HashMap<(NodeId, LinkKind), PeerLink>,
+    /// The credit lines given each link, told when it closes.
+    lines: HashMap<(NodeId, LinkKind), Vec<UnboundedSender<LinkNews>>>,
+    /// Closes waiting for the registry to forget a link.
+    unlinked: HashMap<(NodeId, LinkKind), Vec<oneshot::Sender<()>>>,
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
     refused: BTreeMap<&'static str, u64>,
@@ -254,6 +249,7 @@ impl Registry {
             env: None,
             links: HashMap::new(),
             lines: HashMap::new(),
+            unlinked: HashMap::new(),
             subscribers: Vec::new(),
             refused: BTreeMap::new(),
             inbound_env: None,
@@ -274,19 +270,16 @@ impl Registry {
             .collect()
     }
 
-    /// The node's credit line on the link of `kind` to `peer` (created with the link).
-    fn line(&mut self, peer: NodeId, kind: LinkKind) -> Result<PeerLink, SendError> {
-        let addr = self.link(peer, kind)?;
-        if let Some(line) = self.lines.get(&(peer, kind)) {
-            return Ok(line.clone());
+    /// Forgets the closed link of `kind` to `peer`: the credit lines on it are told
+    /// (their next message asks for a new link), and so are the closes waiting.
+    fn unlink(&mut self, peer: NodeId, kind: LinkKind) {
+        self.links.remove(&(peer, kind));
+        for line in self.lines.remove(&(peer, kind)).unwrap_or_default() {
+            let _ = line.send(LinkNews::Unlinked);
         }
-        let sizes = CreditSizes::for_limits(self.config.send_limits);
-        let line = PeerLink {
-            credit: CreditLine::new(addr.clone(), sizes),
-            addr,
-        };
-        self.lines.insert((peer, kind), line.clone());
-        Ok(line)
+        for waiting in self.unlinked.remove(&(peer, kind)).unwrap_or_default() {
+            let _ = waiting.send(());
+        }
     }
 
     fn link(&mut self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
@@ -321,13 +314,20 @@ impl Actor for Registry {
     }
 }
 
-impl Handler<GetPeerLinks> for Registry {
-    type Result = Result<PeerLinks, SendError>;
+impl Handler<ResolveLink> for Registry {
+    type Result = ();
 
-    fn handle(&mut self, m: GetPeerLinks, _: &mut Context<Self>) -> Self::Result {
-        let [urgent, small, large] = [LinkKind::Urgent, LinkKind::Small, LinkKind::Large]
-            .map(|kind| self.line(m.peer, kind));
-        Ok(Arc::new([urgent?, small?, large?]))
+    fn handle(&mut self, m: ResolveLink, _: &mut Context<Self>) {
+        let news = match self.link(m.peer, m.kind) {
+            Ok(link) => {
+                let lines = self.lines.entry((m.peer, m.kind)).or_default();
+                lines.retain(|line| !line.is_closed());
+                lines.push(m.reply.clone());
+                LinkNews::Linked(link)
+            }
+            Err(error) => LinkNews::Failed(error),
+        };
+        let _ = m.reply.send(news);
     }
 }
 
@@ -390,8 +390,7 @@ impl Handler<LinkReport> for Registry {
         if r.event == LinkEvent::Closed {
             // A closed link answers `Closed` to whoever still holds its address; the
             // next message to the peer gets a fresh link.
-            self.links.remove(&(r.peer, r.kind));
-            self.lines.remove(&(r.peer, r.kind));
+            self.unlink(r.peer, r.kind);
         }
         if let Some(counters) = &r.counters {
             self.links_closed.add(counters);
@@ -437,7 +436,6 @@ impl Handler<CloseAll> for Registry {
 
     fn handle(&mut self, m: CloseAll, _: &mut Context<Self>) -> Self::Result {
         self.closed = true;
-        self.lines.clear();
         let closes: Vec<_> = self
             .links
             .values()
@@ -472,19 +470,28 @@ impl Handler<ClosePeer> for Registry {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, m: ClosePeer, _: &mut Context<Self>) -> Self::Result {
-        let closes: Vec<_> = LinkKind::ALL
-            .iter()
-            .filter_map(|kind| self.links.get(&(m.peer, *kind)))
-            .map(|l| {
-                l.send(CloseLink {
-                    drain: m.drain,
-                    timeout: m.timeout,
-                })
-            })
-            .collect();
+        let mut closes = Vec::new();
+        let mut forgotten = Vec::new();
+        for kind in LinkKind::ALL {
+            let Some(link) = self.links.get(&(m.peer, kind)) else {
+                continue;
+            };
+            closes.push(link.send(CloseLink {
+                drain: m.drain,
+                timeout: m.timeout,
+            }));
+            // Every link reports that it closed (`LinkReport`): the registry forgets
+            // it then.
+            let (tx, rx) = oneshot::channel();
+            self.unlinked.entry((m.peer, kind)).or_default().push(tx);
+            forgotten.push(rx);
+        }
         Box::pin(async move {
             for close in closes {
                 let _ = close.await;
+            }
+            for link in forgotten {
+                let _ = link.await;
             }
         })
     }

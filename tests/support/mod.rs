@@ -571,7 +571,8 @@ pub async fn refused(a: NodeBuilder, b: NodeBuilder, expected: DisconnectReason,
     let a = a.start().await.unwrap();
     let mut events = Events::subscribe(&a).await;
     a.add_peer(NodeId(2), b.local_addr()).await;
-    let to_b = a.peer(NodeId(2)).await.unwrap();
+    let to_b = a.peer(NodeId(2));
+    to_b.ready().await.unwrap();
     let _pending = to_b.send(Seq(1));
     for _ in 0..2 {
         let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
