@@ -49,3 +49,8 @@ pub mod vint;
 
 pub use link_kind::LinkKind;
 pub use node_id::NodeId;
+
+/// The README's code blocks, compiled (and run where they are not `no_run`) as doc tests.
+#[cfg(all(doctest, feature = "serde"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
