@@ -200,6 +200,7 @@ impl Peer {
     /// at most one message of its own beyond what the limits allow:
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
     /// # async fn demo(peer: internode::node::Peer) {
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Tick(u64);
     /// # internode::message!(Tick, verb = 9);
@@ -245,6 +246,7 @@ impl Peer {
     /// forwarded to the peer:
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
     /// # async fn demo(peer: internode::node::Peer) -> Result<(), internode::node::SendError> {
     /// use futures_util::{stream, StreamExt};
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Tick(u64);
