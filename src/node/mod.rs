@@ -168,6 +168,8 @@ impl Drop for Inner {
 /// own context and handles the outcome there:
 ///
 /// ```no_run
+/// # #[cfg(feature = "serde")] // `message!` needs it
+/// # mod example {
 /// use actix::prelude::*;
 /// use internode::node::Node;
 /// use internode::NodeId;
@@ -208,6 +210,8 @@ impl Drop for Inner {
 ///         }));
 ///     }
 /// }
+/// # }
+/// # fn main() {}
 /// ```
 #[derive(Clone)]
 pub struct Node {

@@ -67,6 +67,8 @@ pub(crate) fn peer_lines(
 /// nor the message, so a handler can spawn it into its actor's context:
 ///
 /// ```no_run
+/// # #[cfg(feature = "serde")] // `message!` needs it
+/// # mod example {
 /// use actix::prelude::*;
 /// use internode::node::{Peer, RequestError};
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping(u64);
@@ -98,6 +100,8 @@ pub(crate) fn peer_lines(
 ///         ));
 ///     }
 /// }
+/// # }
+/// # fn main() {}
 /// ```
 #[derive(Clone, Debug)]
 pub struct Peer {
