@@ -34,13 +34,39 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use internode::node::Node;
 use internode::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-const USAGE: &str = "usage: accept_flood [--connections N] [--backlogs LIST] [--runs R] \
-[--window-secs S] [--slow-log-ms MS]";
+/// The accept rate of a node under a flood of simultaneous connects, per listen
+/// backlog.
+#[derive(Parser)]
+#[command(name = "accept_flood")]
+struct Args {
+    /// Connections opened at once in each run
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    connections: usize,
+    /// The listen backlogs to measure
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "128,1024"
+    )]
+    backlogs: Vec<u32>,
+    /// Runs per backlog
+    #[arg(long, value_name = "R", default_value_t = 5)]
+    runs: usize,
+    /// How long a run waits for the last connection, in seconds
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    window_secs: u64,
+    /// 0: no logger; otherwise every log line at info level and above takes that many
+    /// ms, on the thread that logs it
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    slow_log_ms: u64,
+}
 
 struct Options {
     connections: usize,
@@ -50,40 +76,16 @@ struct Options {
     slow_log: Option<Duration>,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut options = Options {
-        connections: 2000,
-        backlogs: vec![128, 1024],
-        runs: 5,
-        window: Duration::from_secs(10),
-        slow_log: None,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = || format!("bad value {value:?} for {flag}\n{USAGE}");
-        match flag.as_str() {
-            "--connections" => options.connections = value.parse().map_err(|_| bad())?,
-            "--backlogs" => {
-                options.backlogs = value
-                    .split(',')
-                    .map(|b| b.parse().map_err(|_| bad()))
-                    .collect::<Result<_, _>>()?;
-            }
-            "--runs" => options.runs = value.parse().map_err(|_| bad())?,
-            "--window-secs" => {
-                options.window = Duration::from_secs(value.parse().map_err(|_| bad())?);
-            }
-            "--slow-log-ms" => {
-                let ms: u64 = value.parse().map_err(|_| bad())?;
-                options.slow_log = (ms > 0).then(|| Duration::from_millis(ms));
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+impl From<Args> for Options {
+    fn from(args: Args) -> Options {
+        Options {
+            connections: args.connections,
+            backlogs: args.backlogs,
+            runs: args.runs,
+            window: Duration::from_secs(args.window_secs),
+            slow_log: (args.slow_log_ms > 0).then(|| Duration::from_millis(args.slow_log_ms)),
         }
     }
-    Ok(options)
 }
 
 /// A logger whose every line takes `delay` (and is then dropped), counting them.
@@ -259,13 +261,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::from(Args::parse());
     raise_fd_limit();
     let log: Option<&'static SlowLog> = options.slow_log.map(|delay| {
         let log: &'static SlowLog = Box::leak(Box::new(SlowLog {

@@ -47,6 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use clap::Parser;
 use internode::node::{LinkNotice, LinkSnapshot, Node, Peer, Received};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
 use internode::NodeId;
@@ -70,38 +71,29 @@ const MAX_PENDING: u64 = 20_000;
 /// How long any one phase may take before the example gives up.
 const PHASE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// N nodes in one process sending to each other, one of them stopped and restarted
+/// midway; checks that every accepted message was delivered or reported failed.
+#[derive(Parser)]
+#[command(name = "cluster")]
 struct Options {
+    /// Nodes, 2 to 50
+    #[arg(long, value_name = "N", default_value_t = 3)]
     nodes: usize,
+    /// Seconds of traffic, 3 to 120
+    #[arg(long, value_name = "S", default_value_t = 6.0)]
     seconds: f64,
-    port_base: u16,
+    /// Messages per second per (sender, receiver), 1 to 100000
+    #[arg(long, value_name = "MSGS_PER_S", default_value_t = 400)]
     rate: u32,
+    /// Node i listens on P+i
+    #[arg(long, value_name = "P", default_value_t = 21000)]
+    port_base: u16,
+    /// Also print node-1's metrics in the Prometheus text format at the end
+    #[arg(long)]
     prometheus: bool,
 }
 
-const USAGE: &str =
-    "usage: cluster [--nodes N (3)] [--seconds S (6)] [--rate MSGS_PER_S per pair (400)] \
-[--port-base P (21000; node i listens on P+i)] [--prometheus true|false (false: print \
-node-1's metrics in the Prometheus text format at the end)]";
-
-fn parse_options() -> Result<Options, String> {
-    let mut options = Options {
-        nodes: 3,
-        seconds: 6.0,
-        port_base: 21000,
-        rate: 400,
-        prometheus: false,
-    };
-    for (flag, value) in common::flags(USAGE)? {
-        let bad = || common::bad_value(&flag, &value, USAGE);
-        match flag.as_str() {
-            "--nodes" => options.nodes = value.parse().map_err(|_| bad())?,
-            "--seconds" => options.seconds = value.parse().map_err(|_| bad())?,
-            "--rate" => options.rate = value.parse().map_err(|_| bad())?,
-            "--port-base" => options.port_base = value.parse().map_err(|_| bad())?,
-            "--prometheus" => options.prometheus = value.parse().map_err(|_| bad())?,
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
+fn check(options: Options) -> Result<Options, String> {
     if !(2..=50).contains(&options.nodes) {
         return Err("--nodes must be between 2 and 50".into());
     }
@@ -907,10 +899,7 @@ fn report(shared: &Shared, victim: usize, failures: &mut Vec<String>) {
 }
 
 fn main() -> ExitCode {
-    let options = match common::start(parse_options) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
+    let options = common::start(check);
     let limit = Duration::from_secs_f64(options.seconds) + Duration::from_secs(40);
     let result = actix::System::new().block_on(async move {
         match tokio::time::timeout(limit, run(options)).await {

@@ -47,7 +47,7 @@ fn handshake() -> Result<Framing, String> {
         .map_err(|e| e.to_string())?
         .ok_or("initiator needs more than the whole Accept")?;
     println!(
-        "handshake: {} -> {} ({} B hello, {} B accept): version {}, {:?} framing, {} link",
+        "handshake: {} -> {} ({} B hello, {} B accept): version {}, {} framing, {} link",
         hello.node_id,
         established.peer_node_id,
         hello_bytes.len(),
@@ -111,7 +111,7 @@ fn transfer(framing: Framing) -> Check {
     }
     let wire = encoder.take();
     println!(
-        "sent {} messages ({} B of envelopes) as {} B of {:?} frames",
+        "sent {} messages ({} B of envelopes) as {} B of {} frames",
         sent.len(),
         raw,
         wire.len(),

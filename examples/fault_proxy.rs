@@ -14,7 +14,7 @@
 //! connection after a number of bytes drawn in that range, both directions counted;
 //! BYTES may end in `k`, `m` or `g`, powers of 1024), `--flip-probability P` (per
 //! chunk forwarded towards the target, flip one random bit), `--seed N` (of every
-//! draw; by default from the clock, and printed, so that a run can be repeated). A
+//! draw; by default a random one, and printed, so that a run can be repeated). A
 //! range may be a single value.
 //!
 //! It prints its address and faults once, then a line of counters every second, to
@@ -29,10 +29,36 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::Parser;
 use proxy::{Faults, Proxy};
 
-const USAGE: &str = "usage: fault_proxy --listen ADDR --target ADDR [--cut-every-ms MIN:MAX] \
-[--cut-after-bytes MIN:MAX] [--flip-probability P] [--seed N]";
+/// A seeded fault-injecting TCP proxy: cuts by time or bytes, bit flips.
+#[derive(Parser)]
+#[command(name = "fault_proxy")]
+struct Args {
+    /// The address to listen on
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The address to forward to
+    #[arg(long, value_name = "ADDR")]
+    target: SocketAddr,
+    /// Cut every current connection after a delay drawn in this range (ms), again and
+    /// again; a single value N is N:N
+    #[arg(long, value_name = "MIN:MAX", value_parser = |v: &str| range(v, milliseconds))]
+    cut_every_ms: Option<(Duration, Duration)>,
+    /// Cut each connection after a number of bytes drawn in this range (both
+    /// directions counted; BYTES may end in k, m or g, powers of 1024)
+    #[arg(long, value_name = "MIN:MAX", value_parser = |v: &str| range(v, common::bytes))]
+    cut_after_bytes: Option<(u64, u64)>,
+    /// Per chunk forwarded towards the target, the probability of flipping one random
+    /// bit
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    flip_probability: f64,
+    /// The seed of every draw (default: a random one, printed, so that a run can be
+    /// repeated)
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
 
 struct Options {
     listen: SocketAddr,
@@ -41,62 +67,41 @@ struct Options {
 }
 
 /// `MIN:MAX`, or `N` for `N:N`, each parsed by `one`.
-fn range<T>(value: &str, one: impl Fn(&str) -> Option<T>) -> Option<(T, T)> {
+fn range<T: Clone>(value: &str, one: impl Fn(&str) -> Result<T, String>) -> Result<(T, T), String> {
     match value.split_once(':') {
-        Some((min, max)) => Some((one(min)?, one(max)?)),
-        None => Some((one(value)?, one(value)?)),
+        Some((min, max)) => Ok((one(min)?, one(max)?)),
+        None => one(value).map(|v| (v.clone(), v)),
     }
 }
 
-/// A byte count, maybe ending in `k`, `m` or `g` (powers of 1024).
-fn bytes(value: &str) -> Option<u64> {
-    let (digits, shift) = match value.as_bytes().last()? {
-        b'k' | b'K' => (&value[..value.len() - 1], 10),
-        b'm' | b'M' => (&value[..value.len() - 1], 20),
-        b'g' | b'G' => (&value[..value.len() - 1], 30),
-        _ => (value, 0),
+fn milliseconds(value: &str) -> Result<Duration, String> {
+    let ms: u64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of milliseconds"))?;
+    Ok(Duration::from_millis(ms))
+}
+
+fn check(args: Args) -> Result<Options, String> {
+    let faults = Faults {
+        cut_every: args.cut_every_ms,
+        cut_every_bytes: args.cut_after_bytes,
+        flip_probability: args.flip_probability,
+        // The OS random number generator; a failure of it is no reason not to run.
+        seed: args
+            .seed
+            .unwrap_or_else(|| getrandom::u64().unwrap_or_default()),
     };
-    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
-}
-
-fn parse_options() -> Result<Options, String> {
-    let (mut listen, mut target, mut seed) = (None, None, None);
-    let mut faults = Faults::default();
-    for (flag, value) in common::flags(USAGE)? {
-        let bad = || common::bad_value(&flag, &value, USAGE);
-        match flag.as_str() {
-            "--listen" => listen = Some(value.parse().map_err(|_| bad())?),
-            "--target" => target = Some(value.parse().map_err(|_| bad())?),
-            "--seed" => seed = Some(value.parse().map_err(|_| bad())?),
-            "--flip-probability" => faults.flip_probability = value.parse().map_err(|_| bad())?,
-            "--cut-after-bytes" => {
-                faults.cut_every_bytes = Some(range(&value, bytes).ok_or_else(bad)?)
-            }
-            "--cut-every-ms" => {
-                let ms = |v: &str| v.parse().ok().map(Duration::from_millis);
-                faults.cut_every = Some(range(&value, ms).ok_or_else(bad)?);
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
-    }
-    faults.seed = seed.unwrap_or_else(|| {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        since.map_or(0, |d| d.as_nanos() as u64)
-    });
-    faults.check().map_err(|e| format!("{e}\n{USAGE}"))?;
+    faults.check()?;
     Ok(Options {
-        listen: listen.ok_or_else(|| format!("--listen is required\n{USAGE}"))?,
-        target: target.ok_or_else(|| format!("--target is required\n{USAGE}"))?,
+        listen: args.listen,
+        target: args.target,
         faults,
     })
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let options = match common::start(parse_options) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
+    let options = common::start(check);
     let proxy = match Proxy::bind(options.listen, options.target, options.faults).await {
         Ok(proxy) => proxy,
         Err(e) => {

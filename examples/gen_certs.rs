@@ -20,37 +20,42 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use certs::Ca;
+use clap::Parser;
 
-const USAGE: &str = "usage: gen_certs DIR [--cluster NAME (internode)] ID... [--other-ca ID...]";
+/// Writes a CA and node certificates for a local cluster (tests and examples only).
+#[derive(Parser)]
+#[command(name = "gen_certs")]
+struct Args {
+    /// The directory to write to (created if missing)
+    dir: PathBuf,
+    /// The cluster's name, in the certificates' node-<id>.<cluster> names
+    #[arg(long, value_name = "NAME", default_value = "internode")]
+    cluster: String,
+    /// Node ids to certify by the cluster's CA (ca.pem)
+    #[arg(value_name = "ID")]
+    ids: Vec<u64>,
+    /// Node ids to certify by another CA (other-ca.pem): impostors
+    #[arg(long, value_name = "ID", num_args = 1..)]
+    other_ca: Vec<u64>,
+}
 
 fn main() -> ExitCode {
-    match run(std::env::args().skip(1).collect()) {
+    match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gen_certs: {e}");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run(args: Vec<String>) -> Result<(), String> {
-    let mut args = args.into_iter();
-    let dir = PathBuf::from(args.next().ok_or(USAGE)?);
-    let mut cluster = "internode".to_owned();
-    let (mut ours, mut others) = (Vec::new(), Vec::new());
-    let mut other_ca = false;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--cluster" => cluster = args.next().ok_or(USAGE)?,
-            "--other-ca" => other_ca = true,
-            id => {
-                let id: u64 = id
-                    .parse()
-                    .map_err(|_| format!("bad node id {id}\n{USAGE}"))?;
-                if other_ca { &mut others } else { &mut ours }.push(id);
-            }
-        }
-    }
+fn run(args: Args) -> Result<(), String> {
+    let Args {
+        dir,
+        cluster,
+        ids: ours,
+        other_ca: others,
+    } = args;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let write = |name: String, text: &str| {
         let path = dir.join(name);

@@ -96,6 +96,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{BufMut, Bytes, BytesMut};
+use clap::Parser;
 use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
@@ -170,7 +171,6 @@ struct Options {
     duration: Duration,
     grace: Duration,
     framing: Framing,
-    framing_name: String,
     summary: Option<String>,
     record: Option<String>,
     link_policy: LinkPolicy,
@@ -186,146 +186,152 @@ struct Options {
     tls_ca: Option<String>,
 }
 
-const USAGE: &str = "usage: node --id N --listen ADDR [--peer ID@ADDR]... [--size BYTES (100)] \
-[--rate MSGS_PER_S per peer (0 = as fast as accepted)] [--duration SECS (10)] \
-[--framing crc|lz4|unprotected] [--summary-json FILE] [--record FILE] \
-[--link-policy lossless|lossy] [--grace SECS (10)] \
-[--max-in-flight N per peer (1000; 0 = wait for the links' credit)] [--heartbeat-timeout SECS (5)] \
-[--link-capacity BYTES (4m)] [--endpoint-reserve BYTES (128m)] [--global-reserve BYTES (512m)] \
-[--max-message BYTES (128m)] [--expire-after MS (never)] \
-[--cluster-secret-file FILE] [--cluster-name NAME (internode)] \
-[--tls-cert FILE --tls-key FILE --tls-ca FILE]";
-
-/// A byte count: digits, optionally followed by k, m or g (powers of 1024).
-fn bytes_flag(value: &str) -> Option<usize> {
-    let (digits, shift) = match value.as_bytes().last()? {
-        b'k' | b'K' => (&value[..value.len() - 1], 10),
-        b'm' | b'M' => (&value[..value.len() - 1], 20),
-        b'g' | b'G' => (&value[..value.len() - 1], 30),
-        _ => (value, 0),
-    };
-    let n: usize = digits.parse().ok()?;
-    n.checked_mul(1 << shift)
+/// One node of a local cluster per process: sends sequence-numbered messages to its
+/// peers, checks what it receives, and writes a summary.
+#[derive(Parser)]
+#[command(name = "node")]
+struct Args {
+    /// This node's id
+    #[arg(long, value_name = "N")]
+    id: u64,
+    /// The address to listen on
+    #[arg(long, value_name = "ADDR")]
+    listen: SocketAddr,
+    /// A peer (repeatable); the address may be a proxy's
+    #[arg(long = "peer", value_name = "ID@ADDR", value_parser = peer_flag)]
+    peers: Vec<(u64, SocketAddr)>,
+    /// Payload bytes of each message (at most 64 MiB)
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    size: usize,
+    /// Messages per second per peer (0: as fast as the links accept)
+    #[arg(long, value_name = "MSGS_PER_S", default_value_t = 0)]
+    rate: u64,
+    /// Seconds of traffic
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = common::seconds)]
+    duration: Duration,
+    /// Seconds after the traffic to wait for the peers and the outcomes
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = common::seconds)]
+    grace: Duration,
+    /// Frames of every link: crc, lz4 or unprotected
+    #[arg(long, default_value_t = Framing::Crc)]
+    framing: Framing,
+    /// Write the JSON summary to FILE (default: standard output)
+    #[arg(long = "summary-json", value_name = "FILE")]
+    summary: Option<String>,
+    /// Append, while running, the records a checker needs across incarnations
+    #[arg(long, value_name = "FILE")]
+    record: Option<String>,
+    /// The policy of all three link kinds: lossless or lossy
+    #[arg(long, value_name = "POLICY", default_value = "lossless", value_parser = policy_flag)]
+    link_policy: LinkPolicy,
+    /// Messages per peer without an outcome (0: no window of its own, each send waits
+    /// for room in its link)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_in_flight: usize,
+    /// Seconds without traffic before a connection is declared dead (default: the
+    /// library's, 5)
+    #[arg(long, value_name = "SECS", value_parser = common::seconds)]
+    heartbeat_timeout: Option<Duration>,
+    /// Bytes a link may hold, both directions (default: the library's, 4m); BYTES may
+    /// end in k, m or g (powers of 1024)
+    #[arg(long, value_name = "BYTES", value_parser = byte_count)]
+    link_capacity: Option<usize>,
+    /// Bytes of reserve one peer may use, both directions (default: 128m)
+    #[arg(long, value_name = "BYTES", value_parser = byte_count)]
+    endpoint_reserve: Option<usize>,
+    /// Bytes of reserve the node may use, both directions (default: 512m)
+    #[arg(long, value_name = "BYTES", value_parser = byte_count)]
+    global_reserve: Option<usize>,
+    /// The largest message, both directions (default: 128m)
+    #[arg(long, value_name = "BYTES", value_parser = byte_count)]
+    max_message: Option<usize>,
+    /// Milliseconds after which a message not yet written expires (default: never)
+    #[arg(long, value_name = "MS")]
+    expire_after: Option<u64>,
+    /// A file holding the cluster secret (default: none, any process may join)
+    #[arg(long, value_name = "FILE")]
+    cluster_secret_file: Option<String>,
+    /// The cluster's name (default: internode)
+    #[arg(long, value_name = "NAME")]
+    cluster_name: Option<String>,
+    /// This node's certificate (PEM), naming node-<id>.<cluster name>
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<String>,
+    /// This node's private key (PEM)
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<String>,
+    /// The cluster's CA certificates (PEM)
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<String>,
 }
 
-fn parse_options() -> Result<Options, String> {
-    let mut id = None;
-    let mut listen = None;
-    let mut options = Options {
-        id: 0,
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        peers: Vec::new(),
-        size: 100,
-        rate: 0,
-        duration: Duration::from_secs(10),
-        grace: Duration::from_secs(10),
-        framing: Framing::Crc,
-        framing_name: "crc".into(),
-        summary: None,
-        record: None,
-        link_policy: LinkPolicy::Lossless,
-        max_in_flight: 1000,
-        heartbeat_timeout: None,
-        limits: Limits::default(),
-        max_message: None,
-        expire_after: None,
-        cluster_secret_file: None,
-        tls_cert: None,
-        tls_key: None,
-        tls_ca: None,
-        cluster_name: None,
-    };
-    let seconds = |v: &str| -> Option<Duration> {
-        let s: f64 = v.parse().ok()?;
-        (s.is_finite() && (0.0..=86_400.0).contains(&s)).then(|| Duration::from_secs_f64(s))
-    };
-    for (flag, value) in common::flags(USAGE)? {
-        let bad = || common::bad_value(&flag, &value, USAGE);
-        match flag.as_str() {
-            "--id" => id = Some(value.parse::<u64>().map_err(|_| bad())?),
-            "--listen" => listen = Some(value.parse::<SocketAddr>().map_err(|_| bad())?),
-            "--peer" => {
-                let (peer, addr) = value.split_once('@').ok_or_else(bad)?;
-                options.peers.push((
-                    peer.parse().map_err(|_| bad())?,
-                    addr.parse().map_err(|_| bad())?,
-                ));
-            }
-            "--size" => options.size = value.parse().map_err(|_| bad())?,
-            "--rate" => options.rate = value.parse().map_err(|_| bad())?,
-            "--duration" => options.duration = seconds(&value).ok_or_else(bad)?,
-            "--grace" => options.grace = seconds(&value).ok_or_else(bad)?,
-            "--framing" => {
-                options.framing = match value.as_str() {
-                    "crc" => Framing::Crc,
-                    "lz4" => Framing::Lz4,
-                    "unprotected" => Framing::Unprotected,
-                    _ => return Err(bad()),
-                };
-                options.framing_name = value.clone();
-            }
-            "--summary-json" => options.summary = Some(value.clone()),
-            "--record" => options.record = Some(value.clone()),
-            "--link-policy" => {
-                options.link_policy = match value.as_str() {
-                    "lossless" => LinkPolicy::Lossless,
-                    "lossy" => LinkPolicy::Lossy,
-                    _ => return Err(bad()),
-                }
-            }
-            "--max-in-flight" => options.max_in_flight = value.parse().map_err(|_| bad())?,
-            "--heartbeat-timeout" => {
-                options.heartbeat_timeout = Some(seconds(&value).ok_or_else(bad)?)
-            }
-            "--link-capacity" => {
-                options.limits.link_capacity = bytes_flag(&value).ok_or_else(bad)?
-            }
-            "--endpoint-reserve" => {
-                options.limits.endpoint_reserve = bytes_flag(&value).ok_or_else(bad)?
-            }
-            "--global-reserve" => {
-                options.limits.global_reserve = bytes_flag(&value).ok_or_else(bad)?
-            }
-            "--max-message" => options.max_message = Some(bytes_flag(&value).ok_or_else(bad)?),
-            "--expire-after" => {
-                let ms: u64 = value.parse().map_err(|_| bad())?;
-                options.expire_after = Some(Duration::from_millis(ms));
-            }
-            "--cluster-secret-file" => options.cluster_secret_file = Some(value.clone()),
-            "--cluster-name" => options.cluster_name = Some(value.clone()),
-            "--tls-cert" => options.tls_cert = Some(value.clone()),
-            "--tls-key" => options.tls_key = Some(value.clone()),
-            "--tls-ca" => options.tls_ca = Some(value.clone()),
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
+/// `ID@ADDR`.
+fn peer_flag(value: &str) -> Result<(u64, SocketAddr), String> {
+    let bad = || format!("{value:?} is not ID@ADDR");
+    let (peer, addr) = value.split_once('@').ok_or_else(bad)?;
+    Ok((
+        peer.parse().map_err(|_| bad())?,
+        addr.parse().map_err(|_| bad())?,
+    ))
+}
+
+fn policy_flag(value: &str) -> Result<LinkPolicy, String> {
+    match value {
+        "lossless" => Ok(LinkPolicy::Lossless),
+        "lossy" => Ok(LinkPolicy::Lossy),
+        _ => Err(format!("{value:?} is neither lossless nor lossy")),
     }
-    options.id = id.ok_or_else(|| format!("--id is required\n{USAGE}"))?;
-    options.listen = listen.ok_or_else(|| format!("--listen is required\n{USAGE}"))?;
-    if options.peers.iter().any(|(p, _)| *p == options.id) {
+}
+
+fn byte_count(value: &str) -> Result<usize, String> {
+    usize::try_from(common::bytes(value)?).map_err(|_| format!("{value} is too large"))
+}
+
+fn check(args: Args) -> Result<Options, String> {
+    if args.peers.iter().any(|(p, _)| *p == args.id) {
         return Err("a node is not its own --peer".into());
     }
-    let mut ids: Vec<u64> = options.peers.iter().map(|(p, _)| *p).collect();
+    let mut ids: Vec<u64> = args.peers.iter().map(|(p, _)| *p).collect();
     ids.sort_unstable();
     ids.dedup();
-    if ids.len() != options.peers.len() {
+    if ids.len() != args.peers.len() {
         return Err("each --peer id once".into());
     }
-    if options.size > 64 << 20 {
+    if args.size > 64 << 20 {
         return Err("--size must be at most 64 MiB".into());
     }
-    Ok(options)
+    let mut limits = Limits::default();
+    limits.link_capacity = args.link_capacity.unwrap_or(limits.link_capacity);
+    limits.endpoint_reserve = args.endpoint_reserve.unwrap_or(limits.endpoint_reserve);
+    limits.global_reserve = args.global_reserve.unwrap_or(limits.global_reserve);
+    Ok(Options {
+        id: args.id,
+        listen: args.listen,
+        peers: args.peers,
+        size: args.size,
+        rate: args.rate,
+        duration: args.duration,
+        grace: args.grace,
+        framing: args.framing,
+        summary: args.summary,
+        record: args.record,
+        link_policy: args.link_policy,
+        max_in_flight: args.max_in_flight,
+        heartbeat_timeout: args.heartbeat_timeout,
+        limits,
+        max_message: args.max_message,
+        expire_after: args.expire_after.map(Duration::from_millis),
+        cluster_secret_file: args.cluster_secret_file,
+        cluster_name: args.cluster_name,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_ca: args.tls_ca,
+    })
 }
 
-/// A random run id: the standard library's per-process hasher keys, the process id
-/// and the time.
-fn run_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.write_u128(t.as_nanos());
-    }
-    h.finish()
+/// A random run id, from the OS random number generator.
+fn run_id() -> Result<u64, String> {
+    getrandom::u64().map_err(|e| format!("no run id: {e}"))
 }
 
 /// Milliseconds since the UNIX epoch.
@@ -1012,7 +1018,7 @@ fn status_line(start: Instant, node: u64, peers: &[Rc<PeerState>], tallies: &Tal
 
 async fn run(options: Options) -> Result<(), String> {
     let start = Instant::now();
-    let run = run_id();
+    let run = run_id()?;
     let record: Option<SharedRecord> = match &options.record {
         Some(path) => Some(Rc::new(RefCell::new(Record::create(
             path, options.id, run,
@@ -1053,11 +1059,7 @@ async fn run(options: Options) -> Result<(), String> {
             builder = builder.tls(tls);
         }
         (None, None, None) => {}
-        _ => {
-            return Err(format!(
-                "--tls-cert, --tls-key and --tls-ca go together\n{USAGE}"
-            ))
-        }
+        _ => return Err("--tls-cert, --tls-key and --tls-ca go together".into()),
     }
     let node = builder.start().await.map_err(|e| e.to_string())?;
     let tallies: Tallies = Rc::default();
@@ -1093,7 +1095,7 @@ async fn run(options: Options) -> Result<(), String> {
         } else {
             format!("{} msg/s per peer", options.rate)
         },
-        options.framing_name,
+        options.framing,
         policy_name(options.link_policy)
     );
 
@@ -1211,7 +1213,7 @@ async fn run(options: Options) -> Result<(), String> {
         node: options.id,
         run: format!("{run:016x}"),
         listen: node.local_addr().to_string(),
-        framing: options.framing_name.clone(),
+        framing: options.framing.to_string(),
         link_policy: policy_name(options.link_policy).to_string(),
         size: options.size,
         rate: options.rate,
@@ -1336,10 +1338,7 @@ fn direction_limits(r: &internode::node::ReservesSnapshot) -> DirectionLimits {
 }
 
 fn main() -> ExitCode {
-    let options = match common::start(parse_options) {
-        Ok(options) => options,
-        Err(code) => return code,
-    };
+    let options = common::start(check);
     let id = options.id;
     // The run ends by itself at the grace deadline; the margin covers closing.
     let limit = options.duration + options.grace + Duration::from_secs(30);

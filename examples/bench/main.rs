@@ -66,20 +66,64 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use child::Spinners;
+use clap::{CommandFactory, Parser};
 use impls::Impl;
 use stats::Results;
 use workloads::{Case, Contender, Cores, Timing, Workload};
 
-const USAGE: &str = "usage: bench [--quick] [--json FILE] [--only WORKLOAD[,WORKLOAD...]] \
-[--impls IMPL[,IMPL...]] [--sizes BYTES[,BYTES...]] [--spinners N]
-  --quick          3 repetitions of 0.2 s per figure (default 5 of 1 s)
-  --json FILE      also write the JSON document to FILE
-  --only LIST      some of: oneway, rr, rr64, urgent, idle (default all)
-  --impls LIST     some of: internode, internode-lossy, internode-tls, raw, framed
-                   (default all but internode-tls; fewer for profiling one; e.g.
-                   internode,internode-tls for the cost of TLS)
-  --sizes LIST     one-way payload sizes in bytes (default 64,1024,65536,1048576)
-  --spinners N     spinning processes for the busy-core runs (default: the number of CPUs; 0: none)";
+/// internode against hand-written TCP, sender and receiver in two processes on
+/// 127.0.0.1.
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// 3 repetitions of 0.2 s per figure (default 5 of 1 s)
+    #[arg(long)]
+    quick: bool,
+    /// Also write the JSON document to FILE
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Some of: oneway, rr, rr64, urgent, idle (default all)
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = workload)]
+    only: Vec<Workload>,
+    /// Some of: internode, internode-lossy, internode-tls, raw, framed (default all but
+    /// internode-tls; fewer for profiling one; e.g. internode,internode-tls for the cost
+    /// of TLS)
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = implementation)]
+    impls: Vec<Impl>,
+    /// One-way payload sizes in bytes (default 64,1024,65536,1048576)
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = size)]
+    sizes: Vec<usize>,
+    /// Spinning processes for the busy-core runs (default: the number of CPUs; 0: none)
+    #[arg(long, value_name = "N")]
+    spinners: Option<usize>,
+    /// Role: a receiving process of IMPL for INSTANCES senders
+    #[arg(long, hide = true, exclusive = true, num_args = 2, value_names = ["IMPL", "INSTANCES"])]
+    serve: Option<Vec<String>>,
+    /// Role: the connecting process of the idle-memory workload
+    #[arg(long, hide = true, exclusive = true, value_name = "IMPL", value_parser = implementation)]
+    idle_client: Option<Impl>,
+    /// Role: a low-priority busy loop
+    #[arg(long, hide = true, exclusive = true)]
+    spin: bool,
+}
+
+fn workload(name: &str) -> Result<Workload, String> {
+    Workload::parse(name).ok_or_else(|| format!("unknown workload {name:?}"))
+}
+
+fn implementation(name: &str) -> Result<Impl, String> {
+    Impl::parse(name).ok_or_else(|| format!("unknown implementation {name:?}"))
+}
+
+fn size(value: &str) -> Result<usize, String> {
+    match value.parse() {
+        Ok(size) if size >= payload::SEQ_BYTES => Ok(size),
+        _ => Err(format!(
+            "{value:?} is not a size of at least {} bytes",
+            payload::SEQ_BYTES
+        )),
+    }
+}
 
 /// Why the benchmark failed.
 #[derive(Debug, thiserror::Error)]
@@ -131,77 +175,38 @@ enum Role {
     Spin,
 }
 
-fn parse_args(args: &[String]) -> Result<Role, String> {
-    let imp = |name: Option<&String>| {
-        name.and_then(|n| Impl::parse(n))
-            .ok_or_else(|| format!("expected an implementation, got {name:?}"))
-    };
-    match args.first().map(String::as_str) {
-        Some("--serve") => {
-            let instances = args.get(2).and_then(|n| n.parse().ok());
-            return Ok(Role::Serve(
-                imp(args.get(1))?,
-                instances.ok_or("--serve IMPL INSTANCES")?,
-            ));
-        }
-        Some("--idle-client") => return Ok(Role::IdleClient(imp(args.get(1))?)),
-        Some("--spin") => return Ok(Role::Spin),
-        _ => {}
+fn role(args: Args) -> Result<Role, String> {
+    if let Some(serve) = args.serve {
+        let instances = serve[1]
+            .parse()
+            .map_err(|_| format!("--serve: bad instance count {:?}", serve[1]))?;
+        return Ok(Role::Serve(implementation(&serve[0])?, instances));
     }
-    let mut options = Options {
-        quick: false,
-        json: None,
-        only: Workload::ALL.to_vec(),
-        impls: Impl::DEFAULT.to_vec(),
-        sizes: workloads::ONEWAY_SIZES.to_vec(),
-        spinners: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        match flag.as_str() {
-            "--quick" => options.quick = true,
-            "--json" => options.json = Some(value()?.into()),
-            "--only" => {
-                options.only = value()?
-                    .split(',')
-                    .map(|w| {
-                        Workload::parse(w).ok_or_else(|| format!("unknown workload {w:?}\n{USAGE}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--impls" => {
-                options.impls = value()?
-                    .split(',')
-                    .map(|i| {
-                        Impl::parse(i)
-                            .ok_or_else(|| format!("unknown implementation {i:?}\n{USAGE}"))
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--sizes" => {
-                options.sizes = value()?
-                    .split(',')
-                    .map(|s| match s.parse() {
-                        Ok(size) if size >= payload::SEQ_BYTES => Ok(size),
-                        _ => Err(format!("bad size {s:?}\n{USAGE}")),
-                    })
-                    .collect::<Result<_, _>>()?;
-            }
-            "--spinners" => {
-                let v = value()?;
-                options.spinners = v
-                    .parse()
-                    .map_err(|_| format!("bad value {v:?} for --spinners\n{USAGE}"))?;
-            }
-            "--help" | "-h" => return Err(USAGE.into()),
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
-        }
+    if let Some(imp) = args.idle_client {
+        return Ok(Role::IdleClient(imp));
     }
-    Ok(Role::Bench(options))
+    if args.spin {
+        return Ok(Role::Spin);
+    }
+    Ok(Role::Bench(Options {
+        quick: args.quick,
+        json: args.json,
+        only: or(args.only, &Workload::ALL),
+        impls: or(args.impls, &Impl::DEFAULT),
+        sizes: or(args.sizes, &workloads::ONEWAY_SIZES),
+        spinners: args
+            .spinners
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }))
+}
+
+/// The values given, or `default` when none.
+fn or<T: Clone>(given: Vec<T>, default: &[T]) -> Vec<T> {
+    if given.is_empty() {
+        default.to_vec()
+    } else {
+        given
+    }
 }
 
 async fn run(options: &Options) -> Result<(), BenchError> {
@@ -290,16 +295,16 @@ fn exit(result: Result<(), BenchError>) -> ExitCode {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse_args(&args) {
-        Ok(Role::Bench(options)) => options,
-        Ok(Role::Serve(imp, instances)) => return exit(server::serve_role(imp, instances)),
-        Ok(Role::IdleClient(imp)) => return exit(idle::client_role(imp)),
-        Ok(Role::Spin) => child::spin(),
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let role = role(Args::parse()).unwrap_or_else(|e| {
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, e)
+            .exit()
+    });
+    let options = match role {
+        Role::Bench(options) => options,
+        Role::Serve(imp, instances) => return exit(server::serve_role(imp, instances)),
+        Role::IdleClient(imp) => return exit(idle::client_role(imp)),
+        Role::Spin => child::spin(),
     };
     child::raise_fd_limit();
     let limit = Duration::from_secs(if options.quick { 90 } else { 600 });

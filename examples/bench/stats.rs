@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use crate::impls::Impl;
 use crate::workloads::{Cores, Workload};
 
@@ -124,8 +126,22 @@ pub fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
-/// The value below which `q` of the sorted samples lie (nearest rank), in µs.
-pub fn percentile_us(sorted: &[Duration], q: f64) -> f64 {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1e6
+/// Round-trip times in an HDR histogram: nanoseconds from 1 ns to a minute, to 3
+/// significant digits (a percentile is off by at most 0.1%).
+pub struct Latencies(Histogram<u64>);
+
+impl Latencies {
+    pub fn of(samples: &[Duration]) -> Latencies {
+        let mut h = Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            .expect("the bounds and precision are valid");
+        for d in samples {
+            h.saturating_record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        }
+        Latencies(h)
+    }
+
+    /// The value below which `q` of the samples lie, in µs.
+    pub fn percentile_us(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1e3
+    }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::child::ChildProc;
 use crate::impls::{Client, Impl};
-use crate::stats::{percentile_us, Key, Metric, Results};
+use crate::stats::{Key, Latencies, Metric, Results};
 use crate::BenchError;
 
 /// Payload sizes of the one-way workload.
@@ -239,13 +239,13 @@ impl Contender {
                 ])
             }
             Workload::Rr => {
-                let mut rtts = self.client.rr(size, Instant::now() + time, seq).await?;
+                let rtts = self.client.rr(size, Instant::now() + time, seq).await?;
                 self.next_seq += rtts.len() as u64;
-                rtts.sort();
+                let latencies = Latencies::of(&rtts);
                 Ok(vec![
-                    (Metric::P50, percentile_us(&rtts, 0.50)),
-                    (Metric::P99, percentile_us(&rtts, 0.99)),
-                    (Metric::P999, percentile_us(&rtts, 0.999)),
+                    (Metric::P50, latencies.percentile_us(0.50)),
+                    (Metric::P99, latencies.percentile_us(0.99)),
+                    (Metric::P999, latencies.percentile_us(0.999)),
                 ])
             }
             Workload::Rr64 => {
@@ -264,16 +264,16 @@ impl Contender {
                 };
                 expect(&mut self.server, seq, FLOOD_SIZE).await?;
                 let started = Instant::now();
-                let (mut rtts, flooded) = client
+                let (rtts, flooded) = client
                     .urgent(size, FLOOD_SIZE, started + time, seq, seq)
                     .await?;
                 self.next_seq += flooded.max(rtts.len() as u64);
                 delivered(&mut self.server, imp, flooded).await?;
                 let secs = started.elapsed().as_secs_f64();
-                rtts.sort();
+                let latencies = Latencies::of(&rtts);
                 Ok(vec![
-                    (Metric::P50, percentile_us(&rtts, 0.50)),
-                    (Metric::P99, percentile_us(&rtts, 0.99)),
+                    (Metric::P50, latencies.percentile_us(0.50)),
+                    (Metric::P99, latencies.percentile_us(0.99)),
                     (
                         Metric::LargeMBPerS,
                         (flooded * FLOOD_SIZE as u64) as f64 / secs / 1e6,

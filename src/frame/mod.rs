@@ -44,6 +44,9 @@ pub use codec::FrameCodec;
 pub use crc::{crc24, payload_crc32};
 pub use encoder::FrameEncoder;
 
+use std::fmt;
+use std::str::FromStr;
+
 use bytes::Bytes;
 
 /// The largest payload one frame can carry: 2^17 - 1 bytes.
@@ -96,7 +99,50 @@ impl Framing {
     pub fn from_code(code: u8) -> Option<Framing> {
         Framing::ALL.get(usize::from(code)).copied()
     }
+
+    /// The framing's name: `crc`, `lz4` or `unprotected`, what [`Display`](fmt::Display)
+    /// prints and [`FromStr`] reads.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Framing::Crc => "crc",
+            Framing::Lz4 => "lz4",
+            Framing::Unprotected => "unprotected",
+        }
+    }
 }
+
+impl fmt::Display for Framing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Reads a framing by its name, ignoring case: `crc`, `lz4` or `unprotected`
+/// (command lines and configuration files).
+///
+/// ```
+/// use internode::frame::Framing;
+///
+/// assert_eq!("LZ4".parse(), Ok(Framing::Lz4));
+/// assert_eq!(Framing::Unprotected.to_string().parse(), Ok(Framing::Unprotected));
+/// assert!("snappy".parse::<Framing>().is_err());
+/// ```
+impl FromStr for Framing {
+    type Err = UnknownFraming;
+
+    fn from_str(s: &str) -> Result<Framing, UnknownFraming> {
+        Framing::ALL
+            .into_iter()
+            .find(|framing| framing.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownFraming(s.to_owned()))
+    }
+}
+
+/// Caller error: a name that is not a framing's (see [`Framing`]'s [`FromStr`]). It
+/// carries the name as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown framing {0:?}: expected crc, lz4 or unprotected")]
+pub struct UnknownFraming(pub String);
 
 /// One frame's payload and its self-contained flag.
 ///
@@ -186,5 +232,47 @@ pub enum FrameError {
 impl From<std::io::Error> for FrameError {
     fn from(e: std::io::Error) -> Self {
         FrameError::Io(e.kind())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_framing_parses_from_its_name_in_any_case() {
+        for (name, framing) in [
+            ("crc", Framing::Crc),
+            ("lz4", Framing::Lz4),
+            ("unprotected", Framing::Unprotected),
+            ("CRC", Framing::Crc),
+            ("Lz4", Framing::Lz4),
+            ("UnProtected", Framing::Unprotected),
+        ] {
+            assert_eq!(name.parse::<Framing>(), Ok(framing), "{name}");
+        }
+    }
+
+    #[test]
+    fn display_and_from_str_round_trip() {
+        for framing in Framing::ALL {
+            assert_eq!(framing.to_string(), framing.name());
+            assert_eq!(framing.to_string().parse::<Framing>(), Ok(framing));
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_an_error_that_names_it_and_the_choices() {
+        for name in ["", "crc32", " crc", "lz", "none", "snappy"] {
+            assert_eq!(
+                name.parse::<Framing>(),
+                Err(UnknownFraming(name.to_owned())),
+                "{name:?}"
+            );
+        }
+        assert_eq!(
+            "snappy".parse::<Framing>().unwrap_err().to_string(),
+            "unknown framing \"snappy\": expected crc, lz4 or unprotected"
+        );
     }
 }

@@ -188,6 +188,8 @@ impl Node {
     /// Fails as [`handle`](Self::handle) does.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # mod example {
     /// use std::collections::HashMap;
     ///
     /// use actix::prelude::*;
@@ -243,6 +245,8 @@ impl Node {
     ///     let value = a.request(NodeId(2), Get("k".into())).await;
     ///     println!("{value:?}"); // Ok(Value(None))
     /// }
+    /// # }
+    /// # fn main() {}
     /// ```
     pub fn handle_requests<R: Request>(
         &self,
@@ -262,6 +266,8 @@ impl Node {
     /// Fails as [`handle`](Self::handle) does.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # mod example {
     /// use internode::node::Node;
     /// use internode::NodeId;
     /// use serde::{Deserialize, Serialize};
@@ -278,6 +284,8 @@ impl Node {
     /// })
     /// .unwrap();
     /// # }
+    /// # }
+    /// # fn main() {}
     /// ```
     pub fn handle_fn<M: Message>(
         &self,
@@ -298,6 +306,8 @@ impl Node {
     /// Fails as [`handle`](Self::handle) does.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # mod example {
     /// use internode::node::Node;
     /// use internode::NodeId;
     /// use serde::{Deserialize, Serialize};
@@ -313,6 +323,8 @@ impl Node {
     /// })
     /// .unwrap();
     /// # }
+    /// # }
+    /// # fn main() {}
     /// ```
     pub fn handle_fn_async<M, Fut>(
         &self,
@@ -336,6 +348,8 @@ impl Node {
     /// Fails as [`handle`](Self::handle) does.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # mod example {
     /// use internode::node::{HandlerError, Node};
     /// use internode::NodeId;
     /// use serde::{Deserialize, Serialize};
@@ -357,6 +371,8 @@ impl Node {
     /// // A requester of Div(1, 0) gets RequestError::Remote(RemoteFailure {
     /// //     reason: FailureReason::HandlerFailed, detail: "1 / 0" })
     /// # }
+    /// # }
+    /// # fn main() {}
     /// ```
     pub fn handle_requests_fn<R: Request>(
         &self,
@@ -376,6 +392,8 @@ impl Node {
     /// Fails as [`handle`](Self::handle) does.
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # mod example {
     /// use internode::node::{HandlerError, Node};
     /// use internode::NodeId;
     /// use serde::{Deserialize, Serialize};
@@ -401,6 +419,8 @@ impl Node {
     /// })
     /// .unwrap();
     /// # }
+    /// # }
+    /// # fn main() {}
     /// ```
     pub fn handle_requests_fn_async<R, Fut>(
         &self,

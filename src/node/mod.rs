@@ -8,6 +8,7 @@
 //! forms).
 //!
 //! ```no_run
+//! # #[cfg(feature = "serde")] mod example {
 //! use actix::prelude::*;
 //! use internode::node::{Node, Received};
 //! use internode::NodeId;
@@ -36,6 +37,8 @@
 //!     a.add_peer(NodeId(2), b.local_addr()).await;
 //!     a.send(NodeId(2), Hello("hi".into())).await.unwrap();
 //! }
+//! # }
+//! # fn main() {} // `message!` needs the `serde` feature
 //! ```
 
 mod batches;
@@ -165,6 +168,8 @@ impl Drop for Inner {
 /// own context and handles the outcome there:
 ///
 /// ```no_run
+/// # #[cfg(feature = "serde")] // `message!` needs it
+/// # mod example {
 /// use actix::prelude::*;
 /// use internode::node::Node;
 /// use internode::NodeId;
@@ -205,6 +210,8 @@ impl Drop for Inner {
 ///         }));
 ///     }
 /// }
+/// # }
+/// # fn main() {}
 /// ```
 #[derive(Clone)]
 pub struct Node {

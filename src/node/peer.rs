@@ -67,6 +67,8 @@ pub(crate) fn peer_lines(
 /// nor the message, so a handler can spawn it into its actor's context:
 ///
 /// ```no_run
+/// # #[cfg(feature = "serde")] // `message!` needs it
+/// # mod example {
 /// use actix::prelude::*;
 /// use internode::node::{Peer, RequestError};
 /// # #[derive(serde::Serialize, serde::Deserialize)] struct Ping(u64);
@@ -98,6 +100,8 @@ pub(crate) fn peer_lines(
 ///         ));
 ///     }
 /// }
+/// # }
+/// # fn main() {}
 /// ```
 #[derive(Clone, Debug)]
 pub struct Peer {
@@ -200,6 +204,7 @@ impl Peer {
     /// at most one message of its own beyond what the limits allow:
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
     /// # async fn demo(peer: internode::node::Peer) {
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Tick(u64);
     /// # internode::message!(Tick, verb = 9);
@@ -245,6 +250,7 @@ impl Peer {
     /// forwarded to the peer:
     ///
     /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
     /// # async fn demo(peer: internode::node::Peer) -> Result<(), internode::node::SendError> {
     /// use futures_util::{stream, StreamExt};
     /// # #[derive(serde::Serialize, serde::Deserialize)] struct Tick(u64);
