@@ -99,7 +99,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
-use internode::node::{LinkNotice, Node, Peer, Received, SendError, Sent, TlsConfig};
+use internode::node::{
+    LinkNotice, Node, Peer, Received, SendError, SendErrorKind, Sent, TlsConfig,
+};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
@@ -656,7 +658,7 @@ fn outcome_kind(outcome: &Result<Sent, SendError>) -> &'static str {
         Ok(Sent::Written) => "written",
         Ok(Sent::DeliveredLocally) => "delivered_locally",
         Ok(_) => "sent",
-        Err(e) => e.kind(),
+        Err(e) => e.kind().as_str(),
     }
 }
 
@@ -1285,8 +1287,8 @@ async fn run(options: Options) -> Result<(), String> {
                 written_bytes: l.counters.written_bytes,
                 acknowledged: l.counters.acknowledged,
                 replayed: l.counters.replayed,
-                failed: l.counters.failed.clone(),
-                failed_bytes: l.counters.failed_bytes.clone(),
+                failed: by_label(&l.counters.failed, SendErrorKind::as_str),
+                failed_bytes: by_label(&l.counters.failed_bytes, SendErrorKind::as_str),
                 connection_attempts: l.counters.connection_attempts,
                 connections: l.counters.connections,
                 peer_restarts: l.counters.peer_restarts,
@@ -1316,6 +1318,18 @@ async fn run(options: Options) -> Result<(), String> {
         None => println!("{json}"),
     }
     Ok(())
+}
+
+/// Counters keyed by their labels (the JSON's keys), in the order of the labels.
+fn by_label<K: Copy>(
+    counts: &BTreeMap<K, u64>,
+    label: fn(K) -> &'static str,
+) -> BTreeMap<&'static str, u64> {
+    let mut out = BTreeMap::new();
+    for (&k, &n) in counts {
+        *out.entry(label(k)).or_default() += n;
+    }
+    out
 }
 
 fn policy_name(policy: LinkPolicy) -> &'static str {
