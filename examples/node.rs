@@ -100,7 +100,7 @@ use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
 use internode::node::{
-    LinkNotice, Node, Peer, Received, SendError, SendErrorKind, Sent, TlsConfig,
+    LinkNotice, Node, Peer, Received, RefusalReason, SendError, SendErrorKind, Sent, TlsConfig,
 };
 use internode::session::{HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
@@ -1307,7 +1307,7 @@ async fn run(options: Options) -> Result<(), String> {
             peer_restarts: inbound.peer_restarts,
         },
         peer_restarted_events: peer_restarts.get(),
-        refused_connections,
+        refused_connections: by_label(&refused_connections, RefusalReason::as_str),
     };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     match &options.summary {
