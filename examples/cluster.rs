@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use clap::Parser;
-use internode::node::{LinkNotice, LinkSnapshot, Node, Peer, Received};
+use internode::node::{LinkNotice, LinkSnapshot, Node, Peer, Received, SendErrorKind};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
 use internode::NodeId;
 use serde::{Deserialize, Serialize};
@@ -116,7 +116,7 @@ fn check(options: Options) -> Result<Options, String> {
 enum Outcome {
     Pending,
     Written,
-    Failed(&'static str),
+    Failed(SendErrorKind),
 }
 
 /// What happened to the messages of one (sender, receiver).
@@ -151,7 +151,7 @@ impl Pair {
         self.count(Outcome::Pending)
     }
 
-    fn failed(&self) -> BTreeMap<&'static str, u64> {
+    fn failed(&self) -> BTreeMap<SendErrorKind, u64> {
         let mut failed = BTreeMap::new();
         for o in &self.outcomes {
             if let Outcome::Failed(reason) = o {
@@ -174,7 +174,7 @@ impl Pair {
 
     /// Delivered although the sender was told it failed. Only `connection_lost` ("may
     /// or may not have reached the peer") allows that.
-    fn delivered_despite(&self) -> BTreeMap<&'static str, u64> {
+    fn delivered_despite(&self) -> BTreeMap<SendErrorKind, u64> {
         let mut out = BTreeMap::new();
         for (seq, o) in self.outcomes.iter().enumerate() {
             if let Outcome::Failed(reason) = o {
@@ -442,7 +442,7 @@ async fn sender(shared: Rc<Shared>, from: usize, to: usize) {
     }
 }
 
-fn format_failed(failed: &BTreeMap<&'static str, u64>) -> String {
+fn format_failed(failed: &BTreeMap<SendErrorKind, u64>) -> String {
     if failed.is_empty() {
         return "-".into();
     }
@@ -846,7 +846,7 @@ fn report(shared: &Shared, victim: usize, failures: &mut Vec<String>) {
                 ));
             }
             for (reason, count) in pair.delivered_despite() {
-                if reason != "connection_lost" {
+                if reason != SendErrorKind::ConnectionLost {
                     failures.push(format!(
                         "{link}: {count} messages delivered although they failed with {reason}"
                     ));

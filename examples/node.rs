@@ -100,7 +100,9 @@ use clap::Parser;
 use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
-use internode::node::{LinkNotice, Node, Peer, Received, SendError, Sent, TlsConfig};
+use internode::node::{
+    LinkNotice, Node, Peer, Received, RefusalReason, SendError, SendErrorKind, Sent, TlsConfig,
+};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
@@ -662,7 +664,7 @@ fn outcome_kind(outcome: &Result<Sent, SendError>) -> &'static str {
         Ok(Sent::Written) => "written",
         Ok(Sent::DeliveredLocally) => "delivered_locally",
         Ok(_) => "sent",
-        Err(e) => e.kind(),
+        Err(e) => e.kind().as_str(),
     }
 }
 
@@ -1287,8 +1289,8 @@ async fn run(options: Options) -> Result<(), String> {
                 written_bytes: l.counters.written_bytes,
                 acknowledged: l.counters.acknowledged,
                 replayed: l.counters.replayed,
-                failed: l.counters.failed.clone(),
-                failed_bytes: l.counters.failed_bytes.clone(),
+                failed: by_label(&l.counters.failed, SendErrorKind::as_str),
+                failed_bytes: by_label(&l.counters.failed_bytes, SendErrorKind::as_str),
                 connection_attempts: l.counters.connection_attempts,
                 connections: l.counters.connections,
                 peer_restarts: l.counters.peer_restarts,
@@ -1307,7 +1309,7 @@ async fn run(options: Options) -> Result<(), String> {
             peer_restarts: inbound.peer_restarts,
         },
         peer_restarted_events: peer_restarts.get(),
-        refused_connections,
+        refused_connections: by_label(&refused_connections, RefusalReason::as_str),
     };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     match &options.summary {
@@ -1318,6 +1320,18 @@ async fn run(options: Options) -> Result<(), String> {
         None => println!("{json}"),
     }
     Ok(())
+}
+
+/// Counters keyed by their labels (the JSON's keys), in the order of the labels.
+fn by_label<K: Copy>(
+    counts: &BTreeMap<K, u64>,
+    label: fn(K) -> &'static str,
+) -> BTreeMap<&'static str, u64> {
+    let mut out = BTreeMap::new();
+    for (&k, &n) in counts {
+        *out.entry(label(k)).or_default() += n;
+    }
+    out
 }
 
 fn policy_name(policy: LinkPolicy) -> &'static str {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use internode::handshake::{Hello, Initiator, VersionRange};
+use internode::node::RefusalReason;
 use support::{bounded, builder, poll_until, raise_fd_limit, within, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -195,9 +196,9 @@ async fn every_connection_of_a_flood_is_counted() {
         .await
         .expect("the client thread reports");
         assert_eq!(failures, Vec::<String>::new(), "no client failed");
-        let expected: BTreeMap<&'static str, u64> = [
-            ("incompatible_version", OLD_VERSION as u64),
-            ("wrong_magic", GARBAGE as u64),
+        let expected: BTreeMap<RefusalReason, u64> = [
+            (RefusalReason::IncompatibleVersion, OLD_VERSION as u64),
+            (RefusalReason::WrongMagic, GARBAGE as u64),
         ]
         .into_iter()
         .collect();

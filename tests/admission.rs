@@ -8,7 +8,7 @@ mod support;
 
 use std::time::Duration;
 
-use internode::node::{AdmissionLimits, Sent};
+use internode::node::{AdmissionLimits, RefusalReason, Sent};
 use internode::{LinkKind, NodeId};
 use support::{
     bounded, builder, collect, connect_from, hello_bytes, poll_until, raw_peer, within, Seq,
@@ -25,10 +25,10 @@ async fn closed_by_the_node(stream: &mut TcpStream) -> bool {
     )
 }
 
-async fn refused(node: &internode::node::Node, reason: &str, n: u64) {
+async fn refused(node: &internode::node::Node, reason: RefusalReason, n: u64) {
     poll_until(&format!("{n} refusals as {reason}"), || async {
         let refused = node.refused_connections().await;
-        match refused.get(reason) {
+        match refused.get(&reason) {
             Some(&count) if count == n => Ok(()),
             _ => Err(refused),
         }
@@ -68,14 +68,14 @@ async fn connections_over_the_handshake_limits_are_closed_at_once_and_counted() 
                 "over the per-address limit"
             );
         }
-        refused(&b, "too_many_from_ip", 5).await;
+        refused(&b, RefusalReason::TooManyFromIp, 5).await;
         // 10 from another address fill the node's 20; a third address is refused.
         for _ in 0..10 {
             held.push(connect_from("127.0.0.3", b.local_addr()).await);
         }
         let mut over = connect_from("127.0.0.4", b.local_addr()).await;
         assert!(closed_by_the_node(&mut over).await, "over the node's limit");
-        refused(&b, "too_many_handshakes", 1).await;
+        refused(&b, RefusalReason::TooManyHandshakes, 1).await;
 
         // The peer connected before goes on.
         assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));
@@ -115,14 +115,16 @@ async fn established_inbound_connections_are_bounded_and_a_peer_may_replace_its_
             .await
             .unwrap();
         assert!(closed_by_the_node(&mut third).await, "a third connection");
-        refused(&b, "too_many_connections", 1).await;
+        refused(&b, RefusalReason::TooManyConnections, 1).await;
         // Peer 101 connects again while its connection is up: the new one replaces
         // its own, always taken at the limit.
         let _again = raw_peer(101, b.local_addr(), LinkKind::Small).await;
         drop(first);
         assert_eq!(b.inbound_connections().await, 2);
         assert_eq!(
-            b.refused_connections().await.get("too_many_connections"),
+            b.refused_connections()
+                .await
+                .get(&RefusalReason::TooManyConnections),
             Some(&1)
         );
         // Peer 102 leaves: its place goes to the next one.

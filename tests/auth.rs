@@ -16,7 +16,7 @@ use internode::handshake::{
     fresh_nonce, ClusterKey, HandshakeError, Hello, Initiator, Reject, RejectReason,
 };
 use internode::message::Message;
-use internode::node::{Node, NodeBuilder, SendError, Sent, StartError};
+use internode::node::{Node, NodeBuilder, RefusalReason, SendError, Sent, StartError};
 use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
 use support::{
@@ -61,7 +61,7 @@ async fn a_peer_with_another_secret_is_refused() {
         with_secret(2, SECRET),
         // The initiator finds the acceptor's proof wrong and answers nothing.
         DisconnectReason::Handshake(HandshakeError::AuthFailed),
-        "auth_incomplete",
+        RefusalReason::AuthIncomplete,
     ))
     .await;
 }
@@ -75,7 +75,7 @@ async fn a_peer_without_a_secret_is_refused() {
             reason: RejectReason::Unauthorized,
             peer_versions: internode::handshake::VersionRange::SUPPORTED,
         }),
-        "auth_missing",
+        RefusalReason::AuthMissing,
     ))
     .await;
 }
@@ -89,7 +89,7 @@ async fn a_peer_of_another_cluster_is_refused() {
             reason: RejectReason::ClusterMismatch,
             peer_versions: internode::handshake::VersionRange::SUPPORTED,
         }),
-        "cluster_mismatch",
+        RefusalReason::ClusterMismatch,
     ))
     .await;
 }
@@ -259,7 +259,10 @@ async fn a_replayed_handshake_is_refused() {
             }
         })
         .await;
-        assert_eq!(refused, [("auth_failed", 1)].into_iter().collect());
+        assert_eq!(
+            refused,
+            [(RefusalReason::AuthFailed, 1)].into_iter().collect()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert!(
             inbox.try_recv().is_err(),
@@ -332,7 +335,12 @@ async fn a_reflected_proof_is_refused() {
         let reject = Reject::decode(&answer).expect("a Reject");
         assert_eq!(reject.reason, RejectReason::Unauthorized);
         within("the refusal to be counted", async {
-            while b.refused_connections().await.get("auth_failed") != Some(&1) {
+            while b
+                .refused_connections()
+                .await
+                .get(&RefusalReason::AuthFailed)
+                != Some(&1)
+            {
                 tokio::time::sleep(POLL).await;
             }
         })
@@ -387,8 +395,8 @@ async fn an_impostor_does_not_displace_an_authenticated_connection() {
         within("the refusals to be counted", async {
             loop {
                 let refused = b.refused_connections().await;
-                if refused.get("auth_missing") == Some(&1)
-                    && refused.get("auth_incomplete") == Some(&1)
+                if refused.get(&RefusalReason::AuthMissing) == Some(&1)
+                    && refused.get(&RefusalReason::AuthIncomplete) == Some(&1)
                 {
                     return;
                 }

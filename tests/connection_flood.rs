@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use internode::node::{NodeBuilder, Sent};
+use internode::node::{NodeBuilder, RefusalReason, Sent};
 use internode::NodeId;
 use support::certs::Ca;
 use support::{
@@ -163,11 +163,13 @@ async fn flood(ca: Option<&Ca>) {
         "every attacker refused and counted"
     );
     assert!(
-        refused.get("too_many_handshakes").is_some_and(|n| *n > 0),
+        refused
+            .get(&RefusalReason::TooManyHandshakes)
+            .is_some_and(|n| *n > 0),
         "{refused:?}"
     );
     assert!(
-        refused.get("timeout").is_some_and(|n| *n > 0),
+        refused.get(&RefusalReason::Timeout).is_some_and(|n| *n > 0),
         "{refused:?}"
     );
     assert!(

@@ -15,7 +15,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use internode::limits::Limits;
-use internode::node::{LinkSnapshot, Metrics, OverloadLevel, SendError, Sent};
+use internode::node::{LinkSnapshot, Metrics, OverloadLevel, SendError, SendErrorKind, Sent};
 use internode::session::LinkEvent;
 use internode::{LinkKind, NodeId};
 use support::{
@@ -138,7 +138,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
         let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel();
         // Refusals are counted as they come (by kind), not kept one by one: the
         // test's own memory stays small next to what it measures.
-        let mut failed: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut failed: BTreeMap<SendErrorKind, u64> = BTreeMap::new();
         let first = WARM_UP;
         let last = WARM_UP + FLOOD - 1;
         let mut seq = first;
@@ -267,7 +267,7 @@ async fn a_flood_into_a_stalled_peer_stays_within_the_send_limits() {
             "the flood used the endpoint reserve"
         );
         assert!(
-            failed.contains_key("overloaded_endpoint"),
+            failed.contains_key(&SendErrorKind::OverloadedEndpoint),
             "the endpoint reserve, the smaller one, ran out first: {failed:?}"
         );
         // No reset: what the link wrote into the stall is what was delivered.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use internode::handshake::HandshakeError;
 use internode::handshake::{Accept, Reject, RejectReason, VersionRange};
-use internode::node::{Node, SendError, Sent};
+use internode::node::{Node, RefusalReason, SendError, Sent};
 use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
 use support::{bounded, builder, collect, node, recv_n, within, Events, Seq, POLL};
@@ -45,7 +45,7 @@ async fn send_and_wait_for_close(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 
 /// Polls the node's refusal counters until they equal `expected` (no event reports
 /// a refusal).
-async fn wait_for_refusals(node: &Node, expected: &BTreeMap<&'static str, u64>) {
+async fn wait_for_refusals(node: &Node, expected: &BTreeMap<RefusalReason, u64>) {
     let mut last = BTreeMap::new();
     let reached = tokio::time::timeout(support::WAIT, async {
         loop {
@@ -135,12 +135,12 @@ async fn bad_clients_are_refused_and_counted_and_the_node_keeps_working() {
             );
         }
 
-        let expected: BTreeMap<&'static str, u64> = [
-            ("wrong_magic", 3),
-            ("malformed", 2),
-            ("incompatible_version", 1),
-            ("closed", 1),
-            ("timeout", 1),
+        let expected: BTreeMap<RefusalReason, u64> = [
+            (RefusalReason::WrongMagic, 3),
+            (RefusalReason::Malformed, 2),
+            (RefusalReason::IncompatibleVersion, 1),
+            (RefusalReason::Closed, 1),
+            (RefusalReason::Timeout, 1),
         ]
         .into_iter()
         .collect();
@@ -204,10 +204,13 @@ async fn a_crowd_of_bad_clients_is_refused() {
             }
         })
         .await;
-        let expected: BTreeMap<&'static str, u64> =
-            [("timeout", 17), ("wrong_magic", 17), ("malformed", 16)]
-                .into_iter()
-                .collect();
+        let expected: BTreeMap<RefusalReason, u64> = [
+            (RefusalReason::Timeout, 17),
+            (RefusalReason::WrongMagic, 17),
+            (RefusalReason::Malformed, 16),
+        ]
+        .into_iter()
+        .collect();
         wait_for_refusals(&b, &expected).await;
 
         let a = node(1).await;
@@ -255,7 +258,11 @@ async fn a_node_that_dials_itself_refuses_the_connection_and_keeps_retrying() {
         }
         let refused = a.refused_connections().await;
         assert!(
-            refused.get("self_connect").copied().unwrap_or(0) >= 3,
+            refused
+                .get(&RefusalReason::SelfConnect)
+                .copied()
+                .unwrap_or(0)
+                >= 3,
             "{refused:?}"
         );
         assert!(inbox.try_recv().is_err(), "nothing delivered");
@@ -388,7 +395,7 @@ async fn a_stale_connection_attempt_is_refused_and_counted() {
         assert!(answer.is_empty(), "attempt 2 is refused: {answer:?}");
         support::poll_until("the refusal to be counted", || async {
             let refused = b.refused_connections().await;
-            match refused.get("stale_attempt") {
+            match refused.get(&RefusalReason::StaleAttempt) {
                 Some(1) => Ok(()),
                 _ => Err(refused),
             }

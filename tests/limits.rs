@@ -15,7 +15,9 @@ use bytes::Bytes;
 use internode::envelope::{Envelope, Flags};
 use internode::limits::Limits;
 use internode::message::Message;
-use internode::node::{GetLinkSnapshot, LinkSnapshot, Node, OverloadLevel, Peer, SendError, Sent};
+use internode::node::{
+    GetLinkSnapshot, LinkSnapshot, Node, OverloadLevel, Peer, SendError, SendErrorKind, Sent,
+};
 use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
@@ -68,8 +70,8 @@ async fn link_of(node: &Node, peer: NodeId, kind: LinkKind) -> LinkSnapshot {
     }
 }
 
-fn failed(snapshot: &LinkSnapshot, reason: &str) -> (u64, u64) {
-    let count = |map: &BTreeMap<&'static str, u64>| map.get(reason).copied().unwrap_or(0);
+fn failed(snapshot: &LinkSnapshot, reason: SendErrorKind) -> (u64, u64) {
+    let count = |map: &BTreeMap<SendErrorKind, u64>| map.get(&reason).copied().unwrap_or(0);
     (
         count(&snapshot.counters.failed),
         count(&snapshot.counters.failed_bytes),
@@ -158,7 +160,7 @@ async fn messages_expire_while_the_peer_is_unreachable() {
             "the link keeps trying: {:?}",
             link.state
         );
-        assert_eq!(failed(&link, "expired"), (8, expired_bytes));
+        assert_eq!(failed(&link, SendErrorKind::Expired), (8, expired_bytes));
         assert_eq!(link.counters.written, 0);
         assert_eq!(link.queued, 2, "the two long deadlines wait: {link:?}");
         let accepted = link.counters.accepted;
@@ -173,7 +175,7 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         assert_eq!(also_now, Err(SendError::Expired));
         assert!(start.elapsed() < EXPIRY_SLACK, "{:?}", start.elapsed());
         let link = link_of(&a, NodeId(2), LinkKind::Small).await;
-        assert_eq!(failed(&link, "expired"), (10, expired_bytes + 100));
+        assert_eq!(failed(&link, SendErrorKind::Expired), (10, expired_bytes + 100));
         assert_eq!(
             link.counters.accepted, accepted,
             "refused before it was taken"
@@ -186,7 +188,7 @@ async fn messages_expire_while_the_peer_is_unreachable() {
             .iter()
             .find(|s| s.peer == NodeId(2) && s.kind == LinkKind::Small)
             .expect("the small link in the metrics");
-        assert_eq!(failed(small, "expired"), (10, expired_bytes + 100));
+        assert_eq!(failed(small, SendErrorKind::Expired), (10, expired_bytes + 100));
         assert_eq!(metrics.limits.send.global_in_use, 0);
 
         // Closing the peer fails the two that never expired.
@@ -199,13 +201,13 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         assert!(to_b.link(LinkKind::Small).is_none());
         let link = small.send(GetLinkSnapshot).await.expect("the link answers");
         assert_eq!(link.state, LinkState::Closed);
-        assert_eq!(failed(&link, "closed").0, 2);
-        assert_eq!(failed(&link, "expired").0, 10);
+        assert_eq!(failed(&link, SendErrorKind::Closed).0, 2);
+        assert_eq!(failed(&link, SendErrorKind::Expired).0, 10);
         // The node's metrics keep what its closed links counted.
         let metrics = a.metrics().await;
         assert!(metrics.links.is_empty(), "{:?}", metrics.links);
-        assert_eq!(metrics.links_closed.failed.get("closed"), Some(&2));
-        assert_eq!(metrics.links_closed.failed.get("expired"), Some(&10));
+        assert_eq!(metrics.links_closed.failed.get(&SendErrorKind::Closed), Some(&2));
+        assert_eq!(metrics.links_closed.failed.get(&SendErrorKind::Expired), Some(&10));
         assert!(metrics.to_prometheus().contains(
             "internode_outbound_failed_messages_total{node=\"1\",peer=\"closed\",link=\"all\",reason=\"expired\"} 10"
         ));
@@ -327,7 +329,7 @@ async fn an_oversized_message_is_refused_at_once() {
         );
         assert!(start.elapsed() < EXPIRY_SLACK, "{:?}", start.elapsed());
         let link = link_of(&a, NodeId(2), LinkKind::Small).await;
-        assert_eq!(failed(&link, "oversized"), (2, 3001));
+        assert_eq!(failed(&link, SendErrorKind::Oversized), (2, 3001));
         assert_eq!(link.counters.accepted, 0);
         assert_eq!(
             link.counters.connection_attempts, 0,
@@ -348,7 +350,7 @@ async fn an_oversized_message_is_refused_at_once() {
             ]
         );
         let link = link_of(&a, NodeId(2), LinkKind::Small).await;
-        assert_eq!(failed(&link, "oversized"), (2, 3001));
+        assert_eq!(failed(&link, SendErrorKind::Oversized), (2, 3001));
         assert_eq!(
             (link.counters.written, link.counters.written_bytes),
             (2, 1010)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use internode::message::{FailureReason, RemoteFailure};
-use internode::node::{HandlerError, RequestError, Requested, SendError, Sent};
+use internode::node::{HandlerError, RequestError, Requested, SendError, SendErrorKind, Sent};
 use internode::session::LinkEvent;
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
@@ -356,7 +356,11 @@ async fn a_request_that_timed_out_is_never_executed_later() {
             .into_iter()
             .find(|l| l.kind == LinkKind::Small)
             .unwrap();
-        assert_eq!(link.counters.failed.get("expired"), Some(&1), "{link:?}");
+        assert_eq!(
+            link.counters.failed.get(&SendErrorKind::Expired),
+            Some(&1),
+            "{link:?}"
+        );
     })
     .await;
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use internode::frame::Framing;
 use internode::handshake::{HandshakeError, Reject, RejectReason};
-use internode::node::{NodeBuilder, SendError, Sent, StartError, TlsConfig, TlsError};
+use internode::node::{
+    NodeBuilder, RefusalReason, SendError, Sent, StartError, TlsConfig, TlsError,
+};
 use internode::session::{DisconnectReason, TlsFailure};
 use internode::NodeId;
 use rustls::pki_types::pem::PemObject;
@@ -167,7 +169,7 @@ async fn a_plaintext_node_is_refused_by_a_tls_node() {
         tls_node(&ca, 2),
         // The TLS node's alert (a record of type 0x15) where a handshake was expected.
         DisconnectReason::Handshake(HandshakeError::WrongMagic { found: vec![0x15] }),
-        "tls_not_tls",
+        RefusalReason::Tls(TlsFailure::NotTls),
     ))
     .await;
 }
@@ -179,7 +181,7 @@ async fn a_tls_node_is_refused_by_a_plaintext_node() {
         tls_node(&ca, 1),
         builder(2),
         DisconnectReason::PeerClosed,
-        "wrong_magic",
+        RefusalReason::WrongMagic,
     ))
     .await;
 }
@@ -197,7 +199,7 @@ fn foreign(ca: &Ca, other: &Ca, id: u64) -> TlsConfig {
 
 /// A client presenting `cert` (which a node would refuse to start with) sends node
 /// 1's Hello to node 2: refused as `reason`, nothing delivered, no address learned.
-async fn a_client_with(cert: NodeCert, ca: &Ca, reason: &str) {
+async fn a_client_with(cert: NodeCert, ca: &Ca, reason: RefusalReason) {
     let b = tls_node(ca, 2).start().await.unwrap();
     let mut inbox = collect::<Seq>(&b);
     let config = client_config(ca, Some(&cert));
@@ -222,7 +224,7 @@ async fn a_certificate_of_another_ca_is_refused() {
     bounded(a_client_with(
         other.node(1, CLUSTER),
         &ca,
-        "tls_untrusted_certificate",
+        RefusalReason::Tls(TlsFailure::UntrustedCertificate),
     ))
     .await;
 }
@@ -233,7 +235,7 @@ async fn an_expired_certificate_is_refused() {
     bounded(a_client_with(
         ca.expired_node(1, CLUSTER),
         &ca,
-        "tls_certificate_expired",
+        RefusalReason::Tls(TlsFailure::CertificateExpired),
     ))
     .await;
 }
@@ -354,10 +356,13 @@ async fn read_to_end<S: AsyncReadExt + Unpin>(stream: &mut S) -> Vec<u8> {
 }
 
 /// Waits until `node` counted a refusal for `reason`; returns all its counts.
-async fn counted(node: &internode::node::Node, reason: &str) -> BTreeMap<&'static str, u64> {
+async fn counted(
+    node: &internode::node::Node,
+    reason: RefusalReason,
+) -> BTreeMap<RefusalReason, u64> {
     support::poll_until("the refusal to be counted", || async {
         let refused = node.refused_connections().await;
-        if refused.contains_key(reason) {
+        if refused.contains_key(&reason) {
             Ok(refused)
         } else {
             Err(refused)
@@ -383,10 +388,10 @@ async fn a_certificate_of_another_node_is_refused() {
             Reject::decode(&answer).map(|r| r.reason),
             Ok(RejectReason::Unauthorized)
         );
-        let refused = counted(&b, "tls_wrong_identity").await;
+        let refused = counted(&b, RefusalReason::Tls(TlsFailure::WrongIdentity)).await;
         assert_eq!(
             refused.keys().collect::<Vec<_>>(),
-            vec![&"tls_wrong_identity"]
+            vec![&RefusalReason::Tls(TlsFailure::WrongIdentity)]
         );
         assert!(inbox.try_recv().is_err(), "nothing delivered");
         assert!(matches!(
@@ -418,10 +423,10 @@ async fn a_client_without_a_certificate_is_refused() {
         if let Ok(mut tls) = tls_hello(b.local_addr(), client_config(&ca, None), 1).await {
             read_to_end(&mut tls).await;
         }
-        let refused = counted(&b, "tls_no_certificate").await;
+        let refused = counted(&b, RefusalReason::Tls(TlsFailure::NoCertificate)).await;
         assert_eq!(
             refused.keys().collect::<Vec<_>>(),
-            vec![&"tls_no_certificate"]
+            vec![&RefusalReason::Tls(TlsFailure::NoCertificate)]
         );
         assert_eq!(b.inbound_connections().await, 0);
     })
@@ -444,10 +449,10 @@ async fn a_node_answering_with_another_nodes_certificate_is_refused() {
         let _pending = to_b.send(Seq(1));
         let reason = events.next_disconnect("a refused attempt", NodeId(2)).await;
         assert_eq!(reason, DisconnectReason::Tls(TlsFailure::WrongIdentity));
-        let refused = counted(&c, "tls_refused_by_peer").await;
+        let refused = counted(&c, RefusalReason::Tls(TlsFailure::RefusedByPeer)).await;
         assert_eq!(
             refused.keys().collect::<Vec<_>>(),
-            vec![&"tls_refused_by_peer"]
+            vec![&RefusalReason::Tls(TlsFailure::RefusedByPeer)]
         );
         assert!(inbox.try_recv().is_err(), "nothing delivered");
     })

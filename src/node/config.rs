@@ -151,7 +151,9 @@ impl NodeConfig {
 /// slow or garbage) exhausts it: connections over a limit are closed as soon as they
 /// are accepted and counted in
 /// [`Node::refused_connections`](crate::node::Node::refused_connections)
-/// (`too_many_handshakes`, `too_many_from_ip`, `too_many_connections`). A handshake
+/// ([`RefusalReason`](crate::node::RefusalReason) `TooManyHandshakes`,
+/// `TooManyFromIp`, `TooManyConnections`: `too_many_handshakes`, `too_many_from_ip`,
+/// `too_many_connections`). A handshake
 /// also ends at the node's handshake timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

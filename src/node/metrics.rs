@@ -213,7 +213,10 @@ impl Metrics {
             let mut family = Family::new(out, name, "counter", help);
             for (peer, link, c) in &labelled {
                 let map = if bytes { &c.failed_bytes } else { &c.failed };
-                for (reason, n) in map {
+                // In the order of the labels, as scrapes always were.
+                let mut by_label: Vec<_> = map.iter().map(|(k, n)| (k.as_str(), n)).collect();
+                by_label.sort_unstable();
+                for (reason, n) in by_label {
                     family.sample(
                         &[
                             ("node", node),

@@ -54,6 +54,7 @@ mod link;
 mod metrics;
 mod peer;
 mod peer_sink;
+mod refusal;
 mod registry;
 mod requests;
 mod resource_limits;
@@ -71,7 +72,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use crate::outcome::{OverloadLevel, RequestError, SendError, Sent};
+pub use crate::outcome::{OverloadLevel, RequestError, SendError, SendErrorKind, Sent};
 pub use builder::{NodeBuilder, StartError, MIN_SECRET_LEN};
 pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;
@@ -83,6 +84,7 @@ pub use link::{
 pub use metrics::Metrics;
 pub use peer::Peer;
 pub use peer_sink::PeerSink;
+pub use refusal::RefusalReason;
 pub use registry::LinkNotice;
 pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
 pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -465,17 +467,17 @@ impl Node {
         out
     }
 
-    /// Connections refused before their handshake completed, by reason
-    /// (`wrong_magic`, `incompatible_version`, `self_connect`, `timeout`, `closed`,
-    /// `malformed`; admission: `too_many_handshakes`, `too_many_from_ip`,
-    /// `too_many_connections`; with a cluster secret, `auth_missing`,
-    /// `cluster_mismatch`, `auth_failed` and `auth_incomplete`; with TLS, the
-    /// [`TlsFailure`](crate::session::TlsFailure) names (`tls_*`); after the Hello,
-    /// `stale_attempt`, `replaced_session` (a sender session of the peer's node id
-    /// that a newer one replaced: if it goes on, two processes claim one id) and
-    /// `accept_failed`). Every refusal is counted; each reason is logged at most once
-    /// a second.
-    pub async fn refused_connections(&self) -> BTreeMap<&'static str, u64> {
+    /// Connections refused before their handshake completed, by [`RefusalReason`]
+    /// (`WrongMagic`, `IncompatibleVersion`, `SelfConnect`, `Timeout`, `Closed`,
+    /// `Malformed`; admission: `TooManyHandshakes`, `TooManyFromIp`,
+    /// `TooManyConnections`; with a cluster secret, `AuthMissing`, `ClusterMismatch`,
+    /// `AuthFailed` and `AuthIncomplete`; with TLS, `Tls(`[`TlsFailure`](crate::session::TlsFailure)`)`;
+    /// after the Hello, `StaleAttempt`, `ReplacedSession` (a sender session of the
+    /// peer's node id that a newer one replaced: if it goes on, two processes claim
+    /// one id) and `AcceptFailed`). [`RefusalReason::as_str`] names them
+    /// (`wrong_magic`, `tls_not_tls`, ...). Every refusal is counted; each reason is
+    /// logged at most once a second.
+    pub async fn refused_connections(&self) -> BTreeMap<RefusalReason, u64> {
         self.inner
             .registry
             .send(GetRefused)

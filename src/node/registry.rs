@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use super::credit::{LinkNews, ResolveLink};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
 use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, SetPeerAddress};
+use super::refusal::RefusalReason;
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
@@ -103,7 +104,7 @@ impl Message for AllLinks {
 }
 
 /// A connection refused before its handshake completed, by reason.
-pub(crate) struct InboundRefused(pub &'static str);
+pub(crate) struct InboundRefused(pub RefusalReason);
 
 impl Message for InboundRefused {
     type Result = ();
@@ -112,7 +113,7 @@ impl Message for InboundRefused {
 pub(crate) struct GetRefused;
 
 impl Message for GetRefused {
-    type Result = BTreeMap<&'static str, u64>;
+    type Result = BTreeMap<RefusalReason, u64>;
 }
 
 pub(crate) struct CloseAll {
@@ -143,8 +144,8 @@ impl Message for SetInboundEnv {
 }
 
 /// A peer opened a connection for its link of `kind`: its receiving actor (created on
-/// first use), or why the connection is refused (`closed` once the node is closing,
-/// `too_many_connections` at the admission limit, unless it replaces the peer's own
+/// first use), or why the connection is refused (`Closed` once the node is closing,
+/// `TooManyConnections` at the admission limit, unless it replaces the peer's own
 /// connection for that link). The node's links to the peer are woken (a peer that
 /// connects is up).
 pub(crate) struct Receiver {
@@ -154,7 +155,7 @@ pub(crate) struct Receiver {
 
 impl Message for Receiver {
     /// The actor, or why the connection is refused (counted by the caller).
-    type Result = Result<Addr<Inbound>, &'static str>;
+    type Result = Result<Addr<Inbound>, RefusalReason>;
 }
 
 /// A receiving actor's connection opened or closed (sent on every change): the
@@ -213,7 +214,7 @@ pub(crate) struct Registry {
     unlinked: HashMap<(NodeId, LinkKind), Vec<oneshot::Sender<()>>>,
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
-    refused: BTreeMap<&'static str, u64>,
+    refused: BTreeMap<RefusalReason, u64>,
     inbound_env: Option<Arc<InboundEnv>>,
     /// The receiving actor of each (peer, link kind) that ever connected.
     inbound: HashMap<(NodeId, LinkKind), Addr<Inbound>>,
@@ -506,17 +507,17 @@ impl Handler<SetInboundEnv> for Registry {
 }
 
 impl Handler<Receiver> for Registry {
-    type Result = Result<Addr<Inbound>, &'static str>;
+    type Result = Result<Addr<Inbound>, RefusalReason>;
 
     fn handle(&mut self, m: Receiver, _: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return Err("closed");
+            return Err(RefusalReason::Closed);
         }
         let key = (m.peer, m.kind);
         if !self.connected.contains(&key)
             && self.connected.len() >= self.config.admission.inbound_connections
         {
-            return Err("too_many_connections");
+            return Err(RefusalReason::TooManyConnections);
         }
         for kind in LinkKind::ALL {
             if let Some(link) = self.links.get(&(m.peer, kind)) {
@@ -530,7 +531,7 @@ impl Handler<Receiver> for Registry {
         }
         let Some(env) = self.inbound_env.clone() else {
             self.connected.remove(&key);
-            return Err("closed");
+            return Err(RefusalReason::Closed);
         };
         let (peer, kind) = (m.peer, m.kind);
         let make = move |_: &mut Context<Inbound>| Inbound::new(env, peer, kind);

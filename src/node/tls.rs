@@ -38,7 +38,7 @@
 //! [`Acceptor::bind_to_channel`](crate::handshake::Acceptor::bind_to_channel)).
 //!
 //! Failures are [`TlsFailure`]s: a dial's disconnect reason, a refused connection's
-//! counted reason ([`TlsFailure::name`]).
+//! counted reason ([`RefusalReason::Tls`](crate::node::RefusalReason::Tls)).
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -34,7 +34,7 @@ pub enum ProtocolViolation {
 /// Why a TLS connection was not established, on either side. Certificate checks are
 /// those of the node's `TlsConfig` (the cluster CA, validity dates, the node id
 /// named in the certificate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsFailure {
     /// The peer does not speak TLS (e.g. a plaintext client at a TLS node), or broke
@@ -65,19 +65,6 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
-    /// The name it is counted under as a refused connection's reason.
-    pub fn name(self) -> &'static str {
-        match self {
-            TlsFailure::NotTls => "tls_not_tls",
-            TlsFailure::NoCertificate => "tls_no_certificate",
-            TlsFailure::UntrustedCertificate => "tls_untrusted_certificate",
-            TlsFailure::CertificateExpired => "tls_certificate_expired",
-            TlsFailure::WrongIdentity => "tls_wrong_identity",
-            TlsFailure::RefusedByPeer => "tls_refused_by_peer",
-            TlsFailure::Other => "tls_failed",
-        }
-    }
-
     /// Whether the peer sent what no honest, well-configured peer sends.
     pub fn is_remote_fault(self) -> bool {
         !matches!(self, TlsFailure::RefusedByPeer | TlsFailure::Other)

@@ -88,16 +88,6 @@ pub enum StaleAttempt {
     },
 }
 
-impl StaleAttempt {
-    /// The name it is counted under as a refused connection's reason.
-    pub fn name(&self) -> &'static str {
-        match self {
-            StaleAttempt::Older { .. } => "stale_attempt",
-            StaleAttempt::Replaced { .. } => "replaced_session",
-        }
-    }
-}
-
 /// An input of the connection that waits for receive limits, with when it arrived.
 struct Parked {
     decoded: Decoded,

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use internode::node::{
-    HandlerError, LinkNotice, Node, NodeBuilder, Received, Requested, SendError,
+    HandlerError, LinkNotice, Node, NodeBuilder, Received, RefusalReason, Requested, SendError,
 };
 use internode::session::{DisconnectReason, LinkEvent};
 use internode::{LinkKind, NodeId};
@@ -565,7 +565,12 @@ impl internode::message::Message for Filled {
 /// Node 1 sends to node 2 and must be refused: its link reports `expected` (at least
 /// twice: it keeps retrying), node 2 counts `reason`, delivers nothing, holds no
 /// inbound connection and has not learned node 1's address.
-pub async fn refused(a: NodeBuilder, b: NodeBuilder, expected: DisconnectReason, reason: &str) {
+pub async fn refused(
+    a: NodeBuilder,
+    b: NodeBuilder,
+    expected: DisconnectReason,
+    reason: RefusalReason,
+) {
     let b = b.start().await.unwrap();
     let mut inbox = collect::<Seq>(&b);
     let a = a.start().await.unwrap();
@@ -586,7 +591,7 @@ pub async fn refused(a: NodeBuilder, b: NodeBuilder, expected: DisconnectReason,
     let counted = within("the refusals to be counted", async {
         loop {
             let refused = b.refused_connections().await;
-            if refused.get(reason).copied().unwrap_or(0) >= 2 {
+            if refused.get(&reason).copied().unwrap_or(0) >= 2 {
                 return refused;
             }
             tokio::time::sleep(POLL).await;

@@ -40,6 +40,7 @@ use crate::frame::Framing;
 use crate::handshake::{
     fresh_nonce, Acceptor, AcceptorConfig, HandshakeError, Hello, RejectReason,
 };
+use crate::node::refusal::RefusalReason;
 use crate::node::registry::{InboundRefused, Receiver, SetPeer};
 use crate::node::AdmissionLimits;
 use crate::session::{DisconnectReason, TlsFailure, WarnLimiter};
@@ -124,14 +125,14 @@ impl Handshakes {
     }
 
     /// A slot for a socket from `ip`, or the reason it is refused.
-    fn enter(this: &Rc<RefCell<Self>>, ip: IpAddr) -> Result<HandshakeSlot, &'static str> {
+    fn enter(this: &Rc<RefCell<Self>>, ip: IpAddr) -> Result<HandshakeSlot, RefusalReason> {
         let mut h = this.borrow_mut();
         if h.total >= h.limits.handshakes {
-            return Err("too_many_handshakes");
+            return Err(RefusalReason::TooManyHandshakes);
         }
         let per_ip = h.limits.handshakes_per_ip;
         if h.per_ip.get(&ip).copied().unwrap_or(0) >= per_ip {
-            return Err("too_many_from_ip");
+            return Err(RefusalReason::TooManyFromIp);
         }
         *h.per_ip.entry(ip).or_default() += 1;
         h.total += 1;
@@ -166,7 +167,7 @@ impl Drop for HandshakeSlot {
 #[derive(Debug)]
 struct RefusalLog {
     interval: Duration,
-    reasons: BTreeMap<&'static str, WarnLimiter>,
+    reasons: BTreeMap<RefusalReason, WarnLimiter>,
 }
 
 impl RefusalLog {
@@ -179,7 +180,7 @@ impl RefusalLog {
 
     /// A connection was refused for `reason` at `now`: `Some(refusals for that reason
     /// since the last line, this one included)` if a line is due, `None` if not.
-    fn refused(&mut self, reason: &'static str, now: Instant) -> Option<u64> {
+    fn refused(&mut self, reason: RefusalReason, now: Instant) -> Option<u64> {
         self.reasons
             .entry(reason)
             .or_insert_with(|| WarnLimiter::new(self.interval))
@@ -200,32 +201,17 @@ enum Refused {
     /// The registry refused it (the node is closing, or has as many established
     /// inbound connections as it takes).
     #[error("{0}")]
-    Registry(&'static str),
+    Registry(RefusalReason),
 }
 
 impl Refused {
-    /// The name it is counted under.
-    fn reason(&self) -> &'static str {
+    /// The reason it is counted under.
+    fn reason(&self) -> RefusalReason {
         match self {
-            Refused::Handshake(e) => refusal_kind(e),
-            Refused::Tls(failure) => failure.name(),
-            Refused::Registry(reason) => reason,
+            Refused::Handshake(e) => e.into(),
+            Refused::Tls(failure) => RefusalReason::Tls(*failure),
+            Refused::Registry(reason) => *reason,
         }
-    }
-}
-
-fn refusal_kind(e: &HandshakeError) -> &'static str {
-    match e {
-        HandshakeError::WrongMagic { .. } => "wrong_magic",
-        HandshakeError::IncompatibleVersion { .. } => "incompatible_version",
-        HandshakeError::SelfConnect => "self_connect",
-        HandshakeError::Timeout => "timeout",
-        HandshakeError::Closed | HandshakeError::Truncated { .. } => "closed",
-        HandshakeError::AuthMissing => "auth_missing",
-        HandshakeError::AuthFailed => "auth_failed",
-        HandshakeError::ClusterMismatch => "cluster_mismatch",
-        HandshakeError::AuthIncomplete => "auth_incomplete",
-        _ => "malformed",
     }
 }
 
@@ -290,7 +276,7 @@ async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> 
             kind: hello.link_kind,
         })
         .await
-        .map_err(|_| Refused::Registry("closed"))?
+        .map_err(|_| Refused::Registry(RefusalReason::Closed))?
         .map_err(Refused::Registry)?;
     receiver.do_send(Attach {
         stream,
@@ -357,9 +343,15 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let a1 = Handshakes::enter(&h, a).unwrap();
         let a2 = Handshakes::enter(&h, a).unwrap();
-        assert_eq!(Handshakes::enter(&h, a).err(), Some("too_many_from_ip"));
+        assert_eq!(
+            Handshakes::enter(&h, a).err(),
+            Some(RefusalReason::TooManyFromIp)
+        );
         let b1 = Handshakes::enter(&h, b).unwrap();
-        assert_eq!(Handshakes::enter(&h, b).err(), Some("too_many_handshakes"));
+        assert_eq!(
+            Handshakes::enter(&h, b).err(),
+            Some(RefusalReason::TooManyHandshakes)
+        );
         drop(a1);
         let a3 = Handshakes::enter(&h, a).unwrap();
         drop((a2, a3, b1));
@@ -373,27 +365,31 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut log = RefusalLog::new(Duration::from_secs(1));
         assert_eq!(
-            log.refused("wrong_magic", t0),
+            log.refused(RefusalReason::WrongMagic, t0),
             Some(1),
             "the first is logged"
         );
         for i in 1..=5 {
-            assert_eq!(log.refused("wrong_magic", ms(i * 100)), None, "held back");
+            assert_eq!(
+                log.refused(RefusalReason::WrongMagic, ms(i * 100)),
+                None,
+                "held back"
+            );
         }
         // Another reason has a limiter of its own.
-        assert_eq!(log.refused("timeout", ms(600)), Some(1));
-        assert_eq!(log.refused("timeout", ms(700)), None);
+        assert_eq!(log.refused(RefusalReason::Timeout, ms(600)), Some(1));
+        assert_eq!(log.refused(RefusalReason::Timeout, ms(700)), None);
         assert_eq!(
-            log.refused("wrong_magic", ms(999)),
+            log.refused(RefusalReason::WrongMagic, ms(999)),
             None,
             "within the second"
         );
         // A second after the last line: the six held back and this one.
-        assert_eq!(log.refused("wrong_magic", ms(1000)), Some(7));
-        assert_eq!(log.refused("wrong_magic", ms(1500)), None);
-        assert_eq!(log.refused("timeout", ms(1600)), Some(2));
+        assert_eq!(log.refused(RefusalReason::WrongMagic, ms(1000)), Some(7));
+        assert_eq!(log.refused(RefusalReason::WrongMagic, ms(1500)), None);
+        assert_eq!(log.refused(RefusalReason::Timeout, ms(1600)), Some(2));
         // After a quiet spell the next one is logged at once, as one.
-        assert_eq!(log.refused("timeout", ms(5000)), Some(1));
-        assert_eq!(log.refused("wrong_magic", ms(5000)), Some(2));
+        assert_eq!(log.refused(RefusalReason::Timeout, ms(5000)), Some(1));
+        assert_eq!(log.refused(RefusalReason::WrongMagic, ms(5000)), Some(2));
     }
 }

@@ -40,6 +40,7 @@ use super::batches::{Batches, Read};
 use super::dispatch::{Handlers, Permit, Processed, Reply};
 use super::gate::Gate;
 use super::link::{lease_chunk, random_u64, Outbound};
+use super::refusal::RefusalReason;
 use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry, Route};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
@@ -206,7 +207,7 @@ impl Inbound {
     /// A connection refused after its Hello was read: counted by `reason` (see
     /// [`Node::refused_connections`](crate::node::Node::refused_connections)), logged
     /// at most once a second.
-    fn refuse(&mut self, reason: &'static str, why: &dyn std::fmt::Display) {
+    fn refuse(&mut self, reason: RefusalReason, why: &dyn std::fmt::Display) {
         self.env.registry.do_send(InboundRefused(reason));
         if let Some(held_back) = self.refusal_log.check(Instant::now()) {
             log::info!(
@@ -478,7 +479,7 @@ impl Handler<Attach> for Inbound {
             Ok(resume) => resume,
             Err(stale) => {
                 // Dropping the socket closes it; the initiator tries again.
-                self.refuse(stale.name(), &stale);
+                self.refuse(RefusalReason::from(&stale), &stale);
                 self.report_connection_now();
                 return;
             }
@@ -494,7 +495,7 @@ impl Handler<Attach> for Inbound {
             Ok(established) => established,
             Err(e) => {
                 self.core.handle_disconnected(now);
-                self.refuse("accept_failed", &e);
+                self.refuse(RefusalReason::AcceptFailed, &e);
                 self.report_connection_now();
                 return;
             }

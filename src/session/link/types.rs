@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::envelope::Flags;
 use crate::limits::ReserveNeeded;
-use crate::outcome::SendError;
+use crate::outcome::{SendError, SendErrorKind};
 #[cfg(doc)]
 use crate::session::LinkSession;
 use crate::session::{BackoffConfig, HeartbeatConfig};
@@ -70,13 +70,13 @@ pub struct LinkCounters {
     pub acknowledged: u64,
     /// Messages written again after a reconnect (lossless links).
     pub replayed: u64,
-    /// Messages that failed, by [`SendError::kind`] (`expired`, `overloaded_link`,
-    /// `overloaded_endpoint`, `overloaded_global`, `oversized`, `closed`,
-    /// `connection_lost`, `peer_restarted`, ...), whether refused at once or after
+    /// Messages that failed, by [`SendError::kind`] (`Expired`, `OverloadedLink`,
+    /// `OverloadedEndpoint`, `OverloadedGlobal`, `Oversized`, `Closed`,
+    /// `ConnectionLost`, `PeerRestarted`, ...), whether refused at once or after
     /// they were taken.
-    pub failed: BTreeMap<&'static str, u64>,
+    pub failed: BTreeMap<SendErrorKind, u64>,
     /// Bytes of the messages that failed, by [`SendError::kind`].
-    pub failed_bytes: BTreeMap<&'static str, u64>,
+    pub failed_bytes: BTreeMap<SendErrorKind, u64>,
     /// Connection attempts.
     pub connection_attempts: u64,
     /// Connections established.
@@ -94,10 +94,10 @@ impl LinkCounters {
         self.written_bytes += other.written_bytes;
         self.acknowledged += other.acknowledged;
         self.replayed += other.replayed;
-        for (kind, n) in &other.failed {
+        for (&kind, n) in &other.failed {
             *self.failed.entry(kind).or_default() += n;
         }
-        for (kind, n) in &other.failed_bytes {
+        for (&kind, n) in &other.failed_bytes {
             *self.failed_bytes.entry(kind).or_default() += n;
         }
         self.connection_attempts += other.connection_attempts;
