@@ -102,6 +102,10 @@ impl Framing {
 ///
 /// A self-contained frame holds one or more complete messages; a frame that is not
 /// self-contained holds a part of one message too large for a single frame.
+///
+/// Exhaustive on purpose: its fields are the fields of the frame on the wire, built
+/// field by field by an independent implementation or a test; a new field would be a
+/// new wire format, a breaking change however the struct is declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The payload (uncompressed), at most [`MAX_PAYLOAD`] bytes.

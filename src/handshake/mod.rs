@@ -303,6 +303,7 @@ impl FromIterator<Framing> for FramingSet {
 /// "Peer" is the other side; [`resume`](Established::resume) is where a lossless
 /// session resumes sending to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Established {
     /// The protocol version of the connection: the newest both sides speak.
     pub version: u8,

@@ -123,6 +123,7 @@ impl Message for GetLimits {
 
 /// The reserves of one direction at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReservesSnapshot {
     /// The limits.
     pub limits: Limits,
@@ -141,6 +142,7 @@ pub struct ReservesSnapshot {
 
 /// Both directions' reserves at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LimitsSnapshot {
     /// Reserves for messages being sent.
     pub send: ReservesSnapshot,
