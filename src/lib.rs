@@ -36,6 +36,7 @@
 
 pub mod envelope;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handshake;
 pub mod limits;
