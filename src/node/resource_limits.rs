@@ -28,7 +28,7 @@ use crate::NodeId;
 
 /// Which way the bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Messages queued to be written to peers.
     Send,
     /// Messages read from peers, not yet processed by their handlers.
