@@ -4,6 +4,12 @@
 //! native protocol v5 also uses for its "segments", so independent implementations can
 //! check ours byte for byte. All multi-byte integers are little-endian.
 //!
+//! This module is public for reuse, not only for the node above it: an independent
+//! implementation of the protocol, a custom transport (another socket type, a test
+//! harness, a proxy that inspects traffic) or a tool can encode and decode frames with
+//! it without the actors. Its API is as stable as the wire format it encodes: it
+//! changes with a new protocol version, not otherwise (see the crate documentation).
+//!
 //! ```text
 //! CRC frame (Framing::Crc)
 //! +--------+--------+--------+--------+--------+--------+=========+--------+--------+--------+--------+
