@@ -38,17 +38,9 @@ use internode::{LinkKind, NodeId};
 use tokio::sync::Notify;
 
 /// Limits that bind: the link capacity is far below the window, the reserves above it.
-const ACTIVE: Limits = Limits {
-    link_capacity: 64 << 10,
-    endpoint_reserve: 1 << 20,
-    global_reserve: 2 << 20,
-};
+const ACTIVE: Limits = Limits::new(64 << 10, 1 << 20, 2 << 20);
 /// Limits that never bind.
-const UNBOUNDED: Limits = Limits {
-    link_capacity: usize::MAX / 4,
-    endpoint_reserve: usize::MAX / 4,
-    global_reserve: usize::MAX / 4,
-};
+const UNBOUNDED: Limits = Limits::new(usize::MAX / 4, usize::MAX / 4, usize::MAX / 4);
 /// Payload bytes the producer keeps outstanding.
 const WINDOW_BYTES: usize = 512 << 10;
 /// Payload sizes measured (64 KiB still goes over the small link).

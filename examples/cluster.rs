@@ -368,10 +368,8 @@ impl Shared {
 
     /// Starts node `i` on its port with its handler.
     async fn start_node(&self, i: usize) -> Result<Node, String> {
-        let mut builder = Node::builder(Self::id(i), self.addr(i)).heartbeat(HeartbeatConfig {
-            interval: Duration::from_millis(100),
-            ..HeartbeatConfig::default()
-        });
+        let mut builder = Node::builder(Self::id(i), self.addr(i))
+            .heartbeat(HeartbeatConfig::default().interval(Duration::from_millis(100)));
         for j in (0..self.n()).filter(|&j| j != i) {
             builder = builder.peer(Self::id(j), self.addr(j));
         }

@@ -1035,10 +1035,7 @@ async fn run(options: Options) -> Result<(), String> {
         builder = builder.peer(NodeId(id), addr);
     }
     if let Some(timeout) = options.heartbeat_timeout {
-        builder = builder.heartbeat(HeartbeatConfig {
-            timeout,
-            ..HeartbeatConfig::default()
-        });
+        builder = builder.heartbeat(HeartbeatConfig::default().timeout(timeout));
     }
     builder = builder.limits(options.limits);
     if let Some(max) = options.max_message {

@@ -19,6 +19,16 @@
 //! 5. [`node`]: the actors (links, the registry that supervises them, inbound
 //!    connections, the request tracker) and the [`node::Node`] facade.
 //!
+//! The lower layers ([`frame`], [`envelope`], [`handshake`], with [`vint`]) are public
+//! for reuse: an independent implementation of the protocol, a custom transport or a
+//! proxy can speak the wire format without the actors, and they are as stable as the
+//! wire format is (a change to them comes with a new protocol version). Their wire
+//! structs (`Frame`, `Envelope`, `Hello`, ...) are deliberately exhaustive, built field
+//! by field; the structs a node reports or is configured with are `#[non_exhaustive]`,
+//! with constructors. [`session`] and [`limits`] are public for a shell of one's own
+//! around the same cores. The fuzz harnesses (`fuzzing`) exist only with the `fuzzing`
+//! feature, for the crate's own tests.
+//!
 //! [`message`](mod@message) says how an application's types become messages (a trait, and with the
 //! default `serde` feature, one line per `#[derive(Serialize, Deserialize)]` type).
 //!
@@ -36,6 +46,7 @@
 
 pub mod envelope;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handshake;
 pub mod limits;

@@ -22,22 +22,18 @@ const B: NodeId = NodeId(2);
 const KIB: usize = 1024;
 
 /// The receiver's receive limits: small, so that a burst is many times larger.
-const RECEIVE: Limits = Limits {
-    link_capacity: 64 * KIB,
-    endpoint_reserve: 256 * KIB,
-    global_reserve: 512 * KIB,
-};
+const RECEIVE: Limits = Limits::new(64 * KIB, 256 * KIB, 512 * KIB);
 /// The payload of each message.
 const MESSAGE: usize = 4 * KIB;
 
 /// The library's keepalive defaults (ping after 1 s idle, 5 s read timeout, 30 s
 /// unwritable timeout): a throttled receiver must keep its sender's connection alive
 /// with them.
-const HEARTBEAT: HeartbeatConfig = HeartbeatConfig {
-    interval: Duration::from_secs(1),
-    timeout: Duration::from_secs(5),
-    unwritable_timeout: Duration::from_secs(30),
-};
+const HEARTBEAT: HeartbeatConfig = HeartbeatConfig::new(
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+);
 
 /// Node 2 with the small receive limits, and node 1 (default limits) that knows it.
 async fn sender_and_receiver(heartbeat: HeartbeatConfig) -> (Node, Node) {
@@ -484,11 +480,11 @@ async fn messages_a_handler_keeps_hold_their_bytes_until_dropped() {
 async fn a_throttled_receiver_keeps_its_sender_from_timing_out() {
     bounded(async {
         const N: u64 = 300;
-        let short = HeartbeatConfig {
-            interval: Duration::from_millis(50),
-            timeout: Duration::from_millis(300),
-            unwritable_timeout: Duration::from_secs(30),
-        };
+        let short = HeartbeatConfig::new(
+            Duration::from_millis(50),
+            Duration::from_millis(300),
+            Duration::from_secs(30),
+        );
         let (a, b) = sender_and_receiver(short).await;
         let (done_tx, mut done) = mpsc::unbounded_channel();
         let slow = Slow {

@@ -61,10 +61,7 @@ async fn messages_sent_to_a_draining_link_are_rejected() {
 
         let before: Vec<_> = (0..N).map(|seq| to_b.send(Seq(seq))).collect();
         // Queued in the link's mailbox right behind the messages: drains them.
-        let closing = link.send(CloseLink {
-            drain: true,
-            timeout: None,
-        });
+        let closing = link.send(CloseLink::new(true));
         // Behind the close: rejected.
         let after: Vec<_> = (N..N + 100).map(|seq| to_b.send(Seq(seq))).collect();
 
@@ -174,12 +171,7 @@ async fn a_message_reported_closed_is_never_delivered() {
 
         let outcomes: Vec<_> = (1..=N).map(|seq| to_b.send(Seq(seq))).collect();
         let link = to_b.link(LinkKind::Small).unwrap();
-        link.send(CloseLink {
-            drain: false,
-            timeout: None,
-        })
-        .await
-        .unwrap();
+        link.send(CloseLink::new(false)).await.unwrap();
         let outcomes = join_all(outcomes).await;
 
         // Everything that will arrive has arrived once B's connection from A is gone
@@ -234,18 +226,12 @@ async fn a_closed_link_is_freed() {
         let _inbox = collect::<Seq>(&b);
         let link = a.link(B, LinkKind::Small).await.unwrap();
         assert_eq!(
-            link.send(internode::node::Outbound {
-                verb: 1000,
-                flags: internode::envelope::Flags::EMPTY,
-                payload: {
-                    use internode::message::Message;
-                    let mut b = bytes::BytesMut::new();
-                    Seq(1).encode(&mut b).unwrap();
-                    b.freeze()
-                },
-                params: Vec::new(),
-                expires_at_ms: None,
-            })
+            link.send(internode::node::Outbound::new(1000, {
+                use internode::message::Message;
+                let mut b = bytes::BytesMut::new();
+                Seq(1).encode(&mut b).unwrap();
+                b.freeze()
+            }))
             .await
             .unwrap(),
             Ok(Sent::Acknowledged)

@@ -37,10 +37,10 @@ async fn send_numbers(a: &Node) {
 }
 
 fn failed(detail: &str) -> Result<Incremented, RequestError> {
-    Err(RequestError::Remote(RemoteFailure {
-        reason: FailureReason::HandlerFailed,
-        detail: detail.into(),
-    }))
+    Err(RequestError::Remote(RemoteFailure::new(
+        FailureReason::HandlerFailed,
+        detail,
+    )))
 }
 
 #[actix::test]

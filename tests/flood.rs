@@ -29,11 +29,7 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
 
 /// The sender's send limits: small, so that the flood is many times larger.
-const LIMITS: Limits = Limits {
-    link_capacity: 256 * KIB,
-    endpoint_reserve: MIB,
-    global_reserve: 2 * MIB,
-};
+const LIMITS: Limits = Limits::new(256 * KIB, MIB, 2 * MIB);
 /// The payload of each message (small link: at most 64 KiB).
 const MESSAGE: usize = 16 * KIB;
 /// Messages sent into the stall: 1.6 GB, 1,500 times the endpoint reserve.

@@ -23,11 +23,7 @@ use tokio::sync::mpsc;
 const B: NodeId = NodeId(2);
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
-const LIMITS: Limits = Limits {
-    link_capacity: 256 * KIB,
-    endpoint_reserve: MIB,
-    global_reserve: 2 * MIB,
-};
+const LIMITS: Limits = Limits::new(256 * KIB, MIB, 2 * MIB);
 const MESSAGE: usize = KIB;
 const N: u64 = 100_000;
 

@@ -317,11 +317,11 @@ async fn a_peer_that_misbehaves_after_its_handshake_is_disconnected() {
     bounded(async {
         let read_timeout = Duration::from_millis(500);
         let b = builder(2)
-            .heartbeat(internode::session::HeartbeatConfig {
-                interval: Duration::from_millis(100),
-                timeout: read_timeout,
-                ..internode::session::HeartbeatConfig::default()
-            })
+            .heartbeat(
+                internode::session::HeartbeatConfig::default()
+                    .interval(Duration::from_millis(100))
+                    .timeout(read_timeout),
+            )
             .start()
             .await
             .unwrap();

@@ -80,11 +80,11 @@ fn failed(snapshot: &LinkSnapshot, reason: SendErrorKind) -> (u64, u64) {
 
 /// A heartbeat that never times out during a test (stalls last a few seconds).
 fn patient_heartbeat() -> HeartbeatConfig {
-    HeartbeatConfig {
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(60),
-        unwritable_timeout: Duration::from_secs(60),
-    }
+    HeartbeatConfig::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -448,11 +448,7 @@ async fn a_message_of_the_maximum_size_is_delivered() {
 #[actix_rt::test]
 async fn a_link_failing_to_connect_is_overloaded_at_its_capacity() {
     bounded(async {
-        let limits = Limits {
-            link_capacity: 1000,
-            endpoint_reserve: 100_000,
-            global_reserve: 100_000,
-        };
+        let limits = Limits::new(1000, 100_000, 100_000);
         let a = builder(1).send_limits(limits).start().await.unwrap();
         let mut events = Events::subscribe(&a).await;
         let nowhere = support::refusing_port();
@@ -566,11 +562,7 @@ async fn fill(
 async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
     bounded(async {
         const KIB: usize = 1024;
-        let limits = Limits {
-            link_capacity: 64 * KIB,
-            endpoint_reserve: 256 * KIB,
-            global_reserve: 384 * KIB,
-        };
+        let limits = Limits::new(64 * KIB, 256 * KIB, 384 * KIB);
         let b = builder(2)
             .heartbeat(patient_heartbeat())
             .start()

@@ -84,11 +84,11 @@ fn next_kind(n: u64, sent: &BTreeMap<LinkKind, u64>) -> LinkKind {
 }
 
 fn fast_reconnects(builder: internode::node::NodeBuilder) -> internode::node::NodeBuilder {
-    builder.backoff(BackoffConfig {
-        initial: Duration::from_millis(5),
-        max: Duration::from_millis(40),
-        multiplier: 2,
-    })
+    builder.backoff(BackoffConfig::new(
+        Duration::from_millis(5),
+        Duration::from_millis(40),
+        2,
+    ))
 }
 
 /// Sends the 200,000 messages from A to B through a proxy with `faults` and checks

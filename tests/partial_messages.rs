@@ -31,11 +31,7 @@ use tokio::io::AsyncWriteExt;
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
 /// The receiving node's limits: small, so that the test is quick.
-const LIMITS: Limits = Limits {
-    link_capacity: 256 * KIB,
-    endpoint_reserve: 64 * MIB,
-    global_reserve: 64 * MIB,
-};
+const LIMITS: Limits = Limits::new(256 * KIB, 64 * MIB, 64 * MIB);
 const ATTACKERS: u64 = 16;
 /// The payload of each attacker's message.
 const PAYLOAD: usize = 32 * MIB;
@@ -253,11 +249,9 @@ async fn partial_messages_stay_within_the_receive_limits() {
 }
 
 async fn partial_messages() {
-    let heartbeat = HeartbeatConfig {
-        interval: Duration::from_millis(250),
-        timeout: READ_TIMEOUT,
-        ..HeartbeatConfig::default()
-    };
+    let heartbeat = HeartbeatConfig::default()
+        .interval(Duration::from_millis(250))
+        .timeout(READ_TIMEOUT);
     let b = builder(2)
         .receive_limits(LIMITS)
         .max_message(PAYLOAD + MIB)

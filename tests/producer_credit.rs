@@ -17,11 +17,7 @@ const B: NodeId = NodeId(2);
 const KIB: usize = 1024;
 
 /// Send limits far smaller than what the tests send.
-const TINY: Limits = Limits {
-    link_capacity: 8 * KIB,
-    endpoint_reserve: 16 * KIB,
-    global_reserve: 32 * KIB,
-};
+const TINY: Limits = Limits::new(8 * KIB, 16 * KIB, 32 * KIB);
 
 #[actix::test]
 async fn a_stream_forwarded_to_a_peer_sink_arrives_whole_and_in_order() {
@@ -233,10 +229,7 @@ async fn a_send_expires_while_waiting_behind_another_and_new_lines_never_hang() 
         // handle does not hang (it waits until its deadline).
         let urgent = to_b.link(LinkKind::Urgent).unwrap().clone();
         urgent
-            .send(internode::node::CloseLink {
-                drain: false,
-                timeout: None,
-            })
+            .send(internode::node::CloseLink::new(false))
             .await
             .unwrap();
         let late = a.send_expiring(B, Filled::new(1002, KIB), Duration::from_millis(200));

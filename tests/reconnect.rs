@@ -262,11 +262,11 @@ async fn corrupt_one_chunk(
     let proxy = Proxy::start(b.local_addr()).await;
     // No keepalive during the test: the corrupted chunk carries messages.
     let a = builder(1)
-        .heartbeat(HeartbeatConfig {
-            interval: Duration::from_secs(20),
-            timeout: Duration::from_secs(60),
-            ..HeartbeatConfig::default()
-        })
+        .heartbeat(
+            HeartbeatConfig::default()
+                .interval(Duration::from_secs(20))
+                .timeout(Duration::from_secs(60)),
+        )
         .link_policy(LinkKind::Small, policy)
         .start()
         .await
@@ -441,11 +441,9 @@ async fn a_restarted_peer_is_reconnected() {
 #[actix::test]
 async fn heartbeats_measure_rtt_and_reset_a_stalled_connection() {
     bounded(async {
-        let heartbeat = HeartbeatConfig {
-            interval: Duration::from_millis(50),
-            timeout: Duration::from_secs(1),
-            ..HeartbeatConfig::default()
-        };
+        let heartbeat = HeartbeatConfig::default()
+            .interval(Duration::from_millis(50))
+            .timeout(Duration::from_secs(1));
         // B's inbound connection gives up after its own (default, 5 s) read timeout.
         let b = node(2).await;
         let mut inbox = collect::<Seq>(&b);
@@ -453,11 +451,11 @@ async fn heartbeats_measure_rtt_and_reset_a_stalled_connection() {
         let a = builder(1)
             .heartbeat(heartbeat)
             .handshake_timeout(Duration::from_millis(300))
-            .backoff(BackoffConfig {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(200),
-                multiplier: 2,
-            })
+            .backoff(BackoffConfig::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+                2,
+            ))
             .start()
             .await
             .unwrap();
@@ -625,17 +623,17 @@ async fn a_stream_into_a_stalled_connection_is_reset_and_resumed() {
         let mut inbox = collect::<Chunk>(&b);
         let proxy = Proxy::start(b.local_addr()).await;
         let a = builder(1)
-            .heartbeat(HeartbeatConfig {
-                interval: Duration::from_millis(50),
-                timeout: Duration::from_secs(1),
-                unwritable_timeout: Duration::from_secs(1),
-            })
+            .heartbeat(HeartbeatConfig::new(
+                Duration::from_millis(50),
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            ))
             .handshake_timeout(Duration::from_millis(300))
-            .backoff(BackoffConfig {
-                initial: Duration::from_millis(50),
-                max: Duration::from_millis(200),
-                multiplier: 2,
-            })
+            .backoff(BackoffConfig::new(
+                Duration::from_millis(50),
+                Duration::from_millis(200),
+                2,
+            ))
             .start()
             .await
             .unwrap();
@@ -734,11 +732,11 @@ async fn an_idle_link_whose_connection_stalled_goes_dormant() {
         let mut inbox = collect::<Seq>(&b);
         let proxy = Proxy::start(b.local_addr()).await;
         let a = builder(1)
-            .heartbeat(HeartbeatConfig {
-                interval: Duration::from_millis(50),
-                timeout: Duration::from_millis(500),
-                unwritable_timeout: Duration::from_millis(500),
-            })
+            .heartbeat(HeartbeatConfig::new(
+                Duration::from_millis(50),
+                Duration::from_millis(500),
+                Duration::from_millis(500),
+            ))
             .handshake_timeout(Duration::from_millis(300))
             .link_policy(LinkKind::Large, LinkPolicy::Lossy)
             .start()
@@ -831,11 +829,11 @@ async fn a_peer_that_comes_back_is_reconnected_without_waiting_out_the_backoff()
     bounded(async {
         let b_addr = reserve_port();
         let a = builder(1)
-            .backoff(BackoffConfig {
-                initial: Duration::from_secs(6),
-                max: Duration::from_secs(6),
-                multiplier: 1,
-            })
+            .backoff(BackoffConfig::new(
+                Duration::from_secs(6),
+                Duration::from_secs(6),
+                1,
+            ))
             .start()
             .await
             .unwrap();

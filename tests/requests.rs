@@ -119,10 +119,10 @@ async fn a_handler_failure_reaches_the_requester_at_once_with_its_reason() {
             .await;
         assert_eq!(
             answer,
-            Err(RequestError::Remote(RemoteFailure {
-                reason: FailureReason::HandlerFailed,
-                detail: "zero is not allowed".into(),
-            }))
+            Err(RequestError::Remote(RemoteFailure::new(
+                FailureReason::HandlerFailed,
+                "zero is not allowed"
+            )))
         );
         assert!(
             start.elapsed() < Duration::from_secs(2),

@@ -224,6 +224,7 @@ impl MessageAssembler {
 
     /// Memory held for the partial message, its header phase included (for tests of
     /// the allocation bound).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn buffered_capacity(&self) -> usize {
         match &self.state {
             State::Header(buf) | State::Body { buf, .. } => buf.capacity(),

@@ -102,6 +102,8 @@ impl fmt::Debug for Flags {
 }
 
 /// Everything before the payload except the params, as [`peek`] reads it.
+///
+/// Exhaustive on purpose: its fields are those of the envelope header on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// The message id (a response carries its request's id).

@@ -28,6 +28,10 @@ use crate::vint;
 /// assert_eq!(Envelope::decode(&mut wire), Ok(envelope));
 /// assert!(wire.is_empty());
 /// ```
+///
+/// Exhaustive on purpose: its fields are the fields of the message envelope on the wire, built
+/// field by field by an independent implementation or a test; a new field would be a
+/// new wire format, a breaking change however the struct is declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// The message id (a response carries its request's id).

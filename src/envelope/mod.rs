@@ -1,5 +1,11 @@
 //! The message envelope: what one message looks like inside the frames.
 //!
+//! This module is public for reuse, not only for the node above it: an independent
+//! implementation of the protocol, a custom transport (another socket type, a test
+//! harness, a proxy that inspects traffic) or a tool can read and write messages with
+//! it without the actors. Its API is as stable as the wire format it encodes: it
+//! changes with a new protocol version, not otherwise (see the crate documentation).
+//!
 //! Every number is an unsigned [`vint`](crate::vint) (1 to 9 bytes, shortest form when
 //! encoded). A message is a header followed by its payload:
 //!

@@ -4,6 +4,12 @@
 //! native protocol v5 also uses for its "segments", so independent implementations can
 //! check ours byte for byte. All multi-byte integers are little-endian.
 //!
+//! This module is public for reuse, not only for the node above it: an independent
+//! implementation of the protocol, a custom transport (another socket type, a test
+//! harness, a proxy that inspects traffic) or a tool can encode and decode frames with
+//! it without the actors. Its API is as stable as the wire format it encodes: it
+//! changes with a new protocol version, not otherwise (see the crate documentation).
+//!
 //! ```text
 //! CRC frame (Framing::Crc)
 //! +--------+--------+--------+--------+--------+--------+=========+--------+--------+--------+--------+
@@ -148,6 +154,10 @@ pub struct UnknownFraming(pub String);
 ///
 /// A self-contained frame holds one or more complete messages; a frame that is not
 /// self-contained holds a part of one message too large for a single frame.
+///
+/// Exhaustive on purpose: its fields are the fields of the frame on the wire, built
+/// field by field by an independent implementation or a test; a new field would be a
+/// new wire format, a breaking change however the struct is declared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// The payload (uncompressed), at most [`MAX_PAYLOAD`] bytes.

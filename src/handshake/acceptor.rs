@@ -15,6 +15,7 @@ use crate::NodeId;
 
 /// What an [`Acceptor`] checks a Hello against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AcceptorConfig {
     /// This node's id: a Hello carrying it is a self-connect.
     pub node_id: NodeId,
@@ -38,6 +39,7 @@ impl AcceptorConfig {
 
 /// What the shell puts in the Accept, once it has decided to take the connection.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct AcceptParams {
     /// This side's session id for the link.
     pub session_id: u64,
@@ -46,6 +48,17 @@ pub struct AcceptParams {
     pub resume: u64,
     /// This side's authentication data.
     pub auth: AuthToken,
+}
+
+impl AcceptParams {
+    /// An Accept with this session id, resume point and authentication data.
+    pub fn new(session_id: u64, resume: u64, auth: AuthToken) -> Self {
+        AcceptParams {
+            session_id,
+            resume,
+            auth,
+        }
+    }
 }
 
 /// The handshake of the side that accepted the socket: reads a [`Hello`], then answers

@@ -51,7 +51,7 @@ use crate::{LinkKind, NodeId};
 /// assert_eq!((hello.node_id, hello.listen_addr), (NodeId(1), addr));
 ///
 /// // The shell checks the peer (authentication, ...) and accepts.
-/// let params = AcceptParams { session_id: 42, resume: 0, auth: AuthToken::empty() };
+/// let params = AcceptParams::new(42, 0, AuthToken::empty());
 /// let on_acceptor = acceptor.accept(params)?;
 /// let mut accept_bytes = acceptor.poll_transmit().expect("the Accept is queued").to_vec();
 /// accept_bytes.extend_from_slice(b"first frame"); // the acceptor may send frames at once

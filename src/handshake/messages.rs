@@ -132,6 +132,7 @@ pub struct AuthToken(Bytes);
 /// Caller error: authentication data longer than [`MAX_AUTH_LEN`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("authentication data of {len} bytes exceeds the maximum of {max}", max = MAX_AUTH_LEN)]
+#[non_exhaustive]
 pub struct AuthTooLong {
     /// The length that was given.
     pub len: usize,
@@ -174,6 +175,9 @@ impl AuthToken {
 }
 
 /// The initiator's message: who it is, which versions it speaks, and what it wants.
+///
+/// Exhaustive on purpose, like every handshake message: its fields are the message's
+/// fields on the wire, and a new one comes with a new protocol version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
     /// The versions the initiator speaks.
@@ -314,6 +318,9 @@ impl Hello {
 }
 
 /// The acceptor's message when it takes the connection.
+///
+/// Exhaustive on purpose, like every handshake message: its fields are the message's
+/// fields on the wire, and a new one comes with a new protocol version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accept {
     /// The version of the connection: the newest both sides speak.
@@ -378,6 +385,9 @@ impl Accept {
 }
 
 /// The acceptor's message when it refuses the connection.
+///
+/// Exhaustive on purpose, like every handshake message: its fields are the message's
+/// fields on the wire, and a new one comes with a new protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reject {
     /// Why.
@@ -420,6 +430,9 @@ impl Reject {
 /// The acceptor's message when a cluster secret is set: sent after the Hello, before
 /// any Accept, it proves that the acceptor knows the secret and challenges the
 /// initiator to prove it too (with a [`Proof`]).
+///
+/// Exhaustive on purpose, like every handshake message: its fields are the message's
+/// fields on the wire, and a new one comes with a new protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Challenge {
     /// The acceptor's proof: HMAC over the Hello body and the rest of this body.
@@ -468,6 +481,9 @@ impl Challenge {
 
 /// The initiator's message when a cluster secret is set: its answer to a
 /// [`Challenge`] whose proof it verified.
+///
+/// Exhaustive on purpose, like every handshake message: its fields are the message's
+/// fields on the wire, and a new one comes with a new protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proof {
     /// The initiator's proof: HMAC over the Hello body, the Challenge body and the rest

@@ -7,6 +7,12 @@
 //! out what they ask (`poll_transmit`: bytes to write; `poll_timeout`: when to wake them).
 //! They never read a clock: the current time is an argument.
 //!
+//! This module is public for reuse, not only for the node above it: an independent
+//! implementation of the protocol, a custom transport (another socket type, a test
+//! harness, a proxy that inspects traffic) or a tool can open connections with it
+//! without the actors. Its API is as stable as the wire format it encodes: it changes
+//! with a new protocol version, not otherwise (see the crate documentation).
+//!
 //! # Wire format
 //!
 //! All integers are little-endian. Every handshake message has the same envelope:
@@ -303,6 +309,7 @@ impl FromIterator<Framing> for FramingSet {
 /// "Peer" is the other side; [`resume`](Established::resume) is where a lossless
 /// session resumes sending to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Established {
     /// The protocol version of the connection: the newest both sides speak.
     pub version: u8,

@@ -12,6 +12,7 @@ use super::{Grant, LinkBudget};
 /// the message is done with).
 #[must_use = "dropping a Charge without discharging it leaks its bytes"]
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Charge<K> {
     /// Bytes of the link's own capacity.
     pub link: usize,
@@ -82,6 +83,7 @@ impl<K> Charge<K> {
 /// `up_to` (that and a lease chunk more, to save round trips for the messages that
 /// follow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReserveNeeded {
     /// The least grant that lets the message be charged.
     pub at_least: usize,

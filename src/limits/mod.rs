@@ -56,7 +56,7 @@
 //! use internode::limits::{LinkBudget, Limits, Reserves, Shortage};
 //! use internode::NodeId;
 //!
-//! let limits = Limits { link_capacity: 100, endpoint_reserve: 300, global_reserve: 400 };
+//! let limits = Limits::new(100, 300, 400);
 //! let mut reserves = Reserves::new(limits);
 //! let mut link = LinkBudget::new(limits.link_capacity);
 //! let peer = NodeId(7);
@@ -96,6 +96,7 @@ pub use reserves::{Grant, Reserves, Shortage};
 /// beyond the link capacities, and an endpoint reserve above the global one is bounded by
 /// the global one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Limits {
     /// Bytes each link may have in use without asking for reserve.
     pub link_capacity: usize,
@@ -112,6 +113,39 @@ impl Limits {
     pub const DEFAULT_ENDPOINT_RESERVE: usize = 128 << 20;
     /// The default global reserve: 512 MiB.
     pub const DEFAULT_GLOBAL_RESERVE: usize = 512 << 20;
+
+    /// These three limits (usable in a `const`).
+    ///
+    /// ```
+    /// use internode::limits::Limits;
+    /// const SMALL: Limits = Limits::new(64 << 10, 1 << 20, 4 << 20);
+    /// assert_eq!(SMALL, Limits::default().link_capacity(64 << 10).endpoint_reserve(1 << 20).global_reserve(4 << 20));
+    /// ```
+    pub const fn new(link_capacity: usize, endpoint_reserve: usize, global_reserve: usize) -> Self {
+        Limits {
+            link_capacity,
+            endpoint_reserve,
+            global_reserve,
+        }
+    }
+
+    /// These limits with a link capacity of `bytes`.
+    pub const fn link_capacity(mut self, bytes: usize) -> Self {
+        self.link_capacity = bytes;
+        self
+    }
+
+    /// These limits with an endpoint reserve of `bytes`.
+    pub const fn endpoint_reserve(mut self, bytes: usize) -> Self {
+        self.endpoint_reserve = bytes;
+        self
+    }
+
+    /// These limits with a global reserve of `bytes`.
+    pub const fn global_reserve(mut self, bytes: usize) -> Self {
+        self.global_reserve = bytes;
+        self
+    }
 }
 
 impl Default for Limits {

@@ -110,6 +110,7 @@ impl fmt::Display for FailureReason {
 /// assert_eq!(failure.to_string(), "overloaded: full");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct RemoteFailure {
     /// Why the request failed.
     pub reason: FailureReason,

@@ -12,6 +12,7 @@ use crate::NodeId;
 
 /// Everything a node is started with; built with [`Node::builder`](super::Node::builder).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NodeConfig {
     /// This node's id, unique in the cluster.
     pub id: NodeId,

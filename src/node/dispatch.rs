@@ -137,8 +137,7 @@ pub struct HandlerError(pub String);
 
 /// Why an inbound message could not be handed to a handler.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DispatchError {
+pub(crate) enum DispatchError {
     /// No handler is registered for the verb.
     #[error("no handler for verb {0}")]
     UnknownVerb(u32),

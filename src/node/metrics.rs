@@ -18,6 +18,7 @@ use crate::{LinkKind, NodeId};
 
 /// Everything a node measures about its links, connections and limits.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Metrics {
     /// The node.
     pub node: NodeId,
@@ -31,6 +32,21 @@ pub struct Metrics {
     pub inbound_closed: InboundCounters,
     /// The endpoint and global reserves of both directions.
     pub limits: LimitsSnapshot,
+}
+
+impl Metrics {
+    /// The metrics of a node with nothing to report yet: no links, no connections,
+    /// no reserve in use (to test what consumes metrics).
+    pub fn empty(node: NodeId) -> Self {
+        Metrics {
+            node,
+            links: Vec::new(),
+            links_closed: LinkCounters::default(),
+            inbound: Vec::new(),
+            inbound_closed: InboundCounters::default(),
+            limits: LimitsSnapshot::default(),
+        }
+    }
 }
 
 /// One metric family being rendered.
@@ -75,17 +91,10 @@ impl Metrics {
     /// (`peer`) and link kind (`link`).
     ///
     /// ```
-    /// use internode::node::{LimitsSnapshot, Metrics};
+    /// use internode::node::Metrics;
     /// use internode::NodeId;
     ///
-    /// let metrics = Metrics {
-    ///     node: NodeId(1),
-    ///     links: Vec::new(),
-    ///     links_closed: Default::default(),
-    ///     inbound: Vec::new(),
-    ///     inbound_closed: Default::default(),
-    ///     limits: LimitsSnapshot::default(),
-    /// };
+    /// let metrics = Metrics::empty(NodeId(1));
     /// let text = metrics.to_prometheus();
     /// assert!(text.contains("# TYPE internode_reserve_in_use_bytes gauge"));
     /// assert!(text.contains(

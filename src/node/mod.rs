@@ -76,7 +76,8 @@ pub use crate::outcome::{OverloadLevel, RequestError, SendError, SendErrorKind, 
 pub use builder::{NodeBuilder, StartError, MIN_SECRET_LEN};
 pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;
-pub use dispatch::{DispatchError, HandlerError, Received, Requested};
+use dispatch::DispatchError;
+pub use dispatch::{HandlerError, Received, Requested};
 pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{
     CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
@@ -86,7 +87,7 @@ pub use peer::Peer;
 pub use peer_sink::PeerSink;
 pub use refusal::RefusalReason;
 pub use registry::LinkNotice;
-pub use resource_limits::{Direction, LimitsSnapshot, ReservesSnapshot};
+pub use resource_limits::{LimitsSnapshot, ReservesSnapshot};
 pub use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub use tls::{TlsConfig, TlsError};
 

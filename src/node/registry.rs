@@ -32,6 +32,7 @@ use crate::{LinkKind, NodeId};
 
 /// A link event, as subscribers receive it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LinkNotice {
     /// The peer of the link.
     pub peer: NodeId,

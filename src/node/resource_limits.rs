@@ -28,7 +28,7 @@ use crate::NodeId;
 
 /// Which way the bytes flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// Messages queued to be written to peers.
     Send,
     /// Messages read from peers, not yet processed by their handlers.
@@ -123,6 +123,7 @@ impl Message for GetLimits {
 
 /// The reserves of one direction at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReservesSnapshot {
     /// The limits.
     pub limits: Limits,
@@ -141,6 +142,7 @@ pub struct ReservesSnapshot {
 
 /// Both directions' reserves at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LimitsSnapshot {
     /// Reserves for messages being sent.
     pub send: ReservesSnapshot,

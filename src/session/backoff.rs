@@ -13,6 +13,7 @@ use std::time::Duration;
 /// assert_eq!(config.ceiling(u32::MAX), Duration::from_secs(1));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct BackoffConfig {
     /// The ceiling of the first delay.
     pub initial: Duration,
@@ -35,6 +36,41 @@ impl Default for BackoffConfig {
 }
 
 impl BackoffConfig {
+    /// A schedule whose ceiling starts at `initial` and grows by `multiplier` after
+    /// each failure, up to `max` (usable in a `const`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use internode::session::BackoffConfig;
+    /// let quick = BackoffConfig::default().initial(Duration::from_millis(10)).max(Duration::from_millis(50));
+    /// assert_eq!(quick, BackoffConfig::new(Duration::from_millis(10), Duration::from_millis(50), 2));
+    /// ```
+    pub const fn new(initial: Duration, max: Duration, multiplier: u32) -> Self {
+        BackoffConfig {
+            initial,
+            max,
+            multiplier,
+        }
+    }
+
+    /// This schedule with a first ceiling of `initial`.
+    pub const fn initial(mut self, initial: Duration) -> Self {
+        self.initial = initial;
+        self
+    }
+
+    /// This schedule with no delay longer than `max`.
+    pub const fn max(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// This schedule with the ceiling growing by `multiplier` after each failure.
+    pub const fn multiplier(mut self, multiplier: u32) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
     /// The ceiling of the delay after `failures` consecutive failures:
     /// `min(max, initial * multiplier^failures)`, saturating at `max`.
     pub fn ceiling(&self, failures: u32) -> Duration {

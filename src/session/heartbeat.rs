@@ -8,6 +8,7 @@ pub const REMEMBERED_PINGS: usize = 4;
 
 /// When to ping and when to give up on a silent connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct HeartbeatConfig {
     /// Send a ping after this long without writing anything.
     pub interval: Duration,
@@ -28,6 +29,45 @@ impl Default for HeartbeatConfig {
             timeout: Duration::from_secs(5),
             unwritable_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl HeartbeatConfig {
+    /// A ping after `interval` of idleness; give up after `timeout` of silence, or
+    /// after a write blocked for `unwritable_timeout` (usable in a `const`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use internode::session::HeartbeatConfig;
+    /// let fast = HeartbeatConfig::default()
+    ///     .interval(Duration::from_millis(100))
+    ///     .timeout(Duration::from_secs(1));
+    /// assert_eq!(fast.unwritable_timeout, Duration::from_secs(30));
+    /// ```
+    pub const fn new(interval: Duration, timeout: Duration, unwritable_timeout: Duration) -> Self {
+        HeartbeatConfig {
+            interval,
+            timeout,
+            unwritable_timeout,
+        }
+    }
+
+    /// This config with pings after `interval` of idleness.
+    pub const fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// This config with a read timeout of `timeout`.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// This config with an unwritable timeout of `timeout`.
+    pub const fn unwritable_timeout(mut self, timeout: Duration) -> Self {
+        self.unwritable_timeout = timeout;
+        self
     }
 }
 

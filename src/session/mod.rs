@@ -47,7 +47,7 @@
 //! "never"; the same inputs (and seed) give the same outputs. The two cores are tested
 //! against each other on a simulated clock, through cuts, lost acknowledgements,
 //! flipped bits and restarts (`pair_tests/`), and the receiving core under arbitrary
-//! byte streams ([`fuzzing::receive`](crate::fuzzing::receive)).
+//! byte streams (`fuzzing::receive`, with the `fuzzing` feature).
 
 mod backoff;
 pub mod control;

@@ -9,6 +9,7 @@ use crate::limits::{Account, Charge, Grant, ReserveNeeded};
 
 /// A message in the queue, with the bytes it is charged.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Entry<K, T> {
     /// The message (and whatever the shell keeps with it).
     pub item: T,

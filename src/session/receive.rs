@@ -28,6 +28,7 @@ const SENT_NOTES: usize = 4096;
 
 /// Everything a [`ReceiveSession`] is configured with.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ReceiveConfig {
     /// The link's own byte capacity for messages not yet processed.
     pub capacity: usize,
@@ -46,6 +47,23 @@ pub struct ReceiveConfig {
     /// and, within a long one, whenever this many bytes were taken since the last
     /// acknowledgement.
     pub ack_bytes: usize,
+}
+
+impl ReceiveConfig {
+    /// A receiving link with these byte limits, a 5 s read timeout, a keepalive every
+    /// second while throttled, and an acknowledgement every eighth of `capacity`
+    /// (at least 16 KiB, at most 1 MiB) within a long read batch, as a node's
+    /// receiving links have; set the fields to change them.
+    pub fn new(capacity: usize, lease_chunk: usize, max_message: usize) -> Self {
+        ReceiveConfig {
+            capacity,
+            lease_chunk,
+            max_message,
+            read_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(1),
+            ack_bytes: (capacity / 8).clamp(16 << 10, 1 << 20),
+        }
+    }
 }
 
 /// What arrived for the application, from [`ReceiveSession::poll_arrival`].

@@ -2,6 +2,7 @@
 
 /// Counters of one receiving link (all its connections).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InboundCounters {
     /// Messages received (keepalives, acknowledgements and duplicates aside).
     pub received: u64,

@@ -68,11 +68,11 @@ pub fn reset_peak_rss() -> bool {
 /// unwritable timeout, 30 s; the receiver reads nothing at all). Node 1 knows node 2
 /// at the proxy's address.
 pub async fn sender_behind_proxy(limits: internode::limits::Limits) -> (Node, Node, Proxy) {
-    let heartbeat = internode::session::HeartbeatConfig {
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(60),
-        unwritable_timeout: Duration::from_secs(30),
-    };
+    let heartbeat = internode::session::HeartbeatConfig::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        Duration::from_secs(30),
+    );
     let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
     let proxy = Proxy::start(b.local_addr()).await;
     let a = builder(1)

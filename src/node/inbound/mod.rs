@@ -102,6 +102,7 @@ impl Message for StopInbound {
 
 /// One receiving link at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InboundSnapshot {
     /// The peer that connected.
     pub peer: NodeId,

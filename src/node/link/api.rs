@@ -53,11 +53,36 @@ impl actix::Message for ReturnCredit {
 /// [`SendError::ConnectionLost`] if it was written and not acknowledged). Resolves once
 /// the link is closed.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct CloseLink {
     /// Deliver what is queued before closing.
     pub drain: bool,
     /// How long a drain may take at most (`None`: the node's drain timeout).
     pub timeout: Option<Duration>,
+}
+
+impl CloseLink {
+    /// A close with or without `drain`, a drain taking at most the node's drain
+    /// timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use internode::node::CloseLink;
+    /// let close = CloseLink::new(true).timeout(Duration::from_secs(1));
+    /// assert_eq!((close.drain, close.timeout), (true, Some(Duration::from_secs(1))));
+    /// ```
+    pub const fn new(drain: bool) -> Self {
+        CloseLink {
+            drain,
+            timeout: None,
+        }
+    }
+
+    /// This close with a drain taking at most `timeout`.
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
 }
 
 impl actix::Message for CloseLink {
@@ -76,6 +101,7 @@ pub use crate::session::LinkCounters;
 
 /// A link's state and counters at one moment.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LinkSnapshot {
     /// The peer.
     pub peer: NodeId,

@@ -33,6 +33,7 @@ pub enum LinkPolicy {
 /// A message for a link: an envelope's fields without its id (the link numbers what
 /// it sends).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Outbound {
     /// The verb of the message type.
     pub verb: u32,
@@ -47,6 +48,42 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// A one-way message of `verb` carrying `payload`, without parameters, that never
+    /// expires.
+    ///
+    /// ```
+    /// use internode::session::Outbound;
+    /// let message = Outbound::new(7, bytes::Bytes::from_static(b"hi")).expires_at_ms(Some(1_000));
+    /// assert_eq!((message.verb, message.size(), message.expires_at_ms), (7, 2, Some(1_000)));
+    /// ```
+    pub fn new(verb: u32, payload: Bytes) -> Self {
+        Outbound {
+            verb,
+            flags: Flags::EMPTY,
+            payload,
+            params: Vec::new(),
+            expires_at_ms: None,
+        }
+    }
+
+    /// This message with these flags.
+    pub fn flags(mut self, flags: Flags) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// This message with these envelope parameters.
+    pub fn params(mut self, params: Vec<(u32, Bytes)>) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// This message expiring at `expires_at_ms` (ms since the UNIX epoch), or never.
+    pub fn expires_at_ms(mut self, expires_at_ms: Option<u64>) -> Self {
+        self.expires_at_ms = expires_at_ms;
+        self
+    }
+
     /// The bytes the message is charged against the limits: its payload and
     /// parameters (what the link holds in memory for it).
     pub fn size(&self) -> usize {
@@ -57,6 +94,7 @@ impl Outbound {
 
 /// Counters of one link since it was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LinkCounters {
     /// Messages taken into the queue.
     pub accepted: u64,
@@ -114,6 +152,7 @@ impl LinkCounters {
 
 /// Everything a [`LinkSession`] is configured with.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LinkConfig {
     /// Lossless or lossy.
     pub policy: LinkPolicy,
