@@ -1,4 +1,4 @@
-//! The accept rate of a node under a flood of simultaneous connects (issue 10): how
+//! The accept rate of a node under a flood of simultaneous connects: how
 //! many of N connections opened at once reach the node, and how soon, for each listen
 //! backlog.
 //!

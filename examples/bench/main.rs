@@ -1,5 +1,5 @@
 //! internode against hand-written TCP, sender and receiver in two processes on
-//! 127.0.0.1 (issue 5).
+//! 127.0.0.1.
 //!
 //! ```sh
 //! cargo run --release --example bench                  # full: 5 repetitions of 1 s per figure, a few minutes

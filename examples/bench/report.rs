@@ -1,7 +1,7 @@
 //! The run's output: a table with one row per figure (cores, workload, size, metric,
 //! implementation: median, min, max over repetitions, the ratios to the baselines,
 //! for lossless internode to lossy internode and, for internode-tls, to internode
-//! over plain TCP), the targets with PASS or MISS (those of issue 5 against framed,
+//! over plain TCP), the targets with PASS or MISS (the project's against framed,
 //! and lossless one-way throughput at least 0.9 of lossy at every size), the main
 //! ratios of TLS to plain when both ran, and one JSON document with all of it.
 //!
@@ -377,7 +377,7 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
     );
     let _ = writeln!(
         out,
-        "\ntargets (issue 5, and lossless vs lossy one-way; reported, not enforced):"
+        "\ntargets (against framed, and lossless vs lossy one-way; reported, not enforced):"
     );
     for v in &verdicts {
         let _ = writeln!(
