@@ -556,8 +556,8 @@ async fn a_wrong_address_is_detected_and_a_corrected_one_gets_the_queued_message
                 event,
                 LinkEvent::Disconnected {
                     reason: DisconnectReason::WrongPeer {
-                        expected: 2,
-                        found: 3
+                        expected: NodeId(2),
+                        found: NodeId(3)
                     }
                 }
             );

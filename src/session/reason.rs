@@ -113,12 +113,12 @@ pub enum DisconnectReason {
     Protocol(ProtocolViolation),
     /// The node that answered at the peer's address is another node: the address
     /// is stale or wrong.
-    #[error("expected node {expected} at the address, found node {found}")]
+    #[error("expected {expected} at the address, found {found}")]
     WrongPeer {
-        /// The id of the peer the link is for.
-        expected: u64,
-        /// The id the handshake reported.
-        found: u64,
+        /// The peer the link is for.
+        expected: crate::NodeId,
+        /// The node the handshake reported.
+        found: crate::NodeId,
     },
     /// This node closed the link.
     #[error("closed locally")]

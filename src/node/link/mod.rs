@@ -329,8 +329,8 @@ impl Link {
         let now = Instant::now();
         if established.peer_node_id != self.peer {
             let reason = DisconnectReason::WrongPeer {
-                expected: self.peer.0,
-                found: established.peer_node_id.0,
+                expected: self.peer,
+                found: established.peer_node_id,
             };
             self.core.handle_disconnected(reason, now);
             self.drive(ctx);
