@@ -107,16 +107,10 @@ async fn a_node_with_a_secret_refuses_an_acceptor_without_one() {
         to_b.ready().await.unwrap();
         let _pending = to_b.send(Seq(1));
         for _ in 0..2 {
-            let event = events
-                .wait_for("a failed attempt", NodeId(2), LinkKind::Small, |e| {
-                    matches!(e, LinkEvent::Disconnected { .. })
-                })
-                .await;
+            let reason = events.next_disconnect("a failed attempt", NodeId(2)).await;
             assert_eq!(
-                event,
-                LinkEvent::Disconnected {
-                    reason: DisconnectReason::Handshake(HandshakeError::AuthMissing)
-                }
+                reason,
+                DisconnectReason::Handshake(HandshakeError::AuthMissing)
             );
         }
         assert!(inbox.try_recv().is_err(), "nothing delivered");

@@ -588,13 +588,12 @@ pub async fn refused(
             })
             .await;
     }
-    let counted = within("the refusals to be counted", async {
-        loop {
-            let refused = b.refused_connections().await;
-            if refused.get(&reason).copied().unwrap_or(0) >= 2 {
-                return refused;
-            }
-            tokio::time::sleep(POLL).await;
+    let counted = poll_until("the refusals to be counted", || async {
+        let refused = b.refused_connections().await;
+        if refused.get(&reason).copied().unwrap_or(0) >= 2 {
+            Ok(refused)
+        } else {
+            Err(refused)
         }
     })
     .await;
