@@ -55,7 +55,7 @@ pub mod message;
 pub mod node;
 mod node_id;
 mod outcome;
-pub mod prelude;
+pub use node::prelude;
 pub mod session;
 pub mod vint;
 

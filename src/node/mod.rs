@@ -54,6 +54,7 @@ mod link;
 mod metrics;
 mod peer;
 mod peer_sink;
+pub mod prelude;
 mod refusal;
 mod registry;
 mod requests;

@@ -40,8 +40,8 @@
 //! [`RemoteRequest`], so that actix's `Message` (trait and derive) keeps its name; the
 //! macros are `internode::message!` and `internode::request!`.
 
-pub use crate::message::{Message as RemoteMessage, Request as RemoteRequest};
-pub use crate::node::{
+pub use super::{
     HandlerError, Node, NodeBuilder, Peer, Received, RequestError, Requested, SendError, Sent,
 };
+pub use crate::message::{Message as RemoteMessage, Request as RemoteRequest};
 pub use crate::{LinkKind, NodeId};
