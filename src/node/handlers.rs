@@ -29,7 +29,7 @@ use actix::prelude::*;
 
 use super::dispatch::{HandlerError, Received, Requested};
 use super::Node;
-use crate::message::{check_verb, Message, Request, VerbError};
+use crate::message::{Message, Request, VerbError};
 use crate::NodeId;
 
 /// Runs a closure that handles each message to the end before it returns.
@@ -291,7 +291,6 @@ impl Node {
         &self,
         f: impl FnMut(NodeId, M) + 'static,
     ) -> Result<(), VerbError> {
-        check_verb(M::VERB)?;
         self.handle(sync_fn(f).recipient())
     }
 
@@ -334,7 +333,6 @@ impl Node {
         M: Message,
         Fut: Future<Output = ()> + 'static,
     {
-        check_verb(M::VERB)?;
         self.handle(async_fn(f).recipient())
     }
 
@@ -378,7 +376,6 @@ impl Node {
         &self,
         f: impl FnMut(NodeId, R) -> Result<R::Response, HandlerError> + 'static,
     ) -> Result<(), VerbError> {
-        check_verb(R::VERB)?;
         self.handle_requests(sync_fn(f).recipient())
     }
 
@@ -430,7 +427,6 @@ impl Node {
         R: Request,
         Fut: Future<Output = Result<R::Response, HandlerError>> + 'static,
     {
-        check_verb(R::VERB)?;
         self.handle_requests(async_fn(f).recipient())
     }
 }

@@ -310,11 +310,7 @@ impl TlsConfig {
         let tls = TlsConnector::from(self.client.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| match e.kind() {
-                // A plaintext acceptor closes at our ClientHello.
-                io::ErrorKind::UnexpectedEof => DisconnectReason::PeerClosed,
-                _ => io_reason(e),
-            })?;
+            .map_err(io_reason)?;
         let binding = binding(tls.get_ref().1.export_keying_material(
             [0; 32],
             EXPORTER_LABEL,
