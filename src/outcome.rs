@@ -73,6 +73,11 @@ pub enum SendError {
     /// A message to this node found no handler for its type.
     #[error("no local handler for verb {0}")]
     NoLocalHandler(u32),
+    /// The verb is one of internode's own (at or above
+    /// [`RESERVED_VERBS_START`](crate::message::RESERVED_VERBS_START)): an application
+    /// cannot send it.
+    #[error("verb {0} is reserved for internode's control messages")]
+    ReservedVerb(u32),
     /// The message's deadline passed before it could be written; it was not. On a
     /// lossless link, a message written on a connection that failed before the peer
     /// acknowledged it, and whose deadline passed before it could be written again,
@@ -105,6 +110,7 @@ impl SendError {
             SendError::ConnectionLost => SendErrorKind::ConnectionLost,
             SendError::PeerRestarted => SendErrorKind::PeerRestarted,
             SendError::NoLocalHandler(_) => SendErrorKind::NoLocalHandler,
+            SendError::ReservedVerb(_) => SendErrorKind::ReservedVerb,
             SendError::Expired => SendErrorKind::Expired,
             SendError::Overloaded(OverloadLevel::Link) => SendErrorKind::OverloadedLink,
             SendError::Overloaded(OverloadLevel::Endpoint) => SendErrorKind::OverloadedEndpoint,
@@ -136,6 +142,8 @@ pub enum SendErrorKind {
     PeerRestarted,
     /// [`SendError::NoLocalHandler`]: `no_local_handler`.
     NoLocalHandler,
+    /// [`SendError::ReservedVerb`]: `reserved_verb`.
+    ReservedVerb,
     /// [`SendError::Expired`]: `expired`.
     Expired,
     /// [`SendError::Overloaded`] at [`OverloadLevel::Link`]: `overloaded_link`.
@@ -159,6 +167,7 @@ impl SendErrorKind {
             SendErrorKind::ConnectionLost => "connection_lost",
             SendErrorKind::PeerRestarted => "peer_restarted",
             SendErrorKind::NoLocalHandler => "no_local_handler",
+            SendErrorKind::ReservedVerb => "reserved_verb",
             SendErrorKind::Expired => "expired",
             SendErrorKind::OverloadedLink => "overloaded_link",
             SendErrorKind::OverloadedEndpoint => "overloaded_endpoint",
@@ -291,6 +300,11 @@ mod tests {
                 SendErrorKind::Oversized,
                 "oversized",
             ),
+            (
+                SendError::ReservedVerb(u32::MAX),
+                SendErrorKind::ReservedVerb,
+                "reserved_verb",
+            ),
         ];
         // The table has every kind: a new variant fails to compile here until it
         // is given a place, and then the count until it is in the table.
@@ -307,6 +321,7 @@ mod tests {
             SendErrorKind::OverloadedEndpoint => 9,
             SendErrorKind::OverloadedGlobal => 10,
             SendErrorKind::Oversized => 11,
+            SendErrorKind::ReservedVerb => 12,
         };
         let mut names = std::collections::BTreeSet::new();
         for (i, (error, kind, name)) in table.iter().enumerate() {

@@ -47,6 +47,7 @@ mod config;
 mod connect;
 mod credit;
 mod dispatch;
+mod failures;
 mod gate;
 mod handlers;
 mod inbound;
@@ -79,9 +80,10 @@ pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;
 use dispatch::DispatchError;
 pub use dispatch::{HandlerError, Received, Requested};
+pub use failures::FailedMessage;
 pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{
-    CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
+    CloseLink, Deliver, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
 };
 pub use metrics::Metrics;
 pub use peer::Peer;
@@ -323,10 +325,14 @@ impl Node {
     }
 
     /// The link of `kind` to `peer`, created on first use: an actor whose mailbox is
-    /// the link's outbound queue ([`Outbound`]). Messages sent to it directly bypass
-    /// the producers' credit ([`Peer`]): the link takes them or refuses them
-    /// (`Overloaded`) when it handles them, and, as for any actix message, one whose
-    /// response future was dropped before the link handled it is skipped.
+    /// the link's outbound queue. It takes typed messages ([`Deliver`], resolving to
+    /// the message's outcome; its `Recipient<Deliver<M>>` can be handed to other
+    /// actors) and raw ones ([`Outbound`]: a verb and a payload, internode's own
+    /// verbs refused). Messages sent to it directly bypass the producers' credit
+    /// ([`Peer`]): the link takes them or refuses them (`Overloaded`) when it handles
+    /// them, and, as for any actix message, one whose response future was dropped
+    /// before the link handled it is skipped. [`Peer::send_on`] chooses a link
+    /// within the credit.
     pub async fn link(&self, peer: NodeId, kind: LinkKind) -> Result<Addr<Link>, SendError> {
         self.inner
             .registry
@@ -400,11 +406,7 @@ impl Node {
     /// The deadline (ms since the UNIX epoch) of a message of type `M` sent now: the
     /// send's own, else the type's, else the node's default, if any.
     fn deadline<M: Message>(&self, expire_after: Option<Duration>) -> Option<u64> {
-        let after = expire_after
-            .or(M::EXPIRES_AFTER)
-            .or(self.inner.config.expire_after)?;
-        let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-        Some(wire::epoch_ms().saturating_add(after))
+        peer::deadline_ms::<M>(&self.inner.config, expire_after, wire::epoch_ms())
     }
 
     /// Everything the node measures: every link's and inbound connection's counters
@@ -454,6 +456,48 @@ impl Node {
     /// Subscribes `recipient` to the events of every link of this node.
     pub async fn subscribe(&self, recipient: Recipient<LinkNotice>) {
         let _ = self.inner.registry.send(Subscribe(recipient)).await;
+    }
+
+    /// Subscribes `recipient` to the messages that fail after a link took them
+    /// (expired, overloaded, connection lost, peer restarted, closed...): a
+    /// [`FailedMessage`] each, with the peer, link, verb, size and error, when the
+    /// sender's outcome is decided. For senders that do not await each outcome
+    /// ([`Peer::sink`], a dropped [`Queued`]). Failures the call itself returns (the
+    /// message never reached a link) are not reported; neither are internode's own
+    /// control messages. A subscriber that stops is dropped from the feed; returns
+    /// once every link reports to `recipient`.
+    ///
+    /// ```no_run
+    /// use actix::prelude::*;
+    /// use internode::node::{FailedMessage, Node};
+    ///
+    /// /// Counts what the application sent and never got through.
+    /// #[derive(Default)]
+    /// struct Lost(u64);
+    /// impl Actor for Lost {
+    ///     type Context = Context<Self>;
+    /// }
+    /// impl Handler<FailedMessage> for Lost {
+    ///     type Result = ();
+    ///     fn handle(&mut self, failed: FailedMessage, _: &mut Context<Self>) {
+    ///         self.0 += 1;
+    ///         log::warn!(
+    ///             "verb {} to {} ({} bytes) failed: {}",
+    ///             failed.verb, failed.peer, failed.bytes, failed.error
+    ///         );
+    ///     }
+    /// }
+    ///
+    /// # async fn demo(node: Node) {
+    /// node.subscribe_failures(Lost::default().start().recipient()).await;
+    /// # }
+    /// ```
+    pub async fn subscribe_failures(&self, recipient: Recipient<FailedMessage>) {
+        let _ = self
+            .inner
+            .registry
+            .send(failures::SubscribeFailures(recipient))
+            .await;
     }
 
     /// The state and counters of every link of this node.

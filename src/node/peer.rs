@@ -24,9 +24,9 @@ use super::dispatch::Requested;
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
 use super::requests::{Cancel, Register, RequestTracker};
-use super::{wire, Node};
+use super::{wire, Node, NodeConfig};
 use crate::envelope::Flags;
-use crate::message::{Message, Request};
+use crate::message::{Message, Request, RESERVED_VERBS_START};
 use crate::outcome::{RequestError, SendError, Sent};
 use crate::{LinkKind, NodeId};
 
@@ -169,7 +169,7 @@ impl Peer {
         &self,
         message: M,
     ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
-        self.send_with(message, None)
+        self.send_with(message, None, None)
     }
 
     /// [`send`](Self::send) with a deadline; see [`Node::send_expiring`].
@@ -178,7 +178,46 @@ impl Peer {
         message: M,
         expire_after: Duration,
     ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
-        self.send_with(message, Some(expire_after))
+        self.send_with(message, Some(expire_after), None)
+    }
+
+    /// [`send`](Self::send) over the link of `kind`, whatever the message's type and
+    /// size would choose (urgent messages on the urgent link, payloads over
+    /// [`LinkKind::LARGE_THRESHOLD`] on the large one, the rest on the small one):
+    /// for example a snapshot just under the threshold that should not hold up the
+    /// small link's traffic, or a message that must stay in order with others on
+    /// one link. Messages keep their order per link only.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # async fn demo(node: internode::node::Node) {
+    /// use internode::node::{SendError, Sent};
+    /// use internode::{LinkKind, NodeId};
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Snapshot(Vec<u8>);
+    /// # internode::message!(Snapshot, verb = 12);
+    ///
+    /// let peer = node.peer(NodeId(2));
+    /// let snapshot = Snapshot(vec![0; 30 * 1024]); // under the 64 KiB threshold
+    /// match peer.send_on(LinkKind::Large, snapshot).await {
+    ///     // A lossless link: the peer's node has it, whatever happens next.
+    ///     Ok(Sent::Acknowledged) => {}
+    ///     // A lossy link: handed to the kernel.
+    ///     Ok(Sent::Written) => {}
+    ///     Ok(other) => println!("{other:?}"),
+    ///     // The peer's limits are full; try later or drop it.
+    ///     Err(SendError::Overloaded(level)) => eprintln!("no room in the {level}"),
+    ///     // Written, then the peer restarted before acknowledging it: maybe lost.
+    ///     Err(SendError::PeerRestarted) => eprintln!("resend the snapshot"),
+    ///     Err(e) => eprintln!("snapshot not sent ({}): {e}", e.kind()),
+    /// }
+    /// # }
+    /// ```
+    pub fn send_on<M: Message>(
+        &self,
+        kind: LinkKind,
+        message: M,
+    ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
+        self.send_with(message, None, Some(kind))
     }
 
     /// Queues `message` now if its link's credit allows, and returns its outcome to
@@ -190,7 +229,7 @@ impl Peer {
     /// [`SendError::Closed`]). More credit (or the link) is asked for meanwhile, so a
     /// later call may succeed. A message to the node itself is delivered at once.
     pub fn try_send<M: Message>(&self, message: M) -> Result<Queued, SendError> {
-        match self.prepare(message, None) {
+        match self.prepare(message, None, None) {
             Prepared::Ready(result) => result.map(|sent| Queued::ready(Ok(sent))),
             Prepared::Link {
                 credit, outbound, ..
@@ -222,7 +261,7 @@ impl Peer {
         message: M,
     ) -> impl Future<Output = Result<Queued, SendError>> + 'static {
         // In line now, in the order of the calls, whenever the future is polled.
-        let waiting = self.line_up(message, None);
+        let waiting = self.line_up(message, None, None);
         async move {
             match waiting {
                 Err(result) => result.map(|sent| Queued::ready(Ok(sent))),
@@ -235,8 +274,9 @@ impl Peer {
         &self,
         message: M,
         expire_after: Option<Duration>,
+        kind: Option<LinkKind>,
     ) -> impl Future<Output = Result<Sent, SendError>> + 'static {
-        let waiting = self.line_up(message, expire_after);
+        let waiting = self.line_up(message, expire_after, kind);
         async move {
             match waiting {
                 Err(result) => result,
@@ -273,8 +313,9 @@ impl Peer {
         &self,
         message: M,
         expire_after: Option<Duration>,
+        kind: Option<LinkKind>,
     ) -> Result<QueueFuture, Result<Sent, SendError>> {
-        match self.prepare(message, expire_after) {
+        match self.prepare(message, expire_after, kind) {
             Prepared::Ready(result) => Err(result),
             Prepared::Link {
                 credit,
@@ -284,11 +325,13 @@ impl Peer {
         }
     }
 
-    /// Encodes `message` and picks its link (or delivers it locally).
+    /// Encodes `message` and picks its link (`kind`, else by its type and size), or
+    /// delivers it locally.
     pub(super) fn prepare<M: Message>(
         &self,
         message: M,
         expire_after: Option<Duration>,
+        kind: Option<LinkKind>,
     ) -> Prepared {
         let Some(lines) = &self.lines else {
             return Prepared::Ready(
@@ -303,7 +346,7 @@ impl Peer {
         match outbound(&message, Flags::EMPTY, Vec::new(), expires) {
             Err(e) => Prepared::Ready(Err(e)),
             Ok(outbound) => {
-                let kind = link_kind::<M>(outbound.payload.len());
+                let kind = kind.unwrap_or_else(|| link_kind::<M>(outbound.payload.len()));
                 Prepared::Link {
                     credit: lines[usize::from(kind.code())].clone(),
                     outbound,
@@ -447,21 +490,41 @@ pub(super) fn link_kind<M: Message>(len: usize) -> LinkKind {
     }
 }
 
+/// An application's message, encoded, as its link takes it: a one-way message, or
+/// (with `flags` and `params`) a request or response. Internode's own verbs are
+/// refused.
 pub(super) fn outbound<M: Message>(
     message: &M,
     flags: Flags,
     params: Vec<(u32, bytes::Bytes)>,
     expires_at_ms: Option<u64>,
 ) -> Result<Outbound, SendError> {
+    Ok(app_outbound(message, expires_at_ms)?.with_protocol(flags, params))
+}
+
+/// An application's one-way message, encoded; internode's own verbs are refused.
+pub(super) fn app_outbound<M: Message>(
+    message: &M,
+    expires_at_ms: Option<u64>,
+) -> Result<Outbound, SendError> {
+    if M::VERB >= RESERVED_VERBS_START {
+        return Err(SendError::ReservedVerb(M::VERB));
+    }
     let mut payload = BytesMut::new();
     message
         .encode(&mut payload)
         .map_err(SendError::Serialization)?;
-    Ok(Outbound {
-        verb: M::VERB,
-        flags,
-        payload: payload.freeze(),
-        params,
-        expires_at_ms,
-    })
+    Ok(Outbound::new(M::VERB, payload.freeze()).expires_at_ms(expires_at_ms))
+}
+
+/// The deadline (ms since the UNIX epoch) of a message of type `M` made at
+/// `made_at_ms`: `expire_after` if given, else the type's, else the node's.
+pub(super) fn deadline_ms<M: Message>(
+    config: &NodeConfig,
+    expire_after: Option<Duration>,
+    made_at_ms: u64,
+) -> Option<u64> {
+    let after = expire_after.or(M::EXPIRES_AFTER).or(config.expire_after)?;
+    let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    Some(made_at_ms.saturating_add(after))
 }

@@ -67,7 +67,7 @@ impl<M: Message> Sink<M> for PeerSink<M> {
 
     fn start_send(self: Pin<&mut Self>, message: M) -> Result<(), SendError> {
         let this = self.get_mut();
-        match this.peer.prepare(message, None) {
+        match this.peer.prepare(message, None, None) {
             Prepared::Ready(result) => result.map(drop),
             Prepared::Link {
                 credit,

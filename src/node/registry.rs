@@ -20,8 +20,11 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use super::credit::{LinkNews, ResolveLink};
+use super::failures::{FailureFeed, SetFailureFeed, SubscribeFailures};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
-use super::link::{CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, SetPeerAddress};
+use super::link::{
+    CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, Response, SetPeerAddress,
+};
 use super::refusal::RefusalReason;
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
@@ -215,6 +218,8 @@ pub(crate) struct Registry {
     unlinked: HashMap<(NodeId, LinkKind), Vec<oneshot::Sender<()>>>,
     peers: HashMap<NodeId, SocketAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
+    /// Who hears of failed messages (handed to every link).
+    failures: FailureFeed,
     refused: BTreeMap<RefusalReason, u64>,
     inbound_env: Option<Arc<InboundEnv>>,
     /// The receiving actor of each (peer, link kind) that ever connected.
@@ -253,6 +258,7 @@ impl Registry {
             lines: HashMap::new(),
             unlinked: HashMap::new(),
             subscribers: Vec::new(),
+            failures: FailureFeed::default(),
             refused: BTreeMap::new(),
             inbound_env: None,
             inbound: HashMap::new(),
@@ -293,7 +299,8 @@ impl Registry {
         }
         let addr = *self.peers.get(&peer).ok_or(SendError::UnknownPeer(peer))?;
         let env = self.env.clone().ok_or(SendError::Closed)?;
-        let make = move |_: &mut Context<Link>| Link::new(env, peer, kind, addr);
+        let failures = self.failures.clone();
+        let make = move |_: &mut Context<Link>| Link::new(env, peer, kind, addr, failures);
         let bulk = (kind == LinkKind::Large).then_some(&self.bulk);
         let link = super::supervise::start(bulk, make);
         self.links.insert((peer, kind), link.clone());
@@ -371,7 +378,7 @@ impl Handler<Route> for Registry {
             LinkKind::Small
         };
         match self.link(m.peer, kind) {
-            Ok(link) => link.do_send(m.message),
+            Ok(link) => link.do_send(Response(m.message)),
             Err(e) => log::warn!("{}: cannot route to {}: {e}", self.node, m.peer),
         }
     }
@@ -382,6 +389,18 @@ impl Handler<Subscribe> for Registry {
 
     fn handle(&mut self, Subscribe(r): Subscribe, _: &mut Context<Self>) {
         self.subscribers.push(r);
+    }
+}
+
+impl Handler<SubscribeFailures> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, SubscribeFailures(r): SubscribeFailures, _: &mut Context<Self>) {
+        self.failures = self.failures.with(r);
+        // Each link takes the new list before any message sent after this returns.
+        for link in self.links.values() {
+            link.do_send(SetFailureFeed(self.failures.clone()));
+        }
     }
 }
 

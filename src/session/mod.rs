@@ -64,8 +64,8 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use heartbeat::{Heartbeat, HeartbeatAction, HeartbeatConfig, REMEMBERED_PINGS};
 pub use lifecycle::{Lifecycle, LifecycleAction, LinkEvent, LinkState};
 pub use link::{
-    Admission, CreditAnswer, LinkAction, LinkConfig, LinkCounters, LinkPolicy, LinkSession,
-    Outbound, HOUSEKEEPING,
+    Admission, Completion, CreditAnswer, LinkAction, LinkConfig, LinkCounters, LinkPolicy,
+    LinkSession, Outbound, HOUSEKEEPING,
 };
 pub use queue::{Entry, OutboundQueue, Refused};
 pub use reason::{DisconnectReason, ProtocolViolation, TlsFailure};

@@ -16,6 +16,80 @@ impl actix::Message for Outbound {
     type Result = Result<Sent, SendError>;
 }
 
+/// A typed message for a link's address: `link.send(Deliver::new(message))` resolves
+/// to the message's outcome, as [`Peer::send`](crate::node::Peer::send) does. The link
+/// encodes it, gives it its deadline (as `Peer::send` does: the one set here, else the
+/// type's [`EXPIRES_AFTER`](crate::message::Message::EXPIRES_AFTER), else the node's
+/// [`expire_after`](crate::node::NodeBuilder::expire_after)) and takes it into its
+/// queue, or refuses it ([`SendError::Overloaded`]) if the link has no room: the
+/// producer's credit ([`Peer`](crate::node::Peer)) does not apply, so a sender that
+/// keeps many of these unanswered is itself what bounds the mailbox.
+///
+/// An application can hand its actors a `Recipient<Deliver<M>>` of a link
+/// (`link.recipient()`), so that they send to the peer without knowing internode:
+///
+/// ```no_run
+/// # #[cfg(feature = "serde")] // `message!` needs it
+/// # async fn demo(node: internode::node::Node) -> Result<(), internode::node::SendError> {
+/// use actix::Recipient;
+/// use internode::node::{Deliver, Sent};
+/// use internode::{LinkKind, NodeId};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Snapshot(Vec<u8>);
+/// # internode::message!(Snapshot, verb = 12);
+///
+/// // A 30 KiB snapshot goes over the large link, whatever its size would choose.
+/// let large = node.link(NodeId(2), LinkKind::Large).await?;
+/// let to_peer: Recipient<Deliver<Snapshot>> = large.recipient();
+/// match to_peer.send(Deliver::new(Snapshot(vec![0; 30 * 1024]))).await {
+///     Ok(Ok(Sent::Acknowledged)) => println!("the peer has it"),
+///     Ok(Ok(other)) => println!("sent: {other:?}"),
+///     Ok(Err(e)) => eprintln!("not delivered: {e}"),
+///     Err(_) => eprintln!("the link is gone"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Deliver<M> {
+    /// The message.
+    pub message: M,
+    /// Its own deadline, from when it was made, if any (see above).
+    pub expire_after: Option<Duration>,
+    /// When it was made (ms since the UNIX epoch): its deadline counts from then.
+    pub(crate) made_at_ms: u64,
+}
+
+impl<M> Deliver<M> {
+    /// `message`, with the deadline its type or the node gives it, counted from now.
+    pub fn new(message: M) -> Self {
+        Deliver {
+            message,
+            expire_after: None,
+            made_at_ms: crate::node::wire::epoch_ms(),
+        }
+    }
+
+    /// This message with its own deadline, `after` from when it was made.
+    pub fn expire_after(mut self, after: Duration) -> Self {
+        self.expire_after = Some(after);
+        self
+    }
+}
+
+impl<M: crate::message::Message> actix::Message for Deliver<M> {
+    type Result = Result<Sent, SendError>;
+}
+
+/// The response to a peer's request (flags and request id set by the crate), sent
+/// with `do_send` by the receiving side: taken like an [`Outbound`], its outcome only
+/// counted.
+pub(crate) struct Response(pub Outbound);
+
+impl actix::Message for Response {
+    type Result = ();
+}
+
 /// A message sent under a producer's credit (`node::credit`): its bytes come out of
 /// the credit the link granted, so it is never refused for room. Sent with `do_send`:
 /// its outcome goes to `reply` (a message is never withdrawn once in the mailbox).

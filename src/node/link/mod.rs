@@ -42,12 +42,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 
-pub(crate) use api::{AskCredit, Credited, PeerSeen, ReturnCredit, SetPeerAddress};
-pub use api::{CloseLink, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
+pub(crate) use api::{AskCredit, Credited, PeerSeen, Response, ReturnCredit, SetPeerAddress};
+pub use api::{CloseLink, Deliver, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
 pub use reply::OutboundReply;
 use reply::Slot;
 
 use super::connect::dial;
+use super::failures::{FailedMessage, FailureFeed, SetFailureFeed};
+use super::peer::{app_outbound, deadline_ms};
 use super::registry::LinkReport;
 use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
@@ -59,6 +61,7 @@ use super::NodeConfig;
 use crate::frame::{Decoded, FrameCodec, FrameError};
 use crate::handshake::{Established, Hello};
 use crate::limits::{Grant, ReserveNeeded, Shortage};
+use crate::message::{Message as RemoteMessage, RESERVED_VERBS_START};
 use crate::outcome::{OverloadLevel, SendError};
 use crate::session::{
     Admission, CreditAnswer, DisconnectReason, LinkAction, LinkConfig, LinkEvent, LinkPolicy,
@@ -117,10 +120,18 @@ pub struct Link {
     /// A request for the reserve credit needs is out (spawned on the context: a
     /// restart abandons it).
     credit_acquiring: bool,
+    /// Who hears of the messages that fail.
+    failures: FailureFeed,
 }
 
 impl Link {
-    pub(crate) fn new(env: Arc<LinkEnv>, peer: NodeId, kind: LinkKind, addr: SocketAddr) -> Self {
+    pub(crate) fn new(
+        env: Arc<LinkEnv>,
+        peer: NodeId,
+        kind: LinkKind,
+        addr: SocketAddr,
+        failures: FailureFeed,
+    ) -> Self {
         let limits = env.config.send_limits;
         let config = LinkConfig {
             policy: env.config.link_policy(kind),
@@ -151,6 +162,7 @@ impl Link {
             credit_replies: VecDeque::new(),
             next_ask: 0,
             credit_acquiring: false,
+            failures,
         }
     }
 
@@ -241,12 +253,21 @@ impl Link {
     }
 
     fn deliver_outcomes(&mut self) {
-        while let Some((slot, outcome)) = self.core.poll_outcome() {
-            if let Err(error) = &outcome {
+        while let Some(done) = self.core.poll_outcome() {
+            if let Err(error) = &done.result {
                 self.warn(error);
+                if !self.failures.is_empty() && done.verb < RESERVED_VERBS_START {
+                    self.failures.report(FailedMessage {
+                        peer: self.peer,
+                        link: self.kind,
+                        verb: done.verb,
+                        bytes: done.bytes,
+                        error: error.clone(),
+                    });
+                }
             }
-            if let Some(slot) = slot {
-                slot.complete(outcome);
+            if let Some(slot) = done.token {
+                slot.complete(done.result);
             }
         }
     }
@@ -449,13 +470,18 @@ impl Link {
 
     /// Takes a message into the core (`credited`: under a producer's credit); when it
     /// needs reserve, asks for it and decides once the answer is in.
-    fn admit(&mut self, message: Outbound, slot: Slot, credited: bool, ctx: &mut Context<Self>) {
+    fn admit(
+        &mut self,
+        message: Outbound,
+        slot: Option<Slot>,
+        credited: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let (now, now_ms) = (Instant::now(), wire::epoch_ms());
         let admission = if credited {
-            self.core
-                .handle_send_credited(message, Some(slot), now, now_ms)
+            self.core.handle_send_credited(message, slot, now, now_ms)
         } else {
-            self.core.handle_send(message, Some(slot), now, now_ms)
+            self.core.handle_send(message, slot, now, now_ms)
         };
         let Admission::NeedReserve {
             message,
@@ -483,9 +509,7 @@ impl Link {
                         Ok(Ok(held)) => {
                             link.core.handle_lease(held.into_grant());
                             // Enough now: nothing else ran meanwhile.
-                            if let Some(slot) = token {
-                                link.admit(message, slot, false, ctx);
-                            }
+                            link.admit(message, token, false, ctx);
                             return;
                         }
                         Ok(Err(shortage)) => level_of(&shortage),
@@ -571,8 +595,45 @@ impl Handler<Outbound> for Link {
 
     fn handle(&mut self, message: Outbound, ctx: &mut Context<Self>) -> Self::Result {
         let (slot, reply) = Slot::new();
-        self.admit(message, slot, false, ctx);
+        if message.verb >= RESERVED_VERBS_START || !message.flags.is_empty() {
+            // Only the crate sets flags: an application's message never has them.
+            slot.complete(Err(SendError::ReservedVerb(message.verb)));
+        } else {
+            self.admit(message, Some(slot), false, ctx);
+        }
         reply
+    }
+}
+
+impl<M: RemoteMessage> Handler<Deliver<M>> for Link {
+    type Result = OutboundReply;
+
+    fn handle(&mut self, deliver: Deliver<M>, ctx: &mut Context<Self>) -> Self::Result {
+        let (slot, reply) = Slot::new();
+        let config = &self.env.config;
+        let deadline = deadline_ms::<M>(config, deliver.expire_after, deliver.made_at_ms);
+        match app_outbound(&deliver.message, deadline) {
+            Ok(message) => self.admit(message, Some(slot), false, ctx),
+            Err(e) => slot.complete(Err(e)),
+        }
+        reply
+    }
+}
+
+impl Handler<Response> for Link {
+    type Result = ();
+
+    fn handle(&mut self, Response(message): Response, ctx: &mut Context<Self>) {
+        // Nobody waits for a response's outcome.
+        self.admit(message, None, false, ctx);
+    }
+}
+
+impl Handler<SetFailureFeed> for Link {
+    type Result = ();
+
+    fn handle(&mut self, SetFailureFeed(feed): SetFailureFeed, _: &mut Context<Self>) {
+        self.failures = feed;
     }
 }
 
@@ -580,7 +641,7 @@ impl Handler<Credited> for Link {
     type Result = ();
 
     fn handle(&mut self, m: Credited, ctx: &mut Context<Self>) {
-        self.admit(m.message, Slot::channel(m.reply), true, ctx);
+        self.admit(m.message, Some(Slot::channel(m.reply)), true, ctx);
     }
 }
 

@@ -23,7 +23,9 @@ use std::rc::Rc;
 
 use actix::dev::{MessageResponse, OneshotSender};
 
-use super::{Link, Outbound};
+use super::Link;
+#[cfg(doc)]
+use super::Outbound;
 use crate::outcome::{SendError, Sent};
 
 type Outcome = Result<Sent, SendError>;
@@ -86,7 +88,10 @@ impl Slot {
 /// outcome once it is known (written, or why it failed).
 pub struct OutboundReply(Option<Rc<RefCell<State>>>);
 
-impl MessageResponse<Link, Outbound> for OutboundReply {
+impl<M> MessageResponse<Link, M> for OutboundReply
+where
+    M: actix::Message<Result = Outcome>,
+{
     fn handle(mut self, _: &mut actix::Context<Link>, tx: Option<OneshotSender<Outcome>>) {
         if let (Some(state), Some(tx)) = (self.0.take(), tx) {
             attach(&state, tx);

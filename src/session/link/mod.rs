@@ -5,7 +5,9 @@ mod credit;
 mod types;
 
 pub use credit::CreditAnswer;
-pub use types::{Admission, LinkAction, LinkConfig, LinkCounters, LinkPolicy, Outbound};
+pub use types::{
+    Admission, Completion, LinkAction, LinkConfig, LinkCounters, LinkPolicy, Outbound,
+};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -31,6 +33,17 @@ pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
 struct Item<T> {
     message: Outbound,
     token: T,
+}
+
+impl<T> Item<T> {
+    fn complete(self, result: Result<Sent, SendError>) -> Completion<T> {
+        Completion {
+            verb: self.message.verb,
+            bytes: self.message.size(),
+            token: self.token,
+            result,
+        }
+    }
 }
 
 /// A written message waiting for its acknowledgement.
@@ -124,7 +137,7 @@ pub struct LinkSession<K, T> {
     next_seq: u64,
     /// The peer's session id, from the last handshake.
     peer_session: Option<u64>,
-    outcomes: VecDeque<(T, Result<Sent, SendError>)>,
+    outcomes: VecDeque<Completion<T>>,
     events: VecDeque<LinkEvent>,
     actions: VecDeque<LinkAction>,
     releases: Vec<Grant<K>>,
@@ -495,7 +508,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     }
 
     /// The next outcome of a message, for its sender.
-    pub fn poll_outcome(&mut self) -> Option<(T, Result<Sent, SendError>)> {
+    pub fn poll_outcome(&mut self) -> Option<Completion<T>> {
         self.outcomes.pop_front()
     }
 
@@ -780,20 +793,20 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     }
 
     fn complete(&mut self, item: Item<T>, sent: Sent) {
-        self.outcomes.push_back((item.token, Ok(sent)));
+        self.outcomes.push_back(item.complete(Ok(sent)));
     }
 }
 
 fn fail_into<T>(
     counters: &mut LinkCounters,
-    outcomes: &mut VecDeque<(T, Result<Sent, SendError>)>,
+    outcomes: &mut VecDeque<Completion<T>>,
     item: Item<T>,
     error: SendError,
 ) {
     if item.message.verb < RESERVED_VERBS_START {
         counters.count_failure(&error, item.message.size());
     }
-    outcomes.push_back((item.token, Err(error)));
+    outcomes.push_back(item.complete(Err(error)));
 }
 
 /// Writes one message with sequence number `seq` into the frames: the header through

@@ -32,19 +32,26 @@ pub enum LinkPolicy {
 
 /// A message for a link: an envelope's fields without its id (the link numbers what
 /// it sends).
+///
+/// An application builds one from a verb and a payload ([`Outbound::new`]) and may set
+/// its deadline; the request/response flags and the envelope parameters are the
+/// crate's own (a request's id, a response's), so a raw message cannot pose as a
+/// response or forge a request id. Verbs at or above
+/// [`RESERVED_VERBS_START`](crate::message::RESERVED_VERBS_START) are internode's
+/// control messages: a node's link refuses them from the application
+/// ([`SendError::ReservedVerb`]).
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct Outbound {
     /// The verb of the message type.
     pub verb: u32,
-    /// Request / response flags.
-    pub flags: Flags,
     /// The encoded message.
     pub payload: Bytes,
-    /// Envelope parameters.
-    pub params: Vec<(u32, Bytes)>,
     /// When the message expires (ms since the UNIX epoch), if ever.
     pub expires_at_ms: Option<u64>,
+    /// Request / response flags (set by the crate only).
+    pub(crate) flags: Flags,
+    /// Envelope parameters (set by the crate only).
+    pub(crate) params: Vec<(u32, Bytes)>,
 }
 
 impl Outbound {
@@ -55,6 +62,7 @@ impl Outbound {
     /// use internode::session::Outbound;
     /// let message = Outbound::new(7, bytes::Bytes::from_static(b"hi")).expires_at_ms(Some(1_000));
     /// assert_eq!((message.verb, message.size(), message.expires_at_ms), (7, 2, Some(1_000)));
+    /// assert!(message.flags().is_empty() && message.params().is_empty());
     /// ```
     pub fn new(verb: u32, payload: Bytes) -> Self {
         Outbound {
@@ -66,14 +74,10 @@ impl Outbound {
         }
     }
 
-    /// This message with these flags.
-    pub fn flags(mut self, flags: Flags) -> Self {
+    /// A message with protocol flags and envelope parameters (requests and
+    /// responses).
+    pub(crate) fn with_protocol(mut self, flags: Flags, params: Vec<(u32, Bytes)>) -> Self {
         self.flags = flags;
-        self
-    }
-
-    /// This message with these envelope parameters.
-    pub fn params(mut self, params: Vec<(u32, Bytes)>) -> Self {
         self.params = params;
         self
     }
@@ -84,12 +88,37 @@ impl Outbound {
         self
     }
 
+    /// Its request / response flags (empty for a one-way message).
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    /// Its envelope parameters (a request's or response's id).
+    pub fn params(&self) -> &[(u32, Bytes)] {
+        &self.params
+    }
+
     /// The bytes the message is charged against the limits: its payload and
     /// parameters (what the link holds in memory for it).
     pub fn size(&self) -> usize {
         let params: usize = self.params.iter().map(|(_, v)| v.len() + 8).sum();
         self.payload.len().saturating_add(params)
     }
+}
+
+/// A message's outcome as the link core hands it to the shell
+/// ([`LinkSession::poll_outcome`]): where it goes, what the message was, and the
+/// outcome.
+#[derive(Debug)]
+pub struct Completion<T> {
+    /// The shell's token of the message.
+    pub token: T,
+    /// The message's verb.
+    pub verb: u32,
+    /// Its size as charged ([`Outbound::size`]).
+    pub bytes: usize,
+    /// Its outcome.
+    pub result: Result<crate::outcome::Sent, SendError>,
 }
 
 /// Counters of one link since it was created.

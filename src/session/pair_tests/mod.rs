@@ -254,7 +254,8 @@ impl Pair {
 
     /// Takes the link's outcomes, events and releases, and carries out its actions.
     fn collect(&mut self) {
-        while let Some((n, outcome)) = self.link.poll_outcome() {
+        while let Some(done) = self.link.poll_outcome() {
+            let (n, outcome) = (done.token, done.result);
             assert!(
                 self.outcomes.insert(n, outcome).is_none(),
                 "message {n} got two outcomes"

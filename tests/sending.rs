@@ -1,0 +1,259 @@
+//! Sending as an application does beyond `Peer::send`, between real nodes over
+//! loopback: a typed message to a link's address (`Deliver`, and a `Recipient` of it
+//! handed to another actor), a message on a chosen link (`Peer::send_on`), raw
+//! `Outbound`s that try internode's own verbs, and the feed of failed messages for
+//! senders that do not await outcomes.
+#![cfg(feature = "serde")]
+
+mod support;
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::{stream, StreamExt};
+use internode::limits::Limits;
+use internode::message::RESERVED_VERBS_START;
+use internode::node::OverloadLevel;
+use internode::node::{Deliver, FailedMessage, Outbound, SendError, SendErrorKind, Sent};
+use internode::{LinkKind, NodeId};
+use support::{
+    bounded, builder, collect, pair, payload_len, recv_n, refusing_port, within, Blob, Seq,
+};
+use tokio::sync::mpsc;
+
+const B: NodeId = NodeId(2);
+
+/// Forwards every failed message it hears of to a channel.
+struct Failures(mpsc::UnboundedSender<FailedMessage>);
+
+impl Actor for Failures {
+    type Context = Context<Self>;
+}
+
+impl Handler<FailedMessage> for Failures {
+    type Result = ();
+
+    fn handle(&mut self, failed: FailedMessage, _: &mut Context<Self>) {
+        let _ = self.0.send(failed);
+    }
+}
+
+/// Subscribes a [`Failures`] to `node`'s feed and returns its channel.
+async fn failures_of(node: &internode::node::Node) -> mpsc::UnboundedReceiver<FailedMessage> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    node.subscribe_failures(Failures(tx).start().recipient())
+        .await;
+    rx
+}
+
+/// Sends `Seq`s to a peer through a `Recipient<Deliver<Seq>>` it was handed.
+struct Producer {
+    to_peer: Recipient<Deliver<Seq>>,
+}
+
+impl Actor for Producer {
+    type Context = Context<Self>;
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<Result<Sent, SendError>>")]
+struct Produce(u64);
+
+impl Handler<Produce> for Producer {
+    type Result = ResponseFuture<Vec<Result<Sent, SendError>>>;
+
+    fn handle(&mut self, Produce(n): Produce, _: &mut Context<Self>) -> Self::Result {
+        let sends: Vec<_> = (0..n)
+            .map(|i| self.to_peer.send(Deliver::new(Seq(i))))
+            .collect();
+        Box::pin(async move {
+            let mut outcomes = Vec::new();
+            for send in sends {
+                outcomes.push(send.await.unwrap_or(Err(SendError::Closed)));
+            }
+            outcomes
+        })
+    }
+}
+
+/// A typed message sent to a link's address arrives, in order, with the link's
+/// outcome; an actor that only holds a `Recipient` of it sends the same way.
+#[actix::test]
+async fn a_link_address_takes_typed_messages() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let mut got = collect::<Seq>(&b);
+        let small = a.link(B, LinkKind::Small).await.unwrap();
+        let outcome = small.send(Deliver::new(Seq(7))).await.unwrap();
+        assert_eq!(outcome, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut got, 1).await, vec![(NodeId(1), Seq(7))]);
+
+        let producer = Producer {
+            to_peer: small.recipient(),
+        }
+        .start();
+        let outcomes = producer.send(Produce(50)).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == Ok(Sent::Acknowledged)));
+        let arrived: Vec<_> = recv_n(&mut got, 50)
+            .await
+            .into_iter()
+            .map(|m| m.1)
+            .collect();
+        assert_eq!(arrived, (0..50).map(Seq).collect::<Vec<_>>());
+    })
+    .await;
+}
+
+/// A typed message to a link's address gets its deadline (its own here) and the
+/// link's limits: with the peer unreachable it expires in the queue, and one larger
+/// than the link's capacity is refused at once. The feed hears of both.
+#[actix::test]
+async fn a_typed_message_to_a_link_expires_and_is_refused_like_any_other() {
+    bounded(async {
+        let limits = Limits::new(64 * 1024, 1 << 20, 4 << 20);
+        let a = builder(1).send_limits(limits).start().await.unwrap();
+        let nowhere = refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
+        let mut failed = failures_of(&a).await;
+        let small = a.link(B, LinkKind::Small).await.unwrap();
+
+        let outcome = small
+            .send(Deliver::new(Seq(1)).expire_after(Duration::from_millis(50)))
+            .await
+            .unwrap();
+        assert_eq!(outcome, Err(SendError::Expired));
+        // The link takes no reserve while it fails to connect: its capacity (64 KiB)
+        // holds the first blob, not the second.
+        let big = Blob::new(60 * 1024, 1);
+        let first = small.send(Deliver::new(big.clone()).expire_after(Duration::from_millis(200)));
+        let second = small.send(Deliver::new(big)).await.unwrap();
+        assert_eq!(second, Err(SendError::Overloaded(OverloadLevel::Link)));
+        assert_eq!(first.await.unwrap(), Err(SendError::Expired));
+
+        let mut reports = Vec::new();
+        for _ in 0..3 {
+            let report = within("a report", failed.recv()).await.unwrap();
+            assert_eq!((report.peer, report.link), (B, LinkKind::Small));
+            reports.push((report.verb, report.bytes, report.error.kind()));
+        }
+        assert_eq!(
+            reports,
+            vec![
+                (1000, payload_len(&Seq(1)), SendErrorKind::Expired),
+                (1010, 60 * 1024, SendErrorKind::OverloadedLink),
+                (1010, 60 * 1024, SendErrorKind::Expired),
+            ]
+        );
+    })
+    .await;
+}
+
+/// `send_on` puts a message on the link chosen, whatever its size would choose, and
+/// the other links carry nothing.
+#[actix::test]
+async fn send_on_uses_the_link_chosen() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let mut got = collect::<Seq>(&b);
+        let peer = a.peer(B);
+        assert_eq!(
+            peer.send_on(LinkKind::Large, Seq(1)).await,
+            Ok(Sent::Acknowledged)
+        );
+        assert_eq!(recv_n(&mut got, 1).await, vec![(NodeId(1), Seq(1))]);
+        let accepted: Vec<_> = a
+            .links()
+            .await
+            .iter()
+            .map(|l| (l.kind, l.counters.accepted))
+            .collect();
+        assert_eq!(accepted, vec![(LinkKind::Large, 1)]);
+    })
+    .await;
+}
+
+/// An application cannot send internode's own verbs, through a raw `Outbound` or a
+/// type that claims one; nothing reaches the peer and the link goes on.
+#[actix::test]
+async fn internode_verbs_are_refused_from_the_application() {
+    struct Forged;
+    impl internode::message::Message for Forged {
+        const VERB: u32 = RESERVED_VERBS_START + 1;
+        fn encode(&self, _: &mut bytes::BytesMut) -> Result<(), internode::message::EncodeError> {
+            Ok(())
+        }
+        fn decode(_: bytes::Bytes) -> Result<Self, internode::message::DecodeError> {
+            Ok(Forged)
+        }
+    }
+    bounded(async {
+        let (a, b) = pair().await;
+        let mut got = collect::<Seq>(&b);
+        let small = a.link(B, LinkKind::Small).await.unwrap();
+        let raw = Outbound::new(RESERVED_VERBS_START, bytes::Bytes::from_static(b"ack"));
+        assert_eq!(
+            small.send(raw).await.unwrap(),
+            Err(SendError::ReservedVerb(RESERVED_VERBS_START))
+        );
+        assert_eq!(
+            small.send(Deliver::new(Forged)).await.unwrap(),
+            Err(SendError::ReservedVerb(RESERVED_VERBS_START + 1))
+        );
+        assert_eq!(
+            a.send(B, Forged).await,
+            Err(SendError::ReservedVerb(RESERVED_VERBS_START + 1))
+        );
+        assert_eq!(a.send(B, Seq(3)).await, Ok(Sent::Acknowledged));
+        assert_eq!(recv_n(&mut got, 1).await, vec![(NodeId(1), Seq(3))]);
+    })
+    .await;
+}
+
+/// A fire-and-forget sender (a stream forwarded into a `Peer::sink`) learns from the
+/// feed which messages failed: every one of them, each once, with its peer, verb,
+/// size and reason, to every subscriber.
+#[actix::test]
+async fn the_feed_reports_each_message_a_sink_lost() {
+    bounded(async {
+        let a = builder(1)
+            .expire_after(Duration::from_millis(100))
+            .start()
+            .await
+            .unwrap();
+        let nowhere = refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
+        let mut failed = failures_of(&a).await;
+        let mut second = failures_of(&a).await;
+        const N: u64 = 40;
+        stream::iter((0..N).map(|n| Ok(Seq(n))))
+            .forward(a.peer(B).sink::<Seq>())
+            .await
+            .unwrap();
+        for feed in [&mut failed, &mut second] {
+            let mut reports = Vec::new();
+            within("a report per message", async {
+                while reports.len() < N as usize {
+                    reports.push(feed.recv().await.unwrap());
+                }
+            })
+            .await;
+            assert!(reports.iter().all(|f| f.peer == B
+                && f.verb == 1000
+                && f.error == SendError::Expired
+                && f.link == LinkKind::Small));
+            let bytes: usize = reports.iter().map(|f| f.bytes).sum();
+            let expected: usize = (0..N).map(|n| payload_len(&Seq(n))).sum();
+            assert_eq!(bytes, expected);
+        }
+        // Each once: nothing more comes.
+        let metrics = a.metrics().await;
+        let expired: u64 = metrics
+            .links
+            .iter()
+            .filter_map(|l| l.counters.failed.get(&SendErrorKind::Expired))
+            .sum();
+        assert_eq!(expired, N);
+        assert!(failed.try_recv().is_err());
+    })
+    .await;
+}
