@@ -183,6 +183,92 @@ impl std::fmt::Display for SendErrorKind {
     }
 }
 
+/// The outcomes of a batch of messages ([`Peer::send_many`](crate::node::Peer::send_many)),
+/// one per message, by the index the message had in the batch.
+///
+/// ```
+/// use internode::node::{Outcomes, SendError, Sent};
+///
+/// let outcomes = Outcomes::from(vec![Ok(Sent::Acknowledged), Err(SendError::Expired)]);
+/// assert_eq!(outcomes[0], Ok(Sent::Acknowledged));
+/// assert!(!outcomes.all_sent());
+/// assert_eq!(outcomes.failures().collect::<Vec<_>>(), vec![(1, &SendError::Expired)]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcomes(Vec<Result<Sent, SendError>>);
+
+impl Outcomes {
+    /// How many messages the batch had.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the batch was empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The outcome of message `index`, if the batch had it.
+    pub fn get(&self, index: usize) -> Option<&Result<Sent, SendError>> {
+        self.0.get(index)
+    }
+
+    /// Every outcome, in the order of the messages.
+    pub fn iter(&self) -> std::slice::Iter<'_, Result<Sent, SendError>> {
+        self.0.iter()
+    }
+
+    /// Whether every message was sent (none failed).
+    pub fn all_sent(&self) -> bool {
+        self.0.iter().all(Result::is_ok)
+    }
+
+    /// The messages that failed: their index and why.
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &SendError)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, outcome)| outcome.as_ref().err().map(|e| (i, e)))
+    }
+
+    /// The outcomes, in the order of the messages.
+    pub fn into_vec(self) -> Vec<Result<Sent, SendError>> {
+        self.0
+    }
+}
+
+impl From<Vec<Result<Sent, SendError>>> for Outcomes {
+    fn from(outcomes: Vec<Result<Sent, SendError>>) -> Self {
+        Outcomes(outcomes)
+    }
+}
+
+impl std::ops::Index<usize> for Outcomes {
+    type Output = Result<Sent, SendError>;
+
+    fn index(&self, index: usize) -> &Self::Output {
+        &self.0[index]
+    }
+}
+
+impl IntoIterator for Outcomes {
+    type Item = Result<Sent, SendError>;
+    type IntoIter = std::vec::IntoIter<Result<Sent, SendError>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Outcomes {
+    type Item = &'a Result<Sent, SendError>;
+    type IntoIter = std::slice::Iter<'a, Result<Sent, SendError>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// Why a request got no response.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]

@@ -257,3 +257,152 @@ async fn the_feed_reports_each_message_a_sink_lost() {
     })
     .await;
 }
+
+/// A number that refuses to encode when odd.
+#[derive(Debug, Clone, PartialEq)]
+struct EvenOnly(u64);
+
+impl internode::message::Message for EvenOnly {
+    const VERB: u32 = 1400;
+
+    fn encode(&self, dst: &mut bytes::BytesMut) -> Result<(), internode::message::EncodeError> {
+        if self.0 % 2 == 1 {
+            return Err(internode::message::EncodeError::custom("odd"));
+        }
+        dst.extend_from_slice(&self.0.to_le_bytes());
+        Ok(())
+    }
+
+    fn decode(payload: bytes::Bytes) -> Result<Self, internode::message::DecodeError> {
+        let bytes: [u8; 8] = payload[..]
+            .try_into()
+            .map_err(|_| internode::message::DecodeError::Truncated)?;
+        Ok(EvenOnly(u64::from_le_bytes(bytes)))
+    }
+}
+
+/// A batch arrives whole and in order, after what was sent before it on the same
+/// handle and before what is sent after; each message's outcome is at its index, and
+/// one that does not encode fails alone.
+#[actix::test]
+async fn a_batch_is_delivered_in_order_with_an_outcome_per_message() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let mut seqs = collect::<Seq>(&b);
+        let peer = a.peer(B);
+        let before = peer.send(Seq(0));
+        let batch = peer.send_many((1..=500).map(Seq));
+        let after = peer.send(Seq(501));
+        let outcomes = batch.await;
+        assert_eq!(outcomes.len(), 500);
+        assert!(outcomes.all_sent(), "{:?}", outcomes.failures().next());
+        assert!(outcomes.iter().all(|o| *o == Ok(Sent::Acknowledged)));
+        assert_eq!(before.await, Ok(Sent::Acknowledged));
+        assert_eq!(after.await, Ok(Sent::Acknowledged));
+        let arrived: Vec<_> = recv_n(&mut seqs, 502)
+            .await
+            .into_iter()
+            .map(|(_, Seq(n))| n)
+            .collect();
+        assert_eq!(arrived, (0..=501).collect::<Vec<_>>());
+
+        let mut evens = collect::<EvenOnly>(&b);
+        let outcomes = peer.send_many((0..10).map(EvenOnly)).await;
+        for (i, outcome) in outcomes.iter().enumerate() {
+            match i % 2 {
+                0 => assert_eq!(*outcome, Ok(Sent::Acknowledged), "message {i}"),
+                _ => assert_eq!(
+                    outcome.as_ref().map_err(SendError::kind),
+                    Err(SendErrorKind::Serialization),
+                    "message {i}"
+                ),
+            }
+        }
+        let arrived: Vec<_> = recv_n(&mut evens, 5)
+            .await
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            arrived,
+            (0..10).step_by(2).map(EvenOnly).collect::<Vec<_>>()
+        );
+    })
+    .await;
+}
+
+/// A batch goes to this node's own handler when sent to itself, and fails as a
+/// whole when it cannot be queued: more bytes than the link could ever take, or its
+/// deadline passed while the peer is unreachable (each message then reported to the
+/// feed).
+#[actix::test]
+async fn a_batch_fails_as_a_whole_when_it_cannot_be_queued() {
+    bounded(async {
+        let limits = Limits::new(64 * 1024, 64 * 1024, 1 << 20);
+        let a = builder(1)
+            .send_limits(limits)
+            .expire_after(Duration::from_millis(100))
+            .start()
+            .await
+            .unwrap();
+        let mut own = collect::<Seq>(&a);
+        let outcomes = a.peer(NodeId(1)).send_many((0..3).map(Seq)).await;
+        assert!(outcomes.iter().all(|o| *o == Ok(Sent::DeliveredLocally)));
+        assert_eq!(recv_n(&mut own, 3).await.len(), 3);
+
+        let nowhere = refusing_port();
+        a.add_peer(B, nowhere.addr()).await;
+        let mut failed = failures_of(&a).await;
+        let peer = a.peer(B);
+        // 200 KiB: over the link's capacity plus the peer's reserve.
+        let outcomes = peer
+            .send_many((0..50).map(|_| Blob::new(4 * 1024, 1)))
+            .await;
+        assert_eq!(outcomes.len(), 50);
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Err(SendError::Oversized { .. }))));
+
+        let outcomes = peer.send_many((0..20).map(Seq)).await;
+        assert_eq!(outcomes.into_vec(), vec![Err(SendError::Expired); 20]);
+        let mut reports = Vec::new();
+        within("a report per message", async {
+            while reports.len() < 20 {
+                reports.push(failed.recv().await.unwrap());
+            }
+        })
+        .await;
+        assert!(reports.iter().all(|f| f.error == SendError::Expired));
+    })
+    .await;
+}
+
+/// Batches beyond the link's credit wait for room, in order with single sends, and
+/// all arrive: the bound holds for batches as for single messages.
+#[actix::test]
+async fn batches_wait_for_credit_and_all_arrive() {
+    bounded(async {
+        let limits = Limits::new(64 * 1024, 128 * 1024, 1 << 20);
+        let a = builder(1).send_limits(limits).start().await.unwrap();
+        let b = support::node(2).await;
+        a.add_peer(B, b.local_addr()).await;
+        let mut got = collect::<Blob>(&b);
+        let peer = a.peer(B);
+        let batches: Vec<_> = (0..40u8)
+            .map(|i| peer.send_many((0..16).map(move |_| Blob::new(1024, i))))
+            .collect();
+        for (i, batch) in batches.into_iter().enumerate() {
+            let outcomes = batch.await;
+            assert!(
+                outcomes.all_sent(),
+                "batch {i}: {:?}",
+                outcomes.failures().next()
+            );
+        }
+        let arrived = recv_n(&mut got, 40 * 16).await;
+        let fills: Vec<u8> = arrived.iter().map(|(_, Blob(b))| b[0]).collect();
+        let expected: Vec<u8> = (0..40u8).flat_map(|i| [i; 16]).collect();
+        assert_eq!(fills, expected);
+    })
+    .await;
+}

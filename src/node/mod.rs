@@ -74,7 +74,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use crate::outcome::{OverloadLevel, RequestError, SendError, SendErrorKind, Sent};
+pub use crate::outcome::{Outcomes, OverloadLevel, RequestError, SendError, SendErrorKind, Sent};
 pub use builder::{NodeBuilder, StartError, MIN_SECRET_LEN};
 pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;

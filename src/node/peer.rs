@@ -19,7 +19,10 @@ use actix::{Addr, Recipient};
 use bytes::BytesMut;
 use tokio::sync::oneshot;
 
-use super::credit::{deadline_instant, CreditLine, CreditSizes, QueueFuture, Queued, ResolveLink};
+use super::credit::{
+    deadline_instant, BatchQueued, CreditLine, CreditSizes, Outgoing, QueueFuture, Queued,
+    ResolveLink,
+};
 use super::dispatch::Requested;
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
@@ -27,7 +30,7 @@ use super::requests::{Cancel, Register, RequestTracker};
 use super::{wire, Node, NodeConfig};
 use crate::envelope::Flags;
 use crate::message::{Message, Request, RESERVED_VERBS_START};
-use crate::outcome::{RequestError, SendError, Sent};
+use crate::outcome::{Outcomes, RequestError, SendError, Sent};
 use crate::{LinkKind, NodeId};
 
 /// This node's credit lines to one peer: urgent, small, large (indexed by
@@ -220,6 +223,109 @@ impl Peer {
         self.send_with(message, None, Some(kind))
     }
 
+    /// Sends a batch of messages of one type as one: one encode pass, one clock read,
+    /// one credit take and one message in the link's mailbox for the whole batch, and
+    /// one completion, resolving with each message's outcome by its index in the
+    /// batch ([`Outcomes`]). The messages are queued back to back, in order, on one
+    /// link: the urgent one for an urgent type, else the large one if any payload is
+    /// over [`LinkKind::LARGE_THRESHOLD`], else the small one. Every message still
+    /// ends in exactly one outcome: one that does not encode fails alone
+    /// ([`SendError::Serialization`]); a batch that cannot be queued (no link, its
+    /// deadline passed while it waited for credit, or more bytes than the link
+    /// could ever take: [`SendError::Oversized`]) fails as a whole, each message with
+    /// that error. Like [`send`](Self::send), the batch is in line when the call is
+    /// made and waits for credit beyond it.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "serde")] // `message!` needs it
+    /// # async fn demo(peer: internode::node::Peer) {
+    /// # #[derive(serde::Serialize, serde::Deserialize)] struct Tick(u64);
+    /// # internode::message!(Tick, verb = 9);
+    /// let outcomes = peer.send_many((0..1_000).map(Tick)).await;
+    /// assert_eq!(outcomes.len(), 1_000);
+    /// for (index, error) in outcomes.failures() {
+    ///     eprintln!("tick {index} not delivered: {error}");
+    /// }
+    /// # }
+    /// ```
+    pub fn send_many<M: Message>(
+        &self,
+        messages: impl IntoIterator<Item = M>,
+    ) -> impl Future<Output = Outcomes> + 'static {
+        let waiting = self.line_up_many(messages);
+        async move {
+            let (places, waiting) = match waiting {
+                Err(outcomes) => return Outcomes::from(outcomes),
+                Ok(waiting) => waiting,
+            };
+            let sent = match waiting {
+                None => Vec::new(),
+                Some((queue, count)) => match queue.await {
+                    Err(e) => vec![Err(e); count],
+                    Ok(BatchQueued(rx)) => rx
+                        .await
+                        .unwrap_or_else(|_| vec![Err(SendError::Closed); count]),
+                },
+            };
+            // The places the encode left empty take the batch's outcomes, in order.
+            let mut sent = sent.into_iter();
+            let outcomes: Vec<_> = places
+                .into_iter()
+                .map(|place| place.unwrap_or_else(|| sent.next().unwrap_or(Err(SendError::Closed))))
+                .collect();
+            Outcomes::from(outcomes)
+        }
+    }
+
+    /// Encodes `messages` (their deadline read once) and puts the batch in line:
+    /// with a place per message (filled with its error if it did not encode) and the
+    /// batch waiting, with its length; or every outcome at once (to this node
+    /// itself).
+    #[allow(clippy::type_complexity)]
+    fn line_up_many<M: Message>(
+        &self,
+        messages: impl IntoIterator<Item = M>,
+    ) -> Result<
+        (
+            Vec<Option<Result<Sent, SendError>>>,
+            Option<(QueueFuture<BatchQueued>, usize)>,
+        ),
+        Vec<Result<Sent, SendError>>,
+    > {
+        let Some(lines) = &self.lines else {
+            let handlers = &self.node.inner.handlers;
+            return Err(messages
+                .into_iter()
+                .map(|m| match handlers.deliver_local(self.id, m) {
+                    true => Ok(Sent::DeliveredLocally),
+                    false => Err(SendError::NoLocalHandler(M::VERB)),
+                })
+                .collect());
+        };
+        let expires = self.node.deadline::<M>(None);
+        let messages = messages.into_iter();
+        let mut places = Vec::with_capacity(messages.size_hint().0);
+        let mut batch = Vec::with_capacity(messages.size_hint().0);
+        let mut largest = 0;
+        for message in messages {
+            match app_outbound(&message, expires) {
+                Ok(outbound) => {
+                    largest = largest.max(outbound.payload.len());
+                    batch.push(outbound);
+                    places.push(None);
+                }
+                Err(e) => places.push(Some(Err(e))),
+            }
+        }
+        if batch.is_empty() {
+            return Ok((places, None));
+        }
+        let count = batch.len();
+        let line = &lines[usize::from(link_kind::<M>(largest).code())];
+        let queue = line.queue(Outgoing::many(batch), deadline_instant(expires));
+        Ok((places, Some((queue, count))))
+    }
+
     /// Queues `message` now if its link's credit allows, and returns its outcome to
     /// await ([`Queued`]); otherwise fails at once, without waiting:
     /// [`SendError::Overloaded`] (at the level the link last found short, or
@@ -314,14 +420,14 @@ impl Peer {
         message: M,
         expire_after: Option<Duration>,
         kind: Option<LinkKind>,
-    ) -> Result<QueueFuture, Result<Sent, SendError>> {
+    ) -> Result<QueueFuture<Queued>, Result<Sent, SendError>> {
         match self.prepare(message, expire_after, kind) {
             Prepared::Ready(result) => Err(result),
             Prepared::Link {
                 credit,
                 outbound,
                 expires_at,
-            } => Ok(credit.queue(outbound, expires_at)),
+            } => Ok(credit.queue(Outgoing::One(outbound), expires_at)),
         }
     }
 
@@ -461,7 +567,9 @@ impl RemoteRequest {
         // deadline); its outcome is not awaited here: while the peer is unreachable
         // it stays queued, and the request must still time out. A failure to send
         // completes the request at once through the tracker.
-        let queued = self.line.queue(self.outbound, self.expires_at);
+        let queued = self
+            .line
+            .queue::<Queued>(Outgoing::One(self.outbound), self.expires_at);
         actix::spawn(async move {
             let outcome = match queued.await {
                 Ok(queued) => queued.await,

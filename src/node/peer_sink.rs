@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 
 use futures_sink::Sink;
 
-use super::credit::QueueFuture;
+use super::credit::{Outgoing, QueueFuture, Queued};
 use super::peer::{Peer, Prepared};
 use crate::message::Message;
 use crate::outcome::SendError;
@@ -24,7 +24,7 @@ use crate::outcome::SendError;
 #[must_use = "a sink sends nothing unless items are given to it"]
 pub struct PeerSink<M> {
     peer: Peer,
-    waiting: Option<QueueFuture>,
+    waiting: Option<QueueFuture<Queued>>,
     _message: PhantomData<fn(M)>,
 }
 
@@ -74,7 +74,7 @@ impl<M: Message> Sink<M> for PeerSink<M> {
                 outbound,
                 expires_at,
             } => {
-                this.waiting = Some(credit.queue(outbound, expires_at));
+                this.waiting = Some(credit.queue(Outgoing::One(outbound), expires_at));
                 Ok(())
             }
         }

@@ -129,6 +129,68 @@ impl Future for Queued {
     }
 }
 
+/// What a send puts in line: one message, or a batch taken as one (its bytes
+/// together, one mailbox message).
+pub(crate) enum Outgoing {
+    One(Outbound),
+    Many {
+        messages: Vec<Outbound>,
+        /// Their sizes summed.
+        bytes: usize,
+    },
+}
+
+impl Outgoing {
+    /// A batch of `messages`.
+    pub fn many(messages: Vec<Outbound>) -> Self {
+        let bytes = messages.iter().map(Outbound::size).sum();
+        Outgoing::Many { messages, bytes }
+    }
+
+    /// The credit it takes.
+    fn size(&self) -> usize {
+        match self {
+            Outgoing::One(message) => message.size(),
+            Outgoing::Many { bytes, .. } => *bytes,
+        }
+    }
+}
+
+/// What is in the mailbox: the outcome of one message, or those of a batch.
+pub(crate) enum Handed {
+    One(Queued),
+    Many(oneshot::Receiver<Vec<Result<Sent, SendError>>>),
+}
+
+/// What a send waiting in line resolves to, from what it put in line.
+pub(crate) trait FromHanded: Sized {
+    fn from_handed(handed: Handed) -> Self;
+}
+
+impl FromHanded for Queued {
+    fn from_handed(handed: Handed) -> Self {
+        match handed {
+            Handed::One(queued) => queued,
+            // Cannot happen: a line hands back the kind of send it was given.
+            Handed::Many(_) => Queued::ready(Err(SendError::Closed)),
+        }
+    }
+}
+
+/// The outcomes of a batch in its link's mailbox: all of them at once, in order; the
+/// channel closed means the link went without answering (it closed).
+pub(crate) struct BatchQueued(pub oneshot::Receiver<Vec<Result<Sent, SendError>>>);
+
+impl FromHanded for BatchQueued {
+    fn from_handed(handed: Handed) -> Self {
+        match handed {
+            Handed::Many(rx) => BatchQueued(rx),
+            // Cannot happen, as above: a closed channel reads as `Closed`.
+            Handed::One(_) => BatchQueued(oneshot::channel().1),
+        }
+    }
+}
+
 /// How much credit a line asks for, and the most it could ever get.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CreditSizes {
@@ -152,11 +214,11 @@ impl CreditSizes {
 
 /// A send waiting for credit, or queued and waiting for its future to take the result.
 struct Pending {
-    /// The message, while it waits.
-    message: Option<Outbound>,
+    /// The message (or batch), while it waits.
+    message: Option<Outgoing>,
     expires_at: Option<Instant>,
     /// Its result, once queued (or failed) by whoever drove the line.
-    result: Option<Result<Queued, SendError>>,
+    result: Option<Result<Handed, SendError>>,
     waker: Option<Waker>,
 }
 
@@ -374,23 +436,31 @@ impl Line {
 
     /// Takes `bytes` of credit and puts `message` in the mailbox; asks for more before
     /// the credit runs out. Only when [`can_take`](Self::can_take).
-    fn enqueue(&mut self, bytes: usize, message: Outbound) -> Queued {
+    fn enqueue(&mut self, bytes: usize, message: Outgoing) -> Handed {
         let Route::Linked(linked) = &self.route else {
-            return Queued::ready(Err(SendError::Closed));
+            return Handed::One(Queued::ready(Err(SendError::Closed)));
         };
         self.available -= bytes;
-        let (reply, outcome) = oneshot::channel();
-        let queued = match linked.link.try_send(Credited { message, reply }) {
-            Ok(()) => Queued(QueuedState::Link(outcome)),
-            Err(_) => {
-                self.refused = Some(SendError::Closed);
-                Queued::ready(Err(SendError::Closed))
+        let (credited, handed) = match message {
+            Outgoing::One(message) => {
+                let (reply, outcome) = oneshot::channel();
+                let handed = Handed::One(Queued(QueuedState::Link(outcome)));
+                (Credited::One { message, reply }, handed)
+            }
+            Outgoing::Many { messages, .. } => {
+                let (reply, outcomes) = oneshot::channel();
+                (Credited::Many { messages, reply }, Handed::Many(outcomes))
             }
         };
+        // Failing, the message is dropped with its reply: the receiver reads
+        // `Closed`.
+        if linked.link.try_send(credited).is_err() {
+            self.refused = Some(SendError::Closed);
+        }
         if self.available < self.sizes.chunk / 2 {
             self.ask(self.sizes.chunk - self.available);
         }
-        queued
+        handed
     }
 
     /// Why a message of `bytes` can never get credit, if so.
@@ -427,7 +497,7 @@ impl Line {
     }
 
     /// Ends the first send waiting with `result`, waking it.
-    fn finish_first(&mut self, ticket: u64, result: Result<Queued, SendError>) {
+    fn finish_first(&mut self, ticket: u64, result: Result<Handed, SendError>) {
         self.order.pop_front();
         if let Some(p) = self.pending.get_mut(&ticket) {
             p.message = None;
@@ -453,7 +523,7 @@ impl Line {
             let Some(p) = self.pending.get(&ticket) else {
                 break;
             };
-            let bytes = p.message.as_ref().map_or(0, Outbound::size);
+            let bytes = p.message.as_ref().map_or(0, Outgoing::size);
             let expired = p.expires_at.is_some_and(|at| now >= at);
             let result = if expired {
                 Err(SendError::Expired)
@@ -608,6 +678,7 @@ impl CreditLine {
     /// `Link`, also while the line waits for its link), or why it can never be sent.
     /// Asks for what is missing meanwhile.
     pub fn try_queue(&self, message: Outbound) -> Result<Queued, SendError> {
+        let message = Outgoing::One(message);
         let bytes = message.size();
         let mut line = self.lock();
         line.absorb(None);
@@ -616,7 +687,7 @@ impl CreditLine {
             return Err(error);
         }
         if line.first_waiting().is_none() && line.can_take(bytes) {
-            return Ok(line.enqueue(bytes, message));
+            return Ok(Queued::from_handed(line.enqueue(bytes, message)));
         }
         let failed = match &line.route {
             Route::Unresolved { failed } => failed.clone(),
@@ -635,7 +706,11 @@ impl CreditLine {
     /// other one of the line is polled. A message whose deadline (`expires_at`) passes
     /// while it waits fails `Expired`; dropping the future while it waits withdraws
     /// the message.
-    pub fn queue(&self, message: Outbound, expires_at: Option<Instant>) -> QueueFuture {
+    pub fn queue<T: FromHanded>(
+        &self,
+        message: Outgoing,
+        expires_at: Option<Instant>,
+    ) -> QueueFuture<T> {
         let bytes = message.size();
         let mut line = self.lock();
         line.absorb(None);
@@ -675,6 +750,7 @@ impl CreditLine {
         QueueFuture {
             line: self.clone(),
             state,
+            out: std::marker::PhantomData,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::{CreditLine, Queued, Route};
+use super::{CreditLine, FromHanded, Handed, Route};
 use crate::outcome::SendError;
 
 /// See [`CreditLine::ready`].
@@ -70,26 +70,27 @@ pub(super) enum Wait {
         /// Wakes the future when its message expires.
         deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     },
-    Done(Result<Queued, SendError>),
+    Done(Result<Handed, SendError>),
     Taken,
 }
 
 /// A message waiting for credit; resolves once it is in the link's mailbox (see
 /// [`CreditLine::queue`]).
 #[must_use = "a message waiting for credit is sent only if a future of its line is polled"]
-pub(crate) struct QueueFuture {
+pub(crate) struct QueueFuture<T> {
     pub(super) line: CreditLine,
     pub(super) state: Wait,
+    pub(super) out: std::marker::PhantomData<fn() -> T>,
 }
 
-impl Future for QueueFuture {
-    type Output = Result<Queued, SendError>;
+impl<T: FromHanded> Future for QueueFuture<T> {
+    type Output = Result<T, SendError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let Wait::Waiting { ticket, deadline } = &mut this.state else {
             return match std::mem::replace(&mut this.state, Wait::Taken) {
-                Wait::Done(result) => Poll::Ready(result),
+                Wait::Done(result) => Poll::Ready(result.map(T::from_handed)),
                 _ => Poll::Ready(Err(SendError::Closed)),
             };
         };
@@ -110,7 +111,7 @@ impl Future for QueueFuture {
                 line.wake_first();
                 drop(line);
                 this.state = Wait::Taken;
-                Poll::Ready(result)
+                Poll::Ready(result.map(T::from_handed))
             }
             Some(None) => {
                 if let Some(p) = line.pending.get_mut(&ticket) {
@@ -128,7 +129,7 @@ impl Future for QueueFuture {
     }
 }
 
-impl Drop for QueueFuture {
+impl<T> Drop for QueueFuture<T> {
     fn drop(&mut self) {
         if let Wait::Waiting { ticket, .. } = self.state {
             let mut line = self.line.lock();

@@ -90,12 +90,22 @@ impl actix::Message for Response {
     type Result = ();
 }
 
-/// A message sent under a producer's credit (`node::credit`): its bytes come out of
-/// the credit the link granted, so it is never refused for room. Sent with `do_send`:
-/// its outcome goes to `reply` (a message is never withdrawn once in the mailbox).
-pub(crate) struct Credited {
-    pub message: Outbound,
-    pub reply: tokio::sync::oneshot::Sender<Result<Sent, SendError>>,
+/// Messages sent under a producer's credit (`node::credit`): their bytes come out of
+/// the credit the link granted, so they are never refused for room. Sent with
+/// `do_send`: the outcomes go to `reply` (a message is never withdrawn once in the
+/// mailbox).
+pub(crate) enum Credited {
+    /// One message.
+    One {
+        message: Outbound,
+        reply: tokio::sync::oneshot::Sender<Result<Sent, SendError>>,
+    },
+    /// A batch: taken in order, in one go (the clock read once), its outcomes sent
+    /// together once the last is known.
+    Many {
+        messages: Vec<Outbound>,
+        reply: tokio::sync::oneshot::Sender<Vec<Result<Sent, SendError>>>,
+    },
 }
 
 impl actix::Message for Credited {

@@ -45,7 +45,7 @@ use tokio_util::codec::FramedRead;
 pub(crate) use api::{AskCredit, Credited, PeerSeen, Response, ReturnCredit, SetPeerAddress};
 pub use api::{CloseLink, Deliver, GetLinkSnapshot, LinkCounters, LinkSnapshot, Outbound};
 pub use reply::OutboundReply;
-use reply::Slot;
+use reply::{Batch, Slot};
 
 use super::connect::dial;
 use super::failures::{FailedMessage, FailureFeed, SetFailureFeed};
@@ -477,21 +477,45 @@ impl Link {
         credited: bool,
         ctx: &mut Context<Self>,
     ) {
+        self.admit_all(std::iter::once((message, slot, credited)), ctx);
+    }
+
+    /// Takes messages into the core in order, the clock read once. When one needs
+    /// reserve, nothing else is processed (the rest of `items` nor the mailbox) until
+    /// the answer is in.
+    fn admit_all<I>(&mut self, mut items: I, ctx: &mut Context<Self>)
+    where
+        I: Iterator<Item = (Outbound, Option<Slot>, bool)> + 'static,
+    {
         let (now, now_ms) = (Instant::now(), wire::epoch_ms());
-        let admission = if credited {
-            self.core.handle_send_credited(message, slot, now, now_ms)
-        } else {
-            self.core.handle_send(message, slot, now, now_ms)
-        };
-        let Admission::NeedReserve {
-            message,
-            token,
-            need,
-        } = admission
-        else {
-            self.drive(ctx);
-            return;
-        };
+        while let Some((message, slot, credited)) = items.next() {
+            let admission = if credited {
+                self.core.handle_send_credited(message, slot, now, now_ms)
+            } else {
+                self.core.handle_send(message, slot, now, now_ms)
+            };
+            if let Admission::NeedReserve {
+                message,
+                token,
+                need,
+            } = admission
+            {
+                return self.park(message, token, need, Box::new(items), ctx);
+            }
+        }
+        self.drive(ctx);
+    }
+
+    /// Asks for the reserve `message` needs and takes it (or refuses it) once the
+    /// answer is in, then the messages after it (`rest`).
+    fn park(
+        &mut self,
+        message: Outbound,
+        token: Option<Slot>,
+        need: ReserveNeeded,
+        rest: Box<dyn Iterator<Item = (Outbound, Option<Slot>, bool)>>,
+        ctx: &mut Context<Self>,
+    ) {
         let acquire = Acquire {
             direction: Direction::Send,
             endpoint: self.peer,
@@ -509,19 +533,24 @@ impl Link {
                         Ok(Ok(held)) => {
                             link.core.handle_lease(held.into_grant());
                             // Enough now: nothing else ran meanwhile.
-                            link.admit(message, token, false, ctx);
+                            let again = std::iter::once((message, token, false));
+                            link.admit_all(again.chain(rest), ctx);
                             return;
                         }
                         Ok(Err(shortage)) => level_of(&shortage),
                         Err(_) => {
-                            if let Some(slot) = token {
-                                slot.complete(Err(SendError::Closed));
+                            // The node is closing: these are not taken.
+                            let all = std::iter::once((message, token, false)).chain(rest);
+                            for (_, slot, _) in all {
+                                if let Some(slot) = slot {
+                                    slot.complete(Err(SendError::Closed));
+                                }
                             }
                             return;
                         }
                     };
                     link.core.handle_shortage(message, token, level);
-                    link.drive(ctx);
+                    link.admit_all(rest, ctx);
                 }),
         );
     }
@@ -640,8 +669,17 @@ impl Handler<SetFailureFeed> for Link {
 impl Handler<Credited> for Link {
     type Result = ();
 
-    fn handle(&mut self, m: Credited, ctx: &mut Context<Self>) {
-        self.admit(m.message, Some(Slot::channel(m.reply)), true, ctx);
+    fn handle(&mut self, credited: Credited, ctx: &mut Context<Self>) {
+        match credited {
+            Credited::One { message, reply } => {
+                self.admit(message, Some(Slot::channel(reply)), true, ctx);
+            }
+            Credited::Many { messages, reply } => {
+                let slots = Batch::slots(messages.len(), reply);
+                let items = messages.into_iter().zip(slots);
+                self.admit_all(items.map(|(m, slot)| (m, Some(slot), true)), ctx);
+            }
+        }
     }
 }
 

@@ -46,6 +46,49 @@ enum Where {
     /// A channel that came with the message (a message sent under credit): the
     /// message is handled whether or not anyone still listens.
     Channel(tokio::sync::oneshot::Sender<Outcome>),
+    /// Message `index` of a batch: the batch's one channel gets every outcome, once
+    /// the last is known.
+    Batch(Rc<RefCell<Batch>>, usize),
+}
+
+/// The outcomes of a batch sent under credit, filled in as they come.
+pub(super) struct Batch {
+    outcomes: Vec<Option<Outcome>>,
+    left: usize,
+    reply: Option<tokio::sync::oneshot::Sender<Vec<Outcome>>>,
+}
+
+impl Batch {
+    /// A batch of `len` messages whose outcomes go to `reply`, and its slots in
+    /// order. A slot dropped without an outcome (the link gone) leaves the batch
+    /// unanswered: the sender sees the channel closed.
+    pub fn slots(
+        len: usize,
+        reply: tokio::sync::oneshot::Sender<Vec<Outcome>>,
+    ) -> impl Iterator<Item = Slot> {
+        let batch = Rc::new(RefCell::new(Batch {
+            outcomes: (0..len).map(|_| None).collect(),
+            left: len,
+            reply: Some(reply),
+        }));
+        (0..len).map(move |i| Slot(Where::Batch(batch.clone(), i)))
+    }
+
+    fn complete(&mut self, index: usize, outcome: Outcome) {
+        let Some(place) = self.outcomes.get_mut(index) else {
+            return;
+        };
+        if place.replace(outcome).is_none() {
+            self.left -= 1;
+        }
+        if self.left == 0 {
+            if let Some(reply) = self.reply.take() {
+                let outcomes = std::mem::take(&mut self.outcomes);
+                // Every place is filled: `left` counted them.
+                let _ = reply.send(outcomes.into_iter().flatten().collect());
+            }
+        }
+    }
 }
 
 impl Slot {
@@ -69,6 +112,10 @@ impl Slot {
             Where::Channel(tx) => {
                 // Nobody listening any more is fine: the outcome is counted.
                 let _ = tx.send(outcome);
+                return;
+            }
+            Where::Batch(batch, index) => {
+                batch.borrow_mut().complete(index, outcome);
                 return;
             }
             Where::Shared(state) => state,
@@ -143,6 +190,35 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         deliver(reply, tx);
         drop(slot);
+        assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+    }
+
+    #[test]
+    fn a_batch_answers_once_with_every_outcome_in_order() {
+        let (tx, mut rx) = oneshot::channel();
+        let mut slots: Vec<_> = Batch::slots(3, tx).collect();
+        let third = slots.pop().unwrap();
+        let second = slots.pop().unwrap();
+        let first = slots.pop().unwrap();
+        third.complete(Err(SendError::Expired));
+        first.complete(Ok(Sent::Acknowledged));
+        assert!(rx.try_recv().is_err(), "one outcome still missing");
+        second.complete(Ok(Sent::Written));
+        assert_eq!(
+            rx.try_recv(),
+            Ok(vec![
+                Ok(Sent::Acknowledged),
+                Ok(Sent::Written),
+                Err(SendError::Expired)
+            ])
+        );
+
+        // A slot dropped without its outcome: the batch is never answered, and the
+        // sender sees its channel closed once the others are done.
+        let (tx, mut rx) = oneshot::channel();
+        let mut slots: Vec<_> = Batch::slots(2, tx).collect();
+        drop(slots.pop());
+        slots.pop().unwrap().complete(Ok(Sent::Written));
         assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
     }
 }
