@@ -610,6 +610,9 @@ pub(super) fn outbound<M: Message>(
     Ok(app_outbound(message, expires_at_ms)?.with_protocol(flags, params))
 }
 
+/// Payloads up to this size are copied out of the encode buffer.
+const SMALL_PAYLOAD: usize = 4096;
+
 /// An application's one-way message, encoded; internode's own verbs are refused.
 pub(super) fn app_outbound<M: Message>(
     message: &M,
@@ -618,11 +621,36 @@ pub(super) fn app_outbound<M: Message>(
     if M::VERB >= RESERVED_VERBS_START {
         return Err(SendError::ReservedVerb(M::VERB));
     }
-    let mut payload = BytesMut::new();
-    message
-        .encode(&mut payload)
-        .map_err(SendError::Serialization)?;
-    Ok(Outbound::new(M::VERB, payload.freeze()).expires_at_ms(expires_at_ms))
+    let payload = encode_payload(message).map_err(SendError::Serialization)?;
+    Ok(Outbound::new(M::VERB, payload).expires_at_ms(expires_at_ms))
+}
+
+thread_local! {
+    /// Where this thread encodes messages: reused, so that a small message costs one
+    /// allocation of exactly its size.
+    static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// `message`'s payload: a small one copied out of the thread's scratch buffer into a
+/// buffer of its size (one allocation, and none when the link later clones it), a
+/// large one handed over with the buffer it was encoded in (the scratch starts anew,
+/// so it stays small and holds no message's memory).
+fn encode_payload<M: Message>(message: &M) -> Result<bytes::Bytes, crate::message::EncodeError> {
+    let encode = |buf: &mut BytesMut| -> Result<bytes::Bytes, _> {
+        buf.clear();
+        message.encode(buf)?;
+        Ok(if buf.len() <= SMALL_PAYLOAD {
+            bytes::Bytes::copy_from_slice(buf)
+        } else {
+            // The whole buffer goes with the message: the scratch pins nothing.
+            std::mem::take(buf).freeze()
+        })
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => encode(&mut buf),
+        // An `encode` that sends a message itself: a buffer of its own.
+        Err(_) => encode(&mut BytesMut::new()),
+    })
 }
 
 /// The deadline (ms since the UNIX epoch) of a message of type `M` made at

@@ -810,8 +810,8 @@ fn fail_into<T>(
 }
 
 /// Writes one message with sequence number `seq` into the frames: the header through
-/// `scratch`, the payload straight from where it lies. The params are lent to the
-/// envelope and put back, so that the message can be written again.
+/// `scratch`, the payload straight from where it lies. The params and payload are lent
+/// to the envelope and put back, so that the message can be written again.
 fn encode(
     scratch: &mut BytesMut,
     encoder: &mut FrameEncoder,
@@ -826,11 +826,14 @@ fn encode(
         created_at_ms: now_ms,
         expires_at_ms: message.expires_at_ms,
         params: std::mem::take(&mut message.params),
-        payload: message.payload.clone(),
+        // Lent too, rather than cloned: a clone of a freshly frozen buffer allocates
+        // its shared header.
+        payload: std::mem::take(&mut message.payload),
     };
     scratch.clear();
     let result = envelope.encode_header(scratch);
     message.params = envelope.params;
+    message.payload = envelope.payload;
     result?;
     encoder.push_parts(&[scratch, &message.payload]);
     Ok(())
