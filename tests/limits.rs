@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,13 @@ use internode::envelope::{Envelope, Flags};
 use internode::limits::Limits;
 use internode::message::Message;
 use internode::node::{
-    GetLinkSnapshot, LinkSnapshot, Node, OverloadLevel, Peer, SendError, SendErrorKind, Sent,
+    GetLinkSnapshot, LinkSnapshot, Node, Outbound, OverloadLevel, Peer, SendError, SendErrorKind,
+    Sent,
 };
 use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
 use internode::{LinkKind, NodeId};
 use serde::{Deserialize, Serialize};
+use support::prometheus::{buckets, parse_prometheus};
 use support::{
     bounded, builder, collect, epoch_ms, frames, node, payload_len, poll_until, raw_peer, recv_n,
     within, Blob, Events, Proxy, Seq,
@@ -203,14 +205,36 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         assert_eq!(link.state, LinkState::Closed);
         assert_eq!(failed(&link, SendErrorKind::Closed).0, 2);
         assert_eq!(failed(&link, SendErrorKind::Expired).0, 10);
-        // The node's metrics keep what its closed links counted.
+        // The node's metrics keep what its closed links counted, in the peer's own
+        // series.
         let metrics = a.metrics().await;
         assert!(metrics.links.is_empty(), "{:?}", metrics.links);
-        assert_eq!(metrics.links_closed.failed.get(&SendErrorKind::Closed), Some(&2));
-        assert_eq!(metrics.links_closed.failed.get(&SendErrorKind::Expired), Some(&10));
-        assert!(metrics.to_prometheus().contains(
-            "internode_outbound_failed_messages_total{node=\"1\",peer=\"closed\",link=\"all\",reason=\"expired\"} 10"
+        let counters = &metrics.link_counters[&(NodeId(2), LinkKind::Small)];
+        assert_eq!(counters.failed.get(&SendErrorKind::Closed), Some(&2));
+        assert_eq!(counters.failed.get(&SendErrorKind::Expired), Some(&10));
+        let text = metrics.to_prometheus();
+        assert!(text.contains(
+            "internode_outbound_failed_messages_total{node=\"1\",peer=\"2\",link=\"small\",reason=\"expired\"} 10"
         ));
+        // A gauge describes an open link: none is left.
+        assert!(!text.contains("internode_outbound_pending_bytes{"), "{text}");
+        // What the closed link still counts (a message from a handle that had not
+        // heard it closed) goes to the same series.
+        let late = Outbound::new(Blob::VERB, Bytes::from_static(b"late"));
+        assert_eq!(small.send(late).await.expect("the link answers"), Err(SendError::Closed));
+        poll_until("the late failure to be counted", || async {
+            let metrics = a.metrics().await;
+            let failed = metrics.link_counters[&(NodeId(2), LinkKind::Small)]
+                .failed
+                .get(&SendErrorKind::Closed)
+                .copied();
+            if failed == Some(3) {
+                Ok(())
+            } else {
+                Err(failed)
+            }
+        })
+        .await;
     })
     .await;
 }
@@ -706,118 +730,6 @@ async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
 // ---------------------------------------------------------------------------------
 // 6. Prometheus.
 
-/// Checks the Prometheus text format (0.0.4) of `text`: every sample line is
-/// `name{labels} value` or `name value` with well-formed labels and a number, every
-/// family has exactly one `# HELP` and one `# TYPE` before its samples, its samples
-/// are together, and no series repeats. Returns the samples by series.
-fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
-    let mut helped = BTreeSet::new();
-    let mut typed = BTreeMap::new();
-    let mut finished = BTreeSet::new();
-    let mut current: Option<String> = None;
-    let mut samples = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let at = format!("line {}: {line:?}", n + 1);
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').expect(&at);
-            assert!(is_metric_name(name) && !help.is_empty(), "{at}");
-            assert!(helped.insert(name.to_string()), "second HELP, {at}");
-            assert!(!typed.contains_key(name), "HELP after TYPE, {at}");
-            if let Some(previous) = current.replace(name.to_string()) {
-                finished.insert(previous);
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect(&at);
-            assert!(["counter", "gauge"].contains(&kind), "{at}");
-            assert_eq!(
-                current.as_deref(),
-                Some(name),
-                "TYPE right after HELP, {at}"
-            );
-            assert!(
-                typed.insert(name.to_string(), kind).is_none(),
-                "second TYPE, {at}"
-            );
-            if kind == "counter" {
-                assert!(name.ends_with("_total"), "a counter ends in _total, {at}");
-            }
-            continue;
-        }
-        assert!(!line.starts_with('#') && !line.is_empty(), "{at}");
-        let (series, value) = line.rsplit_once(' ').expect(&at);
-        let value: f64 = value.parse().expect(&at);
-        assert!(value.is_finite() && value >= 0.0, "{at}");
-        let name = match series.split_once('{') {
-            None => series,
-            Some((name, labels)) => {
-                let labels = labels.strip_suffix('}').expect(&at);
-                check_labels(labels, &at);
-                name
-            }
-        };
-        assert!(is_metric_name(name), "{at}");
-        assert_eq!(
-            current.as_deref(),
-            Some(name),
-            "a sample of its family, {at}"
-        );
-        assert!(typed.contains_key(name), "TYPE before samples, {at}");
-        assert!(!finished.contains(name), "samples together, {at}");
-        assert!(
-            samples.insert(series.to_string(), value).is_none(),
-            "repeated series, {at}"
-        );
-    }
-    assert_eq!(
-        helped,
-        typed.keys().cloned().collect(),
-        "one HELP and one TYPE each"
-    );
-    samples
-}
-
-fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// `key="value",...` with escaped values and no key twice.
-fn check_labels(mut labels: &str, at: &str) {
-    let mut keys = BTreeSet::new();
-    while !labels.is_empty() {
-        let (key, rest) = labels.split_once("=\"").expect(at);
-        assert!(
-            is_metric_name(key) && !key.contains(':'),
-            "label name, {at}"
-        );
-        assert!(keys.insert(key), "label twice, {at}");
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next().expect(at) {
-                (_, '\\') => {
-                    let (_, escaped) = chars.next().expect(at);
-                    assert!(['\\', '"', 'n'].contains(&escaped), "escape, {at}");
-                }
-                (i, '"') => break i,
-                (_, '\n') => panic!("raw newline, {at}"),
-                _ => {}
-            }
-        };
-        labels = &rest[end + 1..];
-        if let Some(rest) = labels.strip_prefix(',') {
-            labels = rest;
-            assert!(!labels.is_empty(), "trailing comma, {at}");
-        } else {
-            assert!(labels.is_empty(), "comma between labels, {at}");
-        }
-    }
-}
-
 /// After some traffic and an expiry, the sender's Prometheus text carries the right
 /// counters, and both nodes' texts are well-formed.
 #[actix_rt::test]
@@ -889,6 +801,117 @@ async fn metrics_render_as_prometheus_text() {
         })
         .await;
         assert!(text.contains("# TYPE internode_inbound_received_messages_total counter\n"));
+
+        // A connection that is not internode is refused before any peer is known: its
+        // family has no peer label.
+        let mut garbage = tokio::net::TcpStream::connect(b.local_addr())
+            .await
+            .unwrap();
+        garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        poll_until("the refusal to be counted", || async {
+            let text = b.metrics().await.to_prometheus();
+            let samples = parse_prometheus(&text);
+            let refused = samples
+                .get(
+                    r#"internode_inbound_refused_connections_total{node="2",reason="wrong_magic"}"#,
+                )
+                .copied();
+            if refused == Some(1.0) {
+                Ok(())
+            } else {
+                Err(refused)
+            }
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Whether `series` (as parsed) is part of a counter or a histogram: what may never
+/// go down.
+fn is_cumulative(series: &str) -> bool {
+    let name = series.split('{').next().unwrap_or(series);
+    name.ends_with("_total") || name.starts_with("internode_peer_rtt_seconds")
+}
+
+/// A peer's series go on across `close_peer` and the links it reopens: its counters
+/// and its round-trip histogram never go down, and the histogram (fed by the
+/// heartbeat) is well-formed.
+#[actix_rt::test]
+async fn a_peers_series_survive_close_peer_and_carry_its_round_trip_times() {
+    bounded(async {
+        let heartbeat = HeartbeatConfig::default()
+            .interval(Duration::from_millis(20))
+            .timeout(Duration::from_secs(5));
+        let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
+        let a = builder(1).heartbeat(heartbeat).start().await.unwrap();
+        a.add_peer(NodeId(2), b.local_addr()).await;
+        let mut inbox = collect::<Seq>(&b);
+        for i in 0..5 {
+            assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Acknowledged));
+        }
+        recv_n(&mut inbox, 5).await;
+        let rtt = r#"internode_peer_rtt_seconds{node="1",peer="2"}"#;
+        let rtt_count = r#"internode_peer_rtt_seconds_count{node="1",peer="2"}"#;
+        let before = poll_until("a round trip to be measured", || async {
+            let samples = parse_prometheus(&a.metrics().await.to_prometheus());
+            match samples.get(rtt_count).copied() {
+                Some(n) if n >= 1.0 => Ok(samples),
+                other => Err(other),
+            }
+        })
+        .await;
+        let written =
+            r#"internode_outbound_written_messages_total{node="1",peer="2",link="small"}"#;
+        assert_eq!(before.get(written), Some(&5.0));
+        let bounds = buckets(&before, rtt);
+        assert_eq!(
+            bounds.len(),
+            internode::node::RTT_BUCKETS.len() + 1,
+            "{bounds:?}"
+        );
+        assert_eq!(bounds[0].0, 0.0001);
+        assert_eq!(bounds.last(), Some(&(f64::INFINITY, before[rtt_count])));
+        let snapshot = a.metrics().await;
+        let histogram = &snapshot.rtt[&NodeId(2)];
+        assert!(histogram.count() >= 1 && histogram.quantile(0.5).is_some());
+
+        a.close_peer(NodeId(2), true).await;
+        let closed = parse_prometheus(&a.metrics().await.to_prometheus());
+        for (series, value) in before.iter().filter(|(s, _)| is_cumulative(s)) {
+            let now = closed.get(series).copied();
+            assert!(
+                now >= Some(*value),
+                "{series}: {value} before close_peer, {now:?} after"
+            );
+        }
+        assert!(
+            !closed
+                .keys()
+                .any(|s| s.starts_with("internode_outbound_pending_bytes{")),
+            "no gauge for a closed link: {closed:?}"
+        );
+
+        // New links to the peer: the same series go on from where they were.
+        for i in 5..8 {
+            assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Acknowledged));
+        }
+        recv_n(&mut inbox, 3).await;
+        let after = parse_prometheus(&a.metrics().await.to_prometheus());
+        assert_eq!(after.get(written), Some(&8.0));
+        for (series, value) in closed.iter().filter(|(s, _)| is_cumulative(s)) {
+            let now = after.get(series).copied();
+            assert!(
+                now >= Some(*value),
+                "{series}: {value} before, {now:?} after"
+            );
+        }
+        let connections = r#"internode_outbound_connections_total{node="1",peer="2",link="small"}"#;
+        assert_eq!(
+            after.get(connections),
+            Some(&2.0),
+            "one connection per link"
+        );
     })
     .await;
 }

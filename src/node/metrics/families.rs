@@ -3,7 +3,10 @@
 //! text format in `text.rs`), so the families cannot differ between them.
 //!
 //! Invariants: family names are unique; a counter's name ends in `_total`; every
-//! sample carries the label `node`; no series appears twice in a family.
+//! sample carries the label `node`; no series appears twice in a family; label values
+//! are node ids, link kinds, reasons and directions, never a made-up value for "none"
+//! or "all". Counters come from the totals per (peer, link kind) (they never
+//! decrease), gauges from the open links and receiving actors (absent without one).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,6 @@ use crate::{LinkKind, NodeId};
 
 /// What a family measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // until the RTT histogram family
 pub(crate) enum Kind {
     Counter,
     Gauge,
@@ -52,7 +54,6 @@ pub(crate) struct Sample {
 }
 
 #[derive(Debug, Clone)]
-#[cfg_attr(not(test), allow(dead_code))] // until the RTT histogram family
 pub(crate) enum Value {
     Int(u64),
     Histogram(Histogram),
@@ -104,6 +105,8 @@ pub(crate) fn families(metrics: &Metrics) -> Vec<Family> {
     };
     outbound(&mut f, metrics);
     inbound(&mut f, metrics);
+    refused(&mut f, metrics);
+    rtt(&mut f, metrics);
     limits(&mut f, &metrics.limits);
     f.out
 }
@@ -191,17 +194,10 @@ fn outbound(f: &mut Families, metrics: &Metrics) {
             f.sample(&[("peer", &peer), ("link", &link)], Value::Int(get(s)));
         }
     }
-    // Each open link by peer and kind; the links that have closed, summed, as peer
-    // "closed" (as for inbound connections).
     let labelled: Vec<(String, String, &LinkCounters)> = metrics
-        .links
+        .link_counters
         .iter()
-        .map(|s| (s.peer.0.to_string(), s.kind.to_string(), &s.counters))
-        .chain(std::iter::once((
-            "closed".to_string(),
-            "all".to_string(),
-            &metrics.links_closed,
-        )))
+        .map(|((peer, kind), c)| (peer.0.to_string(), kind.to_string(), c))
         .collect();
     for (name, help, get) in LINK_COUNTERS {
         f.family(name, Kind::Counter, help);
@@ -298,40 +294,61 @@ const INBOUND_COUNTERS: [(&str, &str, InboundCount); 11] = [
 ];
 
 fn inbound(f: &mut Families, metrics: &Metrics) {
-    // A peer's link may have several connections open here at once (it reconnected
-    // before the old one was noticed closed): one series per peer and link, summed,
-    // since a scrape may not repeat a series.
-    let mut by_link: BTreeMap<(NodeId, LinkKind), (InboundCounters, usize)> = BTreeMap::new();
-    for s in &metrics.inbound {
-        let (counters, pending) = by_link.entry((s.peer, s.kind)).or_default();
-        counters.add(&s.counters);
-        *pending += s.pending_bytes;
-    }
     for (name, help, get) in INBOUND_COUNTERS {
         f.family(name, Kind::Counter, help);
-        for ((peer, kind), (counters, _)) in &by_link {
+        for ((peer, kind), counters) in &metrics.inbound_counters {
             let (peer, link) = (peer.0.to_string(), kind.to_string());
             f.sample(
                 &[("peer", &peer), ("link", &link)],
                 Value::Int(get(counters)),
             );
         }
-        f.sample(
-            &[("peer", "closed"), ("link", "all")],
-            Value::Int(get(&metrics.inbound_closed)),
-        );
+    }
+    // One receiving actor per peer and link; summed all the same, since a scrape may
+    // not repeat a series.
+    let mut by_link: BTreeMap<(NodeId, LinkKind), usize> = BTreeMap::new();
+    for s in &metrics.inbound {
+        *by_link.entry((s.peer, s.kind)).or_default() += s.pending_bytes;
     }
     f.family(
         "internode_inbound_pending_bytes",
         Kind::Gauge,
         "Bytes charged to the receive limits: messages handed to handlers and not yet processed, and partial messages being received.",
     );
-    for ((peer, kind), (_, pending)) in &by_link {
+    for ((peer, kind), pending) in &by_link {
         let (peer, link) = (peer.0.to_string(), kind.to_string());
         f.sample(
             &[("peer", &peer), ("link", &link)],
             Value::Int(*pending as u64),
         );
+    }
+}
+
+fn refused(f: &mut Families, metrics: &Metrics) {
+    f.family(
+        "internode_inbound_refused_connections_total",
+        Kind::Counter,
+        "Connections refused before their handshake completed (no peer known yet), by reason.",
+    );
+    for (reason, n) in &metrics.refused {
+        f.sample(&[("reason", reason.as_str())], Value::Int(*n));
+    }
+}
+
+fn rtt(f: &mut Families, metrics: &Metrics) {
+    f.family(
+        "internode_peer_rtt_seconds",
+        Kind::Histogram,
+        "Keepalive round-trip times to the peer, over all its links.",
+    );
+    for (peer, rtt) in &metrics.rtt {
+        let histogram = Histogram {
+            buckets: rtt.buckets().map(|(b, n)| (b.as_secs_f64(), n)).collect(),
+            sum: rtt.sum().as_secs_f64(),
+            count: rtt.count(),
+        };
+        let peer = peer.0.to_string();
+        f.sample(&[("peer", &peer)], Value::Histogram(histogram));
     }
 }
 

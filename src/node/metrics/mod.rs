@@ -1,35 +1,74 @@
 //! A node's metrics at one moment (docs/design.md, "Metrics"): [`Metrics`], from
-//! [`Node::metrics`](super::Node::metrics), and its Prometheus text rendering.
+//! [`Node::metrics`](super::Node::metrics), its Prometheus text rendering, and each
+//! peer's round-trip times ([`RttHistogram`]).
 //!
-//! Invariants: the snapshot is read from each actor by message (links, inbound
-//! connections, `ResourceLimits`), so each part is consistent in itself but the parts
-//! are taken at slightly different moments. The rendering follows the Prometheus text
-//! exposition format 0.0.4: one `# HELP` and `# TYPE` per family, counters end in
-//! `_total`, label values escaped, no series twice (the inbound connections of one
-//! peer's link are summed).
+//! Invariants:
+//! - The snapshot is read from each actor by message (`collect.rs`: the registry,
+//!   then each link and receiving actor, then `ResourceLimits`), so each part is
+//!   consistent in itself but the parts are taken at slightly different moments.
+//! - Counters are kept per (peer, link kind) for the node's whole life
+//!   ([`Metrics::link_counters`], [`Metrics::inbound_counters`]): the open link's (or
+//!   receiving actor's) own counters plus those of every one before it for that peer
+//!   and kind, which the registry keeps when they close (`archive.rs`). So a series
+//!   never goes backwards, across link restarts, [`Node::close_peer`](super::Node::close_peer)
+//!   and reconnects, and a peer whose links have all closed keeps its counter series.
+//!   Its gauges are absent then: a gauge describes an open link or receiving actor.
+//! - Each peer's round-trip times are kept the same way, over all its links
+//!   ([`Metrics::rtt`]).
+//! - No label has a made-up value: every `peer` is a node id and every `link` a link
+//!   kind; what has no peer (connections refused before their handshake said who
+//!   they are from) is in a family without a `peer` label.
+//! - What is kept for the node's life grows with the number of distinct peers, not
+//!   with traffic: a few hundred bytes per (peer, link kind) and 2 to 20 KiB per peer
+//!   that answered a ping (the histogram's size depends on its largest sample).
+//! - The renderings list the same families (`families.rs`, the one list): the text
+//!   format 0.0.4 ([`Metrics::to_prometheus`]: one `# HELP` and `# TYPE` per family,
+//!   counters end in `_total`, label values escaped, no series twice).
 
+mod archive;
+mod collect;
 mod families;
+mod rtt;
 mod text;
+
+use std::collections::BTreeMap;
+
+pub(crate) use archive::{counted_since, Archive};
+pub(crate) use collect::collect;
+pub use rtt::{RttHistogram, RTT_BUCKETS, RTT_MAX};
 
 use super::inbound::{InboundCounters, InboundSnapshot};
 use super::link::{LinkCounters, LinkSnapshot};
+use super::refusal::RefusalReason;
 use super::resource_limits::LimitsSnapshot;
-use crate::NodeId;
+use crate::{LinkKind, NodeId};
 
-/// Everything a node measures about its links, connections and limits.
+/// Everything a node measures about its links, connections and limits (see the
+/// module documentation for what holds across snapshots).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Metrics {
     /// The node.
     pub node: NodeId,
-    /// Every outbound link (per peer and kind).
+    /// Every open outbound link (per peer and kind): state, gauges, and the link's
+    /// own counters (since that link was created).
     pub links: Vec<LinkSnapshot>,
-    /// The counters of the links that have closed, summed.
-    pub links_closed: LinkCounters,
-    /// Every open inbound connection (per peer and kind).
+    /// The counters of the outbound links per peer and kind since the node started:
+    /// the open link's plus those of every link of that peer and kind that closed.
+    /// They never decrease, and a (peer, kind) stays once it appears.
+    pub link_counters: BTreeMap<(NodeId, LinkKind), LinkCounters>,
+    /// Every receiving actor (per peer and kind, open while the node is): gauges and
+    /// its counters.
     pub inbound: Vec<InboundSnapshot>,
-    /// The counters of the inbound connections that have closed, summed.
-    pub inbound_closed: InboundCounters,
+    /// The counters of the receiving side per peer and kind since the node started,
+    /// as for [`link_counters`](Self::link_counters).
+    pub inbound_counters: BTreeMap<(NodeId, LinkKind), InboundCounters>,
+    /// Each peer's keepalive round-trip times since the node started, over all its
+    /// links (a peer appears with its first measured round trip).
+    pub rtt: BTreeMap<NodeId, RttHistogram>,
+    /// Connections refused before their handshake completed, by reason (their peer
+    /// is not known; [`Node::refused_connections`](super::Node::refused_connections)).
+    pub refused: BTreeMap<RefusalReason, u64>,
     /// The endpoint and global reserves of both directions.
     pub limits: LimitsSnapshot,
 }
@@ -41,18 +80,19 @@ impl Metrics {
         Metrics {
             node,
             links: Vec::new(),
-            links_closed: LinkCounters::default(),
+            link_counters: BTreeMap::new(),
             inbound: Vec::new(),
-            inbound_closed: InboundCounters::default(),
+            inbound_counters: BTreeMap::new(),
+            rtt: BTreeMap::new(),
+            refused: BTreeMap::new(),
             limits: LimitsSnapshot::default(),
         }
     }
-}
 
-impl Metrics {
     /// Renders the metrics in the Prometheus text format (version 0.0.4), each
     /// sample labelled with this node (`node`) and, per link or connection, the peer
-    /// (`peer`) and link kind (`link`).
+    /// (`peer`) and link kind (`link`). The families are listed in docs/design.md
+    /// ("Metrics").
     ///
     /// ```
     /// use internode::node::Metrics;
@@ -64,6 +104,7 @@ impl Metrics {
     /// assert!(text.contains(
     ///     "internode_reserve_in_use_bytes{node=\"1\",direction=\"send\",level=\"global\"} 0"
     /// ));
+    /// assert!(text.contains("# TYPE internode_peer_rtt_seconds histogram"));
     /// ```
     pub fn to_prometheus(&self) -> String {
         text::render(&families::families(self))
