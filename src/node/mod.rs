@@ -83,6 +83,8 @@ pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{
     CloseLink, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
 };
+#[cfg(feature = "prometheus-client")]
+pub use metrics::prometheus;
 pub use metrics::{Metrics, RttHistogram, RTT_BUCKETS, RTT_MAX};
 pub use peer::Peer;
 pub use peer_sink::PeerSink;

@@ -209,15 +209,22 @@ fn check_labels(mut labels: &str, at: &str) -> Vec<(String, String)> {
 }
 
 /// The cumulative buckets of the histogram series `series` (`name{labels}`, without
-/// `le`) in `samples`, as (bound, count), `+Inf` last.
+/// `le`) in `samples`, as (bound, count), `+Inf` last (wherever `le` stands among the
+/// labels).
 pub fn buckets(samples: &BTreeMap<String, f64>, series: &str) -> Vec<(f64, f64)> {
     let (name, labels) = series.split_once('{').expect("name{labels}");
-    let prefix = format!("{name}_bucket{{{}", labels.trim_end_matches('}'));
+    let wanted = check_labels(labels.strip_suffix('}').expect("name{labels}"), series);
+    let bucket = format!("{name}_bucket{{");
     let mut out: Vec<(f64, f64)> = samples
         .iter()
         .filter_map(|(s, v)| {
-            let le = s.strip_prefix(&prefix)?.strip_prefix(",le=\"")?;
-            let le = le.strip_suffix("\"}")?;
+            let labels = s.strip_prefix(&bucket)?.strip_suffix('}')?;
+            let mut labels = check_labels(labels, s);
+            let at = labels.iter().position(|(k, _)| k == "le")?;
+            let (_, le) = labels.remove(at);
+            if labels != wanted {
+                return None;
+            }
             let bound = if le == "+Inf" {
                 f64::INFINITY
             } else {

@@ -23,11 +23,15 @@
 //!   that answered a ping (the histogram's size depends on its largest sample).
 //! - The renderings list the same families (`families.rs`, the one list): the text
 //!   format 0.0.4 ([`Metrics::to_prometheus`]: one `# HELP` and `# TYPE` per family,
-//!   counters end in `_total`, label values escaped, no series twice).
+//!   counters end in `_total`, label values escaped, no series twice) and, with the
+//!   `prometheus-client` feature, a collector for an application's registry
+//!   (`internode::node::prometheus`).
 
 mod archive;
 mod collect;
 mod families;
+#[cfg(feature = "prometheus-client")]
+pub mod prometheus;
 mod rtt;
 mod text;
 
