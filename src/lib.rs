@@ -31,6 +31,8 @@
 //!
 //! [`message`](mod@message) says how an application's types become messages (a trait, and with the
 //! default `serde` feature, one line per `#[derive(Serialize, Deserialize)]` type).
+//! With the `prometheus-client` feature, `node::prometheus` registers a node's metrics
+//! in an application's `prometheus_client` registry.
 //!
 //! A shell drives the sans-IO layers in this order on a new connection: feed received
 //! bytes to a [`handshake::Initiator`] or [`handshake::Acceptor`] and send what it asks

@@ -1,13 +1,13 @@
 //! Resource limits and expiry between nodes (docs/limits.md): messages that
 //! expire while their peer is unreachable, a receiver that skips expired messages
 //! before decoding them, oversized messages in both directions, the three overload
-//! levels and the reserves they leave behind, and the Prometheus rendering of the
-//! counters all of this moves.
+//! levels and the reserves they leave behind, and the counters all of this moves
+//! (their Prometheus rendering: `tests/metrics.rs`).
 #![cfg(feature = "serde")]
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ use internode::envelope::{Envelope, Flags};
 use internode::limits::Limits;
 use internode::message::Message;
 use internode::node::{
-    GetLinkSnapshot, LinkSnapshot, Node, OverloadLevel, Peer, SendError, SendErrorKind, Sent,
+    GetLinkSnapshot, LinkSnapshot, Node, Outbound, OverloadLevel, Peer, SendError, SendErrorKind,
+    Sent,
 };
 use internode::session::{HeartbeatConfig, LinkEvent, LinkState};
 use internode::{LinkKind, NodeId};
@@ -25,7 +26,7 @@ use support::{
     bounded, builder, collect, epoch_ms, frames, node, payload_len, poll_until, raw_peer, recv_n,
     within, Blob, Events, Proxy, Seq,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 /// A message type that expires 200 ms after its send unless the send says otherwise.
@@ -203,14 +204,36 @@ async fn messages_expire_while_the_peer_is_unreachable() {
         assert_eq!(link.state, LinkState::Closed);
         assert_eq!(failed(&link, SendErrorKind::Closed).0, 2);
         assert_eq!(failed(&link, SendErrorKind::Expired).0, 10);
-        // The node's metrics keep what its closed links counted.
+        // The node's metrics keep what its closed links counted, in the peer's own
+        // series.
         let metrics = a.metrics().await;
         assert!(metrics.links.is_empty(), "{:?}", metrics.links);
-        assert_eq!(metrics.links_closed.failed.get(&SendErrorKind::Closed), Some(&2));
-        assert_eq!(metrics.links_closed.failed.get(&SendErrorKind::Expired), Some(&10));
-        assert!(metrics.to_prometheus().contains(
-            "internode_outbound_failed_messages_total{node=\"1\",peer=\"closed\",link=\"all\",reason=\"expired\"} 10"
+        let counters = &metrics.link_counters[&(NodeId(2), LinkKind::Small)];
+        assert_eq!(counters.failed.get(&SendErrorKind::Closed), Some(&2));
+        assert_eq!(counters.failed.get(&SendErrorKind::Expired), Some(&10));
+        let text = metrics.to_prometheus();
+        assert!(text.contains(
+            "internode_outbound_failed_messages_total{node=\"1\",peer=\"2\",link=\"small\",reason=\"expired\"} 10"
         ));
+        // A gauge describes an open link: none is left.
+        assert!(!text.contains("internode_outbound_pending_bytes{"), "{text}");
+        // What the closed link still counts (a message from a handle that had not
+        // heard it closed) goes to the same series.
+        let late = Outbound::new(Blob::VERB, Bytes::from_static(b"late"));
+        assert_eq!(small.send(late).await.expect("the link answers"), Err(SendError::Closed));
+        poll_until("the late failure to be counted", || async {
+            let metrics = a.metrics().await;
+            let failed = metrics.link_counters[&(NodeId(2), LinkKind::Small)]
+                .failed
+                .get(&SendErrorKind::Closed)
+                .copied();
+            if failed == Some(3) {
+                Ok(())
+            } else {
+                Err(failed)
+            }
+        })
+        .await;
     })
     .await;
 }
@@ -699,255 +722,6 @@ async fn stalled_peers_overload_their_endpoint_then_the_global_reserve() {
             .collect();
         // The senders were refused credit; the links refused nothing they took.
         assert_eq!(overloaded, vec![(NodeId(2), vec![]), (NodeId(3), vec![])]);
-    })
-    .await;
-}
-
-// ---------------------------------------------------------------------------------
-// 6. Prometheus.
-
-/// Checks the Prometheus text format (0.0.4) of `text`: every sample line is
-/// `name{labels} value` or `name value` with well-formed labels and a number, every
-/// family has exactly one `# HELP` and one `# TYPE` before its samples, its samples
-/// are together, and no series repeats. Returns the samples by series.
-fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
-    let mut helped = BTreeSet::new();
-    let mut typed = BTreeMap::new();
-    let mut finished = BTreeSet::new();
-    let mut current: Option<String> = None;
-    let mut samples = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        let at = format!("line {}: {line:?}", n + 1);
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').expect(&at);
-            assert!(is_metric_name(name) && !help.is_empty(), "{at}");
-            assert!(helped.insert(name.to_string()), "second HELP, {at}");
-            assert!(!typed.contains_key(name), "HELP after TYPE, {at}");
-            if let Some(previous) = current.replace(name.to_string()) {
-                finished.insert(previous);
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect(&at);
-            assert!(["counter", "gauge"].contains(&kind), "{at}");
-            assert_eq!(
-                current.as_deref(),
-                Some(name),
-                "TYPE right after HELP, {at}"
-            );
-            assert!(
-                typed.insert(name.to_string(), kind).is_none(),
-                "second TYPE, {at}"
-            );
-            if kind == "counter" {
-                assert!(name.ends_with("_total"), "a counter ends in _total, {at}");
-            }
-            continue;
-        }
-        assert!(!line.starts_with('#') && !line.is_empty(), "{at}");
-        let (series, value) = line.rsplit_once(' ').expect(&at);
-        let value: f64 = value.parse().expect(&at);
-        assert!(value.is_finite() && value >= 0.0, "{at}");
-        let name = match series.split_once('{') {
-            None => series,
-            Some((name, labels)) => {
-                let labels = labels.strip_suffix('}').expect(&at);
-                check_labels(labels, &at);
-                name
-            }
-        };
-        assert!(is_metric_name(name), "{at}");
-        assert_eq!(
-            current.as_deref(),
-            Some(name),
-            "a sample of its family, {at}"
-        );
-        assert!(typed.contains_key(name), "TYPE before samples, {at}");
-        assert!(!finished.contains(name), "samples together, {at}");
-        assert!(
-            samples.insert(series.to_string(), value).is_none(),
-            "repeated series, {at}"
-        );
-    }
-    assert_eq!(
-        helped,
-        typed.keys().cloned().collect(),
-        "one HELP and one TYPE each"
-    );
-    samples
-}
-
-fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// `key="value",...` with escaped values and no key twice.
-fn check_labels(mut labels: &str, at: &str) {
-    let mut keys = BTreeSet::new();
-    while !labels.is_empty() {
-        let (key, rest) = labels.split_once("=\"").expect(at);
-        assert!(
-            is_metric_name(key) && !key.contains(':'),
-            "label name, {at}"
-        );
-        assert!(keys.insert(key), "label twice, {at}");
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next().expect(at) {
-                (_, '\\') => {
-                    let (_, escaped) = chars.next().expect(at);
-                    assert!(['\\', '"', 'n'].contains(&escaped), "escape, {at}");
-                }
-                (i, '"') => break i,
-                (_, '\n') => panic!("raw newline, {at}"),
-                _ => {}
-            }
-        };
-        labels = &rest[end + 1..];
-        if let Some(rest) = labels.strip_prefix(',') {
-            labels = rest;
-            assert!(!labels.is_empty(), "trailing comma, {at}");
-        } else {
-            assert!(labels.is_empty(), "comma between labels, {at}");
-        }
-    }
-}
-
-/// After some traffic and an expiry, the sender's Prometheus text carries the right
-/// counters, and both nodes' texts are well-formed.
-#[actix_rt::test]
-async fn metrics_render_as_prometheus_text() {
-    bounded(async {
-        let (a, b) = support::pair().await;
-        let mut inbox = collect::<Seq>(&b);
-        const N: u64 = 7;
-        for i in 0..N {
-            assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Acknowledged));
-        }
-        assert_eq!(
-            a.send_expiring(NodeId(2), Seq(99), Duration::ZERO).await,
-            Err(SendError::Expired)
-        );
-        recv_n(&mut inbox, N as usize).await;
-
-        let text = a.metrics().await.to_prometheus();
-        let samples = parse_prometheus(&text);
-        let sample = |series: &str| {
-            samples
-                .get(series)
-                .copied()
-                .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-        };
-        let link = r#"node="1",peer="2",link="small""#;
-        assert!(text.contains(&format!(
-            "internode_outbound_written_messages_total{{{link}}} {N}\n"
-        )));
-        assert_eq!(
-            sample(&format!("internode_outbound_written_bytes_total{{{link}}}")),
-            N as f64 // a Seq below 128 is one byte
-        );
-        assert_eq!(
-            sample(&format!(
-                "internode_outbound_failed_messages_total{{{link},reason=\"expired\"}}"
-            )),
-            1.0
-        );
-        assert_eq!(
-            sample(&format!(
-                "internode_outbound_failed_bytes_total{{{link},reason=\"expired\"}}"
-            )),
-            1.0
-        );
-        assert_eq!(
-            sample(&format!(
-                "internode_outbound_accepted_messages_total{{{link}}}"
-            )),
-            N as f64,
-            "the expired message was never taken"
-        );
-        assert_eq!(
-            sample(r#"internode_reserve_in_use_bytes{node="1",direction="send",level="global"}"#),
-            0.0
-        );
-
-        let text = poll_until("the receiver to count every message", || async {
-            let text = b.metrics().await.to_prometheus();
-            let samples = parse_prometheus(&text);
-            let received = samples
-                .get(r#"internode_inbound_received_messages_total{node="2",peer="1",link="small"}"#)
-                .copied();
-            if received == Some(N as f64) {
-                Ok(text)
-            } else {
-                Err(received)
-            }
-        })
-        .await;
-        assert!(text.contains("# TYPE internode_inbound_received_messages_total counter\n"));
-    })
-    .await;
-}
-
-/// A second connection for the same peer's link (a reconnect before the old
-/// connection is noticed closed) replaces the first: the node closes the old one,
-/// answers the new one with the position it reached, drops what it already has, and
-/// its text keeps one series per peer and link with everything counted once.
-#[actix_rt::test]
-async fn inbound_connections_of_one_link_render_as_one_series() {
-    bounded(async {
-        let b = node(2).await;
-        let mut inbox = collect::<Seq>(&b);
-        let mut old = raw_peer(7, b.local_addr(), LinkKind::Small).await;
-        let seq = |id: u64| Envelope {
-            id,
-            verb: Seq::VERB,
-            flags: Flags::EMPTY,
-            created_at_ms: epoch_ms(),
-            expires_at_ms: None,
-            params: Vec::new(),
-            payload: {
-                let mut buf = bytes::BytesMut::new();
-                Seq(id).encode(&mut buf).unwrap();
-                buf.freeze()
-            },
-        };
-        old.write_all(&frames(&[seq(1), seq(2)])).await.unwrap();
-        recv_n(&mut inbox, 2).await;
-        let mut new = raw_peer(7, b.local_addr(), LinkKind::Small).await;
-        let mut buf = [0u8; 64];
-        // The old connection is closed by the node (after the acks it had sent).
-        within("the old connection to close", async {
-            while !matches!(old.read(&mut buf).await, Ok(0) | Err(_)) {}
-        })
-        .await;
-        // 2 again (a replay), then new ones.
-        new.write_all(&frames(&[seq(2), seq(3), seq(4), seq(5)]))
-            .await
-            .unwrap();
-        let got: Vec<u64> = recv_n(&mut inbox, 3)
-            .await
-            .iter()
-            .map(|(_, m)| m.0)
-            .collect();
-        assert_eq!(got, [3, 4, 5]);
-        assert_eq!(b.inbound_connections().await, 1);
-        let counters = b.inbound_counters().await;
-        assert_eq!((counters.received, counters.duplicates), (5, 1));
-
-        let text = b.metrics().await.to_prometheus();
-        let samples = parse_prometheus(&text);
-        assert_eq!(
-            samples.get(
-                r#"internode_inbound_received_messages_total{node="2",peer="7",link="small"}"#
-            ),
-            Some(&5.0),
-            "{text}"
-        );
     })
     .await;
 }

@@ -85,7 +85,9 @@ pub use inbound::{InboundCounters, InboundSnapshot};
 pub use link::{
     CloseLink, Deliver, GetLinkSnapshot, Link, LinkCounters, LinkSnapshot, Outbound, OutboundReply,
 };
-pub use metrics::Metrics;
+#[cfg(feature = "prometheus-client")]
+pub use metrics::prometheus;
+pub use metrics::{Metrics, RttHistogram, RTT_BUCKETS, RTT_MAX};
 pub use peer::Peer;
 pub use peer_sink::PeerSink;
 pub use refusal::RefusalReason;
@@ -102,8 +104,8 @@ use dispatch::Handlers;
 use inbound::InboundEnv;
 use peer::PeerLines;
 use registry::{
-    AllInbound, AllLinks, CloseAll, ClosePeer, ClosedInbound, ClosedLinks, CountInbound, GetLink,
-    GetRefused, Registry, SetInboundEnv, SetPeer, Subscribe, TotalInbound,
+    AllLinks, CloseAll, ClosePeer, CountInbound, GetLink, GetRefused, Registry, SetInboundEnv,
+    SetPeer, Subscribe, TotalInbound,
 };
 use requests::RequestTracker;
 use resource_limits::{GetLimits, ResourceLimits};
@@ -409,43 +411,13 @@ impl Node {
         peer::deadline_ms::<M>(&self.inner.config, expire_after, wire::epoch_ms())
     }
 
-    /// Everything the node measures: every link's and inbound connection's counters
-    /// and the reserves in use ([`Metrics::to_prometheus`] renders it).
+    /// Everything the node measures: every open link's and receiving actor's state,
+    /// the counters per peer and link kind since the node started (they never
+    /// decrease, across link restarts and [`close_peer`](Self::close_peer)), each
+    /// peer's round-trip times, refused connections and the reserves in use
+    /// ([`Metrics::to_prometheus`] renders it).
     pub async fn metrics(&self) -> Metrics {
-        let links = self.links().await;
-        let open = self
-            .inner
-            .registry
-            .send(AllInbound)
-            .await
-            .unwrap_or_default();
-        let mut inbound = Vec::with_capacity(open.len());
-        for connection in open {
-            if let Ok(snapshot) = connection.send(inbound::GetInboundSnapshot).await {
-                inbound.push(snapshot);
-            }
-        }
-        inbound.sort_by_key(|s| (s.peer, s.kind));
-        let inbound_closed = self
-            .inner
-            .registry
-            .send(ClosedInbound)
-            .await
-            .unwrap_or_default();
-        let links_closed = self
-            .inner
-            .registry
-            .send(ClosedLinks)
-            .await
-            .unwrap_or_default();
-        Metrics {
-            node: self.inner.id,
-            links,
-            links_closed,
-            inbound,
-            inbound_closed,
-            limits: self.limits().await,
-        }
+        metrics::collect(self.inner.id, &self.inner.registry, &self.inner.limits).await
     }
 
     /// The endpoint and global reserves of both directions: bytes in use, peaks.

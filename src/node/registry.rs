@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
@@ -25,6 +26,7 @@ use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, S
 use super::link::{
     CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, Response, SetPeerAddress,
 };
+use super::metrics::Archive;
 use super::refusal::RefusalReason;
 use super::requests::RequestTracker;
 use super::resource_limits::ResourceLimits;
@@ -59,6 +61,25 @@ pub(crate) struct LinkReport {
 }
 
 impl Message for LinkReport {
+    type Result = ();
+}
+
+/// From a link: something it measured, for the metrics.
+pub(crate) struct LinkMeasured {
+    pub peer: NodeId,
+    pub kind: LinkKind,
+    pub measure: Measure,
+}
+
+pub(crate) enum Measure {
+    /// A keepalive round-trip time.
+    Rtt(Duration),
+    /// What a link counted after it reported [`LinkEvent::Closed`] (messages from
+    /// handles that had not yet heard it closed), since it last reported.
+    CountedAfterClose(LinkCounters),
+}
+
+impl Message for LinkMeasured {
     type Result = ();
 }
 
@@ -227,10 +248,9 @@ pub(crate) struct Registry {
     /// The (peer, link kind)s with an established inbound connection, or one being
     /// handed to its actor (admission: at most `AdmissionLimits::inbound_connections`).
     connected: HashSet<(NodeId, LinkKind)>,
-    /// Counters of the receiving actors that have stopped.
-    inbound_ended: InboundCounters,
-    /// Counters of the links that have closed.
-    links_closed: LinkCounters,
+    /// The counters of the links and receiving actors that have closed, and the
+    /// peers' round-trip times (`metrics::archive`).
+    archive: Archive,
     closed: bool,
     /// The node's thread for large links: their bulk encoding, CRCs and writes do
     /// not hold up the urgent and small links, the inbound connections and the
@@ -263,8 +283,7 @@ impl Registry {
             inbound_env: None,
             inbound: HashMap::new(),
             connected: HashSet::new(),
-            inbound_ended: InboundCounters::default(),
-            links_closed: LinkCounters::default(),
+            archive: Archive::default(),
             closed: false,
             bulk,
         }
@@ -317,6 +336,7 @@ impl Actor for Registry {
             listen: self.listen,
             config: self.config.clone(),
             reports: ctx.address().recipient(),
+            measured: ctx.address().recipient(),
             tracker: self.tracker.clone(),
             limits: self.limits.clone(),
         }));
@@ -414,7 +434,7 @@ impl Handler<LinkReport> for Registry {
             self.unlink(r.peer, r.kind);
         }
         if let Some(counters) = &r.counters {
-            self.links_closed.add(counters);
+            self.archive.retire_link(r.peer, r.kind, counters);
         }
         let notice = LinkNotice {
             peer: r.peer,
@@ -585,7 +605,7 @@ impl Handler<ReceiverStopped> for Registry {
     fn handle(&mut self, m: ReceiverStopped, _: &mut Context<Self>) {
         self.inbound.remove(&(m.peer, m.kind));
         self.connected.remove(&(m.peer, m.kind));
-        self.inbound_ended.add(&m.counters);
+        self.archive.retire_inbound(m.peer, m.kind, &m.counters);
     }
 }
 
@@ -593,7 +613,10 @@ impl Handler<TotalInbound> for Registry {
     type Result = ResponseFuture<InboundCounters>;
 
     fn handle(&mut self, _: TotalInbound, _: &mut Context<Self>) -> Self::Result {
-        let mut total = self.inbound_ended.clone();
+        let mut total = InboundCounters::default();
+        for counters in self.archive.inbound.values() {
+            total.add(counters);
+        }
         let live = self.inbound_snapshots();
         Box::pin(async move {
             for snapshot in live {
@@ -606,48 +629,45 @@ impl Handler<TotalInbound> for Registry {
     }
 }
 
-/// The counters of the links that have closed, summed.
-pub(crate) struct ClosedLinks;
+impl Handler<LinkMeasured> for Registry {
+    type Result = ();
 
-impl Message for ClosedLinks {
-    type Result = LinkCounters;
-}
-
-impl Handler<ClosedLinks> for Registry {
-    type Result = MessageResult<ClosedLinks>;
-
-    fn handle(&mut self, _: ClosedLinks, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.links_closed.clone())
+    fn handle(&mut self, m: LinkMeasured, _: &mut Context<Self>) {
+        match m.measure {
+            Measure::Rtt(rtt) => self.archive.record_rtt(m.peer, rtt),
+            Measure::CountedAfterClose(counters) => {
+                self.archive.retire_link(m.peer, m.kind, &counters)
+            }
+        }
     }
 }
 
-/// The counters of the inbound connections that have closed, summed.
-pub(crate) struct ClosedInbound;
+/// What a metrics snapshot needs from the registry, read in one step: the open links
+/// and receiving actors (to ask for their snapshots), the archive of the closed ones
+/// and the round-trip times, and the refused connections.
+pub(crate) struct MetricsParts;
 
-impl Message for ClosedInbound {
-    type Result = InboundCounters;
+pub(crate) struct Parts {
+    pub links: Vec<((NodeId, LinkKind), Addr<Link>)>,
+    pub inbound: Vec<((NodeId, LinkKind), Addr<Inbound>)>,
+    pub archive: Archive,
+    pub refused: BTreeMap<RefusalReason, u64>,
 }
 
-impl Handler<ClosedInbound> for Registry {
-    type Result = MessageResult<ClosedInbound>;
-
-    fn handle(&mut self, _: ClosedInbound, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.inbound_ended.clone())
-    }
+impl Message for MetricsParts {
+    type Result = Parts;
 }
 
-/// The open inbound connections.
-pub(crate) struct AllInbound;
+impl Handler<MetricsParts> for Registry {
+    type Result = MessageResult<MetricsParts>;
 
-impl Message for AllInbound {
-    type Result = Vec<Addr<Inbound>>;
-}
-
-impl Handler<AllInbound> for Registry {
-    type Result = MessageResult<AllInbound>;
-
-    fn handle(&mut self, _: AllInbound, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.inbound.values().cloned().collect())
+    fn handle(&mut self, _: MetricsParts, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(Parts {
+            links: self.links.iter().map(|(k, a)| (*k, a.clone())).collect(),
+            inbound: self.inbound.iter().map(|(k, a)| (*k, a.clone())).collect(),
+            archive: self.archive.clone(),
+            refused: self.refused.clone(),
+        })
     }
 }
 

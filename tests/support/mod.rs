@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 pub mod certs;
+pub mod prometheus;
 mod proxy;
 // Not every test binary names every re-export.
 #[allow(unused_imports)]

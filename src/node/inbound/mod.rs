@@ -440,6 +440,19 @@ fn responder(
     })
 }
 
+impl Inbound {
+    /// The counters, with the time throttled so far counted (snapshots and the final
+    /// counters agree: the metrics never go backwards when the actor stops).
+    fn counters(&self) -> InboundCounters {
+        let mut counters = self.core.counters().clone();
+        if let Some(since) = self.core.throttled_since() {
+            let us = u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
+            counters.throttled_us = counters.throttled_us.saturating_add(us);
+        }
+        counters
+    }
+}
+
 impl Actor for Inbound {
     type Context = Context<Self>;
 
@@ -454,7 +467,7 @@ impl Actor for Inbound {
         self.env.registry.do_send(ReceiverStopped {
             peer: self.peer,
             kind: self.kind,
-            counters: self.core.counters().clone(),
+            counters: self.counters(),
         });
     }
 }
@@ -537,14 +550,10 @@ impl Handler<GetInboundSnapshot> for Inbound {
     type Result = MessageResult<GetInboundSnapshot>;
 
     fn handle(&mut self, _: GetInboundSnapshot, _: &mut Context<Self>) -> Self::Result {
-        let mut counters = self.core.counters().clone();
-        if let Some(since) = self.core.throttled_since() {
-            counters.throttled_us += u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX);
-        }
         MessageResult(InboundSnapshot {
             peer: self.peer,
             kind: self.kind,
-            counters,
+            counters: self.counters(),
             pending_bytes: self.core.pending_bytes(),
             reserve_bytes: self.core.reserve_bytes(),
             throttled: self.core.throttled_since().is_some(),

@@ -49,8 +49,9 @@ use reply::{Batch, Slot};
 
 use super::connect::dial;
 use super::failures::{FailedMessage, FailureFeed, SetFailureFeed};
+use super::metrics::counted_since;
 use super::peer::{app_outbound, deadline_ms};
-use super::registry::LinkReport;
+use super::registry::{LinkMeasured, LinkReport, Measure};
 use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
 use super::resource_limits::{Acquire, AcquireWhenAvailable, Direction, Release, ResourceLimits};
@@ -85,6 +86,8 @@ pub(crate) struct LinkEnv {
     pub listen: SocketAddr,
     pub config: Arc<NodeConfig>,
     pub reports: Recipient<LinkReport>,
+    /// Round-trip times, and what a closed link still counts.
+    pub measured: Recipient<LinkMeasured>,
     pub tracker: Addr<RequestTracker>,
     pub limits: Addr<ResourceLimits>,
 }
@@ -114,6 +117,9 @@ pub struct Link {
     overload_warning: WarnLimiter,
     expiry_warning: WarnLimiter,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// Once the link reported `Closed`: its counters as last reported (what it counts
+    /// later, failing messages from handles that had not yet heard, is reported too).
+    reported: Option<LinkCounters>,
     /// Where the answers to producers' credit asks go, by ask id, oldest first.
     credit_replies: VecDeque<(u64, UnboundedSender<CreditAnswer>)>,
     next_ask: u64,
@@ -159,6 +165,7 @@ impl Link {
             overload_warning: WarnLimiter::new(WARN_EVERY),
             expiry_warning: WarnLimiter::new(WARN_EVERY),
             close_waiters: Vec::new(),
+            reported: None,
             credit_replies: VecDeque::new(),
             next_ask: 0,
             credit_acquiring: false,
@@ -185,6 +192,7 @@ impl Link {
         while let Some(event) = self.core.poll_event() {
             self.report(event);
         }
+        self.report_measures();
         while let Some(grant) = self.core.poll_release() {
             self.env.limits.do_send(Release {
                 direction: Direction::Send,
@@ -299,12 +307,37 @@ impl Link {
             self.peer
         );
         let counters = (event == LinkEvent::Closed).then(|| self.core.counters().clone());
+        if counters.is_some() {
+            self.reported = counters.clone();
+        }
         self.env.reports.do_send(LinkReport {
             peer: self.peer,
             kind: self.kind,
             event,
             counters,
         });
+    }
+
+    /// Sends the registry the round-trip times measured and, once closed, what the
+    /// link counted since it reported: the peer's series in the metrics keep it.
+    fn report_measures(&mut self) {
+        let measured = |measure| LinkMeasured {
+            peer: self.peer,
+            kind: self.kind,
+            measure,
+        };
+        while let Some(rtt) = self.core.poll_rtt() {
+            self.env.measured.do_send(measured(Measure::Rtt(rtt)));
+        }
+        if let Some(reported) = &mut self.reported {
+            let now = self.core.counters();
+            if now != reported {
+                let counted = counted_since(now, reported);
+                *reported = now.clone();
+                let measure = Measure::CountedAfterClose(counted);
+                self.env.measured.do_send(measured(measure));
+            }
+        }
     }
 
     /// Keeps exactly one timer, armed for the core's next deadline.

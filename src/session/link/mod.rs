@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PING, VERB_PONG};
 use super::{
     Backoff, DisconnectReason, Entry, Heartbeat, HeartbeatAction, Lifecycle, LifecycleAction,
-    LinkEvent, LinkState, OutboundQueue, ProtocolViolation,
+    LinkEvent, LinkState, OutboundQueue, ProtocolViolation, REMEMBERED_PINGS,
 };
 use crate::envelope::{Envelope, MessageAssembler};
 use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
@@ -81,6 +81,7 @@ struct Conn<K, T> {
 /// [`poll_transmit`](Self::poll_transmit) (bytes to write; at most one write is out),
 /// [`poll_outcome`](Self::poll_outcome) (a message's outcome for its sender),
 /// [`poll_event`](Self::poll_event) (for the application),
+/// [`poll_rtt`](Self::poll_rtt) (keepalive round-trip times, for metrics),
 /// [`poll_release`](Self::poll_release) (reserve to give back) and
 /// [`poll_timeout`](Self::poll_timeout) (when to call
 /// [`handle_timeout`](Self::handle_timeout)).
@@ -139,6 +140,8 @@ pub struct LinkSession<K, T> {
     peer_session: Option<u64>,
     outcomes: VecDeque<Completion<T>>,
     events: VecDeque<LinkEvent>,
+    /// Round-trip times measured and not yet polled (at most `REMEMBERED_PINGS`).
+    rtt_samples: VecDeque<Duration>,
     actions: VecDeque<LinkAction>,
     releases: Vec<Grant<K>>,
     counters: LinkCounters,
@@ -169,6 +172,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             peer_session: None,
             outcomes: VecDeque::new(),
             events: VecDeque::new(),
+            rtt_samples: VecDeque::new(),
             actions: VecDeque::new(),
             releases: Vec::new(),
             counters: LinkCounters::default(),
@@ -308,8 +312,15 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             };
             match envelope.verb {
                 VERB_PONG if value != UNSOLICITED_PONG => {
-                    if let Some(conn) = self.conn.as_mut() {
-                        conn.heartbeat.handle_pong(value, now);
+                    let rtt = self
+                        .conn
+                        .as_mut()
+                        .and_then(|c| c.heartbeat.handle_pong(value, now));
+                    if let Some(rtt) = rtt {
+                        if self.rtt_samples.len() == REMEMBERED_PINGS {
+                            self.rtt_samples.pop_front();
+                        }
+                        self.rtt_samples.push_back(rtt);
                     }
                 }
                 VERB_ACK if value >= self.next_seq => {
@@ -515,6 +526,14 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     /// The next event for the application, oldest first.
     pub fn poll_event(&mut self) -> Option<LinkEvent> {
         self.events.pop_front()
+    }
+
+    /// The next keepalive round-trip time measured, oldest first: one per pong that
+    /// answered a ping (see [`Heartbeat::handle_pong`]), for the shell's metrics. A
+    /// shell that does not poll them loses the oldest: at most [`REMEMBERED_PINGS`]
+    /// wait.
+    pub fn poll_rtt(&mut self) -> Option<Duration> {
+        self.rtt_samples.pop_front()
     }
 
     /// Reserve the link no longer needs, to give back to the reserves.

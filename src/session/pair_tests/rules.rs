@@ -377,3 +377,32 @@ fn an_expiry_note_lost_with_its_connection_is_told_again() {
     assert_eq!(pair.outcomes[&2], Ok(Sent::Acknowledged));
     assert_eq!(pair.delivered, [2]);
 }
+
+#[test]
+fn every_pong_that_answers_a_ping_gives_one_round_trip_time() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.send(1, None);
+    pair.run();
+    assert_eq!(pair.link.poll_rtt(), None, "no ping yet");
+    // Timers fire until the link pings (the first ones may be housekeeping).
+    let ping = loop {
+        let at = pair.link.poll_timeout().expect("the heartbeat");
+        pair.now = at.max(pair.now);
+        pair.link.handle_timeout(pair.now, pair.now_ms);
+        pair.collect();
+        if let Some(ping) = pair.link.poll_transmit(pair.now, pair.now_ms) {
+            break ping;
+        }
+    };
+    pair.carry_to_receiver(ping);
+    // The pong comes back 3 ms later.
+    pair.now += Duration::from_millis(3);
+    let pong = pair.recv.poll_transmit(pair.now_ms).expect("the pong");
+    pair.recv.handle_written();
+    pair.carry_to_sender(pong.clone());
+    assert_eq!(pair.link.poll_rtt(), Some(Duration::from_millis(3)));
+    assert_eq!(pair.link.poll_rtt(), None, "one sample per pong");
+    // The same pong again answers nothing.
+    pair.carry_to_sender(pong);
+    assert_eq!(pair.link.poll_rtt(), None);
+}
