@@ -101,7 +101,8 @@ use internode::frame::Framing;
 use internode::limits::Limits;
 use internode::message::{DecodeError, EncodeError, Message};
 use internode::node::{
-    LinkNotice, Node, Peer, Received, RefusalReason, SendError, SendErrorKind, Sent, TlsConfig,
+    LinkNotice, Node, Peer, PeerAddr, Received, RefusalReason, SendError, SendErrorKind, Sent,
+    TlsConfig,
 };
 use internode::session::{HeartbeatConfig, LinkEvent, LinkPolicy};
 use internode::{LinkKind, NodeId};
@@ -167,7 +168,8 @@ internode::message!(Finished, verb = 3);
 struct Options {
     id: u64,
     listen: SocketAddr,
-    peers: Vec<(u64, SocketAddr)>,
+    peers: Vec<(u64, PeerAddr)>,
+    advertise: Option<SocketAddr>,
     size: usize,
     rate: u64,
     duration: Duration,
@@ -199,9 +201,14 @@ struct Args {
     /// The address to listen on
     #[arg(long, value_name = "ADDR")]
     listen: SocketAddr,
-    /// A peer (repeatable); the address may be a proxy's
+    /// A peer (repeatable): ID@IP:PORT or ID@HOST:PORT (a host name is resolved at
+    /// every connect attempt); the address may be a proxy's
     #[arg(long = "peer", value_name = "ID@ADDR", value_parser = peer_flag)]
-    peers: Vec<(u64, SocketAddr)>,
+    peers: Vec<(u64, PeerAddr)>,
+    /// The address peers connect back to, if not the listen address (a node
+    /// listening on 0.0.0.0 otherwise announces only its port)
+    #[arg(long, value_name = "ADDR")]
+    advertise: Option<SocketAddr>,
     /// Payload bytes of each message (at most 64 MiB)
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     size: usize,
@@ -268,7 +275,7 @@ struct Args {
 }
 
 /// `ID@ADDR`.
-fn peer_flag(value: &str) -> Result<(u64, SocketAddr), String> {
+fn peer_flag(value: &str) -> Result<(u64, PeerAddr), String> {
     let bad = || format!("{value:?} is not ID@ADDR");
     let (peer, addr) = value.split_once('@').ok_or_else(bad)?;
     Ok((
@@ -310,6 +317,7 @@ fn check(args: Args) -> Result<Options, String> {
         id: args.id,
         listen: args.listen,
         peers: args.peers,
+        advertise: args.advertise,
         size: args.size,
         rate: args.rate,
         duration: args.duration,
@@ -698,7 +706,7 @@ impl Outcomes {
 
 struct PeerState {
     id: u64,
-    addr: SocketAddr,
+    addr: PeerAddr,
     outcomes: RefCell<Outcomes>,
     resolved: Notify,
     /// Number of data messages sent, once the sender stopped.
@@ -1031,8 +1039,11 @@ async fn run(options: Options) -> Result<(), String> {
     for kind in LinkKind::ALL {
         builder = builder.link_policy(kind, options.link_policy);
     }
-    for &(id, addr) in &options.peers {
-        builder = builder.peer(NodeId(id), addr);
+    for (id, addr) in &options.peers {
+        builder = builder.peer(NodeId(*id), addr.clone());
+    }
+    if let Some(addr) = options.advertise {
+        builder = builder.advertise(addr);
     }
     if let Some(timeout) = options.heartbeat_timeout {
         builder = builder.heartbeat(HeartbeatConfig::default().timeout(timeout));
@@ -1102,7 +1113,8 @@ async fn run(options: Options) -> Result<(), String> {
     let deadline = end + options.grace;
     let payload: Bytes = (0..options.size).map(|i| (i % 251) as u8).collect();
     let mut peers = Vec::new();
-    for &(id, addr) in &options.peers {
+    for (id, addr) in &options.peers {
+        let (id, addr) = (*id, addr.clone());
         let state = Rc::new(PeerState {
             id,
             addr,

@@ -298,7 +298,7 @@ async fn peers_configured_on_the_builder_are_known_from_the_start() {
         let (a_addr, b_addr) = (support::reserve_port(), support::reserve_port());
         let a = support::start_on(support::builder(1).peer(NodeId(2), b_addr), a_addr).await;
         let b = support::start_on(support::builder(2).peer(NodeId(1), a_addr), b_addr).await;
-        assert_eq!(b.config().peers, vec![(NodeId(1), a_addr)]);
+        assert_eq!(b.config().peers, vec![(NodeId(1), a_addr.into())]);
         let mut at_a = collect::<Seq>(&a);
         let mut at_b = collect::<Seq>(&b);
         assert_eq!(a.send(NodeId(2), Seq(1)).await, Ok(Sent::Acknowledged));

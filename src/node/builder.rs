@@ -2,6 +2,8 @@
 //! configuration passes before anything listens.
 
 use std::net::SocketAddr;
+
+use super::address::PeerAddr;
 use std::time::Duration;
 
 use super::{AdmissionLimits, ClusterSecret, LinkPolicy, Node, NodeConfig, TlsConfig, TlsError};
@@ -213,9 +215,21 @@ impl NodeBuilder {
         self
     }
 
-    /// A peer known from the start.
-    pub fn peer(mut self, id: NodeId, addr: SocketAddr) -> Self {
-        self.config.peers.push((id, addr));
+    /// A peer known from the start, at a socket address or a host name and port
+    /// (resolved at every connect attempt; see [`PeerAddr`]).
+    pub fn peer(mut self, id: NodeId, addr: impl Into<PeerAddr>) -> Self {
+        self.config.peers.push((id, addr.into()));
+        self
+    }
+
+    /// The address this node tells its peers to connect back to (in its Hello):
+    /// where it can be reached from them, when that is not the address it listens
+    /// on (a node bound to `0.0.0.0`, behind a NAT or a port mapping). Without it, a
+    /// node announces its listen address; one bound to an unspecified address then
+    /// announces only its port, and peers that learn its address from a connection
+    /// take the IP the connection came from.
+    pub fn advertise(mut self, addr: SocketAddr) -> Self {
+        self.config.advertise = Some(addr);
         self
     }
 

@@ -1,6 +1,8 @@
 //! A node's configuration.
 
 use std::net::SocketAddr;
+
+use super::address::PeerAddr;
 use std::time::Duration;
 
 use crate::frame::Framing;
@@ -47,8 +49,11 @@ pub struct NodeConfig {
     /// The deadline of messages whose type and send set none: they expire this long
     /// after they are sent. `None` (the default): they never expire.
     pub expire_after: Option<Duration>,
-    /// Peers known from the start, with their listen addresses.
-    pub peers: Vec<(NodeId, SocketAddr)>,
+    /// Peers known from the start, with their listen addresses (or host names).
+    pub peers: Vec<(NodeId, PeerAddr)>,
+    /// What the node tells its peers to connect back to; `None`: its listen address
+    /// (see [`NodeBuilder::advertise`](super::NodeBuilder::advertise)).
+    pub advertise: Option<SocketAddr>,
     /// The policy of each link kind (urgent, small, large): lossless by default.
     pub link_policies: [LinkPolicy; 3],
     /// How long a close with drain waits for what is queued to be delivered before
@@ -138,6 +143,7 @@ impl NodeConfig {
             receive_limits: Limits::default(),
             expire_after: None,
             peers: Vec::new(),
+            advertise: None,
             link_policies: [LinkPolicy::Lossless; 3],
             drain_timeout: Duration::from_secs(10),
             admission: AdmissionLimits::default(),

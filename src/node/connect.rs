@@ -3,32 +3,42 @@
 //! stream. The connect has its own timeout; TLS and the handshake share the
 //! handshake timeout.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
+use super::address::PeerAddr;
 use super::transport::{io_reason, write_all_flush, Stream};
 use super::NodeConfig;
 use crate::handshake::{fresh_nonce, Established, Hello, Initiator};
 use crate::session::DisconnectReason;
 use crate::NodeId;
 
-/// Connects to node `peer` at `addr` and runs the initiator's side of the handshake
-/// with `hello`, over TLS if `config` has it, authenticated with the cluster secret
-/// (and a fresh nonce) if it has one.
+/// Connects to node `peer` at `addr` (a host name resolved now, its addresses tried
+/// in order) and runs the initiator's side of the handshake with `hello`, over TLS if
+/// `config` has it, authenticated with the cluster secret (and a fresh nonce) if it
+/// has one.
 pub(crate) async fn dial(
-    addr: SocketAddr,
+    addr: PeerAddr,
     peer: NodeId,
     hello: Hello,
     config: Arc<NodeConfig>,
 ) -> Result<(Stream, Established), DisconnectReason> {
-    let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| DisconnectReason::ConnectTimeout)?
-        .map_err(|e| DisconnectReason::ConnectFailed(e.kind()))?;
+    let mut failure = DisconnectReason::ConnectTimeout;
+    let mut tcp = None;
+    for addr in addr.resolve().await? {
+        match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(connected)) => {
+                tcp = Some(connected);
+                break;
+            }
+            Ok(Err(e)) => failure = DisconnectReason::ConnectFailed(e.kind()),
+            Err(_) => failure = DisconnectReason::ConnectTimeout,
+        }
+    }
+    let tcp = tcp.ok_or(failure)?;
     let _ = tcp.set_nodelay(true);
     let timeout = config.handshake_timeout;
     let run = async {

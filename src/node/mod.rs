@@ -41,6 +41,7 @@
 //! # fn main() {} // `message!` needs the `serde` feature
 //! ```
 
+mod address;
 mod batches;
 mod builder;
 mod config;
@@ -75,6 +76,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 pub use crate::outcome::{Outcomes, OverloadLevel, RequestError, SendError, SendErrorKind, Sent};
+pub use address::{PeerAddr, PeerAddrError};
 pub use builder::{NodeBuilder, StartError, MIN_SECRET_LEN};
 pub use config::{AdmissionLimits, ClusterSecret, NodeConfig};
 pub use credit::Queued;
@@ -260,8 +262,10 @@ impl Node {
         let limits = ResourceLimits::new(config.send_limits, config.receive_limits).start();
         // The thread of the large links and connections (bulk traffic).
         let bulk = Arbiter::new();
+        // What the Hello announces: an unspecified IP only says the port.
+        let advertised = config.advertise.unwrap_or(local_addr);
         let registry = Registry::new(
-            local_addr,
+            advertised,
             config.clone(),
             tracker.clone(),
             limits.clone(),
@@ -312,15 +316,18 @@ impl Node {
         &self.inner.config
     }
 
-    /// Sets (or changes) a peer's address. Messages queued for the peer go to the
-    /// new address; those being written to the old one finish there.
-    pub async fn add_peer(&self, id: NodeId, addr: SocketAddr) {
+    /// Sets (or changes) a peer's address: a socket address, or a host name and
+    /// port resolved at every connect attempt, so that a peer that comes back on
+    /// another IP is found at the next retry ([`PeerAddr`]; `"node-2.db:23001"`
+    /// parses into one). Messages queued for the peer go to the new address; those
+    /// being written to the old one finish there.
+    pub async fn add_peer(&self, id: NodeId, addr: impl Into<PeerAddr>) {
         let _ = self
             .inner
             .registry
             .send(SetPeer {
                 peer: id,
-                addr,
+                addr: addr.into(),
                 only_if_unknown: false,
             })
             .await;

@@ -20,6 +20,7 @@ use actix::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
+use super::address::PeerAddr;
 use super::credit::{LinkNews, ResolveLink};
 use super::failures::{FailureFeed, SetFailureFeed, SubscribeFailures};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
@@ -96,7 +97,7 @@ impl Message for GetLink {
 /// known is kept (addresses learned from handshakes do not override configuration).
 pub(crate) struct SetPeer {
     pub peer: NodeId,
-    pub addr: SocketAddr,
+    pub addr: PeerAddr,
     pub only_if_unknown: bool,
 }
 
@@ -237,7 +238,7 @@ pub(crate) struct Registry {
     lines: HashMap<(NodeId, LinkKind), Vec<UnboundedSender<LinkNews>>>,
     /// Closes waiting for the registry to forget a link.
     unlinked: HashMap<(NodeId, LinkKind), Vec<oneshot::Sender<()>>>,
-    peers: HashMap<NodeId, SocketAddr>,
+    peers: HashMap<NodeId, PeerAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
     /// Who hears of failed messages (handed to every link).
     failures: FailureFeed,
@@ -270,7 +271,7 @@ impl Registry {
             limits,
             node: config.id,
             listen,
-            peers: config.peers.iter().copied().collect(),
+            peers: config.peers.iter().cloned().collect(),
             config,
             tracker,
             env: None,
@@ -316,7 +317,11 @@ impl Registry {
         if let Some(link) = self.links.get(&(peer, kind)) {
             return Ok(link.clone());
         }
-        let addr = *self.peers.get(&peer).ok_or(SendError::UnknownPeer(peer))?;
+        let addr = self
+            .peers
+            .get(&peer)
+            .cloned()
+            .ok_or(SendError::UnknownPeer(peer))?;
         let env = self.env.clone().ok_or(SendError::Closed)?;
         let failures = self.failures.clone();
         let make = move |_: &mut Context<Link>| Link::new(env, peer, kind, addr, failures);
@@ -375,12 +380,13 @@ impl Handler<SetPeer> for Registry {
         if m.only_if_unknown && self.peers.contains_key(&m.peer) {
             return;
         }
-        if self.peers.insert(m.peer, m.addr) == Some(m.addr) {
+        if self.peers.get(&m.peer) == Some(&m.addr) {
             return;
         }
+        self.peers.insert(m.peer, m.addr.clone());
         for kind in LinkKind::ALL {
             if let Some(link) = self.links.get(&(m.peer, kind)) {
-                link.do_send(SetPeerAddress(m.addr));
+                link.do_send(SetPeerAddress(m.addr.clone()));
             }
         }
     }

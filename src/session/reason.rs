@@ -75,6 +75,9 @@ impl TlsFailure {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DisconnectReason {
+    /// The peer's host name did not resolve (to any address).
+    #[error("host name not resolved: {0}")]
+    Resolve(io::ErrorKind),
     /// The TCP connect failed.
     #[error("connect failed: {0}")]
     ConnectFailed(io::ErrorKind),

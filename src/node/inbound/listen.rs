@@ -217,6 +217,7 @@ impl Refused {
 
 async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> {
     let _ = tcp.set_nodelay(true);
+    let source = tcp.peer_addr().ok();
     // TLS and the handshake share one deadline.
     let timeout = env.config.handshake_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
@@ -262,9 +263,17 @@ async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> 
             return Err(Refused::Tls(failure));
         }
     }
+    // A peer that announces an unspecified IP (it listens on all of its addresses)
+    // is reached at the IP its connection came from, on the port it announced.
+    let mut addr = hello.listen_addr;
+    if addr.ip().is_unspecified() {
+        if let Some(from) = source {
+            addr.set_ip(from.ip());
+        }
+    }
     env.registry.do_send(SetPeer {
         peer: hello.node_id,
-        addr: hello.listen_addr,
+        addr: addr.into(),
         only_if_unknown: true,
     });
     // The registry wakes this node's links to the peer and finds (or starts) the

@@ -1,10 +1,10 @@
 //! The messages a link actor answers, and what it reports about itself.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::super::address::PeerAddr;
 use crate::session::{CreditAnswer, LinkPolicy, LinkState};
 use crate::{LinkKind, NodeId};
 
@@ -222,8 +222,8 @@ pub struct LinkSnapshot {
 
 /// Changes the address the link connects to: the connection to the old one is
 /// dropped, and queued and unacknowledged messages go to the new one.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SetPeerAddress(pub SocketAddr);
+#[derive(Debug, Clone)]
+pub(crate) struct SetPeerAddress(pub PeerAddr);
 
 impl actix::Message for SetPeerAddress {
     type Result = ();

@@ -47,6 +47,7 @@ pub use api::{CloseLink, Deliver, GetLinkSnapshot, LinkCounters, LinkSnapshot, O
 pub use reply::OutboundReply;
 use reply::{Batch, Slot};
 
+use super::address::PeerAddr;
 use super::connect::dial;
 use super::failures::{FailedMessage, FailureFeed, SetFailureFeed};
 use super::metrics::counted_since;
@@ -99,7 +100,7 @@ pub struct Link {
     env: Arc<LinkEnv>,
     peer: NodeId,
     kind: LinkKind,
-    peer_addr: SocketAddr,
+    peer_addr: PeerAddr,
     core: Core,
     /// The one timer, at the core's `poll_timeout`.
     timer: Timer,
@@ -135,7 +136,7 @@ impl Link {
         env: Arc<LinkEnv>,
         peer: NodeId,
         kind: LinkKind,
-        addr: SocketAddr,
+        addr: PeerAddr,
         failures: FailureFeed,
     ) -> Self {
         let limits = env.config.send_limits;
@@ -366,7 +367,7 @@ impl Link {
         hello.resume = self.core.settled();
         hello.lossless = self.core.policy() == LinkPolicy::Lossless;
         hello.attempt = self.attempts;
-        let fut = dial(self.peer_addr, self.peer, hello, config.clone());
+        let fut = dial(self.peer_addr.clone(), self.peer, hello, config.clone());
         ctx.spawn(fut.into_actor(self).map(|result, link, ctx| {
             link.connecting = false;
             match result {
