@@ -13,11 +13,11 @@ use bytes::BytesMut;
 use internode::envelope::{Envelope, Flags};
 use internode::message::Message;
 use internode::node::{SendError, Sent, RTT_BUCKETS};
-use internode::session::HeartbeatConfig;
 use internode::{LinkKind, NodeId};
 use support::prometheus::{buckets, parse_prometheus};
 use support::{
-    bounded, builder, collect, epoch_ms, frames, node, poll_until, raw_peer, recv_n, within, Seq,
+    bounded, collect, epoch_ms, fast_heartbeat_pair, frames, node, poll_until, raw_peer, recv_n,
+    within, Seq,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -131,12 +131,7 @@ fn is_cumulative(series: &str) -> bool {
 #[actix_rt::test]
 async fn a_peers_series_survive_close_peer_and_carry_its_round_trip_times() {
     bounded(async {
-        let heartbeat = HeartbeatConfig::default()
-            .interval(Duration::from_millis(20))
-            .timeout(Duration::from_secs(5));
-        let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
-        let a = builder(1).heartbeat(heartbeat).start().await.unwrap();
-        a.add_peer(NodeId(2), b.local_addr()).await;
+        let (a, b) = fast_heartbeat_pair().await;
         let mut inbox = collect::<Seq>(&b);
         for i in 0..5 {
             assert_eq!(a.send(NodeId(2), Seq(i)).await, Ok(Sent::Acknowledged));

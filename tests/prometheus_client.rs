@@ -11,12 +11,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use internode::node::{prometheus, Sent};
-use internode::session::HeartbeatConfig;
 use internode::NodeId;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use support::prometheus::{buckets, parse_openmetrics, parse_prometheus};
-use support::{bounded, builder, collect, poll_until, recv_n, Seq};
+use support::{bounded, collect, fast_heartbeat_pair, poll_until, recv_n, Seq};
 
 /// The OpenMetrics text of `registry`.
 fn scrape(registry: &Registry) -> String {
@@ -40,12 +39,7 @@ fn families(text: &str) -> BTreeSet<String> {
 #[actix_rt::test]
 async fn a_registry_encodes_the_nodes_metrics_while_the_node_lives() {
     bounded(async {
-        let heartbeat = HeartbeatConfig::default()
-            .interval(Duration::from_millis(20))
-            .timeout(Duration::from_secs(5));
-        let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
-        let a = builder(1).heartbeat(heartbeat).start().await.unwrap();
-        a.add_peer(NodeId(2), b.local_addr()).await;
+        let (a, b) = fast_heartbeat_pair().await;
         let mut registry = Registry::default();
         prometheus::register(&a, &mut registry, Duration::from_millis(20));
         let mut inbox = collect::<Seq>(&b);

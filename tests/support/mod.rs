@@ -165,6 +165,18 @@ pub async fn pair() -> (Node, Node) {
     (a, b)
 }
 
+/// Nodes 1 and 2 pinging every 20 ms when idle (round-trip samples come fast);
+/// node 1 knows node 2's address.
+pub async fn fast_heartbeat_pair() -> (Node, Node) {
+    let heartbeat = internode::session::HeartbeatConfig::default()
+        .interval(Duration::from_millis(20))
+        .timeout(Duration::from_secs(5));
+    let b = builder(2).heartbeat(heartbeat).start().await.unwrap();
+    let a = builder(1).heartbeat(heartbeat).start().await.unwrap();
+    a.add_peer(NodeId(2), b.local_addr()).await;
+    (a, b)
+}
+
 /// A loopback address on which nothing listens (yet): bound, then released. A test
 /// starts a node on it later (until then, another listener may be given the port:
 /// where nothing is ever to listen, use [`refusing_port`]).
