@@ -18,6 +18,11 @@ pub enum Metric {
     P99,
     P999,
     ReqPerS,
+    /// CPU time of the sending process over the figure's window, per message (per
+    /// request in `rr64`), in µs.
+    SendCpuUs,
+    /// The same of the receiving process.
+    RecvCpuUs,
     /// MB/s carried by the large link during the urgent workload.
     LargeMBPerS,
     /// Round trips measured (the urgent workload has few: its percentiles are
@@ -43,6 +48,8 @@ impl Metric {
             Metric::P99 => "p99 us",
             Metric::P999 => "p999 us",
             Metric::ReqPerS => "req/s",
+            Metric::SendCpuUs => "send CPU us/msg",
+            Metric::RecvCpuUs => "recv CPU us/msg",
             Metric::LargeMBPerS => "large MB/s",
             Metric::RoundTrips => "round trips",
             Metric::KibPerPeer => "KiB/peer",

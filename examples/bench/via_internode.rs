@@ -1,23 +1,28 @@
-//! The `internode` implementation: the full stack as an application uses it.
+//! The internode implementations: the full stack as an application uses it.
 //!
-//! A message is a hand-encoded [`Message`] (a [`Body`]: the sequence number and the
-//! filler, copied into the payload when encoded; no serde, so the transport
-//! dominates). It goes `Peer::send` (or `Peer::request`) -> the link actor -> envelope
-//! and CRC frames -> TCP -> the inbound connection actor -> decode -> the handler
-//! actor, with the node's default configuration (CRC framing, default limits) except
-//! for the link policy and TLS: `internode` keeps the default (every link kind
-//! lossless, plain TCP), `internode-lossy` makes every link kind lossy on both nodes,
-//! `internode-tls` gives both nodes a [`TlsConfig`](internode::node::TlsConfig)
-//! (rustls, TLS 1.3, mutual; certificates of [`crate::tls`]) and keeps lossless links
-//! and CRC framing.
+//! A message is one of the [`messages`](crate::messages) types: by default
+//! ([`Encoding::Serde`]: `internode`, `internode-lossy`, `internode-tls`) a
+//! `#[derive(Serialize, Deserialize)]` type declared with `internode::message!` /
+//! `internode::request!`, as users write them; with [`Encoding::Hand`]
+//! (`internode-hand`) the same body with a hand-written `Message` impl (no serde, the
+//! baselines' exact payload). It goes `Peer::send` (or `Peer::request`) -> the credit
+//! line -> the link actor -> envelope and CRC frames -> TCP -> the inbound
+//! connection actor -> decode -> the handler actor, with the node's default
+//! configuration (CRC framing, default limits) except for the link policy and TLS:
+//! `internode` and `internode-hand` keep the default (every link kind lossless, plain
+//! TCP), `internode-lossy` makes every link kind lossy on both nodes, `internode-tls`
+//! gives both nodes a [`TlsConfig`](internode::node::TlsConfig) (rustls, TLS 1.3,
+//! mutual; certificates of [`crate::tls`]) and keeps lossless links and CRC framing.
+//! Every server node handles both message sets (they have their own verbs).
 //!
 //! - One-way: the sender keeps a window of sends outstanding (futures of
 //!   `Peer::send`, awaited in order, about 4 MiB of messages, at most 8192), so the
 //!   link always has a queue to batch, and every send must end `Acknowledged`
-//!   (lossless) or `Written` (lossy).
+//!   (lossless) or `Written` (lossy). Each message is its own `Peer::send`: there is
+//!   no batch API yet (see [`send_window`]).
 //! - Requests: `Peer::request`, one at a time or `n` in flight (`FuturesUnordered`);
 //!   the server's handler answers with the request's body.
-//! - Urgent: [`UrgentPing`] requests go over the urgent link while the one-way sender
+//! - Urgent: `UrgentPing` requests go over the urgent link while the one-way sender
 //!   fills the large link with 1 MiB messages.
 
 use std::collections::VecDeque;
@@ -26,16 +31,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use internode::message::{DecodeError, EncodeError, Message, Request};
+use internode::message::Request;
 use internode::node::{
     HandlerError, LinkPolicy, Node, NodeBuilder, Peer, Received, Requested, Sent,
 };
 use internode::{LinkKind, NodeId};
 
 use crate::impls::Served;
+use crate::messages::hand_msgs::Hand;
+use crate::messages::serde_msgs::Serde;
+use crate::messages::{Body, Carrier, MessageSet};
 use crate::payload::{self, Sink};
 use crate::BenchError;
 
@@ -61,87 +68,8 @@ fn localhost(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// What every message of this benchmark carries: a sequence number and filler.
-#[derive(Debug)]
-pub struct Body {
-    seq: u64,
-    filler: Bytes,
-}
-
-impl Body {
-    fn len(&self) -> usize {
-        payload::SEQ_BYTES + self.filler.len()
-    }
-
-    fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
-        dst.reserve(self.len());
-        dst.put_u64_le(self.seq);
-        dst.extend_from_slice(&self.filler);
-        Ok(())
-    }
-
-    fn decode(mut payload: Bytes) -> Result<Body, DecodeError> {
-        let seq = payload::seq_of(&payload).ok_or(DecodeError::Truncated)?;
-        Ok(Body {
-            seq,
-            filler: payload.split_off(payload::SEQ_BYTES),
-        })
-    }
-}
-
-/// A message type whose payload is a [`Body`].
-macro_rules! body_message {
-    ($(#[$doc:meta])* $name:ident, verb = $verb:expr, urgent = $urgent:expr) => {
-        $(#[$doc])*
-        #[derive(Debug)]
-        pub struct $name(Body);
-
-        impl Message for $name {
-            const VERB: u32 = $verb;
-            const URGENT: bool = $urgent;
-
-            fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
-                self.0.encode(dst)
-            }
-
-            fn decode(payload: Bytes) -> Result<Self, DecodeError> {
-                Body::decode(payload).map($name)
-            }
-        }
-    };
-}
-
-body_message!(
-    /// One-way; the small link, or the large one above 64 KiB.
-    Blob, verb = 1, urgent = false
-);
-body_message!(
-    /// One-way over the urgent link (the idle-memory workload).
-    UrgentBlob, verb = 2, urgent = true
-);
-body_message!(
-    /// A request over the small link, answered with a [`Pong`].
-    Ping, verb = 3, urgent = false
-);
-body_message!(
-    /// A request over the urgent link, answered with a [`Pong`].
-    UrgentPing, verb = 4, urgent = true
-);
-body_message!(
-    /// The answer to a request: the request's body.
-    Pong, verb = 5, urgent = false
-);
-
-impl Request for Ping {
-    type Response = Pong;
-}
-
-impl Request for UrgentPing {
-    type Response = Pong;
-}
-
-/// The server's handler of every message type: one-way messages go to the sink,
-/// requests are answered with their body.
+/// The server's handler of every message type of both sets: one-way messages go to
+/// the sink, requests are answered with their body.
 struct Handler {
     sink: Rc<Sink>,
 }
@@ -150,36 +78,37 @@ impl Actor for Handler {
     type Context = Context<Self>;
 }
 
-impl actix::Handler<Received<Blob>> for Handler {
+impl<M: Carrier> actix::Handler<Received<M>> for Handler {
     type Result = ();
 
-    fn handle(&mut self, m: Received<Blob>, _: &mut Context<Self>) {
-        self.sink.record(Some(m.message.0.seq), m.message.0.len());
+    fn handle(&mut self, m: Received<M>, _: &mut Context<Self>) {
+        let body = m.message.body();
+        self.sink.record(Some(body.seq), body.len());
     }
 }
 
-impl actix::Handler<Received<UrgentBlob>> for Handler {
-    type Result = ();
+impl<R> actix::Handler<Requested<R>> for Handler
+where
+    R: Carrier + Request,
+    R::Response: Carrier,
+{
+    type Result = Result<R::Response, HandlerError>;
 
-    fn handle(&mut self, m: Received<UrgentBlob>, _: &mut Context<Self>) {
-        self.sink.record(Some(m.message.0.seq), m.message.0.len());
+    fn handle(&mut self, m: Requested<R>, _: &mut Context<Self>) -> Self::Result {
+        Ok(R::Response::wrap(m.message.into_body()))
     }
 }
 
-impl actix::Handler<Requested<Ping>> for Handler {
-    type Result = Result<Pong, HandlerError>;
-
-    fn handle(&mut self, m: Requested<Ping>, _: &mut Context<Self>) -> Self::Result {
-        Ok(Pong(m.message.0))
-    }
-}
-
-impl actix::Handler<Requested<UrgentPing>> for Handler {
-    type Result = Result<Pong, HandlerError>;
-
-    fn handle(&mut self, m: Requested<UrgentPing>, _: &mut Context<Self>) -> Self::Result {
-        Ok(Pong(m.message.0))
-    }
+/// Registers `handler` for every message type of the set `S` on `node`.
+fn register<S: MessageSet>(node: &Node, handler: &Addr<Handler>) -> Result<(), BenchError> {
+    node.handle::<S::Blob>(handler.clone().recipient())
+        .map_err(failed)?;
+    node.handle::<S::UrgentBlob>(handler.clone().recipient())
+        .map_err(failed)?;
+    node.handle_requests::<S::Ping>(handler.clone().recipient())
+        .map_err(failed)?;
+    node.handle_requests::<S::UrgentPing>(handler.clone().recipient())
+        .map_err(failed)
 }
 
 fn failed(what: impl std::fmt::Display) -> BenchError {
@@ -193,6 +122,17 @@ pub struct Setup {
     pub policy: LinkPolicy,
     /// TLS on every connection, with this run's certificates.
     pub tls: bool,
+    /// How the client's messages are encoded (the server handles both).
+    pub encoding: Encoding,
+}
+
+/// How the client's messages are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Serde types declared with `internode::message!` / `internode::request!`.
+    Serde,
+    /// A hand-written `Message` impl.
+    Hand,
 }
 
 /// Node `id`, set up as `setup` says.
@@ -225,14 +165,8 @@ pub async fn serve(sink: Rc<Sink>, instance: usize, setup: Setup) -> Result<Serv
         .await
         .map_err(failed)?;
     let handler = Handler { sink }.start();
-    node.handle::<Blob>(handler.clone().recipient())
-        .map_err(failed)?;
-    node.handle::<UrgentBlob>(handler.clone().recipient())
-        .map_err(failed)?;
-    node.handle_requests::<Ping>(handler.clone().recipient())
-        .map_err(failed)?;
-    node.handle_requests::<UrgentPing>(handler.recipient())
-        .map_err(failed)?;
+    register::<Serde>(&node, &handler)?;
+    register::<Hand>(&node, &handler)?;
     Ok(Served {
         port: node.local_addr().port(),
         _alive: Box::new(node),
@@ -263,6 +197,7 @@ pub struct Client {
     peer: Peer,
     /// What every send must end with.
     expected: Sent,
+    encoding: Encoding,
 }
 
 impl Client {
@@ -278,6 +213,7 @@ impl Client {
             node,
             peer,
             expected: outcome(setup.policy),
+            encoding: setup.encoding,
         })
     }
 
@@ -289,7 +225,15 @@ impl Client {
         until: Instant,
         first_seq: u64,
     ) -> Result<u64, BenchError> {
-        send_window(self.peer.clone(), self.expected, size, until, first_seq).await
+        let peer = self.peer.clone();
+        match self.encoding {
+            Encoding::Serde => {
+                send_window::<Serde>(peer, self.expected, size, until, first_seq).await
+            }
+            Encoding::Hand => {
+                send_window::<Hand>(peer, self.expected, size, until, first_seq).await
+            }
+        }
     }
 
     /// One request of `size` bytes at a time until `until`; the round-trip times.
@@ -299,32 +243,14 @@ impl Client {
         until: Instant,
         first_seq: u64,
     ) -> Result<Vec<Duration>, BenchError> {
-        self.ping_loop(size, until, first_seq, Ping).await
-    }
-
-    /// Requests of type `R` one at a time until `until`; the round-trip times.
-    async fn ping_loop<R: Request<Response = Pong>>(
-        &self,
-        size: usize,
-        until: Instant,
-        first_seq: u64,
-        wrap: fn(Body) -> R,
-    ) -> Result<Vec<Duration>, BenchError> {
-        let filler = payload::filler(size);
-        let mut rtts = Vec::new();
-        let mut seq = first_seq;
-        while Instant::now() < until {
-            let started = Instant::now();
-            let request = wrap(Body {
-                seq,
-                filler: filler.clone(),
-            });
-            let response = self.peer.request(request).await.map_err(failed)?;
-            rtts.push(started.elapsed());
-            check_response(seq, size, &response)?;
-            seq += 1;
+        match self.encoding {
+            Encoding::Serde => {
+                ping_loop::<<Serde as MessageSet>::Ping>(&self.peer, size, until, first_seq).await
+            }
+            Encoding::Hand => {
+                ping_loop::<<Hand as MessageSet>::Ping>(&self.peer, size, until, first_seq).await
+            }
         }
-        Ok(rtts)
     }
 
     /// `outstanding` requests of `size` bytes in flight until `until`; returns how
@@ -336,26 +262,28 @@ impl Client {
         until: Instant,
         first_seq: u64,
     ) -> Result<u64, BenchError> {
-        let filler = payload::filler(size);
-        let request = |seq: u64| {
-            let ping = Ping(Body {
-                seq,
-                filler: filler.clone(),
-            });
-            async move { (seq, self.peer.request(ping).await) }
-        };
-        let mut in_flight: FuturesUnordered<_> = (first_seq..first_seq + outstanding as u64)
-            .map(request)
-            .collect();
-        let mut next_seq = first_seq + outstanding as u64;
-        while let Some((seq, response)) = in_flight.next().await {
-            check_response(seq, size, &response.map_err(failed)?)?;
-            if Instant::now() < until {
-                in_flight.push(request(next_seq));
-                next_seq += 1;
+        match self.encoding {
+            Encoding::Serde => {
+                in_flight::<<Serde as MessageSet>::Ping>(
+                    &self.peer,
+                    size,
+                    outstanding,
+                    until,
+                    first_seq,
+                )
+                .await
+            }
+            Encoding::Hand => {
+                in_flight::<<Hand as MessageSet>::Ping>(
+                    &self.peer,
+                    size,
+                    outstanding,
+                    until,
+                    first_seq,
+                )
+                .await
             }
         }
-        Ok(next_seq - first_seq)
     }
 
     /// Urgent requests of `size` bytes, one at a time, while 1 MiB messages fill the
@@ -369,17 +297,35 @@ impl Client {
         flood_first_seq: u64,
         ping_first_seq: u64,
     ) -> Result<(Vec<Duration>, u64), BenchError> {
+        match self.encoding {
+            Encoding::Serde => {
+                self.urgent_of::<Serde>(size, flood_size, until, flood_first_seq, ping_first_seq)
+                    .await
+            }
+            Encoding::Hand => {
+                self.urgent_of::<Hand>(size, flood_size, until, flood_first_seq, ping_first_seq)
+                    .await
+            }
+        }
+    }
+
+    async fn urgent_of<S: MessageSet>(
+        &self,
+        size: usize,
+        flood_size: usize,
+        until: Instant,
+        flood_first_seq: u64,
+        ping_first_seq: u64,
+    ) -> Result<(Vec<Duration>, u64), BenchError> {
         // The flood is a task of its own, as another part of an application would be.
-        let flood = actix::spawn(send_window(
+        let flood = actix::spawn(send_window::<S>(
             self.peer.clone(),
             self.expected,
             flood_size,
             until,
             flood_first_seq,
         ));
-        let rtts = self
-            .ping_loop(size, until, ping_first_seq, UrgentPing)
-            .await;
+        let rtts = ping_loop::<S::UrgentPing>(&self.peer, size, until, ping_first_seq).await;
         let flooded = flood
             .await
             .map_err(|e| failed(format!("the flood task failed: {e}")))?;
@@ -392,9 +338,81 @@ impl Client {
     }
 }
 
-/// Sends `size`-byte messages to `peer` until `until`, keeping a window of sends
-/// outstanding, each of which must end `expected`; returns how many were sent.
-async fn send_window(
+/// Requests of type `R` of `size` bytes to `peer`, one at a time until `until`; the
+/// round-trip times.
+async fn ping_loop<R>(
+    peer: &Peer,
+    size: usize,
+    until: Instant,
+    first_seq: u64,
+) -> Result<Vec<Duration>, BenchError>
+where
+    R: Carrier + Request,
+    R::Response: Carrier,
+{
+    let filler = payload::filler(size);
+    let mut rtts = Vec::new();
+    let mut seq = first_seq;
+    while Instant::now() < until {
+        let started = Instant::now();
+        let request = R::wrap(Body {
+            seq,
+            filler: filler.clone(),
+        });
+        let response = peer.request(request).await.map_err(failed)?;
+        rtts.push(started.elapsed());
+        check_response(seq, size, response.body())?;
+        seq += 1;
+    }
+    Ok(rtts)
+}
+
+/// `outstanding` requests of type `R` of `size` bytes in flight to `peer` until
+/// `until`; returns how many were answered.
+async fn in_flight<R>(
+    peer: &Peer,
+    size: usize,
+    outstanding: usize,
+    until: Instant,
+    first_seq: u64,
+) -> Result<u64, BenchError>
+where
+    R: Carrier + Request,
+    R::Response: Carrier,
+{
+    let filler = payload::filler(size);
+    let request = |seq: u64| {
+        let ping = R::wrap(Body {
+            seq,
+            filler: filler.clone(),
+        });
+        let response = peer.request(ping);
+        async move { (seq, response.await) }
+    };
+    let mut in_flight: FuturesUnordered<_> = (first_seq..first_seq + outstanding as u64)
+        .map(request)
+        .collect();
+    let mut next_seq = first_seq + outstanding as u64;
+    while let Some((seq, response)) = in_flight.next().await {
+        check_response(seq, size, response.map_err(failed)?.body())?;
+        if Instant::now() < until {
+            in_flight.push(request(next_seq));
+            next_seq += 1;
+        }
+    }
+    Ok(next_seq - first_seq)
+}
+
+/// Sends `size`-byte messages of the set `S` to `peer` until `until`, keeping a
+/// window of sends outstanding, each of which must end `expected`; returns how many
+/// were sent.
+///
+/// One `Peer::send` per message. BATCH PATH (issue 13, item 1): once the library has
+/// a batch API (something like `Peer::send_many`), a variant of this function that
+/// hands the window to it in batches is the `internode-batch` implementation and
+/// the figure of the "one-way 64 B through the batch path" target (report.rs,
+/// `BATCH_IMPL`); until then that target prints "not measured".
+async fn send_window<S: MessageSet>(
     peer: Peer,
     expected: Sent,
     size: usize,
@@ -408,7 +426,7 @@ async fn send_window(
     let mut seq = first_seq;
     loop {
         while outstanding.len() < window {
-            outstanding.push_back(peer.send(Blob(Body {
+            outstanding.push_back(peer.send(S::Blob::wrap(Body {
                 seq,
                 filler: filler.clone(),
             })));
@@ -426,12 +444,12 @@ async fn send_window(
     Ok(seq - first_seq)
 }
 
-fn check_response(seq: u64, size: usize, response: &Pong) -> Result<(), BenchError> {
-    if response.0.seq != seq || response.0.len() != size {
+fn check_response(seq: u64, size: usize, response: &Body) -> Result<(), BenchError> {
+    if response.seq != seq || response.len() != size {
         return Err(BenchError::Lost(format!(
             "internode: the response to request {seq} ({size} B) carried {} ({} B)",
-            response.0.seq,
-            response.0.len()
+            response.seq,
+            response.len()
         )));
     }
     Ok(())
@@ -456,13 +474,15 @@ impl IdleClient {
     }
 
     /// Adds server node number `instance` on `port` as a peer and sends it one
-    /// message over each of its three links (sizes: urgent, small, large).
+    /// (serde) message over each of its three links (sizes: urgent, small, large).
     pub async fn add(
         &mut self,
         instance: usize,
         port: u16,
         sizes: [usize; 3],
     ) -> Result<(), BenchError> {
+        use crate::messages::serde_msgs::{Blob, UrgentBlob};
+
         self.node
             .add_peer(server_id(instance), localhost(port))
             .await;

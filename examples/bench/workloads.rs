@@ -22,7 +22,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::child::ChildProc;
+use crate::child::{self, ChildProc};
 use crate::impls::{Client, Impl};
 use crate::stats::{Key, Latencies, Metric, Results};
 use crate::BenchError;
@@ -75,9 +75,21 @@ impl Workload {
         Workload::ALL.into_iter().find(|w| w.name() == name)
     }
 
-    /// Whether it measures latency (and so runs a second time with busy cores).
-    pub fn is_latency(self) -> bool {
-        matches!(self, Workload::Rr | Workload::Urgent)
+    /// Whether it runs a second time with busy cores: the request workloads, whose
+    /// figures depend on how fast an idle core wakes up.
+    pub fn runs_busy(self) -> bool {
+        matches!(self, Workload::Rr | Workload::Rr64 | Workload::Urgent)
+    }
+
+    /// Whether it is measured with `imp`: the urgent link is internode's only, and
+    /// the urgent and idle-memory workloads do not depend on how messages are
+    /// encoded (internode-hand skips them).
+    pub fn runs_with(self, imp: Impl) -> bool {
+        match self {
+            Workload::Urgent => imp.is_internode() && imp != Impl::InternodeHand,
+            Workload::Idle => imp != Impl::InternodeHand,
+            _ => true,
+        }
     }
 }
 
@@ -128,12 +140,9 @@ impl Case {
         cases
     }
 
-    /// The implementations it is measured with.
-    pub fn impls(self) -> &'static [Impl] {
-        match self.workload {
-            Workload::Urgent => &[Impl::Internode, Impl::InternodeLossy, Impl::InternodeTls],
-            _ => &Impl::ALL,
-        }
+    /// Whether it is measured with `imp`.
+    pub fn runs_with(self, imp: Impl) -> bool {
+        self.workload.runs_with(imp)
     }
 }
 
@@ -228,14 +237,18 @@ impl Contender {
         match case.workload {
             Workload::Oneway => {
                 expect(&mut self.server, seq, size).await?;
+                let cpu = Cpu::start(&mut self.server).await?;
                 let started = Instant::now();
                 let sent = self.client.oneway(size, started + time, seq).await?;
                 self.next_seq += sent;
                 delivered(&mut self.server, imp, sent).await?;
                 let secs = started.elapsed().as_secs_f64();
+                let (send_cpu, recv_cpu) = cpu.per_message(&mut self.server, sent).await?;
                 Ok(vec![
                     (Metric::MsgsPerS, sent as f64 / secs),
                     (Metric::MBPerS, (sent * size as u64) as f64 / secs / 1e6),
+                    (Metric::SendCpuUs, send_cpu),
+                    (Metric::RecvCpuUs, recv_cpu),
                 ])
             }
             Workload::Rr => {
@@ -249,6 +262,7 @@ impl Contender {
                 ])
             }
             Workload::Rr64 => {
+                let cpu = Cpu::start(&mut self.server).await?;
                 let started = Instant::now();
                 let answered = self
                     .client
@@ -256,7 +270,12 @@ impl Contender {
                     .await?;
                 self.next_seq += answered;
                 let secs = started.elapsed().as_secs_f64();
-                Ok(vec![(Metric::ReqPerS, answered as f64 / secs)])
+                let (send_cpu, recv_cpu) = cpu.per_message(&mut self.server, answered).await?;
+                Ok(vec![
+                    (Metric::ReqPerS, answered as f64 / secs),
+                    (Metric::SendCpuUs, send_cpu),
+                    (Metric::RecvCpuUs, recv_cpu),
+                ])
             }
             Workload::Urgent => {
                 let Client::Internode(client) = &self.client else {
@@ -293,6 +312,47 @@ impl Contender {
             client.node().close(false).await;
         }
     }
+}
+
+/// The CPU time both processes had used when a window started.
+struct Cpu {
+    sender: Duration,
+    receiver: Duration,
+}
+
+impl Cpu {
+    /// Reads both processes' CPU time (the receiver's first: its answer is not part
+    /// of the window).
+    async fn start(server: &mut ChildProc) -> Result<Cpu, BenchError> {
+        let receiver = receiver_cpu(server).await?;
+        Ok(Cpu {
+            sender: child::cpu_time(),
+            receiver,
+        })
+    }
+
+    /// The CPU time each process used since [`start`](Self::start), per message of
+    /// `messages`, in µs: (sender, receiver).
+    async fn per_message(
+        self,
+        server: &mut ChildProc,
+        messages: u64,
+    ) -> Result<(f64, f64), BenchError> {
+        let sender = child::cpu_time().saturating_sub(self.sender);
+        let receiver = receiver_cpu(server).await?.saturating_sub(self.receiver);
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
+        Ok((per(sender), per(receiver)))
+    }
+}
+
+/// The receiving process's CPU time so far.
+async fn receiver_cpu(server: &mut ChildProc) -> Result<Duration, BenchError> {
+    let answer = server.ask("cpu", "cpu", CONTROL_TIMEOUT).await?;
+    answer
+        .first()
+        .and_then(|us| us.parse().ok())
+        .map(Duration::from_micros)
+        .ok_or_else(|| BenchError::Failed(format!("bad cpu answer {answer:?}")))
 }
 
 /// Tells the receiver what to expect next: payloads of `size` bytes from `seq` on.
@@ -341,7 +401,7 @@ pub async fn phase(
         let warmup = round == 0;
         for &case in cases {
             for contender in contenders.iter_mut() {
-                if !case.impls().contains(&contender.imp) {
+                if !case.runs_with(contender.imp) {
                     continue;
                 }
                 let time = if warmup { timing.warmup } else { timing.time };
