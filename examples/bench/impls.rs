@@ -1,7 +1,8 @@
-//! The six implementations behind one interface: a server ([`serve`]), a sending
+//! The seven implementations behind one interface: a server ([`serve`]), a sending
 //! client ([`Client`]) and the connecting side of the idle-memory workload
 //! ([`IdleClient`]), each dispatching to `via_internode` (serde or hand-encoded
-//! messages, lossless or lossy links, plain TCP or TLS), `raw` or `framed`.
+//! messages, one by one or in batches, lossless or lossy links, plain TCP or TLS),
+//! `raw` or `framed`.
 
 use std::any::Any;
 use std::fmt;
@@ -21,6 +22,8 @@ pub enum Impl {
     Internode,
     /// The full internode stack, hand-encoded messages, lossless links.
     InternodeHand,
+    /// `Internode` with one-way messages sent in batches (`Peer::send_many`).
+    InternodeBatch,
     /// The full internode stack with every link kind lossy, on both nodes.
     InternodeLossy,
     /// The full internode stack, lossless links, TLS on both nodes (opt-in).
@@ -32,10 +35,11 @@ pub enum Impl {
 }
 
 impl Impl {
-    /// All six, in the order they are measured.
-    pub const ALL: [Impl; 6] = [
+    /// All seven, in the order they are measured.
+    pub const ALL: [Impl; 7] = [
         Impl::Internode,
         Impl::InternodeHand,
+        Impl::InternodeBatch,
         Impl::InternodeLossy,
         Impl::InternodeTls,
         Impl::Raw,
@@ -44,9 +48,10 @@ impl Impl {
 
     /// Those measured when `--impls` is not given: all but `internode-tls`, which
     /// is opt-in (`--impls internode,internode-tls`).
-    pub const DEFAULT: [Impl; 5] = [
+    pub const DEFAULT: [Impl; 6] = [
         Impl::Internode,
         Impl::InternodeHand,
+        Impl::InternodeBatch,
         Impl::InternodeLossy,
         Impl::Raw,
         Impl::Framed,
@@ -56,6 +61,7 @@ impl Impl {
         match self {
             Impl::Internode => "internode",
             Impl::InternodeHand => "internode-hand",
+            Impl::InternodeBatch => "internode-batch",
             Impl::InternodeLossy => "internode-lossy",
             Impl::InternodeTls => "internode-tls",
             Impl::Raw => "raw",
@@ -87,6 +93,7 @@ impl Impl {
             } else {
                 via_internode::Encoding::Serde
             },
+            batched: self == Impl::InternodeBatch,
         }
     }
 }
@@ -107,9 +114,11 @@ pub struct Served {
 /// messages go to `sink`, requests are echoed.
 pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
     let port = match imp {
-        Impl::Internode | Impl::InternodeHand | Impl::InternodeLossy | Impl::InternodeTls => {
-            return via_internode::serve(sink, instance, imp.setup()).await
-        }
+        Impl::Internode
+        | Impl::InternodeHand
+        | Impl::InternodeBatch
+        | Impl::InternodeLossy
+        | Impl::InternodeTls => return via_internode::serve(sink, instance, imp.setup()).await,
         Impl::Raw => tcp::listen(sink, raw::serve).await?,
         Impl::Framed => tcp::listen(sink, framed::serve).await?,
     };
@@ -130,7 +139,11 @@ pub enum Client {
 impl Client {
     pub async fn start(imp: Impl, port: u16) -> Result<Client, BenchError> {
         Ok(match imp {
-            Impl::Internode | Impl::InternodeHand | Impl::InternodeLossy | Impl::InternodeTls => {
+            Impl::Internode
+            | Impl::InternodeHand
+            | Impl::InternodeBatch
+            | Impl::InternodeLossy
+            | Impl::InternodeTls => {
                 Client::Internode(via_internode::Client::start(port, imp.setup()).await?)
             }
             Impl::Raw => Client::Raw(raw::Client::new(port)),
@@ -194,7 +207,11 @@ pub enum IdleClient {
 impl IdleClient {
     pub async fn start(imp: Impl) -> Result<IdleClient, BenchError> {
         Ok(match imp {
-            Impl::Internode | Impl::InternodeHand | Impl::InternodeLossy | Impl::InternodeTls => {
+            Impl::Internode
+            | Impl::InternodeHand
+            | Impl::InternodeBatch
+            | Impl::InternodeLossy
+            | Impl::InternodeTls => {
                 IdleClient::Internode(via_internode::IdleClient::start(imp.setup()).await?)
             }
             Impl::Raw => IdleClient::Raw(Vec::new()),

@@ -12,7 +12,7 @@
 //! The `bench` profile is `release` with debug information (for `perf`); its binary
 //! is `target/release/examples/bench`. docs/performance.md says how to profile it.
 //!
-//! Six implementations carry the same payloads (a sequence number and filler); all
+//! Seven implementations carry the same payloads (a sequence number and filler); all
 //! but `internode-tls` run by default:
 //!
 //! - `internode`: the full stack as an application uses it, the one the targets are
@@ -22,10 +22,12 @@
 //!   CRC frames, TCP, the inbound connection, decode and the handler actor
 //!   ([`via_internode`]), with lossless links (the default: sequence numbers,
 //!   acknowledgements, replay after a reconnect; a send ends `Acknowledged`);
-//! - `internode-hand`: the same with a hand-written `Message` impl carrying exactly
-//!   the baselines' payload (no serde), to measure what serde costs (the `vs hand`
+//! - `internode-hand`: `internode` with a hand-written `Message` impl carrying
+//!   exactly the baselines' payload (no serde), to measure what serde costs (the `vs hand`
 //!   column); not in the urgent and idle-memory workloads, which do not depend on
 //!   the encoding;
+//! - `internode-batch`: `internode`'s one-way messages through the batch path,
+//!   `Peer::send_many` of about 64 KiB of messages at a time (one-way only);
 //! - `internode-lossy`: `internode` with every link kind lossy on both nodes (a send
 //!   ends `Written`), to measure what losslessness costs;
 //! - `internode-tls` (opt-in: `--impls internode,internode-tls`): `internode` with
@@ -40,22 +42,22 @@
 //!
 //! Each implementation's receiver is another process, this program started again in
 //! a hidden role ([`server`], [`child`]); the parent sends and drives the receivers
-//! over their standard input and output. All of them run on one thread per process
-//! (an actix `System`). Workloads ([`workloads`], [`idle`]): one-way throughput
-//! (64 B, 1 KiB, 64 KiB, 1 MiB) with the CPU time per message of the sending and
-//! the receiving process, request/response latency with one request outstanding,
-//! throughput with 64 outstanding (and its CPU time per request), urgent-link
-//! latency while the large link is full (internode only), and resident memory per
-//! idle connected peer. The request workloads run a second time with every core
-//! kept busy by spinning processes at nice 19: an idle core sleeps between
-//! messages, so an idle round trip mostly measures the wake-up.
+//! over their standard input and output. Each process runs an actix `System` on one
+//! thread (internode nodes run their large links on a thread of their own).
+//! Workloads ([`workloads`], [`idle`]): one-way throughput (64 B, 1 KiB, 64 KiB,
+//! 1 MiB) with the CPU time per message of the sending and the receiving process,
+//! request/response latency with one request outstanding, throughput with 64
+//! outstanding (and its CPU time per request), urgent-link latency while the large
+//! link is full (internode only), and resident memory per idle connected peer. The
+//! request workloads run a second time with every core kept busy by spinning
+//! processes at nice 19: an idle core sleeps between messages, so an idle round trip
+//! mostly measures the wake-up.
 //!
 //! Every message is checked at its receiver (count, sequence, size; responses by
 //! their request's sequence number): a lost, duplicated, reordered or corrupt message
 //! fails the run (exit code 1), as does any error or a run over its time bound.
 //! Targets (issue 13's, against `framed` in the same run) are reported with PASS or
-//! MISS and never fail it; the one-way 64 B target of the batch path is reported as
-//! not measured until the library has a batch API. The output is a table
+//! MISS and never fail it. The output is a table
 //! ([`report`]) and, as the last line of standard output (and in `--json FILE`), the
 //! same figures as JSON.
 
@@ -98,8 +100,8 @@ struct Args {
     /// Some of: oneway, rr, rr64, urgent, idle (default all)
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = workload)]
     only: Vec<Workload>,
-    /// Some of: internode, internode-hand, internode-lossy, internode-tls, raw, framed
-    /// (default all but internode-tls; fewer for profiling one; e.g.
+    /// Some of: internode, internode-hand, internode-batch, internode-lossy,
+    /// internode-tls, raw, framed (default all but internode-tls; fewer for profiling one; e.g.
     /// internode,internode-tls for the cost of TLS)
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = implementation)]
     impls: Vec<Impl>,

@@ -4,11 +4,10 @@
 //! to internode over plain TCP), the targets with PASS or MISS, the main ratios of
 //! TLS to plain when both ran, and one JSON document with all of it.
 //!
-//! The targets are issue 13's, all of `internode` (serde messages through
-//! `Peer::send` / `Peer::request`, lossless links) against `framed` in the same run:
+//! The targets are issue 13's, of `internode` (serde messages through `Peer::send` /
+//! `Peer::request`, lossless links) against `framed` in the same run:
 //! one-way 64 B >= 0.5 x, 1 KiB >= 0.8 x, 64 KiB and 1 MiB >= 0.9 x; one-way 64 B
-//! through the batch path >= 1.0 x (reported as not measured until the library has a
-//! batch API: [`BATCH_IMPL`]); round-trip p50 with busy cores <= 1.2 x; 64
+//! through the batch path (`internode-batch`: `Peer::send_many`) >= 1.0 x; round-trip p50 with busy cores <= 1.2 x; 64
 //! outstanding requests with busy cores >= 0.6 x; the urgent link's p99 while the
 //! large link is flooded <= 2 x the p99 of `rr` (no flood) with the same cores; idle
 //! memory <= 40 KiB per connected peer from 16 peers on. Then the lossless-sessions
@@ -39,23 +38,6 @@ enum Against {
     Absolute,
 }
 
-/// Whose figure a target is about.
-#[derive(Debug, Clone, Copy)]
-enum Of {
-    /// `internode`: serde messages through `Peer::send` / `Peer::request`, lossless
-    /// links.
-    Internode,
-    /// The batch path (issue 13, item 1): see [`BATCH_IMPL`].
-    Batch,
-}
-
-/// The implementation that sends through the library's batch path, or why there is
-/// none. BATCH PATH: once the library has a batch API (something like
-/// `Peer::send_many`), add an `internode-batch` implementation (via_internode.rs,
-/// `send_window`) and name it here; until then the target is reported as not
-/// measured.
-const BATCH_IMPL: Result<Impl, &str> = Err("not measured: no batch API yet");
-
 /// Which sizes of a workload (which peer counts, for `idle`) a target covers.
 #[derive(Debug, Clone, Copy)]
 enum Sizes {
@@ -75,7 +57,10 @@ impl Sizes {
 
 /// A target.
 struct Target {
-    of: Of,
+    /// Whose figure: `internode` (serde messages through `Peer::send` /
+    /// `Peer::request`, lossless links), or `internode-batch` (the same through
+    /// `Peer::send_many`).
+    of: Impl,
     workload: Workload,
     /// `None`: with idle and with busy cores.
     cores: Option<Cores>,
@@ -86,7 +71,7 @@ struct Target {
 }
 
 /// A target on the figure `metric` of one-way messages of `size` bytes.
-const fn oneway(of: Of, size: usize, metric: Metric, against: Against, limit: f64) -> Target {
+const fn oneway(of: Impl, size: usize, metric: Metric, against: Against, limit: f64) -> Target {
     Target {
         of,
         workload: Workload::Oneway,
@@ -102,25 +87,37 @@ const fn oneway(of: Of, size: usize, metric: Metric, against: Against, limit: f6
 /// messages), then the lossless-sessions issue's (lossless one-way throughput at least
 /// 0.9 of lossy at every size).
 const TARGETS: [Target; 13] = [
-    oneway(Of::Internode, 64, Metric::MsgsPerS, Against::Framed, 0.5),
+    oneway(Impl::Internode, 64, Metric::MsgsPerS, Against::Framed, 0.5),
     oneway(
-        Of::Internode,
+        Impl::Internode,
         1 << 10,
         Metric::MsgsPerS,
         Against::Framed,
         0.8,
     ),
     oneway(
-        Of::Internode,
+        Impl::Internode,
         64 << 10,
         Metric::MBPerS,
         Against::Framed,
         0.9,
     ),
-    oneway(Of::Internode, 1 << 20, Metric::MBPerS, Against::Framed, 0.9),
-    oneway(Of::Batch, 64, Metric::MsgsPerS, Against::Framed, 1.0),
+    oneway(
+        Impl::Internode,
+        1 << 20,
+        Metric::MBPerS,
+        Against::Framed,
+        0.9,
+    ),
+    oneway(
+        Impl::InternodeBatch,
+        64,
+        Metric::MsgsPerS,
+        Against::Framed,
+        1.0,
+    ),
     Target {
-        of: Of::Internode,
+        of: Impl::Internode,
         workload: Workload::Rr,
         cores: Some(Cores::Busy),
         sizes: Sizes::Exactly(RR_SIZE),
@@ -129,7 +126,7 @@ const TARGETS: [Target; 13] = [
         limit: 1.2,
     },
     Target {
-        of: Of::Internode,
+        of: Impl::Internode,
         workload: Workload::Rr64,
         cores: Some(Cores::Busy),
         sizes: Sizes::Exactly(RR_SIZE),
@@ -138,7 +135,7 @@ const TARGETS: [Target; 13] = [
         limit: 0.6,
     },
     Target {
-        of: Of::Internode,
+        of: Impl::Internode,
         workload: Workload::Urgent,
         cores: None,
         sizes: Sizes::Exactly(RR_SIZE),
@@ -147,7 +144,7 @@ const TARGETS: [Target; 13] = [
         limit: 2.0,
     },
     Target {
-        of: Of::Internode,
+        of: Impl::Internode,
         workload: Workload::Idle,
         cores: None,
         sizes: Sizes::From(16),
@@ -155,47 +152,53 @@ const TARGETS: [Target; 13] = [
         against: Against::Absolute,
         limit: 40.0,
     },
-    oneway(Of::Internode, 64, Metric::MsgsPerS, Against::Lossy, 0.9),
+    oneway(Impl::Internode, 64, Metric::MsgsPerS, Against::Lossy, 0.9),
     oneway(
-        Of::Internode,
+        Impl::Internode,
         1 << 10,
         Metric::MsgsPerS,
         Against::Lossy,
         0.9,
     ),
-    oneway(Of::Internode, 64 << 10, Metric::MBPerS, Against::Lossy, 0.9),
-    oneway(Of::Internode, 1 << 20, Metric::MBPerS, Against::Lossy, 0.9),
+    oneway(
+        Impl::Internode,
+        64 << 10,
+        Metric::MBPerS,
+        Against::Lossy,
+        0.9,
+    ),
+    oneway(
+        Impl::Internode,
+        1 << 20,
+        Metric::MBPerS,
+        Against::Lossy,
+        0.9,
+    ),
 ];
 
-/// A target checked against one figure, or not measured.
+/// A target checked against one figure.
 struct Verdict {
-    /// The figure (for the batch path while it does not exist: internode's, whose
-    /// label it shares).
     key: Key,
-    /// The figure's value (a ratio, or itself), or why it was not measured.
-    value: Result<f64, &'static str>,
+    /// The figure's value (a ratio, or itself).
+    value: f64,
     limit: f64,
     against: Against,
-    of: Of,
 }
 
 impl Verdict {
-    fn pass(&self) -> Option<bool> {
-        let value = *self.value.as_ref().ok()?;
-        Some(if self.key.metric.higher_is_better() {
-            value >= self.limit
+    fn pass(&self) -> bool {
+        if self.key.metric.higher_is_better() {
+            self.value >= self.limit
         } else {
-            value <= self.limit
-        })
+            self.value <= self.limit
+        }
     }
 
-    /// `PASS`, `MISS`, or why it was not measured.
     fn outcome(&self) -> &'static str {
-        match (self.pass(), self.value) {
-            (Some(true), _) => "PASS",
-            (Some(false), _) => "MISS",
-            (None, Err(why)) => why,
-            (None, Ok(_)) => "?",
+        if self.pass() {
+            "PASS"
+        } else {
+            "MISS"
         }
     }
 
@@ -214,18 +217,14 @@ impl Verdict {
         }
     }
 
+    /// The figure, and whose if not internode's: `oneway 64 B msgs/s (idle cores),
+    /// internode-batch`.
     fn label(&self) -> String {
         let label = figure_label(&self.key);
-        match self.of {
-            Of::Internode => label,
-            Of::Batch => format!("{label}, batch path"),
+        match self.key.imp {
+            Impl::Internode => label,
+            imp => format!("{label}, {imp}"),
         }
-    }
-
-    /// The value as printed: `0.123`, or `-` when not measured.
-    fn value_text(&self) -> String {
-        self.value
-            .map_or_else(|_| "-".into(), |v| format!("{v:.3}"))
     }
 }
 
@@ -248,29 +247,13 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
     let mut out = Vec::new();
     for target in &TARGETS {
         let keys = results.figures.keys().filter(|k| {
-            k.imp == Impl::Internode
+            k.imp == target.of
                 && k.workload == target.workload
                 && k.metric == target.metric
                 && target.cores.is_none_or(|c| c == k.cores)
                 && target.sizes.covers(k.size)
         });
         for &key in keys {
-            let key = match target.of {
-                Of::Internode => key,
-                Of::Batch => match BATCH_IMPL {
-                    Ok(imp) => key.of(imp),
-                    Err(why) => {
-                        out.push(Verdict {
-                            key,
-                            value: Err(why),
-                            limit: target.limit,
-                            against: target.against,
-                            of: target.of,
-                        });
-                        continue;
-                    }
-                },
-            };
             let value = match target.against {
                 Against::Framed => results.ratio(&key, &key.of(Impl::Framed)),
                 Against::Lossy => results.ratio(&key, &key.of(Impl::InternodeLossy)),
@@ -287,10 +270,9 @@ fn verdicts(results: &Results) -> Vec<Verdict> {
             if let Some(value) = value {
                 out.push(Verdict {
                     key,
-                    value: Ok(value),
+                    value,
                     limit: target.limit,
                     against: target.against,
-                    of: target.of,
                 });
             }
         }
@@ -443,8 +425,8 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
         let ratios = row_ratios(results, key);
         let target = verdicts
             .iter()
-            .filter(|v| v.key == *key && v.value.is_ok())
-            .map(|v| format!("{} ({}) {}", v.wanted(), v.value_text(), v.outcome()))
+            .filter(|v| v.key == *key)
+            .map(|v| format!("{} ({:.3}) {}", v.wanted(), v.value, v.outcome()))
             .collect::<Vec<_>>()
             .join("; ");
         let _ = writeln!(
@@ -488,10 +470,10 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
     for v in &verdicts {
         let _ = writeln!(
             out,
-            "  {:<50} {:<18} {:>8}  {}",
+            "  {:<50} {:<18} {:>8.3}  {}",
             v.label(),
             v.wanted(),
-            v.value_text(),
+            v.value,
             v.outcome()
         );
     }
@@ -553,9 +535,9 @@ pub fn json(results: &Results, info: &RunInfo) -> serde_json::Value {
                     Against::Absolute => "absolute",
                 },
                 "limit": v.limit,
-                "value": v.value.ok(),
+                "impl": v.key.imp.name(),
+                "value": v.value,
                 "pass": v.pass(),
-                "outcome": v.outcome(),
             })
         })
         .collect();

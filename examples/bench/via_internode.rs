@@ -5,11 +5,12 @@
 //! `#[derive(Serialize, Deserialize)]` type declared with `internode::message!` /
 //! `internode::request!`, as users write them; with [`Encoding::Hand`]
 //! (`internode-hand`) the same body with a hand-written `Message` impl (no serde, the
-//! baselines' exact payload). It goes `Peer::send` (or `Peer::request`) -> the credit
+//! baselines' exact payload); `internode-batch` sends the serde messages of the
+//! one-way workload through `Peer::send_many`. It goes `Peer::send` (or `Peer::request`) -> the credit
 //! line -> the link actor -> envelope and CRC frames -> TCP -> the inbound
 //! connection actor -> decode -> the handler actor, with the node's default
 //! configuration (CRC framing, default limits) except for the link policy and TLS:
-//! `internode` and `internode-hand` keep the default (every link kind lossless, plain
+//! `internode`, `internode-hand` and `internode-batch` keep the default (every link kind lossless, plain
 //! TCP), `internode-lossy` makes every link kind lossy on both nodes, `internode-tls`
 //! gives both nodes a [`TlsConfig`](internode::node::TlsConfig) (rustls, TLS 1.3,
 //! mutual; certificates of [`crate::tls`]) and keeps lossless links and CRC framing.
@@ -18,8 +19,10 @@
 //! - One-way: the sender keeps a window of sends outstanding (futures of
 //!   `Peer::send`, awaited in order, about 4 MiB of messages, at most 8192), so the
 //!   link always has a queue to batch, and every send must end `Acknowledged`
-//!   (lossless) or `Written` (lossy). Each message is its own `Peer::send`: there is
-//!   no batch API yet (see [`send_window`]).
+//!   (lossless) or `Written` (lossy). `internode-batch` sends the same serde
+//!   messages through the batch path instead: `Peer::send_many` of about 64 KiB of
+//!   messages at a time (1024 of 64 B, 64 of 1 KiB, one of 64 KiB or more), a window
+//!   of about 4 MiB of batches outstanding, every message's outcome checked.
 //! - Requests: `Peer::request`, one at a time or `n` in flight (`FuturesUnordered`);
 //!   the server's handler answers with the request's body.
 //! - Urgent: `UrgentPing` requests go over the urgent link while the one-way sender
@@ -35,7 +38,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use internode::message::Request;
 use internode::node::{
-    HandlerError, LinkPolicy, Node, NodeBuilder, Peer, Received, Requested, Sent,
+    HandlerError, LinkPolicy, Node, NodeBuilder, Outcomes, Peer, Received, Requested, Sent,
 };
 use internode::{LinkKind, NodeId};
 
@@ -52,6 +55,8 @@ const CLIENT_ID: NodeId = NodeId(1);
 const FIRST_SERVER_ID: u64 = 1001;
 /// Bytes of one-way messages a sender keeps outstanding.
 const WINDOW_BYTES: usize = 4 << 20;
+/// Bytes of messages per batch of the batch path (`internode-batch`).
+const BATCH_BYTES: usize = 64 << 10;
 
 fn server_id(instance: usize) -> NodeId {
     NodeId(FIRST_SERVER_ID + instance as u64)
@@ -124,6 +129,8 @@ pub struct Setup {
     pub tls: bool,
     /// How the client's messages are encoded (the server handles both).
     pub encoding: Encoding,
+    /// The client sends one-way messages in batches (`Peer::send_many`).
+    pub batched: bool,
 }
 
 /// How the client's messages are encoded.
@@ -198,6 +205,7 @@ pub struct Client {
     /// What every send must end with.
     expected: Sent,
     encoding: Encoding,
+    batched: bool,
 }
 
 impl Client {
@@ -214,6 +222,7 @@ impl Client {
             peer,
             expected: outcome(setup.policy),
             encoding: setup.encoding,
+            batched: setup.batched,
         })
     }
 
@@ -227,6 +236,12 @@ impl Client {
     ) -> Result<u64, BenchError> {
         let peer = self.peer.clone();
         match self.encoding {
+            Encoding::Serde if self.batched => {
+                send_batches::<Serde>(peer, self.expected, size, until, first_seq).await
+            }
+            Encoding::Hand if self.batched => {
+                send_batches::<Hand>(peer, self.expected, size, until, first_seq).await
+            }
             Encoding::Serde => {
                 send_window::<Serde>(peer, self.expected, size, until, first_seq).await
             }
@@ -405,13 +420,7 @@ where
 
 /// Sends `size`-byte messages of the set `S` to `peer` until `until`, keeping a
 /// window of sends outstanding, each of which must end `expected`; returns how many
-/// were sent.
-///
-/// One `Peer::send` per message. BATCH PATH (issue 13, item 1): once the library has
-/// a batch API (something like `Peer::send_many`), a variant of this function that
-/// hands the window to it in batches is the `internode-batch` implementation and
-/// the figure of the "one-way 64 B through the batch path" target (report.rs,
-/// `BATCH_IMPL`); until then that target prints "not measured".
+/// were sent. One `Peer::send` per message.
 async fn send_window<S: MessageSet>(
     peer: Peer,
     expected: Sent,
@@ -442,6 +451,58 @@ async fn send_window<S: MessageSet>(
         sent(send.await, expected)?;
     }
     Ok(seq - first_seq)
+}
+
+/// The batch path: sends `size`-byte messages of the set `S` to `peer` until
+/// `until` in batches of [`batch_len`] messages through `Peer::send_many` (one mailbox
+/// message and one completion per batch), keeping a window of batches outstanding
+/// (about 4 MiB of messages, at least 2 batches), every message of which must end
+/// `expected`; returns how many messages were sent.
+async fn send_batches<S: MessageSet>(
+    peer: Peer,
+    expected: Sent,
+    size: usize,
+    until: Instant,
+    first_seq: u64,
+) -> Result<u64, BenchError> {
+    let per_batch = batch_len(size) as u64;
+    let window = (WINDOW_BYTES / (per_batch as usize * size)).max(2);
+    let filler = payload::filler(size);
+    let mut outstanding = VecDeque::with_capacity(window);
+    let mut seq = first_seq;
+    loop {
+        while outstanding.len() < window {
+            let batch = (seq..seq + per_batch).map(|seq| {
+                S::Blob::wrap(Body {
+                    seq,
+                    filler: filler.clone(),
+                })
+            });
+            outstanding.push_back(peer.send_many(batch));
+            seq += per_batch;
+        }
+        let oldest = outstanding.pop_front().expect("a full window");
+        all_sent(oldest.await, expected)?;
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    for batch in outstanding {
+        all_sent(batch.await, expected)?;
+    }
+    Ok(seq - first_seq)
+}
+
+/// Messages of `size` bytes per batch of the batch path: about 64 KiB, at most 1024.
+pub fn batch_len(size: usize) -> usize {
+    (BATCH_BYTES / size).clamp(1, 1024)
+}
+
+/// `Err` unless every message of a batch ended `expected`.
+fn all_sent(outcomes: Outcomes, expected: Sent) -> Result<(), BenchError> {
+    outcomes
+        .into_iter()
+        .try_for_each(|outcome| sent(outcome, expected))
 }
 
 fn check_response(seq: u64, size: usize, response: &Body) -> Result<(), BenchError> {

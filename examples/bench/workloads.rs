@@ -81,13 +81,15 @@ impl Workload {
         matches!(self, Workload::Rr | Workload::Rr64 | Workload::Urgent)
     }
 
-    /// Whether it is measured with `imp`: the urgent link is internode's only, and
-    /// the urgent and idle-memory workloads do not depend on how messages are
-    /// encoded (internode-hand skips them).
+    /// Whether it is measured with `imp`: the urgent link is internode's only; the
+    /// urgent and idle-memory workloads do not depend on how messages are encoded
+    /// (internode-hand skips them); the batch path is one-way only.
     pub fn runs_with(self, imp: Impl) -> bool {
-        match self {
-            Workload::Urgent => imp.is_internode() && imp != Impl::InternodeHand,
-            Workload::Idle => imp != Impl::InternodeHand,
+        match (self, imp) {
+            (Workload::Oneway, _) => true,
+            (_, Impl::InternodeBatch) => false,
+            (Workload::Urgent, _) => imp.is_internode() && imp != Impl::InternodeHand,
+            (Workload::Idle, _) => imp != Impl::InternodeHand,
             _ => true,
         }
     }
