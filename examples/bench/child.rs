@@ -33,6 +33,9 @@ impl ChildProc {
             // The certificates of internode-tls.
             command.env(crate::tls::ENV, dir);
         }
+        if crate::allocs::enabled() {
+            command.env(crate::allocs::ENV, "1");
+        }
         let mut child = command
             .args(args)
             .stdin(Stdio::piped())

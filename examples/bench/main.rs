@@ -7,6 +7,7 @@
 //! cargo run --profile bench --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
 //! cargo run --profile bench --example bench -- --only oneway --sizes 64 --impls internode,internode-hand
 //! cargo run --profile bench --example bench -- --impls internode,internode-tls --only oneway,rr --sizes 64,65536,1048576
+//! cargo run --profile bench --example bench -- --quick --count-allocs --only oneway,rr64 --spinners 0
 //! ```
 //!
 //! The `bench` profile is `release` with debug information (for `perf`); its binary
@@ -51,7 +52,8 @@
 //! link is full (internode only), and resident memory per idle connected peer. The
 //! request workloads run a second time with every core kept busy by spinning
 //! processes at nice 19: an idle core sleeps between messages, so an idle round trip
-//! mostly measures the wake-up.
+//! mostly measures the wake-up. With `--count-allocs` the one-way and `rr64` figures
+//! also have the heap allocations per message of each process ([`allocs`]).
 //!
 //! Every message is checked at its receiver (count, sequence, size; responses by
 //! their request's sequence number): a lost, duplicated, reordered or corrupt message
@@ -61,6 +63,7 @@
 //! ([`report`]) and, as the last line of standard output (and in `--json FILE`), the
 //! same figures as JSON.
 
+mod allocs;
 mod child;
 mod framed;
 mod idle;
@@ -111,6 +114,10 @@ struct Args {
     /// Spinning processes for the busy-core runs (default: the number of CPUs; 0: none)
     #[arg(long, value_name = "N")]
     spinners: Option<usize>,
+    /// Also count heap allocations per message (sender and receiver; slows every
+    /// allocation a little: use a run of its own)
+    #[arg(long)]
+    count_allocs: bool,
     /// Role: a receiving process of IMPL for INSTANCES senders
     #[arg(long, hide = true, exclusive = true, num_args = 2, value_names = ["IMPL", "INSTANCES"])]
     serve: Option<Vec<String>>,
@@ -312,7 +319,11 @@ fn exit(result: Result<(), BenchError>) -> ExitCode {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let role = role(Args::parse()).unwrap_or_else(|e| {
+    let args = Args::parse();
+    if args.count_allocs || std::env::var_os(allocs::ENV).is_some() {
+        allocs::enable();
+    }
+    let role = role(args).unwrap_or_else(|e| {
         Args::command()
             .error(clap::error::ErrorKind::ValueValidation, e)
             .exit()

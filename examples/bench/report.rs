@@ -304,6 +304,7 @@ fn value(metric: Metric, v: f64) -> String {
     match metric {
         Metric::MsgsPerS | Metric::ReqPerS | Metric::RoundTrips => format!("{v:.0}"),
         Metric::SendCpuUs | Metric::RecvCpuUs => format!("{v:.3}"),
+        Metric::SendAllocs | Metric::RecvAllocs => format!("{v:.2}"),
         _ => format!("{v:.1}"),
     }
 }
@@ -328,8 +329,10 @@ struct RowRatios {
 /// internode to lossy internode and to internode-hand and, for internode-tls, to
 /// internode.
 fn row_ratios(results: &Results, key: &Key) -> RowRatios {
+    // Allocation counts have no ratios: the baselines' are 0 or 1.
+    let counts = matches!(key.metric, Metric::SendAllocs | Metric::RecvAllocs);
     let to = |base: Impl| {
-        (key.imp != base)
+        (key.imp != base && !counts)
             .then(|| results.ratio(key, &key.of(base)))
             .flatten()
     };
@@ -453,7 +456,7 @@ pub fn table(results: &Results, info: &RunInfo) -> String {
          median, min, max over repetitions; vs raw, vs framed, vs lossy, vs hand, vs plain = median over repetitions of \
          this figure / the baseline's (lossy: internode-lossy's; hand: internode-hand's; plain: internode's) of the same repetition; \
          latency in microseconds; CPU us/msg = CPU time (user + system) of the sending or receiving process in the figure's window \
-         per message (rr64: per request and its response); {} CPUs; busy cores = {} spinners at nice 19; \
+         per message (rr64: per request and its response); allocs/msg (--count-allocs) likewise, heap allocations; {} CPUs; busy cores = {} spinners at nice 19; \
          {:.1} s in all)",
         info.reps,
         info.seconds_per_figure,

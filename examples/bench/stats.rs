@@ -23,6 +23,11 @@ pub enum Metric {
     SendCpuUs,
     /// The same of the receiving process.
     RecvCpuUs,
+    /// Heap allocations of the sending process over the figure's window, per message
+    /// (per request in `rr64`; `--count-allocs` only).
+    SendAllocs,
+    /// The same of the receiving process.
+    RecvAllocs,
     /// MB/s carried by the large link during the urgent workload.
     LargeMBPerS,
     /// Round trips measured (the urgent workload has few: its percentiles are
@@ -50,6 +55,8 @@ impl Metric {
             Metric::ReqPerS => "req/s",
             Metric::SendCpuUs => "send CPU us/msg",
             Metric::RecvCpuUs => "recv CPU us/msg",
+            Metric::SendAllocs => "send allocs/msg",
+            Metric::RecvAllocs => "recv allocs/msg",
             Metric::LargeMBPerS => "large MB/s",
             Metric::RoundTrips => "round trips",
             Metric::KibPerPeer => "KiB/peer",

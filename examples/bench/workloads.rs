@@ -245,13 +245,12 @@ impl Contender {
                 self.next_seq += sent;
                 delivered(&mut self.server, imp, sent).await?;
                 let secs = started.elapsed().as_secs_f64();
-                let (send_cpu, recv_cpu) = cpu.per_message(&mut self.server, sent).await?;
-                Ok(vec![
+                let mut figures = vec![
                     (Metric::MsgsPerS, sent as f64 / secs),
                     (Metric::MBPerS, (sent * size as u64) as f64 / secs / 1e6),
-                    (Metric::SendCpuUs, send_cpu),
-                    (Metric::RecvCpuUs, recv_cpu),
-                ])
+                ];
+                figures.extend(cpu.per_message(&mut self.server, sent).await?);
+                Ok(figures)
             }
             Workload::Rr => {
                 let rtts = self.client.rr(size, Instant::now() + time, seq).await?;
@@ -272,12 +271,9 @@ impl Contender {
                     .await?;
                 self.next_seq += answered;
                 let secs = started.elapsed().as_secs_f64();
-                let (send_cpu, recv_cpu) = cpu.per_message(&mut self.server, answered).await?;
-                Ok(vec![
-                    (Metric::ReqPerS, answered as f64 / secs),
-                    (Metric::SendCpuUs, send_cpu),
-                    (Metric::RecvCpuUs, recv_cpu),
-                ])
+                let mut figures = vec![(Metric::ReqPerS, answered as f64 / secs)];
+                figures.extend(cpu.per_message(&mut self.server, answered).await?);
+                Ok(figures)
             }
             Workload::Urgent => {
                 let Client::Internode(client) = &self.client else {
@@ -316,45 +312,76 @@ impl Contender {
     }
 }
 
-/// The CPU time both processes had used when a window started.
+/// What both processes had used when a window started: CPU time, and heap
+/// allocations when counting them (`--count-allocs`).
 struct Cpu {
-    sender: Duration,
-    receiver: Duration,
+    sender: Usage,
+    receiver: Usage,
+}
+
+/// CPU time and allocations (0 unless counting) of one process so far.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    allocs: u64,
+}
+
+impl Usage {
+    fn here() -> Usage {
+        Usage {
+            cpu: child::cpu_time(),
+            allocs: crate::allocs::count_so_far(),
+        }
+    }
+
+    /// The receiving process's, from its `cpu` answer.
+    async fn of(server: &mut ChildProc) -> Result<Usage, BenchError> {
+        let answer = server.ask("cpu", "cpu", CONTROL_TIMEOUT).await?;
+        let word = |i: usize| answer.get(i).and_then(|w| w.parse().ok());
+        match (word(0), word(1)) {
+            (Some(us), Some(allocs)) => Ok(Usage {
+                cpu: Duration::from_micros(us),
+                allocs,
+            }),
+            _ => Err(BenchError::Failed(format!("bad cpu answer {answer:?}"))),
+        }
+    }
 }
 
 impl Cpu {
-    /// Reads both processes' CPU time (the receiver's first: its answer is not part
-    /// of the window).
+    /// Reads both processes' usage (the receiver's first: its answer is not part of
+    /// the window).
     async fn start(server: &mut ChildProc) -> Result<Cpu, BenchError> {
-        let receiver = receiver_cpu(server).await?;
+        let receiver = Usage::of(server).await?;
         Ok(Cpu {
-            sender: child::cpu_time(),
+            sender: Usage::here(),
             receiver,
         })
     }
 
-    /// The CPU time each process used since [`start`](Self::start), per message of
-    /// `messages`, in µs: (sender, receiver).
+    /// What each process used since [`start`](Self::start), per message of
+    /// `messages`: CPU µs of the sender and of the receiver, and their allocations
+    /// when counting them.
     async fn per_message(
         self,
         server: &mut ChildProc,
         messages: u64,
-    ) -> Result<(f64, f64), BenchError> {
-        let sender = child::cpu_time().saturating_sub(self.sender);
-        let receiver = receiver_cpu(server).await?.saturating_sub(self.receiver);
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
-        Ok((per(sender), per(receiver)))
+    ) -> Result<Vec<(Metric, f64)>, BenchError> {
+        let (sender, receiver) = (Usage::here(), Usage::of(server).await?);
+        let n = messages.max(1) as f64;
+        let cpu =
+            |now: Usage, then: Usage| now.cpu.saturating_sub(then.cpu).as_secs_f64() * 1e6 / n;
+        let allocs = |now: Usage, then: Usage| now.allocs.saturating_sub(then.allocs) as f64 / n;
+        let mut figures = vec![
+            (Metric::SendCpuUs, cpu(sender, self.sender)),
+            (Metric::RecvCpuUs, cpu(receiver, self.receiver)),
+        ];
+        if crate::allocs::enabled() {
+            figures.push((Metric::SendAllocs, allocs(sender, self.sender)));
+            figures.push((Metric::RecvAllocs, allocs(receiver, self.receiver)));
+        }
+        Ok(figures)
     }
-}
-
-/// The receiving process's CPU time so far.
-async fn receiver_cpu(server: &mut ChildProc) -> Result<Duration, BenchError> {
-    let answer = server.ask("cpu", "cpu", CONTROL_TIMEOUT).await?;
-    answer
-        .first()
-        .and_then(|us| us.parse().ok())
-        .map(Duration::from_micros)
-        .ok_or_else(|| BenchError::Failed(format!("bad cpu answer {answer:?}")))
 }
 
 /// Tells the receiver what to expect next: payloads of `size` bytes from `seq` on.
