@@ -2,7 +2,7 @@
 //! 127.0.0.1.
 //!
 //! ```sh
-//! cargo run --profile bench --example bench                  # full: 5 repetitions of 1 s per figure, ~10 minutes
+//! cargo run --profile bench --example bench                  # full: 5 repetitions of 1 s per figure, about 5 minutes
 //! cargo run --profile bench --example bench -- --quick       # 3 of 0.2 s, under a minute (CI)
 //! cargo run --profile bench --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
 //! cargo run --profile bench --example bench -- --only oneway --sizes 64 --impls internode,internode-hand
