@@ -33,6 +33,9 @@ impl ChildProc {
             // The certificates of internode-tls.
             command.env(crate::tls::ENV, dir);
         }
+        if crate::allocs::enabled() {
+            command.env(crate::allocs::ENV, "1");
+        }
         let mut child = command
             .args(args)
             .stdin(Stdio::piped())
@@ -219,4 +222,23 @@ pub fn rss_kib() -> Result<u64, BenchError> {
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| BenchError::Failed("no VmRSS in /proc/self/status".into()))
+}
+
+/// The CPU time this process has used so far, user and system, all its threads
+/// (`getrusage(RUSAGE_SELF)`; on Linux the sum of the two follows the scheduler's
+/// nanosecond runtime, so a difference over a window is precise to microseconds).
+pub fn cpu_time() -> Duration {
+    // SAFETY: rusage is plain integers, for which all zeroes is a valid value, and
+    // getrusage only writes the struct passed.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }

@@ -1,7 +1,8 @@
-//! The five implementations behind one interface: a server ([`serve`]), a sending
+//! The seven implementations behind one interface: a server ([`serve`]), a sending
 //! client ([`Client`]) and the connecting side of the idle-memory workload
-//! ([`IdleClient`]), each dispatching to `via_internode` (lossless or lossy links,
-//! plain TCP or TLS), `raw` or `framed`.
+//! ([`IdleClient`]), each dispatching to `via_internode` (serde or hand-encoded
+//! messages, one by one or in batches, lossless or lossy links, plain TCP or TLS),
+//! `raw` or `framed`.
 
 use std::any::Any;
 use std::fmt;
@@ -17,8 +18,12 @@ use crate::{framed, raw, tcp, via_internode, BenchError};
 /// Which implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Impl {
-    /// The full internode stack, lossless links (the default).
+    /// The full internode stack, serde messages, lossless links (the default).
     Internode,
+    /// The full internode stack, hand-encoded messages, lossless links.
+    InternodeHand,
+    /// `Internode` with one-way messages sent in batches (`Peer::send_many`).
+    InternodeBatch,
     /// The full internode stack with every link kind lossy, on both nodes.
     InternodeLossy,
     /// The full internode stack, lossless links, TLS on both nodes (opt-in).
@@ -30,9 +35,11 @@ pub enum Impl {
 }
 
 impl Impl {
-    /// All five, in the order they are measured.
-    pub const ALL: [Impl; 5] = [
+    /// All seven, in the order they are measured.
+    pub const ALL: [Impl; 7] = [
         Impl::Internode,
+        Impl::InternodeHand,
+        Impl::InternodeBatch,
         Impl::InternodeLossy,
         Impl::InternodeTls,
         Impl::Raw,
@@ -41,8 +48,10 @@ impl Impl {
 
     /// Those measured when `--impls` is not given: all but `internode-tls`, which
     /// is opt-in (`--impls internode,internode-tls`).
-    pub const DEFAULT: [Impl; 4] = [
+    pub const DEFAULT: [Impl; 6] = [
         Impl::Internode,
+        Impl::InternodeHand,
+        Impl::InternodeBatch,
         Impl::InternodeLossy,
         Impl::Raw,
         Impl::Framed,
@@ -51,6 +60,8 @@ impl Impl {
     pub fn name(self) -> &'static str {
         match self {
             Impl::Internode => "internode",
+            Impl::InternodeHand => "internode-hand",
+            Impl::InternodeBatch => "internode-batch",
             Impl::InternodeLossy => "internode-lossy",
             Impl::InternodeTls => "internode-tls",
             Impl::Raw => "raw",
@@ -60,6 +71,11 @@ impl Impl {
 
     pub fn parse(name: &str) -> Option<Impl> {
         Impl::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// Whether it is one of the internode implementations (the others are baselines).
+    pub fn is_internode(self) -> bool {
+        !matches!(self, Impl::Raw | Impl::Framed)
     }
 
     /// How the nodes of an internode implementation are set up (the baselines have
@@ -72,6 +88,12 @@ impl Impl {
                 Lossless
             },
             tls: self == Impl::InternodeTls,
+            encoding: if self == Impl::InternodeHand {
+                via_internode::Encoding::Hand
+            } else {
+                via_internode::Encoding::Serde
+            },
+            batched: self == Impl::InternodeBatch,
         }
     }
 }
@@ -92,9 +114,11 @@ pub struct Served {
 /// messages go to `sink`, requests are echoed.
 pub async fn serve(imp: Impl, sink: Rc<Sink>, instance: usize) -> Result<Served, BenchError> {
     let port = match imp {
-        Impl::Internode | Impl::InternodeLossy | Impl::InternodeTls => {
-            return via_internode::serve(sink, instance, imp.setup()).await
-        }
+        Impl::Internode
+        | Impl::InternodeHand
+        | Impl::InternodeBatch
+        | Impl::InternodeLossy
+        | Impl::InternodeTls => return via_internode::serve(sink, instance, imp.setup()).await,
         Impl::Raw => tcp::listen(sink, raw::serve).await?,
         Impl::Framed => tcp::listen(sink, framed::serve).await?,
     };
@@ -115,7 +139,11 @@ pub enum Client {
 impl Client {
     pub async fn start(imp: Impl, port: u16) -> Result<Client, BenchError> {
         Ok(match imp {
-            Impl::Internode | Impl::InternodeLossy | Impl::InternodeTls => {
+            Impl::Internode
+            | Impl::InternodeHand
+            | Impl::InternodeBatch
+            | Impl::InternodeLossy
+            | Impl::InternodeTls => {
                 Client::Internode(via_internode::Client::start(port, imp.setup()).await?)
             }
             Impl::Raw => Client::Raw(raw::Client::new(port)),
@@ -179,7 +207,11 @@ pub enum IdleClient {
 impl IdleClient {
     pub async fn start(imp: Impl) -> Result<IdleClient, BenchError> {
         Ok(match imp {
-            Impl::Internode | Impl::InternodeLossy | Impl::InternodeTls => {
+            Impl::Internode
+            | Impl::InternodeHand
+            | Impl::InternodeBatch
+            | Impl::InternodeLossy
+            | Impl::InternodeTls => {
                 IdleClient::Internode(via_internode::IdleClient::start(imp.setup()).await?)
             }
             Impl::Raw => IdleClient::Raw(Vec::new()),

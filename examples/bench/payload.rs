@@ -2,9 +2,12 @@
 //! was lost.
 //!
 //! A payload of `size` bytes is a little-endian `u64` sequence number followed by
-//! `size - 8` filler bytes. All the implementations carry exactly these bytes as
-//! their message (internode: the payload of a hand-encoded [`Message`]; the
-//! baselines: the payload of their frames), so they move the same data.
+//! `size - 8` filler bytes. The baselines and `internode-hand` carry exactly these
+//! bytes as their message (the payload of their frames, of a hand-encoded
+//! [`Message`]); the serde messages of the other internode implementations carry
+//! the same sequence number and filler in postcard's encoding, a few bytes shorter
+//! (see [`messages`](crate::messages)). Every receiver checks the size as this one:
+//! 8 bytes of sequence number plus the filler.
 //!
 //! [`Sink`] is the receiver's side of the one-way workloads, shared by all the
 //! servers: it counts what arrives and checks each message's size and that the

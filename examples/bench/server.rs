@@ -10,6 +10,7 @@
 //! | `count` | `ok`: the sink counts from zero and checks nothing else |
 //! | `wait COUNT MILLIS` | `sink COUNT BAD [WHAT]` once `COUNT` messages arrived, something was bad, or `MILLIS` passed |
 //! | `rss` | `rss KIB`: this process's resident memory |
+//! | `cpu` | `cpu MICROS ALLOCS`: the CPU time this process has used so far (user and system, all threads) and its heap allocations (0 unless counting: `--count-allocs`) |
 //!
 //! It exits when its standard input closes.
 
@@ -66,6 +67,11 @@ async fn answer(sink: &Sink, line: &str) -> Result<String, BenchError> {
             )
         }
         ["rss"] => format!("rss {}", rss_kib()?),
+        ["cpu"] => format!(
+            "cpu {} {}",
+            child::cpu_time().as_micros(),
+            crate::allocs::count_so_far()
+        ),
         _ => return Err(bad()),
     })
 }

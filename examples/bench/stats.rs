@@ -18,6 +18,16 @@ pub enum Metric {
     P99,
     P999,
     ReqPerS,
+    /// CPU time of the sending process over the figure's window, per message (per
+    /// request in `rr64`), in µs.
+    SendCpuUs,
+    /// The same of the receiving process.
+    RecvCpuUs,
+    /// Heap allocations of the sending process over the figure's window, per message
+    /// (per request in `rr64`; `--count-allocs` only).
+    SendAllocs,
+    /// The same of the receiving process.
+    RecvAllocs,
     /// MB/s carried by the large link during the urgent workload.
     LargeMBPerS,
     /// Round trips measured (the urgent workload has few: its percentiles are
@@ -43,6 +53,10 @@ impl Metric {
             Metric::P99 => "p99 us",
             Metric::P999 => "p999 us",
             Metric::ReqPerS => "req/s",
+            Metric::SendCpuUs => "send CPU us/msg",
+            Metric::RecvCpuUs => "recv CPU us/msg",
+            Metric::SendAllocs => "send allocs/msg",
+            Metric::RecvAllocs => "recv allocs/msg",
             Metric::LargeMBPerS => "large MB/s",
             Metric::RoundTrips => "round trips",
             Metric::KibPerPeer => "KiB/peer",

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::child::ChildProc;
+use crate::child::{self, ChildProc};
 use crate::impls::{Client, Impl};
 use crate::stats::{Key, Latencies, Metric, Results};
 use crate::BenchError;
@@ -75,9 +75,23 @@ impl Workload {
         Workload::ALL.into_iter().find(|w| w.name() == name)
     }
 
-    /// Whether it measures latency (and so runs a second time with busy cores).
-    pub fn is_latency(self) -> bool {
-        matches!(self, Workload::Rr | Workload::Urgent)
+    /// Whether it runs a second time with busy cores: the request workloads, whose
+    /// figures depend on how fast an idle core wakes up.
+    pub fn runs_busy(self) -> bool {
+        matches!(self, Workload::Rr | Workload::Rr64 | Workload::Urgent)
+    }
+
+    /// Whether it is measured with `imp`: the urgent link is internode's only; the
+    /// urgent and idle-memory workloads do not depend on how messages are encoded
+    /// (internode-hand skips them); the batch path is one-way only.
+    pub fn runs_with(self, imp: Impl) -> bool {
+        match (self, imp) {
+            (Workload::Oneway, _) => true,
+            (_, Impl::InternodeBatch) => false,
+            (Workload::Urgent, _) => imp.is_internode() && imp != Impl::InternodeHand,
+            (Workload::Idle, _) => imp != Impl::InternodeHand,
+            _ => true,
+        }
     }
 }
 
@@ -128,12 +142,9 @@ impl Case {
         cases
     }
 
-    /// The implementations it is measured with.
-    pub fn impls(self) -> &'static [Impl] {
-        match self.workload {
-            Workload::Urgent => &[Impl::Internode, Impl::InternodeLossy, Impl::InternodeTls],
-            _ => &Impl::ALL,
-        }
+    /// Whether it is measured with `imp`.
+    pub fn runs_with(self, imp: Impl) -> bool {
+        self.workload.runs_with(imp)
     }
 }
 
@@ -228,15 +239,18 @@ impl Contender {
         match case.workload {
             Workload::Oneway => {
                 expect(&mut self.server, seq, size).await?;
+                let cpu = Cpu::start(&mut self.server).await?;
                 let started = Instant::now();
                 let sent = self.client.oneway(size, started + time, seq).await?;
                 self.next_seq += sent;
                 delivered(&mut self.server, imp, sent).await?;
                 let secs = started.elapsed().as_secs_f64();
-                Ok(vec![
+                let mut figures = vec![
                     (Metric::MsgsPerS, sent as f64 / secs),
                     (Metric::MBPerS, (sent * size as u64) as f64 / secs / 1e6),
-                ])
+                ];
+                figures.extend(cpu.per_message(&mut self.server, sent).await?);
+                Ok(figures)
             }
             Workload::Rr => {
                 let rtts = self.client.rr(size, Instant::now() + time, seq).await?;
@@ -249,6 +263,7 @@ impl Contender {
                 ])
             }
             Workload::Rr64 => {
+                let cpu = Cpu::start(&mut self.server).await?;
                 let started = Instant::now();
                 let answered = self
                     .client
@@ -256,7 +271,9 @@ impl Contender {
                     .await?;
                 self.next_seq += answered;
                 let secs = started.elapsed().as_secs_f64();
-                Ok(vec![(Metric::ReqPerS, answered as f64 / secs)])
+                let mut figures = vec![(Metric::ReqPerS, answered as f64 / secs)];
+                figures.extend(cpu.per_message(&mut self.server, answered).await?);
+                Ok(figures)
             }
             Workload::Urgent => {
                 let Client::Internode(client) = &self.client else {
@@ -292,6 +309,78 @@ impl Contender {
         if let Client::Internode(client) = &self.client {
             client.node().close(false).await;
         }
+    }
+}
+
+/// What both processes had used when a window started: CPU time, and heap
+/// allocations when counting them (`--count-allocs`).
+struct Cpu {
+    sender: Usage,
+    receiver: Usage,
+}
+
+/// CPU time and allocations (0 unless counting) of one process so far.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    allocs: u64,
+}
+
+impl Usage {
+    fn here() -> Usage {
+        Usage {
+            cpu: child::cpu_time(),
+            allocs: crate::allocs::count_so_far(),
+        }
+    }
+
+    /// The receiving process's, from its `cpu` answer.
+    async fn of(server: &mut ChildProc) -> Result<Usage, BenchError> {
+        let answer = server.ask("cpu", "cpu", CONTROL_TIMEOUT).await?;
+        let word = |i: usize| answer.get(i).and_then(|w| w.parse().ok());
+        match (word(0), word(1)) {
+            (Some(us), Some(allocs)) => Ok(Usage {
+                cpu: Duration::from_micros(us),
+                allocs,
+            }),
+            _ => Err(BenchError::Failed(format!("bad cpu answer {answer:?}"))),
+        }
+    }
+}
+
+impl Cpu {
+    /// Reads both processes' usage (the receiver's first: its answer is not part of
+    /// the window).
+    async fn start(server: &mut ChildProc) -> Result<Cpu, BenchError> {
+        let receiver = Usage::of(server).await?;
+        Ok(Cpu {
+            sender: Usage::here(),
+            receiver,
+        })
+    }
+
+    /// What each process used since [`start`](Self::start), per message of
+    /// `messages`: CPU µs of the sender and of the receiver, and their allocations
+    /// when counting them.
+    async fn per_message(
+        self,
+        server: &mut ChildProc,
+        messages: u64,
+    ) -> Result<Vec<(Metric, f64)>, BenchError> {
+        let (sender, receiver) = (Usage::here(), Usage::of(server).await?);
+        let n = messages.max(1) as f64;
+        let cpu =
+            |now: Usage, then: Usage| now.cpu.saturating_sub(then.cpu).as_secs_f64() * 1e6 / n;
+        let allocs = |now: Usage, then: Usage| now.allocs.saturating_sub(then.allocs) as f64 / n;
+        let mut figures = vec![
+            (Metric::SendCpuUs, cpu(sender, self.sender)),
+            (Metric::RecvCpuUs, cpu(receiver, self.receiver)),
+        ];
+        if crate::allocs::enabled() {
+            figures.push((Metric::SendAllocs, allocs(sender, self.sender)));
+            figures.push((Metric::RecvAllocs, allocs(receiver, self.receiver)));
+        }
+        Ok(figures)
     }
 }
 
@@ -341,7 +430,7 @@ pub async fn phase(
         let warmup = round == 0;
         for &case in cases {
             for contender in contenders.iter_mut() {
-                if !case.impls().contains(&contender.imp) {
+                if !case.runs_with(contender.imp) {
                     continue;
                 }
                 let time = if warmup { timing.warmup } else { timing.time };
