@@ -415,7 +415,7 @@ impl Node {
     /// The deadline (ms since the UNIX epoch) of a message of type `M` sent now: the
     /// send's own, else the type's, else the node's default, if any.
     fn deadline<M: Message>(&self, expire_after: Option<Duration>) -> Option<u64> {
-        peer::deadline_ms::<M>(&self.inner.config, expire_after, wire::epoch_ms())
+        peer::deadline_ms::<M>(&self.inner.config, expire_after, wire::epoch_ms)
     }
 
     /// Everything the node measures: every open link's and receiving actor's state,

@@ -305,21 +305,37 @@ impl Peer {
         let expires = self.node.deadline::<M>(None);
         let messages = messages.into_iter();
         let mut places = Vec::with_capacity(messages.size_hint().0);
-        let mut batch = Vec::with_capacity(messages.size_hint().0);
-        let mut largest = 0;
+        // The payloads one after the other in one buffer (one allocation for the
+        // batch, which its messages share until the last of them is acknowledged).
+        let mut encoded = BytesMut::new();
+        let mut lengths = Vec::with_capacity(messages.size_hint().0);
         for message in messages {
-            match app_outbound(&message, expires) {
-                Ok(outbound) => {
-                    largest = largest.max(outbound.payload.len());
-                    batch.push(outbound);
+            let start = encoded.len();
+            let result = if M::VERB >= RESERVED_VERBS_START {
+                Err(SendError::ReservedVerb(M::VERB))
+            } else {
+                message.encode(&mut encoded).map_err(SendError::Serialization)
+            };
+            match result {
+                Ok(()) => {
+                    lengths.push(encoded.len() - start);
                     places.push(None);
                 }
-                Err(e) => places.push(Some(Err(e))),
+                Err(e) => {
+                    encoded.truncate(start);
+                    places.push(Some(Err(e)));
+                }
             }
         }
-        if batch.is_empty() {
+        if lengths.is_empty() {
             return Ok((places, None));
         }
+        let mut encoded = encoded.freeze();
+        let largest = lengths.iter().copied().max().unwrap_or(0);
+        let batch: Vec<_> = lengths
+            .into_iter()
+            .map(|len| Outbound::new(M::VERB, encoded.split_to(len)).expires_at_ms(expires))
+            .collect();
         let count = batch.len();
         let line = &lines[usize::from(link_kind::<M>(largest).code())];
         let queue = line.queue(Outgoing::many(batch), deadline_instant(expires));
@@ -654,13 +670,14 @@ fn encode_payload<M: Message>(message: &M) -> Result<bytes::Bytes, crate::messag
 }
 
 /// The deadline (ms since the UNIX epoch) of a message of type `M` made at
-/// `made_at_ms`: `expire_after` if given, else the type's, else the node's.
+/// `made_at_ms()`: `expire_after` if given, else the type's, else the node's. The
+/// clock is read only for a message that has one.
 pub(super) fn deadline_ms<M: Message>(
     config: &NodeConfig,
     expire_after: Option<Duration>,
-    made_at_ms: u64,
+    made_at_ms: impl FnOnce() -> u64,
 ) -> Option<u64> {
     let after = expire_after.or(M::EXPIRES_AFTER).or(config.expire_after)?;
     let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-    Some(made_at_ms.saturating_add(after))
+    Some(made_at_ms().saturating_add(after))
 }

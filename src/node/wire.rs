@@ -8,6 +8,8 @@
 //! The envelope id is the sending link's sequence number (1, 2, ... per link session),
 //! so that lossless sessions can acknowledge and replay by id.
 
+use std::time::{Duration, Instant};
+
 use crate::envelope::Envelope;
 use crate::vint;
 
@@ -33,4 +35,63 @@ pub(crate) fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Both clocks an actor passes its core (the monotonic instant, and milliseconds since
+/// the UNIX epoch for creation times and deadlines) for one clock read: the wall
+/// clock is read again only when its last reading is a second old, and in between
+/// follows the monotonic clock. So a wall-clock step shows up within a second, and a
+/// deadline is off by at most what the clocks drift apart in a second.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clocks {
+    anchor: Instant,
+    anchor_ms: u64,
+}
+
+impl Clocks {
+    /// How long a wall-clock reading is followed.
+    const REREAD: Duration = Duration::from_secs(1);
+
+    pub fn new() -> Self {
+        Clocks {
+            anchor: Instant::now(),
+            anchor_ms: epoch_ms(),
+        }
+    }
+
+    /// The instant now and the milliseconds since the UNIX epoch.
+    pub fn now(&mut self) -> (Instant, u64) {
+        let now = Instant::now();
+        let since = now.saturating_duration_since(self.anchor);
+        if since >= Self::REREAD {
+            *self = Clocks {
+                anchor: now,
+                anchor_ms: epoch_ms(),
+            };
+            return (now, self.anchor_ms);
+        }
+        (now, self.anchor_ms + since.as_millis() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wall_clock_follows_the_monotonic_one_and_is_read_again_each_second() {
+        let mut clocks = Clocks::new();
+        let (t0, ms0) = clocks.now();
+        assert!(ms0.abs_diff(epoch_ms()) < 1_000);
+        // A second ago: read again.
+        clocks.anchor -= Duration::from_millis(1_500);
+        clocks.anchor_ms -= 60_000; // as if the wall clock had stepped a minute ahead
+        let (t1, ms1) = clocks.now();
+        assert!(t1 >= t0);
+        assert!(ms1.abs_diff(epoch_ms()) < 1_000, "read again: {ms1}");
+        // Within the second: the anchor plus the monotonic time since.
+        clocks.anchor -= Duration::from_millis(300);
+        let (_, ms2) = clocks.now();
+        assert!(ms2 >= ms1 + 300 && ms2 < ms1 + 1_000, "{ms1} {ms2}");
+    }
 }

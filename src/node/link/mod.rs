@@ -129,6 +129,8 @@ pub struct Link {
     credit_acquiring: bool,
     /// Who hears of the messages that fail.
     failures: FailureFeed,
+    /// The clocks passed to the core.
+    clocks: wire::Clocks,
 }
 
 impl Link {
@@ -171,6 +173,7 @@ impl Link {
             next_ask: 0,
             credit_acquiring: false,
             failures,
+            clocks: wire::Clocks::new(),
         }
     }
 
@@ -217,7 +220,8 @@ impl Link {
         let Some(mut writer) = self.writer.take() else {
             return;
         };
-        let Some(bytes) = self.core.poll_transmit(Instant::now(), wire::epoch_ms()) else {
+        let (now, now_ms) = self.clocks.now();
+        let Some(bytes) = self.core.poll_transmit(now, now_ms) else {
             self.writer = Some(writer);
             return;
         };
@@ -521,7 +525,7 @@ impl Link {
     where
         I: Iterator<Item = (Outbound, Option<Slot>, bool)> + 'static,
     {
-        let (now, now_ms) = (Instant::now(), wire::epoch_ms());
+        let (now, now_ms) = self.clocks.now();
         while let Some((message, slot, credited)) = items.next() {
             let admission = if credited {
                 self.core.handle_send_credited(message, slot, now, now_ms)
@@ -674,7 +678,7 @@ impl<M: RemoteMessage> Handler<Deliver<M>> for Link {
     fn handle(&mut self, deliver: Deliver<M>, ctx: &mut Context<Self>) -> Self::Result {
         let (slot, reply) = Slot::new();
         let config = &self.env.config;
-        let deadline = deadline_ms::<M>(config, deliver.expire_after, deliver.made_at_ms);
+        let deadline = deadline_ms::<M>(config, deliver.expire_after, || deliver.made_at_ms);
         match app_outbound(&deliver.message, deadline) {
             Ok(message) => self.admit(message, Some(slot), false, ctx),
             Err(e) => slot.complete(Err(e)),
