@@ -35,7 +35,7 @@
 # advertises its new IP).
 #
 # Environment: N (hosts, 3; at most 50), DURATION (s, 10), RATE (msgs/s per peer, 0 =
-# as fast as accepted), SIZE (payload bytes, 100), PAYLOAD (pattern|random: see
+# as fast as accepted), SIZE (payload bytes, 100), PAYLOAD (pattern|random|half:
 # node.rs's --payload), FRAMING (crc|lz4|unprotected), PORT (23001, in 20000-31899),
 # OUT (logs, summaries, records and hosts files; a temporary directory by default),
 # CARGO_FLAGS (e.g. --release), HEARTBEAT_TIMEOUT (s; the library's 5 s by default),
@@ -49,14 +49,14 @@
 #   goes while it has none: the peers' attempts fail at once instead of waiting for
 #   a dead IP), its namespace is deleted and created again with the new IP, node-ID
 #   comes back in the hosts files (rewritten in place) with the new IP, and the node
-#   starts again with the same flags,
-#   except `--duration` (what remains of DURATION) and its own files (node-ID.INC.log,
-#   .json, .rec, INC = 0, 1: its incarnations). Its peers' connections to the old IP
-#   end and they keep retrying node-ID:PORT. The check then requires, besides
-#   local_cluster.sh's rules across incarnations (every acknowledged message received
-#   once, in order; the others failed peer_restarted, or are excused as unhandled at
-#   the kill), that the new incarnation accepted connections from every peer (only its
-#   name leads there) and that every link delivered and got its final done.
+#   starts again with the same flags, except `--duration` (what remains of DURATION)
+#   and its own files (node-ID.INC.log, .json, .rec, INC = 0, 1: its incarnations).
+#   Its peers' connections to the old IP end and they keep retrying node-ID:PORT. The
+#   check then requires, besides local_cluster.sh's rules across incarnations (every
+#   acknowledged message received once, in order; the others failed peer_restarted,
+#   or are excused as unhandled at the kill), that the new incarnation accepted
+#   connections from every peer and got every peer's final done (only the name leads
+#   there).
 # RATE_LIMIT=RATE (none; e.g. 100mbit, as tc writes rates): a token bucket (`tc qdisc
 #   ... tbf`, burst RATE_BURST, default 64kb, queue up to 50 ms) on both ends of every
 #   host's veth pair, each limiting what leaves through it: what the host sends and
@@ -68,13 +68,14 @@
 #   node).
 # BENCH_LZ4=1: instead of the above, LZ4 framing against CRC framing under a bandwidth
 #   limit: for each of BENCH_RUNS (3) rounds, a cluster (no move, no records) per
-#   framing (crc, lz4) and payload (pattern, random), each for DURATION (10) s; then a
-#   table of the payload MB/s (10^6 bytes) each host received (the summaries' payload
-#   bytes over DURATION, which includes the last in-flight window, up to
-#   --max-in-flight messages per peer) and the bytes its veth carried towards it (the
-#   wire, from tc's counters), medians over the rounds, and the check of every
-#   summary: nothing lost, duplicated or out of order, every done delivered. Defaults
-#   in this mode: RATE_LIMIT=100mbit, SIZE=1024, CARGO_FLAGS=--release.
+#   framing (crc, lz4) and payload (pattern, half, random: node.rs's --payload), each
+#   for DURATION (10) s; then a table, medians over the rounds, of the payload MB/s
+#   (10^6 bytes) a host's node received while the traffic ran (from the nodes'
+#   per-second status lines, from 1 s to DURATION: the queues' drain after DURATION
+#   is left out), the payload over the bytes the hosts' veths carried towards them
+#   (the wire) and the nodes' CPU time per MB of payload (from /proc), and the check
+#   of every summary: nothing lost, duplicated or out of order, every done delivered.
+#   Defaults in this mode: RATE_LIMIT=100mbit, SIZE=1024, CARGO_FLAGS=--release.
 #
 # Exit status: 0 when every check passed, 1 when one failed, 2 on bad settings or
 # without root.
@@ -366,7 +367,7 @@ if [ -n "$BENCH_LZ4" ]; then
   : >"$OUT/bench.tsv"
   for round in $(seq "$BENCH_RUNS"); do
     for FRAMING in crc lz4; do
-      for PAYLOAD in pattern random; do
+      for PAYLOAD in pattern half random; do
         dir="$OUT/$round-$FRAMING-$PAYLOAD"
         mkdir -p "$dir"
         run_out=$OUT OUT=$dir

@@ -12,9 +12,10 @@
 //! proxy's, such as `examples/fault_proxy.rs`, and a host name, resolved at every
 //! connect attempt) `--advertise ADDR` (what the node tells its peers; by default
 //! its listen address, or only the port when it listens on 0.0.0.0) `--size BYTES`
-//! (100) `--payload pattern|random` (pattern: the bytes `i % 251`, the same in every
-//! message, which LZ4 shrinks to almost nothing; random: random bytes, different in
-//! every message, which no compression shrinks)
+//! (100) `--payload pattern|random|half` (pattern: the bytes `i % 251`, the same in
+//! every message, which LZ4 shrinks to almost nothing; random: random bytes, different
+//! in every message, which no compression shrinks; half: runs of 32 random bytes and
+//! 32 zeros, which LZ4 about halves)
 //! `--rate MSGS_PER_S` (per peer; 0, the default, = as fast as the links accept)
 //! `--duration SECS` (10) `--framing crc|lz4|unprotected` (crc) `--summary-json FILE`
 //! `--record FILE` (see below) `--link-policy lossless|lossy` (lossless, for all three
@@ -218,8 +219,9 @@ struct Args {
     /// Payload bytes of each message (at most 64 MiB)
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     size: usize,
-    /// What fills the payloads: pattern (the bytes i % 251, which compress well) or
-    /// random (different in every message, incompressible)
+    /// What fills the payloads: pattern (the bytes i % 251, which compress well),
+    /// random (different in every message, incompressible) or half (runs of 32 random
+    /// bytes and 32 zeros: LZ4 halves them)
     #[arg(long, value_name = "KIND", default_value = "pattern", value_parser = payload_flag)]
     payload: PayloadKind,
     /// Messages per second per peer (0: as fast as the links accept)
@@ -298,7 +300,8 @@ fn payload_flag(value: &str) -> Result<PayloadKind, String> {
     match value {
         "pattern" => Ok(PayloadKind::Pattern),
         "random" => Ok(PayloadKind::Random),
-        _ => Err(format!("{value:?} is neither pattern nor random")),
+        "half" => Ok(PayloadKind::Half),
+        _ => Err(format!("{value:?} is not pattern, random or half")),
     }
 }
 
@@ -366,6 +369,9 @@ enum PayloadKind {
     Pattern,
     /// Random bytes, different in every message: no compression shrinks them.
     Random,
+    /// Runs of 32 random bytes and 32 zeros, different in every message: LZ4 halves
+    /// them, about (a stand-in for data that compresses 2:1).
+    Half,
 }
 
 impl PayloadKind {
@@ -373,6 +379,7 @@ impl PayloadKind {
         match self {
             PayloadKind::Pattern => "pattern",
             PayloadKind::Random => "random",
+            PayloadKind::Half => "half",
         }
     }
 }
@@ -395,9 +402,15 @@ impl Payloads {
     fn new(kind: PayloadKind, size: usize) -> Result<Payloads, String> {
         let pool = match kind {
             PayloadKind::Pattern => (0..size).map(|i| (i % 251) as u8).collect(),
-            PayloadKind::Random => {
+            PayloadKind::Random | PayloadKind::Half => {
                 let mut pool = vec![0u8; Payloads::RANDOM_POOL.max(2 * size)];
                 getrandom::fill(&mut pool).map_err(|e| format!("no random payload: {e}"))?;
+                if kind == PayloadKind::Half {
+                    for run in pool.chunks_mut(64) {
+                        let zeros = run.len().min(32);
+                        run[zeros..].fill(0);
+                    }
+                }
                 Bytes::from(pool)
             }
         };
