@@ -1,11 +1,14 @@
 //! A seeded fault-injecting TCP proxy as a program, for shell scripts: the proxy of
 //! the integration tests (`tests/support/proxy.rs`), between nodes of a local cluster
-//! for instance.
+//! for instance (`examples/local_cluster.sh` cuts connections with it,
+//! `examples/netns_cluster.sh` delays them).
 //!
 //! ```sh
 //! cargo build --example fault_proxy
 //! target/debug/examples/fault_proxy --listen 127.0.0.1:24002 --target 127.0.0.1:23002 \
 //!     --cut-every-ms 500:2000 --cut-after-bytes 100k:10m --flip-probability 0.001 --seed 7 &
+//! # 20 ms more each way, 40 ms more per round trip:
+//! target/debug/examples/fault_proxy --listen 0.0.0.0:23101 --target 127.0.0.1:23001 --delay-ms 20 &
 //! ```
 //!
 //! Flags: `--listen ADDR --target ADDR` (both required), and the faults, none by
@@ -13,9 +16,11 @@
 //! drawn in that range, again and again), `--cut-after-bytes MIN:MAX` (cut each
 //! connection after a number of bytes drawn in that range, both directions counted;
 //! BYTES may end in `k`, `m` or `g`, powers of 1024), `--flip-probability P` (per
-//! chunk forwarded towards the target, flip one random bit), `--seed N` (of every
-//! draw; by default a random one, and printed, so that a run can be repeated). A
-//! range may be a single value.
+//! chunk forwarded towards the target, flip one random bit), `--delay-ms N` (forward
+//! every byte, in both directions, at least N ms after it arrived, in order: a
+//! one-way latency; at most 16 MiB wait per direction and connection), `--seed N` (of
+//! every draw; by default a random one, and printed, so that a run can be repeated).
+//! A range may be a single value.
 //!
 //! It prints its address and faults once, then a line of counters every second, to
 //! stderr. It runs until killed. Exit status: 1 if it cannot listen, 2 on bad flags.
@@ -32,7 +37,7 @@ use std::time::Duration;
 use clap::Parser;
 use proxy::{Faults, Proxy};
 
-/// A seeded fault-injecting TCP proxy: cuts by time or bytes, bit flips.
+/// A seeded fault-injecting TCP proxy: cuts by time or bytes, bit flips, delays.
 #[derive(Parser)]
 #[command(name = "fault_proxy")]
 struct Args {
@@ -54,6 +59,10 @@ struct Args {
     /// bit
     #[arg(long, value_name = "P", default_value_t = 0.0)]
     flip_probability: f64,
+    /// Forward every byte, both directions, at least this many milliseconds after it
+    /// arrived (in order: a one-way latency)
+    #[arg(long, value_name = "N", default_value = "0", value_parser = milliseconds)]
+    delay_ms: Duration,
     /// The seed of every draw (default: a random one, printed, so that a run can be
     /// repeated)
     #[arg(long, value_name = "N")]
@@ -86,6 +95,7 @@ fn check(args: Args) -> Result<Options, String> {
         cut_every: args.cut_every_ms,
         cut_every_bytes: args.cut_after_bytes,
         flip_probability: args.flip_probability,
+        delay: args.delay_ms,
         // The OS random number generator; a failure of it is no reason not to run.
         seed: args
             .seed

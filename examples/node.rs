@@ -9,7 +9,13 @@
 //! ```
 //!
 //! Flags: `--id N --listen ADDR --peer ID@ADDR` (repeatable; the address may be a
-//! proxy's, such as `examples/fault_proxy.rs`) `--size BYTES` (100)
+//! proxy's, such as `examples/fault_proxy.rs`, and a host name, resolved at every
+//! connect attempt) `--advertise ADDR` (what the node tells its peers; by default
+//! its listen address, or only the port when it listens on 0.0.0.0) `--size BYTES`
+//! (100) `--payload pattern|random|half` (pattern: the bytes `i % 251`, the same in
+//! every message, which LZ4 shrinks to almost nothing; random: random bytes, different
+//! in every message, which no compression shrinks; half: runs of 32 random bytes and
+//! 32 zeros, which LZ4 about halves)
 //! `--rate MSGS_PER_S` (per peer; 0, the default, = as fast as the links accept)
 //! `--duration SECS` (10) `--framing crc|lz4|unprotected` (crc) `--summary-json FILE`
 //! `--record FILE` (see below) `--link-policy lossless|lossy` (lossless, for all three
@@ -171,6 +177,7 @@ struct Options {
     peers: Vec<(u64, PeerAddr)>,
     advertise: Option<SocketAddr>,
     size: usize,
+    payload: PayloadKind,
     rate: u64,
     duration: Duration,
     grace: Duration,
@@ -212,6 +219,11 @@ struct Args {
     /// Payload bytes of each message (at most 64 MiB)
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     size: usize,
+    /// What fills the payloads: pattern (the bytes i % 251, which compress well),
+    /// random (different in every message, incompressible) or half (runs of 32 random
+    /// bytes and 32 zeros: LZ4 halves them)
+    #[arg(long, value_name = "KIND", default_value = "pattern", value_parser = payload_flag)]
+    payload: PayloadKind,
     /// Messages per second per peer (0: as fast as the links accept)
     #[arg(long, value_name = "MSGS_PER_S", default_value_t = 0)]
     rate: u64,
@@ -284,6 +296,15 @@ fn peer_flag(value: &str) -> Result<(u64, PeerAddr), String> {
     ))
 }
 
+fn payload_flag(value: &str) -> Result<PayloadKind, String> {
+    match value {
+        "pattern" => Ok(PayloadKind::Pattern),
+        "random" => Ok(PayloadKind::Random),
+        "half" => Ok(PayloadKind::Half),
+        _ => Err(format!("{value:?} is not pattern, random or half")),
+    }
+}
+
 fn policy_flag(value: &str) -> Result<LinkPolicy, String> {
     match value {
         "lossless" => Ok(LinkPolicy::Lossless),
@@ -319,6 +340,7 @@ fn check(args: Args) -> Result<Options, String> {
         peers: args.peers,
         advertise: args.advertise,
         size: args.size,
+        payload: args.payload,
         rate: args.rate,
         duration: args.duration,
         grace: args.grace,
@@ -337,6 +359,78 @@ fn check(args: Args) -> Result<Options, String> {
         tls_key: args.tls_key,
         tls_ca: args.tls_ca,
     })
+}
+
+/// What fills the data messages' payloads (`--payload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PayloadKind {
+    /// The bytes `i % 251`, the same in every message: LZ4 shrinks them to almost
+    /// nothing.
+    Pattern,
+    /// Random bytes, different in every message: no compression shrinks them.
+    Random,
+    /// Runs of 32 random bytes and 32 zeros, different in every message: LZ4 halves
+    /// them, about (a stand-in for data that compresses 2:1).
+    Half,
+}
+
+impl PayloadKind {
+    fn name(self) -> &'static str {
+        match self {
+            PayloadKind::Pattern => "pattern",
+            PayloadKind::Random => "random",
+            PayloadKind::Half => "half",
+        }
+    }
+}
+
+/// The payloads of one sender's messages, one after the other: slices of a pool
+/// shared by all senders (no copy per message).
+#[derive(Clone)]
+struct Payloads {
+    pool: Bytes,
+    size: usize,
+    /// Where the next payload starts in the pool.
+    next: usize,
+}
+
+impl Payloads {
+    /// Random bytes in the pool: at least this many, so that the payloads in one
+    /// frame (at most 128 KiB) or one LZ4 window (64 KiB) never repeat.
+    const RANDOM_POOL: usize = 4 << 20;
+
+    fn new(kind: PayloadKind, size: usize) -> Result<Payloads, String> {
+        let pool = match kind {
+            PayloadKind::Pattern => (0..size).map(|i| (i % 251) as u8).collect(),
+            PayloadKind::Random | PayloadKind::Half => {
+                let mut pool = vec![0u8; Payloads::RANDOM_POOL.max(2 * size)];
+                getrandom::fill(&mut pool).map_err(|e| format!("no random payload: {e}"))?;
+                if kind == PayloadKind::Half {
+                    for run in pool.chunks_mut(64) {
+                        let zeros = run.len().min(32);
+                        run[zeros..].fill(0);
+                    }
+                }
+                Bytes::from(pool)
+            }
+        };
+        Ok(Payloads {
+            pool,
+            size,
+            next: 0,
+        })
+    }
+
+    /// The next message's payload: the pattern every time, or the next `size` random
+    /// bytes of the pool (from its start again at its end).
+    fn next_payload(&mut self) -> Bytes {
+        if self.next + self.size > self.pool.len() {
+            self.next = 0;
+        }
+        let payload = self.pool.slice(self.next..self.next + self.size);
+        self.next += self.size;
+        payload
+    }
 }
 
 /// A random run id, from the OS random number generator.
@@ -783,7 +877,7 @@ async fn sender(
     state: Rc<PeerState>,
     peer: Peer,
     run: u64,
-    payload: Bytes,
+    mut payloads: Payloads,
     rate: u64,
     max_in_flight: u64,
     end: Instant,
@@ -799,7 +893,10 @@ async fn sender(
                 continue;
             }
         }
-        if !state.send_waiting(&peer, run, seq, &payload, end).await {
+        if !state
+            .send_waiting(&peer, run, seq, &payloads.next_payload(), end)
+            .await
+        {
             break;
         }
         seq += 1;
@@ -814,7 +911,7 @@ async fn sender(
             owed.saturating_sub(seq).min(room)
         };
         for _ in 0..due {
-            state.send(&peer, run, seq, &payload);
+            state.send(&peer, run, seq, &payloads.next_payload());
             seq += 1;
         }
         if room == 0 {
@@ -1093,11 +1190,12 @@ async fn run(options: Options) -> Result<(), String> {
     node.handle::<Finished>(receiver.clone().recipient())
         .map_err(|e| e.to_string())?;
     println!(
-        "node-{} (run {run:016x}) listening on {}; sending {} B messages to {} peers for {:?} \
+        "node-{} (run {run:016x}) listening on {}; sending {} B messages ({} payloads) to {} peers for {:?} \
          ({}, {} framing, {} links)",
         options.id,
         node.local_addr(),
         options.size,
+        options.payload.name(),
         options.peers.len(),
         options.duration,
         if options.rate == 0 {
@@ -1111,7 +1209,7 @@ async fn run(options: Options) -> Result<(), String> {
 
     let end = start + options.duration;
     let deadline = end + options.grace;
-    let payload: Bytes = (0..options.size).map(|i| (i % 251) as u8).collect();
+    let payloads = Payloads::new(options.payload, options.size)?;
     let mut peers = Vec::new();
     for (id, addr) in &options.peers {
         let (id, addr) = (*id, addr.clone());
@@ -1128,7 +1226,7 @@ async fn run(options: Options) -> Result<(), String> {
             state.clone(),
             peer,
             run,
-            payload.clone(),
+            payloads.clone(),
             options.rate,
             options.max_in_flight as u64,
             end,

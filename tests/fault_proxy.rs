@@ -1,6 +1,6 @@
 //! The fault-injecting proxy of the tests (`tests/support/proxy.rs`) on its own, in
 //! front of an echo server: cuts after a seeded number of bytes, bit flips, timed
-//! cuts, and the counters.
+//! cuts, delays (and their core, `DelayLine`, on a clock of its own), and the counters.
 
 #[path = "support/proxy.rs"]
 mod proxy;
@@ -8,9 +8,9 @@ mod proxy;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use proxy::{CorruptAt, Faults, Proxy};
+use proxy::{CorruptAt, DelayLine, Faults, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -234,4 +234,160 @@ fn faults_are_checked() {
     for faults in bad {
         assert!(faults.check().is_err(), "{faults:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Delays.
+
+#[test]
+fn a_delay_line_holds_each_item_for_the_delay_in_order() {
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let mut line = DelayLine::new(Duration::from_millis(50), 1000);
+    assert_eq!(line.poll_timeout(), None);
+    assert_eq!(line.poll_due(ms(1_000)), None);
+    line.handle_arrival(ms(0), "a", 10);
+    line.handle_arrival(ms(5), "b", 20);
+    line.handle_arrival(ms(5), "end", 0);
+    assert_eq!(line.bytes(), 30);
+    assert_eq!(line.poll_timeout(), Some(ms(50)));
+    assert_eq!(line.poll_due(ms(49)), None, "not before the delay");
+    assert_eq!(line.poll_due(ms(50)), Some("a"));
+    assert_eq!(line.poll_timeout(), Some(ms(55)));
+    assert_eq!(line.poll_due(ms(54)), None);
+    // Late: everything due comes out, in order.
+    assert_eq!(line.poll_due(ms(500)), Some("b"));
+    assert_eq!(line.poll_due(ms(500)), Some("end"));
+    assert_eq!(line.poll_due(ms(500)), None);
+    assert!(line.is_empty());
+    assert_eq!(line.bytes(), 0);
+}
+
+#[test]
+fn a_delay_line_never_reorders_even_if_the_clock_goes_back() {
+    let t0 = Instant::now() + Duration::from_secs(1);
+    let mut line = DelayLine::new(Duration::from_millis(10), usize::MAX);
+    line.handle_arrival(t0, 1, 1);
+    line.handle_arrival(t0 - Duration::from_millis(5), 2, 1);
+    assert_eq!(line.poll_due(t0 + Duration::from_millis(9)), None);
+    let at = t0 + Duration::from_millis(10);
+    assert_eq!((line.poll_due(at), line.poll_due(at)), (Some(1), Some(2)));
+}
+
+#[test]
+fn a_delay_line_has_room_below_its_capacity() {
+    let now = Instant::now();
+    let mut line = DelayLine::new(Duration::ZERO, 100);
+    line.handle_arrival(now, (), 99);
+    assert!(line.has_room());
+    // One item may pass the capacity (a chunk larger than it still goes through).
+    line.handle_arrival(now, (), 1_000);
+    assert!(!line.has_room());
+    assert_eq!(line.poll_due(now), Some(()));
+    assert!(!line.has_room(), "1000 bytes still wait");
+    assert_eq!(line.poll_due(now), Some(()));
+    assert!(line.has_room());
+}
+
+fn delaying(ms: u64) -> Faults {
+    Faults {
+        delay: Duration::from_millis(ms),
+        ..Faults::default()
+    }
+}
+
+#[tokio::test]
+async fn a_delay_applies_to_both_directions_and_keeps_the_bytes() {
+    bounded(async {
+        let proxy = Proxy::start_with(echo_server().await, delaying(100)).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        let out: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+        let started = Instant::now();
+        // Written and read at once (300 kB do not fit in the socket buffers).
+        let (mut r, mut w) = stream.split();
+        let write = async {
+            w.write_all(&out).await.unwrap();
+        };
+        let read = async {
+            let mut back = vec![0u8; out.len()];
+            r.read_exact(&mut back).await.unwrap();
+            back
+        };
+        let ((), back) = tokio::join!(write, read);
+        let elapsed = started.elapsed();
+        assert!(back == out, "the bytes come back unchanged, in order");
+        assert!(
+            elapsed >= Duration::from_millis(200),
+            "{elapsed:?}: 100 ms each way"
+        );
+        assert_eq!(proxy.bytes_forwarded(), 600_000);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delay_does_not_serialize_round_trips() {
+    bounded(async {
+        let proxy = Proxy::start_with(echo_server().await, delaying(100)).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        let (mut r, mut w) = stream.split();
+        let started = Instant::now();
+        // Ten small writes 10 ms apart: each arrives 200 ms after it was written, so
+        // the last one about 290 ms after the start, not ten round trips later.
+        let write = async {
+            for i in 0..10u8 {
+                w.write_all(&[i; 100]).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let read = async {
+            let mut arrivals = Vec::new();
+            let mut buf = [0u8; 100];
+            for i in 0..10u8 {
+                r.read_exact(&mut buf).await.unwrap();
+                assert_eq!(buf, [i; 100], "in order");
+                arrivals.push(started.elapsed());
+            }
+            arrivals
+        };
+        let ((), arrivals) = tokio::join!(write, read);
+        assert!(arrivals[0] >= Duration::from_millis(200), "{arrivals:?}");
+        assert!(arrivals[9] >= Duration::from_millis(290), "{arrivals:?}");
+        // Generous for a loaded machine, and still far below ten round trips (2 s).
+        assert!(arrivals[9] < Duration::from_millis(1_200), "{arrivals:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delay_holds_the_end_of_the_stream_too() {
+    bounded(async {
+        let proxy = Proxy::start_with(echo_server().await, delaying(80)).await;
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        let started = Instant::now();
+        stream.write_all(b"last words").await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        stream.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"last words");
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(160), "{elapsed:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delayed_proxy_cuts_after_the_drawn_number_of_bytes() {
+    bounded(async {
+        let faults = Faults {
+            delay: Duration::from_millis(20),
+            ..cutting(7)
+        };
+        let expected = faults.cut_point(0).unwrap();
+        let proxy = Proxy::start_with(echo_server().await, faults).await;
+        let forwarded = echo_until_cut(&proxy).await;
+        assert_eq!(forwarded, expected, "the same cut point as without a delay");
+        assert_eq!((proxy.accepted(), proxy.cuts()), (1, 1));
+    })
+    .await;
 }

@@ -28,6 +28,11 @@
 //!   stream; which connections are open when one fires depends on timing.
 //! - The counters are updated before the sockets of a cut connection are dropped:
 //!   an end that sees the cut then reads them up to date.
+//! - With [`Faults::delay`], every chunk, and the EOF, is written at least that long
+//!   after its read returned, in each direction, in the order read (a [`DelayLine`]
+//!   per direction). Reading goes on meanwhile, until [`DELAY_LINE_BYTES`] wait in a
+//!   direction. A byte-budget cut happens once the chunk that spends the budget is
+//!   written, so after its delay; a timed or commanded cut drops what still waits.
 
 // Each includer uses a different part of this module.
 #![allow(dead_code)]
@@ -37,12 +42,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::{AbortHandle, JoinHandle};
 
 /// The random faults of a proxy. The default makes none.
@@ -59,6 +64,10 @@ pub struct Faults {
     /// Cut every current connection after a delay drawn uniformly in `[min, max]`
     /// (`min` > 0), again and again.
     pub cut_every: Option<(Duration, Duration)>,
+    /// Forward every byte (and the EOF), in both directions, at least this long after
+    /// it arrived, without reordering: a one-way latency. Zero (the default) forwards
+    /// at once.
+    pub delay: Duration,
 }
 
 impl Faults {
@@ -89,6 +98,88 @@ impl Faults {
     pub fn cut_point(&self, n: u64) -> Option<u64> {
         let (min, max) = self.cut_every_bytes?;
         Some(Rng::stream(self.seed, n + 1).in_range(min, max))
+    }
+}
+
+/// Bytes that may wait in one direction's [`DelayLine`] before the proxy stops
+/// reading from that direction's source: at most this much per delay goes through
+/// (16 MiB per 50 ms is 320 MiB/s).
+pub const DELAY_LINE_BYTES: usize = 16 << 20;
+
+/// What one direction of a delayed connection holds back, in arrival order: each item
+/// may go out once [`delay`](Self::delay) has passed since it arrived. Sans-IO: the
+/// caller passes `now`, hands items in with [`handle_arrival`](Self::handle_arrival),
+/// sleeps until [`poll_timeout`](Self::poll_timeout) and takes what is due with
+/// [`poll_due`](Self::poll_due).
+///
+/// Invariants: items come out in the order they went in (never reordered, even if
+/// `now` went backwards between arrivals), none before its arrival plus the delay;
+/// [`has_room`](Self::has_room) is false from `capacity` bytes on (one item may pass
+/// it, so that an item larger than the capacity still goes through).
+#[derive(Debug)]
+pub struct DelayLine<T> {
+    delay: Duration,
+    capacity: usize,
+    /// (due, item, bytes), in arrival order; dues never decrease.
+    waiting: VecDeque<(Instant, T, usize)>,
+    bytes: usize,
+}
+
+impl<T> DelayLine<T> {
+    /// An empty line delaying by `delay`, with room below `capacity` bytes.
+    pub fn new(delay: Duration, capacity: usize) -> DelayLine<T> {
+        DelayLine {
+            delay,
+            capacity,
+            waiting: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The delay.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// Whether another item may come in: fewer than `capacity` bytes wait.
+    pub fn has_room(&self) -> bool {
+        self.bytes < self.capacity
+    }
+
+    /// Bytes waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// `item` (of `bytes` bytes; 0 for an end of stream) arrived at `now`.
+    pub fn handle_arrival(&mut self, now: Instant, item: T, bytes: usize) {
+        let mut due = now + self.delay;
+        // Never before the item ahead of it: no reordering, whatever the clock did.
+        if let Some((ahead, _, _)) = self.waiting.back() {
+            due = due.max(*ahead);
+        }
+        self.waiting.push_back((due, item, bytes));
+        self.bytes += bytes;
+    }
+
+    /// When the next item is due, if one waits.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.waiting.front().map(|(due, _, _)| *due)
+    }
+
+    /// The next item, if it is due at `now`.
+    pub fn poll_due(&mut self, now: Instant) -> Option<T> {
+        if self.poll_timeout()? > now {
+            return None;
+        }
+        let (_, item, bytes) = self.waiting.pop_front()?;
+        self.bytes -= bytes;
+        Some(item)
     }
 }
 
@@ -410,8 +501,69 @@ async fn proxy_connection(
 
 /// Forwards `from` to `to` until EOF or an error, then shuts `to` down; or until the
 /// connection's byte `budget` (bytes still to forward, if limited) is spent. `flips`
-/// is `Some` towards the target: the stream its random bit flips draw from.
+/// is `Some` towards the target: the stream its random bit flips draw from. With a
+/// [`Faults::delay`], through a [`DelayLine`].
 async fn pump(
+    from: OwnedReadHalf,
+    to: OwnedWriteHalf,
+    shared: &ProxyShared,
+    budget: &Mutex<Option<u64>>,
+    flips: Option<Rng>,
+) -> Pumped {
+    if shared.faults.delay.is_zero() {
+        pump_now(from, to, shared, budget, flips).await
+    } else {
+        pump_delayed(from, to, shared, budget, flips).await
+    }
+}
+
+/// What a read from the source gave, once stalls, the budget and flips are applied.
+enum Read {
+    /// The first `len` bytes of the buffer are to be forwarded; `last`: they spend
+    /// the budget, so the connection is to be cut once they are written.
+    Chunk { len: usize, last: bool },
+    /// EOF or an error: to be passed on as a shutdown.
+    End,
+}
+
+/// Reads the next chunk of `from` into `buf`.
+async fn read_chunk(
+    from: &mut OwnedReadHalf,
+    buf: &mut [u8],
+    stalled: &mut watch::Receiver<bool>,
+    shared: &ProxyShared,
+    budget: &Mutex<Option<u64>>,
+    flips: &mut Option<Rng>,
+) -> Read {
+    let read = from.read(buf).await;
+    // A stall holds everything, the end of the stream included.
+    if stalled.wait_for(|s| !*s).await.is_err() {
+        return Read::End;
+    }
+    let n = match read {
+        Ok(0) | Err(_) => return Read::End,
+        Ok(n) => n,
+    };
+    let (len, last) = match &mut *budget.lock().unwrap() {
+        None => (n, false),
+        Some(left) => {
+            let len = n.min(usize::try_from(*left).unwrap_or(usize::MAX));
+            *left -= len as u64;
+            (len, *left == 0)
+        }
+    };
+    if len == 0 {
+        // The other direction forwarded the last bytes and cuts when written.
+        std::future::pending::<()>().await;
+    }
+    if let Some(rng) = flips {
+        flip_bits(&mut buf[..len], shared, rng);
+    }
+    Read::Chunk { len, last }
+}
+
+/// [`pump`] without a delay: each chunk is written before the next read.
+async fn pump_now(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     shared: &ProxyShared,
@@ -421,32 +573,18 @@ async fn pump(
     let mut stalled = shared.stalled.subscribe();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let read = from.read(&mut buf).await;
-        // A stall holds everything, the end of the stream included.
-        if stalled.wait_for(|s| !*s).await.is_err() {
+        let read = read_chunk(
+            &mut from,
+            &mut buf,
+            &mut stalled,
+            shared,
+            budget,
+            &mut flips,
+        );
+        let Read::Chunk { len, last } = read.await else {
             break;
-        }
-        let n = match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
         };
-        let (len, last) = match &mut *budget.lock().unwrap() {
-            None => (n, false),
-            Some(left) => {
-                let len = n.min(usize::try_from(*left).unwrap_or(usize::MAX));
-                *left -= len as u64;
-                (len, *left == 0)
-            }
-        };
-        if len == 0 {
-            // The other direction forwarded the last bytes and cuts when written.
-            std::future::pending::<()>().await;
-        }
-        let chunk = &mut buf[..len];
-        if let Some(rng) = &mut flips {
-            flip_bits(chunk, shared, rng);
-        }
-        let written = to.write_all(chunk).await.is_ok();
+        let written = to.write_all(&buf[..len]).await.is_ok();
         if written {
             shared
                 .bytes_forwarded
@@ -461,6 +599,101 @@ async fn pump(
     }
     let _ = to.shutdown().await;
     Pumped::Ended
+}
+
+/// A chunk and whether it spends the budget, or `None` for the end of the stream.
+type Delayed = Option<(Vec<u8>, bool)>;
+
+/// [`pump`] with a delay: a reader puts chunks in a [`DelayLine`] as they arrive
+/// (while it has room), a writer takes each out once due, both at once.
+async fn pump_delayed(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    shared: &ProxyShared,
+    budget: &Mutex<Option<u64>>,
+    mut flips: Option<Rng>,
+) -> Pumped {
+    let line = Mutex::new(DelayLine::<Delayed>::new(
+        shared.faults.delay,
+        DELAY_LINE_BYTES,
+    ));
+    let (arrived, room) = (Notify::new(), Notify::new());
+    let reader = async {
+        let mut stalled = shared.stalled.subscribe();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            while !line.lock().unwrap().has_room() {
+                room.notified().await;
+            }
+            let read = read_chunk(
+                &mut from,
+                &mut buf,
+                &mut stalled,
+                shared,
+                budget,
+                &mut flips,
+            );
+            let item = match read.await {
+                Read::Chunk { len, last } => Some((buf[..len].to_vec(), last)),
+                Read::End => None,
+            };
+            // Nothing more to read after the end or the chunk that spends the budget.
+            let done = !matches!(item, Some((_, false)));
+            let bytes = item.as_ref().map_or(0, |(chunk, _)| chunk.len());
+            line.lock()
+                .unwrap()
+                .handle_arrival(Instant::now(), item, bytes);
+            arrived.notify_one();
+            if done {
+                return;
+            }
+        }
+    };
+    let writer = async {
+        let mut stalled = shared.stalled.subscribe();
+        loop {
+            let (due, wake) = {
+                let mut line = line.lock().unwrap();
+                (line.poll_due(Instant::now()), line.poll_timeout())
+            };
+            let Some(item) = due else {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => arrived.notified().await,
+                }
+                continue;
+            };
+            room.notify_one();
+            if stalled.wait_for(|s| !*s).await.is_err() {
+                break;
+            }
+            let Some((chunk, last)) = item else {
+                break;
+            };
+            let written = to.write_all(&chunk).await.is_ok();
+            if written {
+                shared
+                    .bytes_forwarded
+                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+            if last {
+                return Pumped::Cut;
+            }
+            if !written {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+        Pumped::Ended
+    };
+    tokio::pin!(reader, writer);
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            () = &mut reader, if reading => reading = false,
+            pumped = &mut writer => return pumped,
+        }
+    }
 }
 
 /// Makes the corruption asked for next, if any, and the random flip of a chunk
