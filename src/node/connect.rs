@@ -29,7 +29,7 @@ pub(crate) async fn dial(
         .await
         .map_err(|_| DisconnectReason::ConnectTimeout)?
         .map_err(|e| DisconnectReason::ConnectFailed(e.kind()))?;
-    let _ = tcp.set_nodelay(true);
+    super::transport::configure(&tcp);
     let timeout = config.handshake_timeout;
     let run = async {
         let (mut stream, binding) = match &config.tls {
