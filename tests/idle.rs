@@ -20,10 +20,15 @@ const B: NodeId = NodeId(2);
 struct Alarm(u64);
 internode::message!(Alarm, verb = 1201, urgent);
 
-/// Nodes 1 and 2 with a quick heartbeat and `idle_timeout`; node 1 knows node 2.
-async fn two_nodes(heartbeat: HeartbeatConfig, idle: Option<Duration>) -> (Node, Node) {
+/// Nodes 1 and 2 with `idle_timeout`, node 1 with `heartbeat`, node 2 (which only
+/// receives) with `receiver`'s read timeout; node 1 knows node 2.
+async fn two_nodes(
+    heartbeat: HeartbeatConfig,
+    receiver: HeartbeatConfig,
+    idle: Option<Duration>,
+) -> (Node, Node) {
     let b = builder(2)
-        .heartbeat(heartbeat)
+        .heartbeat(receiver)
         .idle_timeout(idle)
         .start()
         .await
@@ -65,10 +70,12 @@ async fn send_both(a: &Node, range: std::ops::Range<u64>) {
 #[actix::test]
 async fn one_link_keeps_an_idle_peer_alive_and_the_others_stay_silent() {
     bounded(async {
+        // The sender tolerates a loaded machine; the receiver's read timeout is short.
         let heartbeat = HeartbeatConfig::default()
             .interval(Duration::from_millis(50))
-            .timeout(Duration::from_millis(250));
-        let (a, b) = two_nodes(heartbeat, None).await;
+            .timeout(Duration::from_secs(3));
+        let receiver = heartbeat.timeout(Duration::from_millis(100));
+        let (a, b) = two_nodes(heartbeat, receiver, None).await;
         let mut alarms = collect::<Alarm>(&b);
         let mut seqs = collect::<Seq>(&b);
         let mut events = Events::subscribe(&a).await;
@@ -77,7 +84,7 @@ async fn one_link_keeps_an_idle_peer_alive_and_the_others_stay_silent() {
         recv_n(&mut seqs, 10).await;
 
         // Idle: the keeper pings at the interval. Twenty round trips take at least
-        // 1 s, four of the receiving side's read timeouts.
+        // 1 s, ten of the receiving side's read timeouts.
         poll_until("twenty keepalive round trips", || async {
             let rtt = a.metrics().await.rtt.get(&B).map_or(0, |h| h.count());
             if rtt >= 20 {
@@ -129,8 +136,8 @@ async fn idle_links_are_pruned_and_resume_their_sessions() {
         let idle = Duration::from_millis(300);
         let heartbeat = HeartbeatConfig::default()
             .interval(Duration::from_millis(100))
-            .timeout(Duration::from_secs(2));
-        let (a, b) = two_nodes(heartbeat, Some(idle)).await;
+            .timeout(Duration::from_secs(3));
+        let (a, b) = two_nodes(heartbeat, heartbeat, Some(idle)).await;
         let mut alarms = collect::<Alarm>(&b);
         let mut seqs = collect::<Seq>(&b);
         let mut events = Events::subscribe(&a).await;
