@@ -5,6 +5,7 @@ mod credit;
 mod idle;
 mod state;
 mod types;
+mod write;
 
 pub use credit::CreditAnswer;
 pub use types::{
@@ -27,6 +28,7 @@ use crate::limits::Grant;
 use crate::message::RESERVED_VERBS_START;
 use crate::outcome::{SendError, Sent};
 use credit::Credits;
+use write::encode;
 
 /// How often a disconnected link drops its expired messages, and how long an idle
 /// link keeps its spare reserve lease.
@@ -774,34 +776,4 @@ fn fail_into<T>(
         counters.count_failure(&error, item.message.size());
     }
     outcomes.push_back(item.complete(Err(error)));
-}
-
-/// Writes one message with sequence number `seq` into the frames: the header through
-/// `scratch`, the payload straight from where it lies. The params and payload are lent
-/// to the envelope and put back, so that the message can be written again.
-fn encode(
-    scratch: &mut BytesMut,
-    encoder: &mut FrameEncoder,
-    seq: u64,
-    message: &mut Outbound,
-    now_ms: u64,
-) -> Result<(), crate::envelope::EnvelopeError> {
-    let envelope = Envelope {
-        id: seq,
-        verb: message.verb,
-        flags: message.flags,
-        created_at_ms: now_ms,
-        expires_at_ms: message.expires_at_ms,
-        params: std::mem::take(&mut message.params),
-        // Lent too, rather than cloned: a clone of a freshly frozen buffer allocates
-        // its shared header.
-        payload: std::mem::take(&mut message.payload),
-    };
-    scratch.clear();
-    let result = envelope.encode_header(scratch);
-    message.params = envelope.params;
-    message.payload = envelope.payload;
-    result?;
-    encoder.push_parts(&[scratch, &message.payload]);
-    Ok(())
 }
