@@ -83,9 +83,32 @@ impl NodeBuilder {
         self
     }
 
-    /// Keepalive interval and read timeout.
+    /// Keepalive interval and read timeout. Per peer one connected link pings at the
+    /// interval (its keeper: the urgent link if connected, else the small, else the
+    /// large); the others only while they have something unconfirmed
+    /// (docs/design.md, "Writing and heartbeats").
     pub fn heartbeat(mut self, heartbeat: HeartbeatConfig) -> Self {
         self.config.heartbeat = heartbeat;
+        self
+    }
+
+    /// How long a link's connection may carry no message (written or acknowledged;
+    /// keepalives do not count), with nothing waiting, before the link closes it and
+    /// goes dormant (default [`NodeConfig::DEFAULT_IDLE_TIMEOUT`], 5 minutes). The link
+    /// keeps its session: its next message reconnects and resumes it, without loss and
+    /// without `PeerRestarted`. `None`: idle connections stay open (and their keeper
+    /// keeps pinging).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = internode::node::Node::builder(internode::NodeId(1), "127.0.0.1:0".parse().unwrap());
+    /// let quick = builder.clone().idle_timeout(Duration::from_secs(30));
+    /// assert_eq!(quick.config().idle_timeout, Some(Duration::from_secs(30)));
+    /// let never = builder.idle_timeout(None);
+    /// assert_eq!(never.config().idle_timeout, None);
+    /// ```
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.idle_timeout = timeout.into();
         self
     }
 

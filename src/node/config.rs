@@ -33,8 +33,13 @@ pub struct NodeConfig {
     pub handshake_timeout: Duration,
     /// Reconnect backoff: 100 ms doubling to 1 s by default, with jitter.
     pub backoff: BackoffConfig,
-    /// Keepalives on idle connections, and the read timeout.
+    /// Keepalives (one connected link per peer pings while idle), and the read
+    /// timeout.
     pub heartbeat: HeartbeatConfig,
+    /// Close a link's connection that carried no message for this long with nothing
+    /// waiting; the link goes dormant and keeps its session (default 5 minutes;
+    /// `None`: never). See [`NodeBuilder::idle_timeout`](super::NodeBuilder::idle_timeout).
+    pub idle_timeout: Option<Duration>,
     /// Default timeout of requests.
     pub request_timeout: Duration,
     /// The largest message, in bytes, sent or accepted from a peer: a larger send fails
@@ -113,6 +118,9 @@ impl NodeConfig {
     /// The default [cluster name](Self::cluster_name).
     pub const DEFAULT_CLUSTER_NAME: &'static str = "internode";
 
+    /// The default [idle timeout](Self::idle_timeout): 5 minutes.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
     /// The handshake key derived from the cluster secret and name, if a secret is set.
     pub fn cluster_key(&self) -> Option<Result<ClusterKey, ClusterKeyError>> {
         self.cluster_secret
@@ -137,6 +145,7 @@ impl NodeConfig {
             handshake_timeout: Duration::from_secs(2),
             backoff: BackoffConfig::default(),
             heartbeat: HeartbeatConfig::default(),
+            idle_timeout: Some(NodeConfig::DEFAULT_IDLE_TIMEOUT),
             request_timeout: Duration::from_secs(5),
             max_message: Limits::DEFAULT_ENDPOINT_RESERVE,
             send_limits: Limits::default(),

@@ -39,7 +39,7 @@ pub(crate) async fn dial(
         }
     }
     let tcp = tcp.ok_or(failure)?;
-    let _ = tcp.set_nodelay(true);
+    super::transport::configure(&tcp);
     let timeout = config.handshake_timeout;
     let run = async {
         let (mut stream, binding) = match &config.tls {

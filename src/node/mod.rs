@@ -52,6 +52,7 @@ mod failures;
 mod gate;
 mod handlers;
 mod inbound;
+mod keepers;
 mod link;
 mod metrics;
 mod peer;

@@ -314,7 +314,9 @@ impl Peer {
             let result = if M::VERB >= RESERVED_VERBS_START {
                 Err(SendError::ReservedVerb(M::VERB))
             } else {
-                message.encode(&mut encoded).map_err(SendError::Serialization)
+                message
+                    .encode(&mut encoded)
+                    .map_err(SendError::Serialization)
             };
             match result {
                 Ok(()) => {

@@ -24,6 +24,7 @@ use super::address::PeerAddr;
 use super::credit::{LinkNews, ResolveLink};
 use super::failures::{FailureFeed, SetFailureFeed, SubscribeFailures};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
+use super::keepers::{Keepers, SetKeeper};
 use super::link::{
     CloseLink, Link, LinkCounters, LinkEnv, Outbound, PeerSeen, Response, SetPeerAddress,
 };
@@ -240,6 +241,8 @@ pub(crate) struct Registry {
     unlinked: HashMap<(NodeId, LinkKind), Vec<oneshot::Sender<()>>>,
     peers: HashMap<NodeId, PeerAddr>,
     subscribers: Vec<Recipient<LinkNotice>>,
+    /// Which link of each peer carries its keepalive (`node::keepers`).
+    keepers: Keepers,
     /// Who hears of failed messages (handed to every link).
     failures: FailureFeed,
     refused: BTreeMap<RefusalReason, u64>,
@@ -279,6 +282,7 @@ impl Registry {
             lines: HashMap::new(),
             unlinked: HashMap::new(),
             subscribers: Vec::new(),
+            keepers: Keepers::default(),
             failures: FailureFeed::default(),
             refused: BTreeMap::new(),
             inbound_env: None,
@@ -441,6 +445,11 @@ impl Handler<LinkReport> for Registry {
         }
         if let Some(counters) = &r.counters {
             self.archive.retire_link(r.peer, r.kind, counters);
+        }
+        for (kind, keeper) in self.keepers.handle_event(r.peer, r.kind, &r.event) {
+            if let Some(link) = self.links.get(&(r.peer, kind)) {
+                link.do_send(SetKeeper(keeper));
+            }
         }
         let notice = LinkNotice {
             peer: r.peer,

@@ -16,6 +16,7 @@
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -24,6 +25,36 @@ use tokio_rustls::TlsStream;
 
 use super::tls;
 use crate::session::DisconnectReason;
+
+/// How long a connection is idle before the kernel probes it (TCP keepalive).
+pub(crate) const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+
+/// The interval between the kernel's keepalive probes once it started (the count is
+/// the system's, 9 on Linux): a connection whose peer vanished ends about 60 s + 9 x
+/// 10 s after it fell silent.
+pub(crate) const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Sets a new connection's socket options, on both sides: no Nagle delay, and TCP
+/// keepalive. Links ping only while they have something unconfirmed (and one link per
+/// peer while idle), and a receiving side applies no read timeout to an idle
+/// connection (docs/design.md, "Writing and heartbeats"): the kernel's keepalive is
+/// what ends an idle connection whose peer vanished, at no cost to the process until
+/// it does. Failures are ignored (the connection works without them).
+pub(crate) fn configure(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new().with_time(TCP_KEEPALIVE_IDLE);
+    #[cfg(any(
+        target_os = "android",
+        target_os = "freebsd",
+        target_os = "ios",
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "netbsd",
+        target_os = "windows",
+    ))]
+    let keepalive = keepalive.with_interval(TCP_KEEPALIVE_INTERVAL);
+    let _ = socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive);
+}
 
 /// Writes all of `bytes` and flushes them.
 pub(crate) async fn write_all_flush<W: AsyncWrite + Unpin>(

@@ -32,9 +32,7 @@ pub(crate) fn request_id(envelope: &Envelope) -> Option<u64> {
 
 /// Milliseconds since the UNIX epoch, for envelope creation times.
 pub(crate) fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    since_epoch().as_millis() as u64
 }
 
 /// Both clocks an actor passes its core (the monotonic instant, and milliseconds since
@@ -45,7 +43,9 @@ pub(crate) fn epoch_ms() -> u64 {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clocks {
     anchor: Instant,
-    anchor_ms: u64,
+    /// The wall clock at `anchor`, since the UNIX epoch (to the nanosecond, so that
+    /// the milliseconds derived from it are those a fresh reading would give).
+    anchor_epoch: Duration,
 }
 
 impl Clocks {
@@ -55,7 +55,7 @@ impl Clocks {
     pub fn new() -> Self {
         Clocks {
             anchor: Instant::now(),
-            anchor_ms: epoch_ms(),
+            anchor_epoch: since_epoch(),
         }
     }
 
@@ -66,12 +66,18 @@ impl Clocks {
         if since >= Self::REREAD {
             *self = Clocks {
                 anchor: now,
-                anchor_ms: epoch_ms(),
+                anchor_epoch: since_epoch(),
             };
-            return (now, self.anchor_ms);
+            return (now, self.anchor_epoch.as_millis() as u64);
         }
-        (now, self.anchor_ms + since.as_millis() as u64)
+        (now, (self.anchor_epoch + since).as_millis() as u64)
     }
+}
+
+fn since_epoch() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -85,7 +91,7 @@ mod tests {
         assert!(ms0.abs_diff(epoch_ms()) < 1_000);
         // A second ago: read again.
         clocks.anchor -= Duration::from_millis(1_500);
-        clocks.anchor_ms -= 60_000; // as if the wall clock had stepped a minute ahead
+        clocks.anchor_epoch -= Duration::from_secs(60); // as if the wall clock had stepped a minute ahead
         let (t1, ms1) = clocks.now();
         assert!(t1 >= t0);
         assert!(ms1.abs_diff(epoch_ms()) < 1_000, "read again: {ms1}");
@@ -93,5 +99,17 @@ mod tests {
         clocks.anchor -= Duration::from_millis(300);
         let (_, ms2) = clocks.now();
         assert!(ms2 >= ms1 + 300 && ms2 < ms1 + 1_000, "{ms1} {ms2}");
+    }
+
+    /// A deadline of "now" read from the wall clock has passed by the link's clocks
+    /// (no millisecond lost to rounding twice).
+    #[test]
+    fn never_behind_a_fresh_reading() {
+        let mut clocks = Clocks::new();
+        for _ in 0..10_000 {
+            let fresh = epoch_ms();
+            let (_, ms) = clocks.now();
+            assert!(ms >= fresh, "{ms} < {fresh}");
+        }
     }
 }

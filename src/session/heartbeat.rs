@@ -94,7 +94,7 @@ pub enum HeartbeatAction {
 }
 
 /// The keepalive state of one connection: pings when idle, round-trip times, and the
-/// read timeout.
+/// read timeout, which the owner can pause while the connection has nothing to watch.
 ///
 /// The dialing side of a connection runs a [`Heartbeat::new`]: when it has written
 /// nothing, or read nothing, for [`HeartbeatConfig::interval`] it sends a ping carrying
@@ -132,6 +132,12 @@ pub enum HeartbeatAction {
 ///   "Links", heartbeats). A write that was blocked for at least an interval and then
 ///   completed proves that the peer took data, and restarts the read timeout like a
 ///   read.
+/// - While [paused](Heartbeat::pause) (and no write is in flight) it neither pings nor
+///   times out, and [`poll_timeout`](Heartbeat::poll_timeout) is `None`: a connection
+///   with nothing to watch costs no timer. [`resume`](Heartbeat::resume) at `now`
+///   counts the silence of the pause as none: the next ping is an interval after
+///   `now`, the read timeout a timeout after it. The owner decides when to pause
+///   (`LinkSession`: docs/design.md, "Writing and heartbeats").
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -162,6 +168,10 @@ pub struct Heartbeat {
     /// Unanswered pings, oldest first: (timestamp, when it was sent).
     pings: VecDeque<(u64, Instant)>,
     rtt: Option<Duration>,
+    /// When the latest ping that was answered was sent.
+    answered: Option<Instant>,
+    /// Neither pinging nor timing out (see [`Heartbeat::pause`]).
+    paused: bool,
 }
 
 impl Heartbeat {
@@ -178,6 +188,8 @@ impl Heartbeat {
             last_write: now,
             pings: VecDeque::with_capacity(REMEMBERED_PINGS),
             rtt: None,
+            answered: None,
+            paused: false,
         }
     }
 
@@ -195,6 +207,8 @@ impl Heartbeat {
             last_write: now,
             pings: VecDeque::new(),
             rtt: None,
+            answered: None,
+            paused: false,
         }
     }
 
@@ -232,13 +246,15 @@ impl Heartbeat {
                     blocked_for: now.saturating_duration_since(since),
                 };
             }
+        } else if self.paused {
+            return HeartbeatAction::Idle;
         } else if reached(now, self.last_read, self.timeout) {
             return HeartbeatAction::TimedOut {
                 silent_for: now.saturating_duration_since(self.last_read),
             };
         }
         match self.ping_due() {
-            Some(due) if now >= due => {}
+            Some(due) if now >= due && !self.paused => {}
             _ => return HeartbeatAction::Idle,
         }
         let micros = now.saturating_duration_since(self.origin).as_micros();
@@ -265,7 +281,34 @@ impl Heartbeat {
         self.pings.drain(..=index);
         let rtt = now.saturating_duration_since(sent_at);
         self.rtt = Some(rtt);
+        self.answered = Some(self.answered.map_or(sent_at, |a| a.max(sent_at)));
         Some(rtt)
+    }
+
+    /// When the latest ping that got its pong was sent: the peer had read everything
+    /// written before it.
+    pub fn answered_ping(&self) -> Option<Instant> {
+        self.answered
+    }
+
+    /// Stops pinging and timing out until [`resume`](Self::resume) (a write in
+    /// flight still times out as unwritable). Pongs still count.
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Pings and times out again from `now`, as if the connection had just carried
+    /// something both ways. Nothing changes if not paused.
+    pub fn resume(&mut self, now: Instant) {
+        if std::mem::take(&mut self.paused) {
+            self.last_read = self.last_read.max(now);
+            self.last_write = self.last_write.max(now);
+        }
+    }
+
+    /// Whether the heartbeat is [paused](Self::pause).
+    pub fn is_paused(&self) -> bool {
+        self.paused
     }
 
     /// The last measured round-trip time, if any pong arrived.
@@ -281,12 +324,17 @@ impl Heartbeat {
     /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) may return something other
     /// than [`Idle`](HeartbeatAction::Idle): the sooner of the read timeout and the
     /// next ping. `None` when neither can be represented as an [`Instant`] (durations
-    /// too large): never. May lie in the past: then poll now.
+    /// too large), or while paused with no write in flight: never. May lie in the
+    /// past: then poll now.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = match self.writing_since {
             Some(since) => since.checked_add(self.unwritable_timeout),
+            None if self.paused => return None,
             None => self.last_read.checked_add(self.timeout),
         };
+        if self.paused {
+            return timeout;
+        }
         match (timeout, self.ping_due()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -606,6 +654,50 @@ mod tests {
             hb.handle_timeout(t0 + Duration::from_secs(5)),
             HeartbeatAction::TimedOut {
                 silent_for: Duration::from_secs(5)
+            }
+        );
+    }
+
+    #[test]
+    fn a_paused_heartbeat_neither_pings_nor_times_out_and_resumes_fresh() {
+        let (mut hb, t0) = heartbeat();
+        hb.pause();
+        assert!(hb.is_paused());
+        assert_eq!(hb.poll_timeout(), None, "no timer while paused");
+        assert_eq!(hb.handle_timeout(t0 + ms(60_000)), HeartbeatAction::Idle);
+        // A minute of silence while paused is no silence: the next ping is an
+        // interval after the resume, the timeout a timeout after it.
+        let t1 = t0 + ms(60_000);
+        hb.resume(t1);
+        assert!(!hb.is_paused());
+        assert_eq!(hb.poll_timeout(), Some(t1 + ms(1000)));
+        assert_eq!(expect_ping(&mut hb, t1 + ms(1000)), 61_000_000);
+        assert_eq!(
+            hb.handle_timeout(t1 + ms(5000)),
+            HeartbeatAction::TimedOut {
+                silent_for: ms(5000)
+            }
+        );
+        // Resuming a running heartbeat changes nothing.
+        let (mut hb, t0) = heartbeat();
+        hb.resume(t0 + ms(900));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(1000)));
+    }
+
+    #[test]
+    fn a_paused_heartbeat_still_catches_a_blocked_write_and_counts_pongs() {
+        let (mut hb, t0) = heartbeat();
+        let ts = expect_ping(&mut hb, t0 + ms(1000));
+        hb.pause();
+        assert_eq!(hb.answered_ping(), None);
+        assert_eq!(hb.handle_pong(ts, t0 + ms(1010)), Some(ms(10)));
+        assert_eq!(hb.answered_ping(), Some(t0 + ms(1000)));
+        hb.handle_write_started(t0 + ms(2000));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(32_000)));
+        assert_eq!(
+            hb.handle_timeout(t0 + ms(32_000)),
+            HeartbeatAction::Unwritable {
+                blocked_for: ms(30_000)
             }
         );
     }

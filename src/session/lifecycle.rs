@@ -161,11 +161,13 @@ enum Mode {
 /// ```text
 ///             messages waiting              connected
 ///  Dormant ────────────────────> Connecting ──────────> Connected
-///     ^                           │     ^                  │
-///     │ failed, nothing waiting   │     │ retry timer      │ disconnected
-///     └───────────────────────────┤     │                  │ (retries unless closing)
-///                                 └─> WaitingToRetry <─────┘
-///                  failed, messages waiting
+///     ^ ^                         │     ^                 │   │
+///     │ │ failed, nothing waiting │     │ retry timer     │   │ disconnected
+///     │ └─────────────────────────┤     │                 │   │ (retries unless closing)
+///     │                           └─> WaitingToRetry <────┼───┘
+///     │            failed, messages waiting               │
+///     └───────────────────────────────────────────────────┘
+///                idle (handle_idle): closed on purpose
 ///
 ///  close(drain) with messages waiting ─> Draining ─ drained ─> Closed
 ///  close(no drain), or nothing waiting ────────────────────> Closed (FailQueued)
@@ -186,6 +188,8 @@ enum Mode {
 ///   backoff advances with every failure and is reset only by a successful
 ///   connection, not by going dormant: a message arriving at a dormant link connects
 ///   at once, but if that fails too the delays keep growing from where they were.
+///   An idle connection closed on purpose ([`handle_idle`](Lifecycle::handle_idle))
+///   is no failure: the link goes dormant and the backoff stays as it is.
 /// - `Closed` is final: every later input is ignored, except a late successful
 ///   connect, which is answered with [`LifecycleAction::CloseConnection`].
 /// - Reports that do not fit the state (a failure when no connection exists, a
@@ -304,6 +308,23 @@ impl Lifecycle {
         now: Instant,
     ) -> Vec<LifecycleAction> {
         self.handle_failure(reason, messages_waiting, now)
+    }
+
+    /// The connection carried nothing for `idle_for` and nothing waits: the shell's
+    /// owner closes it on purpose (idle links are pruned). The link goes dormant,
+    /// reporting `Disconnected` ([`DisconnectReason::Idle`]) and `Dormant`; unlike a
+    /// failure this does not advance the backoff. Ignored unless connected and open
+    /// (a draining link closes once drained instead).
+    pub fn handle_idle(&mut self, idle_for: Duration) -> Vec<LifecycleAction> {
+        if self.mode != Mode::Open || !matches!(self.conn, Conn::Connected { .. }) {
+            return Vec::new();
+        }
+        self.conn = Conn::None;
+        self.emit(LinkEvent::Disconnected {
+            reason: DisconnectReason::idle(idle_for),
+        });
+        self.emit(LinkEvent::Dormant);
+        vec![LifecycleAction::CloseConnection]
     }
 
     /// The retry timer fired at `now`: if a retry is scheduled and due, the next

@@ -447,3 +447,40 @@ fn a_late_connection_while_waiting_to_retry_is_taken() {
     assert_eq!(link.state(), &LinkState::Connected { since: now + ms(5) });
     assert_eq!(link.poll_timeout(), None, "the retry is cancelled");
 }
+
+#[test]
+fn an_idle_connection_closes_on_purpose_without_advancing_the_backoff() {
+    let (mut link, now) = new_link();
+    link.handle_messages_waiting();
+    link.handle_connected(now);
+    events(&mut link);
+    assert_eq!(link.handle_idle(ms(300)), [CloseConnection]);
+    assert_eq!(link.state(), &LinkState::Dormant);
+    assert_eq!(
+        events(&mut link),
+        [
+            LinkEvent::Disconnected {
+                reason: DisconnectReason::Idle { idle_for_ms: 300 }
+            },
+            LinkEvent::Dormant
+        ]
+    );
+    assert!(DisconnectReason::idle(ms(300)).is_local());
+    assert_eq!(
+        DisconnectReason::idle(ms(300)).to_string(),
+        "idle for 300 ms: closed, the session kept"
+    );
+    assert_eq!(link.poll_timeout(), None);
+    // Not a failure: the next failed attempt waits the first delay, not a longer one.
+    assert_eq!(link.handle_messages_waiting(), [Connect]);
+    let actions = link.handle_disconnected(refused(), true, now);
+    expect_retry(&actions, now, ms(100));
+    // Only a connected, open link is pruned.
+    assert!(link.handle_idle(ms(1)).is_empty());
+    let (mut link, now) = new_link();
+    link.handle_messages_waiting();
+    link.handle_connected(now);
+    link.handle_close(true, true);
+    assert!(link.handle_idle(ms(1)).is_empty(), "draining");
+    assert_eq!(link.state(), &LinkState::Draining);
+}

@@ -25,8 +25,20 @@
 //!   reserve to give back or to ask for;
 //! - timers are data: it arms one timer at `poll_timeout` (re-read after every call)
 //!   and calls `handle_timeout` at or after it (an early or stale wake-up is
-//!   harmless). No core asks for a periodic tick: an idle link wakes only for its
-//!   keepalive, a dormant one never.
+//!   harmless). No core asks for a periodic tick, and no timer fires on a link with
+//!   nothing to do.
+//!
+//! Idle links (docs/design.md, "Writing and heartbeats"): per peer one link, the
+//! *keeper* ([`LinkSession::handle_keeper`]; a node picks the urgent link when it is
+//! connected, else the small, else the large), pings whenever it is connected; the
+//! others watch their connection only while something on it is unconfirmed (queued,
+//! being written, unacknowledged, a ping out, a lossy write not yet followed by an
+//! answered ping, a new connection not yet answered), so an idle connected link that is
+//! not the keeper arms no timer. The receiving core applies its read timeout only until a
+//! connection's first input and while a partial message is held, never to an idle
+//! connection. With [`LinkConfig::idle_timeout`], an idle link closes its connection
+//! ([`DisconnectReason::Idle`]) and goes dormant, keeping its session, so its next
+//! message resumes it without `PeerRestarted`. A dormant link has no timer at all.
 //!
 //! The smaller machines the cores are built from, in the same vocabulary:
 //!
@@ -35,7 +47,7 @@
 //! - [`Lifecycle`]: one link's connect / retry / dormant / drain / close decisions,
 //!   with [`DisconnectReason`]s and [`LinkEvent`]s.
 //! - [`Heartbeat`]: keepalive pings on an idle connection, round-trip times, and the
-//!   read and unwritable timeouts.
+//!   read and unwritable timeouts; paused while its connection has nothing to watch.
 //! - [`OutboundQueue`]: admission against the link's byte account, expiry, order.
 //! - [`PendingRequests`]: requests waiting for responses, with their deadlines (driven
 //!   by the request tracker actor).

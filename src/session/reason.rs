@@ -129,6 +129,14 @@ pub enum DisconnectReason {
     /// The peer's address changed: the link moves to the new one.
     #[error("the peer's address changed")]
     AddressChanged,
+    /// The connection carried nothing for the node's idle timeout, with nothing
+    /// waiting: this node closed it and the link went dormant, keeping its session
+    /// (its next message reconnects and resumes it). Not a failure.
+    #[error("idle for {idle_for_ms} ms: closed, the session kept")]
+    Idle {
+        /// How long the connection had carried nothing, in milliseconds.
+        idle_for_ms: u64,
+    },
 }
 
 impl DisconnectReason {
@@ -147,10 +155,19 @@ impl DisconnectReason {
         DisconnectReason::WriteTimeout { blocked_for_ms }
     }
 
-    /// Whether this node ended the connection on purpose (the link was closed), as
-    /// opposed to a failure.
+    /// An [`Idle`](Self::Idle) close after `idle_for` (saturating at `u64::MAX` ms).
+    pub fn idle(idle_for: Duration) -> Self {
+        let idle_for_ms = u64::try_from(idle_for.as_millis()).unwrap_or(u64::MAX);
+        DisconnectReason::Idle { idle_for_ms }
+    }
+
+    /// Whether this node ended the connection on purpose (the link was closed, or its
+    /// idle connection pruned), as opposed to a failure.
     pub fn is_local(&self) -> bool {
-        matches!(self, DisconnectReason::Closed)
+        matches!(
+            self,
+            DisconnectReason::Closed | DisconnectReason::Idle { .. }
+        )
     }
 
     /// Whether the peer (or something between) sent bytes no correct implementation

@@ -37,8 +37,9 @@ pub struct ReceiveConfig {
     /// The largest message (envelope) accepted: a larger one is dropped unread (its
     /// bytes as they arrive, nothing allocated for it) and counted.
     pub max_message: usize,
-    /// Reset a connection after this long without reading anything (not counting
-    /// time spent throttled).
+    /// Reset a connection after this long without reading anything, where the read
+    /// timeout applies: before its first input and while it holds a partial message
+    /// (not counting time spent throttled); see [`ReceiveSession`].
     pub read_timeout: Duration,
     /// While throttled, an unsolicited pong goes out this often, so that the sender's
     /// read timeout does not reset a slow but healthy connection.
@@ -130,6 +131,8 @@ struct Conn {
     unacked_bytes: usize,
     /// The read batch ended: acknowledge what it took.
     caught_up: bool,
+    /// Something was read on the connection since its handshake.
+    heard: bool,
 }
 
 /// The receiving side of one link (one peer, one link kind) as a sans-IO state
@@ -183,12 +186,16 @@ struct Conn {
 /// - A connection that ends, is replaced or is reset gives its partial message's
 ///   charge back at once, and what waited of its frames is dropped (never taken, so
 ///   never acknowledged: the sender writes it again); the backlog stays.
-/// - Read timeout: it counts from the last frame read or taken. While the link is
-///   throttled (not reading) with nothing partial it is suspended (unsolicited pongs
-///   tell the sender this end is alive); while it is throttled holding a partial
-///   message (a frame waiting for room, or frames of a message in the assembler), it
-///   applies: if no frame is taken for the timeout, the connection is reset, and its
-///   charge goes back to others.
+/// - Read timeout: it counts from the last frame read or taken, and applies only
+///   where silence means a fault, since an idle sender may be silent for good (only
+///   its peer's keeper link pings while idle, and idle connections are pruned by
+///   closing them): until the connection's first input, and while it holds a partial
+///   message (a frame waiting for room, or frames of a message in the assembler). While
+///   the link is throttled (not reading) only the latter: with nothing partial it is
+///   suspended (unsolicited pongs tell the sender this end is alive); holding a partial
+///   message, if no frame is taken for the timeout, the connection is reset, and its
+///   charge goes back to others. An idle connection whose peer vanished is left to
+///   the kernel's TCP keepalive or to the link's next connection, which replaces it.
 /// - No clock is read: every input carries `now` (and `now_ms` for deadlines).
 pub struct ReceiveSession<K> {
     config: ReceiveConfig,
@@ -319,6 +326,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             acked: 0,
             unacked_bytes: 0,
             caught_up: false,
+            heard: false,
         });
         if self.throttled_since.is_some() {
             self.keepalive_at = Some(now + self.config.keepalive_interval);
@@ -359,6 +367,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             return Ok(());
         };
         conn.heartbeat.handle_read(now);
+        conn.heard = true;
         let result = match input {
             // Behind what waits, in order.
             Ok(decoded) if self.is_waiting() => {
@@ -439,7 +448,7 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 self.releases.push(grant);
             }
         }
-        let partial = self.holds_partial();
+        let watched = self.read_timeout_applies();
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
@@ -450,11 +459,9 @@ impl<K: Clone + Eq> ReceiveSession<K> {
                 conn.pong.get_or_insert(UNSOLICITED_PONG);
                 self.keepalive_at = Some(now + self.config.keepalive_interval);
             }
-            if !partial {
-                return Ok(());
-            }
-            // Holding a partial message: its charge may be what others wait for, so
-            // it must move (a frame taken) within the read timeout.
+        }
+        if !watched {
+            return Ok(());
         }
         if let HeartbeatAction::TimedOut { silent_for } = conn.heartbeat.handle_timeout(now) {
             self.forget_connection(now);
@@ -533,16 +540,35 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     /// When to call [`handle_timeout`](Self::handle_timeout), if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().and_then(|c| {
-            if self.throttled_since.is_none() {
-                return c.heartbeat.poll_timeout();
-            }
             let read = self
-                .holds_partial()
+                .read_timeout_applies()
                 .then(|| c.heartbeat.poll_timeout())
                 .flatten();
-            [self.keepalive_at, read].into_iter().flatten().min()
+            let keepalive = self.throttled_since.and(self.keepalive_at);
+            [keepalive, read].into_iter().flatten().min()
         });
         [conn, self.spare_at].into_iter().flatten().min()
+    }
+
+    /// Whether the read timeout watches the connection now. The sender pings only
+    /// while it has something unconfirmed, or on its peer's keeper link (docs/design.md,
+    /// "Writing and heartbeats"), so an idle connection may be silent for good: the
+    /// timeout applies only where silence means a fault. Until the connection's first
+    /// input (a sender writes at once on a new connection, at least a ping within an
+    /// interval), and while it holds a partial message (a sender in the middle of a
+    /// message writes on or pings); while throttled (not reading on purpose) only the
+    /// latter. A dead peer's idle connection is left to the kernel's TCP keepalive, or
+    /// to the next connection of the same link, which replaces it.
+    fn read_timeout_applies(&self) -> bool {
+        let Some(conn) = self.conn.as_ref() else {
+            return false;
+        };
+        let partial = self.holds_partial();
+        if self.throttled_since.is_some() {
+            partial
+        } else {
+            partial || !conn.heard
+        }
     }
 
     // ------------------------------------------------------------------ state

@@ -418,3 +418,47 @@ fn an_older_attempt_of_the_current_session_is_refused_as_such() {
         })
     );
 }
+
+#[test]
+fn a_connection_silent_after_its_handshake_is_reset_at_the_read_timeout() {
+    let rig = Rig::new(1 << 20);
+    let timeout = config(0).read_timeout;
+    assert_eq!(rig.recv.poll_timeout(), Some(rig.now + timeout));
+    let mut recv = rig.recv;
+    assert!(recv.handle_timeout(rig.now + timeout / 2).is_ok());
+    assert_eq!(
+        recv.handle_timeout(rig.now + timeout),
+        Err(DisconnectReason::read_timeout(timeout))
+    );
+    assert!(!recv.is_connected());
+}
+
+#[test]
+fn an_idle_connection_once_heard_has_no_read_timeout_and_no_timer() {
+    let mut rig = Rig::new(1 << 20);
+    rig.input(self_contained(message(1, 100, None)));
+    for (_, charge) in rig.delivered() {
+        rig.recv.handle_processed(charge, rig.now).unwrap();
+    }
+    rig.settle();
+    // Silent for good: the sender is idle and not its peer's keeper.
+    assert_eq!(
+        rig.recv.poll_timeout(),
+        None,
+        "no timer on an idle connection"
+    );
+    rig.now += Duration::from_secs(3600);
+    assert!(rig.recv.handle_timeout(rig.now).is_ok());
+    assert!(rig.recv.is_connected());
+    // A large message under way puts the read timeout back: its sender writes on.
+    let timeout = config(0).read_timeout;
+    let m = message(2, 200_000, None);
+    let first = parts(&m, 100_000).remove(0);
+    rig.input(first);
+    assert_eq!(rig.recv.poll_timeout(), Some(rig.now + timeout));
+    rig.now += timeout;
+    assert_eq!(
+        rig.recv.handle_timeout(rig.now),
+        Err(DisconnectReason::read_timeout(timeout))
+    );
+}

@@ -216,7 +216,7 @@ impl Refused {
 }
 
 async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> {
-    let _ = tcp.set_nodelay(true);
+    crate::node::transport::configure(&tcp);
     let source = tcp.peer_addr().ok();
     // TLS and the handshake share one deadline.
     let timeout = env.config.handshake_timeout;

@@ -216,6 +216,9 @@ pub struct LinkSnapshot {
     pub credit_waiting: usize,
     /// Connections open now (0 or 1).
     pub active_connections: usize,
+    /// Whether this link carries its peer's keepalive: it pings while connected, idle
+    /// or not (the others only while something is unconfirmed).
+    pub keeper: bool,
     /// Counters.
     pub counters: LinkCounters,
 }

@@ -29,6 +29,7 @@
 //! - Overload and expiry warnings are logged at most once a second per link.
 
 mod api;
+mod credit;
 mod reply;
 
 use std::collections::VecDeque;
@@ -50,19 +51,20 @@ use reply::{Batch, Slot};
 use super::address::PeerAddr;
 use super::connect::dial;
 use super::failures::{FailedMessage, FailureFeed, SetFailureFeed};
+use super::keepers::SetKeeper;
 use super::metrics::counted_since;
 use super::peer::{app_outbound, deadline_ms};
 use super::registry::{LinkMeasured, LinkReport, Measure};
 use super::requests::PeerLinkClosed;
 use super::requests::RequestTracker;
-use super::resource_limits::{Acquire, AcquireWhenAvailable, Direction, Release, ResourceLimits};
+use super::resource_limits::{Acquire, Direction, Release, ResourceLimits};
 use super::timer::Timer;
 use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
 use super::wire;
 use super::NodeConfig;
 use crate::frame::{Decoded, FrameCodec, FrameError};
 use crate::handshake::{Established, Hello};
-use crate::limits::{Grant, ReserveNeeded, Shortage};
+use crate::limits::{ReserveNeeded, Shortage};
 use crate::message::{Message as RemoteMessage, RESERVED_VERBS_START};
 use crate::outcome::{OverloadLevel, SendError};
 use crate::session::{
@@ -145,6 +147,7 @@ impl Link {
         let config = LinkConfig {
             policy: env.config.link_policy(kind),
             heartbeat: env.config.heartbeat,
+            idle_timeout: env.config.idle_timeout,
             backoff: env.config.backoff,
             seed: random_u64(),
             ..LinkConfig::new(
@@ -440,72 +443,6 @@ impl Link {
         ctx.stop();
     }
 
-    /// Hands the core's answers to producers' credit asks over, and asks the
-    /// reserves for what credit needs.
-    fn answer_credit(&mut self, ctx: &mut Context<Self>) {
-        while let Some((id, answer)) = self.core.poll_credit() {
-            let Some(at) = self.credit_replies.iter().position(|(i, _)| *i == id) else {
-                continue;
-            };
-            let last = !matches!(answer, CreditAnswer::Waiting(_));
-            let granted = match answer {
-                CreditAnswer::Granted(bytes) => bytes,
-                _ => 0,
-            };
-            let sent = self.credit_replies[at].1.send(answer).is_ok();
-            if last {
-                self.credit_replies.remove(at);
-            }
-            if !sent && granted > 0 {
-                // The producer is gone: its credit comes back.
-                self.core.handle_credit_returned(granted, Instant::now());
-            }
-        }
-        if let Some(need) = self.core.poll_credit_acquire() {
-            self.credit_acquiring = true;
-            let acquire = Acquire {
-                direction: Direction::Send,
-                endpoint: self.peer,
-                need,
-            };
-            ctx.spawn(self.env.limits.send(acquire).into_actor(self).map(
-                move |granted, link, ctx| match granted {
-                    Ok(Ok(held)) => link.credit_leased(Some(held.into_grant()), ctx),
-                    Ok(Err(shortage)) => {
-                        link.core.handle_credit_shortage(level_of(&shortage));
-                        link.answer_credit(ctx);
-                        link.wait_for_credit_reserve(need, ctx);
-                    }
-                    Err(_) => link.credit_leased(None, ctx),
-                },
-            ));
-        }
-    }
-
-    /// Waits for the reserve credit needs (parked at the `ResourceLimits` actor until
-    /// other links give some back).
-    fn wait_for_credit_reserve(&mut self, need: ReserveNeeded, ctx: &mut Context<Self>) {
-        let acquire = AcquireWhenAvailable {
-            direction: Direction::Send,
-            endpoint: self.peer,
-            need,
-        };
-        ctx.spawn(
-            self.env.limits.send(acquire).into_actor(self).map(
-                |granted, link, ctx| match granted {
-                    Ok(Ok(held)) => link.credit_leased(Some(held.into_grant()), ctx),
-                    _ => link.credit_leased(None, ctx),
-                },
-            ),
-        );
-    }
-
-    fn credit_leased(&mut self, grant: Option<Grant<NodeId>>, ctx: &mut Context<Self>) {
-        self.credit_acquiring = false;
-        self.core.handle_credit_lease(grant, Instant::now());
-        self.drive(ctx);
-    }
-
     /// Takes a message into the core (`credited`: under a producer's credit); when it
     /// needs reserve, asks for it and decides once the answer is in.
     fn admit(
@@ -783,6 +720,7 @@ impl Handler<GetLinkSnapshot> for Link {
             credit_bytes: core.credit_bytes(),
             credit_waiting: core.credit_waiting(),
             active_connections: usize::from(core.is_connected()),
+            keeper: core.is_keeper(),
             counters: core.counters().clone(),
         })
     }
@@ -806,6 +744,15 @@ impl Handler<PeerSeen> for Link {
 
     fn handle(&mut self, _: PeerSeen, ctx: &mut Context<Self>) {
         self.core.handle_peer_seen(Instant::now());
+        self.drive(ctx);
+    }
+}
+
+impl Handler<SetKeeper> for Link {
+    type Result = ();
+
+    fn handle(&mut self, SetKeeper(keeper): SetKeeper, ctx: &mut Context<Self>) {
+        self.core.handle_keeper(keeper, Instant::now());
         self.drive(ctx);
     }
 }

@@ -2,7 +2,10 @@
 
 mod admission;
 mod credit;
+mod idle;
+mod state;
 mod types;
+mod write;
 
 pub use credit::CreditAnswer;
 pub use types::{
@@ -25,6 +28,7 @@ use crate::limits::Grant;
 use crate::message::RESERVED_VERBS_START;
 use crate::outcome::{SendError, Sent};
 use credit::Credits;
+use write::encode;
 
 /// How often a disconnected link drops its expired messages, and how long an idle
 /// link keeps its spare reserve lease.
@@ -68,6 +72,13 @@ struct Conn<K, T> {
     in_flight: Vec<Entry<K, Item<T>>>,
     /// A ping to put in the next transmit.
     ping: Option<u64>,
+    /// Since when something on the connection waits for the peer's answer (the
+    /// connection itself until the peer answers anything, a lossy write until a ping
+    /// written after it is answered); see `idle.rs`.
+    unconfirmed_since: Option<Instant>,
+    /// When a message was last written or acknowledged (or the connection made):
+    /// the idle timeout counts from there.
+    last_traffic: Instant,
 }
 
 /// One outbound link as a sans-IO state machine: its queue, what is being written and
@@ -151,6 +162,8 @@ pub struct LinkSession<K, T> {
     spare_at: Option<Instant>,
     /// When a drain gives up.
     drain_deadline: Option<Instant>,
+    /// This link carries its peer's keepalive (see `idle.rs`).
+    keeper: bool,
     scratch: BytesMut,
 }
 
@@ -179,6 +192,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             sweep_at: None,
             spare_at: None,
             drain_deadline: None,
+            keeper: false,
             scratch: BytesMut::new(),
         }
     }
@@ -234,6 +248,8 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             unflushed: 0,
             in_flight: Vec::new(),
             ping: None,
+            unconfirmed_since: Some(now),
+            last_traffic: now,
         });
         self.sweep_at = None;
         self.housekeep(now);
@@ -329,6 +345,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 }
                 VERB_ACK => {
                     self.acknowledge(value);
+                    self.note_acknowledged(now);
                     self.release_if_idle();
                 }
                 VERB_EXPIRED => self.expired_at_peer(value),
@@ -387,6 +404,8 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     pub fn handle_timeout(&mut self, now: Instant, now_ms: u64) {
         let actions = self.lifecycle.handle_retry_timer(now);
         self.apply(actions);
+        // An idle connection due to be pruned is closed, not pinged.
+        self.prune_if_due(now);
         if let Some(conn) = self.conn.as_mut() {
             match conn.heartbeat.handle_timeout(now) {
                 HeartbeatAction::Idle => {}
@@ -442,6 +461,8 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             control::push(&mut conn.encoder, VERB_PING, timestamp, now_ms);
         }
         let batch = self.config.batch_bytes;
+        // Whether messages (not only a ping) go into this transmit.
+        let mut wrote = false;
         // Lossless: what the last connection did not get acknowledged, first; one
         // that expired meanwhile is not written again.
         let mut failed = Vec::new();
@@ -458,6 +479,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             match error {
                 None => {
                     self.counters.replayed += 1;
+                    wrote = true;
                     self.replay_next += 1;
                 }
                 Some(error) => {
@@ -488,6 +510,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 continue;
             }
             self.next_seq += 1;
+            wrote = true;
             if entry.item.message.verb < RESERVED_VERBS_START {
                 self.counters.written += 1;
                 self.counters.written_bytes += entry.item.message.size() as u64;
@@ -504,6 +527,9 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 }
             }
         }
+        if wrote {
+            self.note_written(now);
+        }
         let conn = self.conn.as_mut()?;
         let transmit = if conn.encoder.is_empty() {
             None
@@ -515,6 +541,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             Some(bytes)
         };
         self.expired(expired);
+        self.update_keepalive(now);
         transmit
     }
 
@@ -542,13 +569,16 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout), if anything is due: a
-    /// retry, the heartbeat, the expiry sweep of a disconnected link, the release of
-    /// an idle lease, the end of a drain. `None`: nothing until the next input.
+    /// retry, the heartbeat (paused on an idle link that is not its peer's keeper:
+    /// "Idle links" above), the pruning of an idle connection, the expiry sweep of a
+    /// disconnected link, the release of an idle lease, the end of a drain. `None`:
+    /// nothing until the next input.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let heartbeat = self.conn.as_ref().and_then(|c| c.heartbeat.poll_timeout());
         [
             self.lifecycle.poll_timeout(),
             heartbeat,
+            self.prune_at(),
             self.sweep_at,
             self.spare_at,
             self.drain_deadline,
@@ -556,87 +586,6 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         .into_iter()
         .flatten()
         .min()
-    }
-
-    // ------------------------------------------------------------------ state
-
-    /// This side's session id, for the Hello.
-    pub fn session_id(&self) -> u64 {
-        self.session_id
-    }
-
-    /// The sequence number at or below which every message written has its outcome,
-    /// for the Hello (the receiver forgets its expiry notes up to it).
-    pub fn settled(&self) -> u64 {
-        self.unacked
-            .front()
-            .map_or(self.next_seq - 1, |u| u.seq - 1)
-    }
-
-    /// The link's policy.
-    pub fn policy(&self) -> LinkPolicy {
-        self.config.policy
-    }
-
-    /// What the link is doing.
-    pub fn state(&self) -> &LinkState {
-        self.lifecycle.state()
-    }
-
-    /// Whether the link is closed for good.
-    pub fn is_closed(&self) -> bool {
-        self.lifecycle.is_closed()
-    }
-
-    /// Whether a connection is established.
-    pub fn is_connected(&self) -> bool {
-        self.conn.is_some()
-    }
-
-    /// The counters.
-    pub fn counters(&self) -> &LinkCounters {
-        &self.counters
-    }
-
-    /// The last keepalive round-trip time of the connection.
-    pub fn rtt(&self) -> Option<Duration> {
-        self.conn.as_ref().and_then(|c| c.heartbeat.rtt())
-    }
-
-    /// Messages queued (not yet written).
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Messages written and not yet acknowledged (lossless) or being written (lossy).
-    pub fn unacknowledged(&self) -> usize {
-        self.unacked.len() + self.conn.as_ref().map_or(0, |c| c.in_flight.len())
-    }
-
-    /// Bytes held for the messages the link has taken and that have no outcome yet.
-    pub fn pending_bytes(&self) -> usize {
-        self.queue.bytes() - self.credits.held()
-    }
-
-    /// Bytes of credit granted to producers and not yet used by a message (charged
-    /// to the link like messages: what may be in the mailbox under credit).
-    pub fn credit_bytes(&self) -> usize {
-        self.credits.held()
-    }
-
-    /// Producers' asks for credit waiting for room.
-    pub fn credit_waiting(&self) -> usize {
-        self.credits.waiting()
-    }
-
-    /// Bytes of the write that is out.
-    pub fn unflushed_bytes(&self) -> usize {
-        self.conn.as_ref().map_or(0, |c| c.unflushed)
-    }
-
-    /// Reserve the link holds (charged to messages or leased spare).
-    pub fn reserve_bytes(&self) -> usize {
-        self.queue.account().reserve_charged() + self.queue.account().spare()
     }
 
     // -------------------------------------------------------------- internals
@@ -799,6 +748,7 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             let actions = self.lifecycle.handle_drained();
             self.apply(actions);
         }
+        self.update_keepalive(now);
     }
 
     fn expired(&mut self, expired: Vec<Entry<K, Item<T>>>) {
@@ -826,34 +776,4 @@ fn fail_into<T>(
         counters.count_failure(&error, item.message.size());
     }
     outcomes.push_back(item.complete(Err(error)));
-}
-
-/// Writes one message with sequence number `seq` into the frames: the header through
-/// `scratch`, the payload straight from where it lies. The params and payload are lent
-/// to the envelope and put back, so that the message can be written again.
-fn encode(
-    scratch: &mut BytesMut,
-    encoder: &mut FrameEncoder,
-    seq: u64,
-    message: &mut Outbound,
-    now_ms: u64,
-) -> Result<(), crate::envelope::EnvelopeError> {
-    let envelope = Envelope {
-        id: seq,
-        verb: message.verb,
-        flags: message.flags,
-        created_at_ms: now_ms,
-        expires_at_ms: message.expires_at_ms,
-        params: std::mem::take(&mut message.params),
-        // Lent too, rather than cloned: a clone of a freshly frozen buffer allocates
-        // its shared header.
-        payload: std::mem::take(&mut message.payload),
-    };
-    scratch.clear();
-    let result = envelope.encode_header(scratch);
-    message.params = envelope.params;
-    message.payload = envelope.payload;
-    result?;
-    encoder.push_parts(&[scratch, &message.payload]);
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! policy, the configuration, the counters, and what the shell must do.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -202,10 +203,15 @@ pub struct LinkConfig {
     /// The largest message the link reads from its connection (acks and pongs are
     /// tiny; anything larger is a protocol violation).
     pub max_control: usize,
+    /// Close a connection that carried no message (written or acknowledged) for this
+    /// long and holds nothing unconfirmed: the link goes dormant, keeping its session
+    /// (see [`LinkSession`]'s idle rule). `None`: never.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl LinkConfig {
-    /// A lossless link with these byte limits and the default heartbeat and backoff.
+    /// A lossless link with these byte limits, the default heartbeat and backoff, and
+    /// no idle timeout.
     pub fn new(capacity: usize, lease_chunk: usize, max_message: usize) -> Self {
         LinkConfig {
             policy: LinkPolicy::Lossless,
@@ -217,6 +223,7 @@ impl LinkConfig {
             seed: 1,
             batch_bytes: 1 << 20,
             max_control: 64 * 1024,
+            idle_timeout: None,
         }
     }
 }

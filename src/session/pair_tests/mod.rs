@@ -486,4 +486,5 @@ fn strictly_increasing(v: &[u64]) -> bool {
 
 mod credit;
 mod faults;
+mod idle;
 mod rules;
