@@ -3,7 +3,9 @@
 //! The table maps each registered verb to a type-erased handler that decodes the
 //! payload into the message type and hands it to the application's actix
 //! [`Recipient`]. It is shared by the node's inbound connections and read on every
-//! message; it is written only when the application registers a handler.
+//! message; it is written only when the application registers a handler. The table is
+//! copied on write and versioned: each connection reads its own [`Snapshot`], checked
+//! against the version once per turn (one atomic load), so a message takes no lock.
 //!
 //! Invariants:
 //! - A verb names one Rust type: requests and one-way messages share the table, keyed
@@ -11,6 +13,9 @@
 //!   ([`VerbError::Taken`]) and leaves the table as it was; registering the same type
 //!   again replaces its handler (of either kind). Check and insertion happen under
 //!   one write lock, so two registrations racing for a verb cannot both win.
+//! - A registration takes effect for every message that arrives after it returns: the
+//!   new table and its version are published before it returns, and a connection
+//!   refreshes its snapshot at the start of every turn, before it hands anything over.
 //! - A message of an unknown verb, or one whose payload fails to decode, is refused
 //!   with a [`DispatchError`]; the caller skips it (its length is known) and counts it,
 //!   and a request among them gets a failure response at once.
@@ -22,6 +27,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
@@ -309,10 +315,32 @@ pub(crate) fn encode_response<R: Message>(response: &R) -> Result<(u32, Bytes), 
     }
 }
 
+/// The verbs registered, and their handlers.
+type Table = HashMap<u32, Entry>;
+
 /// The node's table of handlers, shared by its inbound connections.
+///
+/// Copy on write: a registration (rare) builds a new table and bumps the version;
+/// an inbound connection reads through its own [`Snapshot`], which it refreshes with
+/// one atomic load per turn and reloads only when the version moved. So a message
+/// costs no lock and no reference count, and a registration reaches every
+/// connection's next turn, hence every message that arrives after it returns.
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
-    table: Arc<RwLock<HashMap<u32, Entry>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    table: RwLock<Arc<Table>>,
+    /// Bumped under the write lock by every change of `table`.
+    version: AtomicU64,
+}
+
+/// One connection's copy of the table; see [`Handlers::refresh`].
+pub(crate) struct Snapshot {
+    version: u64,
+    table: Arc<Table>,
 }
 
 /// One registered verb: the Rust type that holds it, and its handler.
@@ -329,8 +357,8 @@ impl Handlers {
     fn insert<M: Message>(&self, handler: Arc<dyn ErasedHandler>) -> Result<(), VerbError> {
         check_verb(M::VERB)?;
         // A poisoned lock only means a panic elsewhere while inserting; the map
-        // itself is always whole.
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        // itself is always whole (it is replaced in one assignment).
+        let mut table = self.shared.table.write().unwrap_or_else(|e| e.into_inner());
         if let Some(held) = table.get(&M::VERB) {
             if held.type_id != TypeId::of::<M>() {
                 return Err(VerbError::Taken {
@@ -344,13 +372,34 @@ impl Handlers {
             type_name: std::any::type_name::<M>(),
             handler,
         };
-        table.insert(M::VERB, entry);
+        let mut next = Table::clone(&table);
+        next.insert(M::VERB, entry);
+        *table = Arc::new(next);
+        self.shared.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
     fn get(&self, verb: u32) -> Option<Arc<dyn ErasedHandler>> {
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let table = self.shared.table.read().unwrap_or_else(|e| e.into_inner());
         table.get(&verb).map(|entry| entry.handler.clone())
+    }
+
+    /// The table as it is now, for a connection to read messages through.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let table = self.shared.table.read().unwrap_or_else(|e| e.into_inner());
+        Snapshot {
+            // Read under the lock: the version of exactly this table.
+            version: self.shared.version.load(Ordering::Acquire),
+            table: table.clone(),
+        }
+    }
+
+    /// Brings `snapshot` up to date if a registration changed the table since it was
+    /// taken: one atomic load when nothing changed.
+    pub(crate) fn refresh(&self, snapshot: &mut Snapshot) {
+        if self.shared.version.load(Ordering::Acquire) != snapshot.version {
+            *snapshot = self.snapshot();
+        }
     }
 
     /// Registers (or replaces) the handler of one-way messages of type `M`.
@@ -367,22 +416,6 @@ impl Handlers {
         recipient: Recipient<Requested<M>>,
     ) -> Result<(), VerbError> {
         self.insert::<M>(Arc::new(TwoWay { recipient }))
-    }
-
-    /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
-    /// request and is called (later) with the response or a failure.
-    pub(crate) fn deliver(
-        &self,
-        from: NodeId,
-        verb: u32,
-        payload: Bytes,
-        reply: Option<Reply>,
-        permit: Option<Permit>,
-    ) -> Result<(), Refused> {
-        match self.get(verb) {
-            Some(handler) => handler.deliver(from, payload, reply, permit),
-            None => Err((DispatchError::UnknownVerb(verb), reply)),
-        }
     }
 
     /// Hands a one-way message from this node to its own handler, without encoding.
@@ -402,6 +435,24 @@ impl Handlers {
             .as_any()
             .downcast_ref::<TwoWay<M>>()
             .map(|h| h.recipient.clone())
+    }
+}
+
+impl Snapshot {
+    /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
+    /// request and is called (later) with the response or a failure.
+    pub(crate) fn deliver(
+        &self,
+        from: NodeId,
+        verb: u32,
+        payload: Bytes,
+        reply: Option<Reply>,
+        permit: Option<Permit>,
+    ) -> Result<(), Refused> {
+        match self.table.get(&verb) {
+            Some(entry) => entry.handler.deliver(from, payload, reply, permit),
+            None => Err((DispatchError::UnknownVerb(verb), reply)),
+        }
     }
 }
 
@@ -487,6 +538,7 @@ mod tests {
         let payload = Bytes::copy_from_slice(&[byte]);
         let from = NodeId(1);
         handlers
+            .snapshot()
             .deliver(from, 5, payload, None, None)
             .map_err(|(e, _)| e)
     }
@@ -563,6 +615,34 @@ mod tests {
         deliver(&handlers, 7).unwrap();
         assert_eq!(next(&mut got_second).await, Some((2, 7)));
         assert!(got_first.try_recv().is_err());
+    }
+
+    #[actix::test]
+    async fn a_snapshot_sees_a_registration_at_its_next_refresh_and_only_then_reloads() {
+        let handlers = Handlers::default();
+        let mut snapshot = handlers.snapshot();
+        let from = NodeId(1);
+        let payload = || Bytes::copy_from_slice(&[4]);
+        assert!(matches!(
+            snapshot.deliver(from, 5, payload(), None, None),
+            Err((DispatchError::UnknownVerb(5), None))
+        ));
+
+        let (actor, mut got) = tap(1);
+        handlers.register::<Five>(actor.recipient()).unwrap();
+        handlers.refresh(&mut snapshot);
+        assert!(snapshot.deliver(from, 5, payload(), None, None).is_ok());
+        assert_eq!(next(&mut got).await, Some((1, 4)));
+
+        // Nothing changed: the same table, not a copy.
+        let table = snapshot.table.clone();
+        handlers.refresh(&mut snapshot);
+        assert!(Arc::ptr_eq(&table, &snapshot.table));
+        // A refused registration changes nothing either.
+        let (other, _) = tap(2);
+        assert!(handlers.register::<AlsoFive>(other.recipient()).is_err());
+        handlers.refresh(&mut snapshot);
+        assert!(Arc::ptr_eq(&table, &snapshot.table));
     }
 
     #[actix::test]

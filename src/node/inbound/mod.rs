@@ -37,7 +37,7 @@ use tokio_util::codec::FramedRead;
 pub(crate) use listen::listen;
 
 use super::batches::{Batches, Read};
-use super::dispatch::{Handlers, Permit, Processed, Reply};
+use super::dispatch::{Handlers, Permit, Processed, Reply, Snapshot};
 use super::gate::Gate;
 use super::link::{lease_chunk, random_u64, Outbound};
 use super::refusal::RefusalReason;
@@ -136,6 +136,8 @@ pub(crate) struct Inbound {
     peer: NodeId,
     kind: LinkKind,
     core: ReceiveSession<NodeId>,
+    /// The handlers, as of this actor's last turn.
+    handlers: Snapshot,
     /// The current connection's write half, while no write is out.
     writer: Option<WriteHalf>,
     /// The current connection's read stream.
@@ -171,6 +173,7 @@ impl Inbound {
         };
         Inbound {
             core: ReceiveSession::new(config),
+            handlers: env.handlers.snapshot(),
             env,
             peer,
             kind,
@@ -224,6 +227,8 @@ impl Inbound {
     /// Carries out everything the core asks for after an input.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         self.report_connection();
+        // Registrations made before this turn apply to what it hands over.
+        self.env.handlers.refresh(&mut self.handlers);
         while let Some(arrival) = self.core.poll_arrival() {
             match arrival {
                 Arrival::Deliver { envelope, charge } => self.dispatch(envelope, charge, ctx),
@@ -361,7 +366,7 @@ impl Inbound {
                 .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
             inbound: ctx.address(),
         };
-        match self.env.handlers.deliver(
+        match self.handlers.deliver(
             self.peer,
             envelope.verb,
             envelope.payload,
