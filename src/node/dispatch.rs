@@ -23,7 +23,10 @@
 //! - A message from a peer carries the [`Permit`] for its bytes inside the
 //!   [`Received`] or [`Requested`] the handler gets: the bytes count against the
 //!   receive limits until the handler has finished with the message and drops it
-//!   (also when it is refused, or its handler is gone).
+//!   (also when it is refused, or its handler is gone). The messages handed over in
+//!   one turn of the connection share one permit, so their bytes come back together,
+//!   when the last of them is dropped: never before any of them is, and with one
+//!   actix message per turn rather than one per message.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -67,35 +70,70 @@ impl<M> Received<M> {
     }
 }
 
-/// The receive limits held by one inbound message, given back to its inbound
-/// connection when dropped. If the connection has gone, the reserve part goes back to
-/// the `ResourceLimits` actor by itself (a [`Held`] dropped with the message).
-pub(crate) struct Permit {
-    pub link: usize,
-    pub reserve: Option<Held>,
-    pub inbound: Addr<super::inbound::Inbound>,
+/// The receive limits held by the messages one turn of an inbound connection handed
+/// over (usually those of one frame), shared by them: each message holds a clone, and
+/// when the last is dropped the bytes of all of them go back to the connection in one
+/// [`Processed`]. If the connection has gone, the reserve part goes back to the
+/// `ResourceLimits` actor by itself (a [`Held`] dropped with the last message).
+///
+/// A message costs a reference count here, not an actix message and an address.
+#[derive(Clone)]
+pub(crate) struct Permit(Arc<Batch>);
+
+struct Batch {
+    link: usize,
+    reserve: Option<Held>,
+    messages: u64,
+    inbound: Addr<super::inbound::Inbound>,
+}
+
+impl Permit {
+    /// The permit of `messages` messages charged `link` bytes of the connection's
+    /// capacity and `reserve`, to be given back to `inbound`.
+    pub(crate) fn new(
+        link: usize,
+        reserve: Option<Held>,
+        messages: u64,
+        inbound: Addr<super::inbound::Inbound>,
+    ) -> Self {
+        Permit(Arc::new(Batch {
+            link,
+            reserve,
+            messages,
+            inbound,
+        }))
+    }
 }
 
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let reserve = self.reserve.as_ref().map_or(0, Held::bytes);
-        write!(f, "Permit({} bytes)", self.link + reserve)
+        let batch = &self.0;
+        let reserve = batch.reserve.as_ref().map_or(0, Held::bytes);
+        write!(
+            f,
+            "Permit({} bytes, {} messages)",
+            batch.link + reserve,
+            batch.messages
+        )
     }
 }
 
-impl Drop for Permit {
+impl Drop for Batch {
     fn drop(&mut self) {
         self.inbound.do_send(Processed {
             link: self.link,
             reserve: self.reserve.take(),
+            messages: self.messages,
         });
     }
 }
 
-/// To an inbound connection: a handler finished with a message holding these bytes.
+/// To an inbound connection: the handlers finished with `messages` messages holding
+/// these bytes together.
 pub(crate) struct Processed {
     pub link: usize,
     pub reserve: Option<Held>,
+    pub messages: u64,
 }
 
 impl actix::Message for Processed {

@@ -9,8 +9,9 @@
 //! existing connection" step done by serializing in one actor: no message can be taken
 //! from the old connection after the resume position was computed. The shell owns the
 //! current socket and exactly one timer; it hands what the core delivers to the
-//! handlers (charged to the receive limits, with a [`Permit`] that gives the bytes back
-//! when the handler drops the message) and responses to the request tracker, writes the
+//! handlers (charged to the receive limits: the messages of one turn, usually those of
+//! one frame, share a [`Permit`] that gives their bytes back in one message to the
+//! actor when the last of them is dropped) and responses to the request tracker, writes the
 //! acknowledgements and pongs the core asks for on the same socket, stops reading while
 //! the core waits for receive limits (a [`Gate`]), and waits for reserve from the
 //! `ResourceLimits` actor.
@@ -138,6 +139,8 @@ pub(crate) struct Inbound {
     core: ReceiveSession<NodeId>,
     /// The handlers, as of this actor's last turn.
     handlers: Snapshot,
+    /// The messages of the turn being handed over (kept for its allocation).
+    batch: Vec<Envelope>,
     /// The current connection's write half, while no write is out.
     writer: Option<WriteHalf>,
     /// The current connection's read stream.
@@ -174,6 +177,7 @@ impl Inbound {
         Inbound {
             core: ReceiveSession::new(config),
             handlers: env.handlers.snapshot(),
+            batch: Vec::new(),
             env,
             peer,
             kind,
@@ -229,12 +233,7 @@ impl Inbound {
         self.report_connection();
         // Registrations made before this turn apply to what it hands over.
         self.env.handlers.refresh(&mut self.handlers);
-        while let Some(arrival) = self.core.poll_arrival() {
-            match arrival {
-                Arrival::Deliver { envelope, charge } => self.dispatch(envelope, charge, ctx),
-                Arrival::Response { envelope } => self.response(envelope),
-            }
-        }
+        self.hand_over(ctx);
         if self.core.is_reading() {
             self.gate.open();
         } else {
@@ -339,14 +338,60 @@ impl Inbound {
         self.drop_io(ctx);
     }
 
+    /// Hands what the core delivered in this turn to the handlers, all of it under
+    /// one shared [`Permit`] (its charges merged), and the responses to the tracker.
+    fn hand_over(&mut self, ctx: &mut Context<Self>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut charge = Charge::none();
+        while let Some(arrival) = self.core.poll_arrival() {
+            match arrival {
+                Arrival::Deliver {
+                    envelope,
+                    charge: more,
+                } => {
+                    if let Err(more) = charge.merge(more) {
+                        // Never: one account, one endpoint. Were it to happen, the
+                        // messages so far would go under a permit of their own.
+                        let so_far = std::mem::replace(&mut charge, more);
+                        self.dispatch_batch(&mut batch, so_far, ctx);
+                    }
+                    batch.push(envelope);
+                }
+                Arrival::Response { envelope } => self.response(envelope),
+            }
+        }
+        self.dispatch_batch(&mut batch, charge, ctx);
+        self.batch = batch;
+    }
+
+    /// Hands the messages of `batch` to their handlers under one permit for `charge`,
+    /// their bytes together; it comes back (one [`Processed`]) when the last of them
+    /// is dropped, or at once if none was handed over.
+    fn dispatch_batch(
+        &mut self,
+        batch: &mut Vec<Envelope>,
+        charge: Charge<NodeId>,
+        ctx: &mut Context<Self>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let reserve = charge
+            .reserve
+            .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone()));
+        let messages = batch.len() as u64;
+        let permit = Permit::new(charge.link, reserve, messages, ctx.address());
+        for envelope in batch.drain(..) {
+            self.dispatch(envelope, &permit);
+        }
+    }
+
     /// Hands a charged message to its handler (or answers a malformed request).
-    fn dispatch(&mut self, envelope: Envelope, charge: Charge<NodeId>, ctx: &mut Context<Self>) {
+    fn dispatch(&mut self, envelope: Envelope, permit: &Permit) {
         let reply = if envelope.flags.contains(Flags::REQUEST) {
             let Some(id) = wire::request_id(&envelope) else {
+                // Its bytes go back with the batch.
                 self.core.counters_mut().decode_failed += 1;
-                if let Err(reason) = self.core.handle_processed(charge, Instant::now()) {
-                    self.drop_connection(ctx, &reason);
-                }
                 return;
             };
             Some(responder(
@@ -359,19 +404,12 @@ impl Inbound {
         } else {
             None
         };
-        let permit = Permit {
-            link: charge.link,
-            reserve: charge
-                .reserve
-                .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
-            inbound: ctx.address(),
-        };
         match self.handlers.deliver(
             self.peer,
             envelope.verb,
             envelope.payload,
             reply,
-            Some(permit),
+            Some(permit.clone()),
         ) {
             Ok(()) => self.core.counters_mut().dispatched += 1,
             Err((error, reply)) => {
@@ -568,7 +606,8 @@ impl Handler<Processed> for Inbound {
             link: m.link,
             reserve,
         };
-        if let Err(reason) = self.core.handle_processed(charge, Instant::now()) {
+        let now = Instant::now();
+        if let Err(reason) = self.core.handle_processed_many(charge, m.messages, now) {
             self.drop_connection(ctx, &reason);
         }
         self.drive(ctx);
