@@ -364,3 +364,30 @@ async fn a_request_that_timed_out_is_never_executed_later() {
     })
     .await;
 }
+
+/// The responder sends its answers straight to its link back to the requester, which it
+/// learns once; after it closed its links to the requester, its answers go over the
+/// new ones.
+#[actix::test]
+async fn answers_find_the_responders_new_link_after_it_closed_its_links_to_the_requester() {
+    bounded(async {
+        let (a, b) = pair().await;
+        serve(&b, |_, Incr(n)| Ok(Incremented(n + 1)));
+        for n in 0..3 {
+            assert_eq!(a.request(B, Incr(n)).await, Ok(Incremented(n + 1)));
+        }
+        b.close_peer(NodeId(1), false).await;
+        for n in 10..13 {
+            let answer = a.request_with_timeout(B, Incr(n), Duration::from_secs(5));
+            assert_eq!(answer.await, Ok(Incremented(n + 1)));
+        }
+        let small = |links: &[internode::node::LinkSnapshot]| {
+            links
+                .iter()
+                .find(|l| l.peer == NodeId(1) && l.kind == LinkKind::Small)
+                .map(|l| l.counters.written)
+        };
+        assert_eq!(small(&b.links().await), Some(3), "a new link took them");
+    })
+    .await;
+}

@@ -37,6 +37,7 @@ use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 
 use super::resource_limits::Held;
+use super::respond::Responder;
 use crate::message::{
     check_verb, DecodeError, FailureReason, Message, RemoteFailure, Request, VerbError,
 };
@@ -214,19 +215,16 @@ impl DispatchError {
     }
 }
 
-/// Where the answer to a request goes: encoded response payload, or a failure.
-pub(crate) type Reply = Box<dyn FnOnce(Result<(u32, Bytes), RemoteFailure>) + Send>;
-
 /// A refused delivery: the error, and the request's reply handed back so that the
 /// caller can answer with a failure.
-pub(crate) type Refused = (DispatchError, Option<Reply>);
+pub(crate) type Refused = (DispatchError, Option<Responder>);
 
 trait ErasedHandler: Send + Sync {
     fn deliver(
         &self,
         from: NodeId,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused>;
 
@@ -248,7 +246,7 @@ impl<M: Message> ErasedHandler for OneWay<M> {
         &self,
         from: NodeId,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused> {
         if reply.is_some() {
@@ -294,7 +292,7 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
         &self,
         from: NodeId,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused> {
         let Some(reply) = reply else {
@@ -313,7 +311,7 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
             _permit: permit,
         });
         actix::spawn(async move {
-            reply(match answer.await {
+            reply.send(match answer.await {
                 Ok(Ok(response)) => encode_response(&response),
                 Ok(Err(e)) => Err(RemoteFailure {
                     reason: FailureReason::HandlerFailed,
@@ -478,13 +476,13 @@ impl Handlers {
 
 impl Snapshot {
     /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
-    /// request and is called (later) with the response or a failure.
+    /// request and answers it (later) with the response or a failure.
     pub(crate) fn deliver(
         &self,
         from: NodeId,
         verb: u32,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused> {
         match self.table.get(&verb) {

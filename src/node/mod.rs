@@ -60,6 +60,7 @@ mod refusal;
 mod registry;
 mod requests;
 mod resource_limits;
+mod respond;
 mod supervise;
 mod timer;
 mod tls;

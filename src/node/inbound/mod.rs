@@ -11,10 +11,11 @@
 //! current socket and exactly one timer; it hands what the core delivers to the
 //! handlers (charged to the receive limits: the messages of one turn, usually those of
 //! one frame, share a [`Permit`] that gives their bytes back in one message to the
-//! actor when the last of them is dropped) and responses to the request tracker, writes the
-//! acknowledgements and pongs the core asks for on the same socket, stops reading while
-//! the core waits for receive limits (a [`Gate`]), and waits for reserve from the
-//! `ResourceLimits` actor.
+//! actor when the last of them is dropped; a request with a `Responder` that answers
+//! over this node's link back to the peer, see `respond`) and responses to the request
+//! tracker, writes the acknowledgements and pongs the core asks for on the same socket,
+//! stops reading while the core waits for receive limits (a [`Gate`]), and waits for
+//! reserve from the `ResourceLimits` actor.
 //!
 //! Supervision: receiving actors are started by the registry (on the bulk thread for
 //! large links) and live until the node closes; a failed connection does not stop
@@ -38,16 +39,17 @@ use tokio_util::codec::FramedRead;
 pub(crate) use listen::listen;
 
 use super::batches::{Batches, Read};
-use super::dispatch::{Handlers, Permit, Processed, Reply, Snapshot};
+use super::dispatch::{Handlers, Permit, Processed, Snapshot};
 use super::gate::Gate;
-use super::link::{lease_chunk, random_u64, Outbound};
+use super::link::{lease_chunk, random_u64};
 use super::refusal::RefusalReason;
-use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry, Route};
+use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
+use super::respond::{Responder, ResponseRoutes};
 use super::timer::Timer;
 use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
-use super::wire::{self, PARAM_REQUEST_ID};
+use super::wire;
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags};
 use crate::frame::{Decoded, FrameCodec, FrameError};
@@ -141,6 +143,8 @@ pub(crate) struct Inbound {
     handlers: Snapshot,
     /// The messages of the turn being handed over (kept for its allocation).
     batch: Vec<Envelope>,
+    /// Where the answers to the peer's requests go.
+    routes: ResponseRoutes,
     /// The current connection's write half, while no write is out.
     writer: Option<WriteHalf>,
     /// The current connection's read stream.
@@ -178,6 +182,7 @@ impl Inbound {
             core: ReceiveSession::new(config),
             handlers: env.handlers.snapshot(),
             batch: Vec::new(),
+            routes: ResponseRoutes::new(peer, kind, env.registry.clone()),
             env,
             peer,
             kind,
@@ -394,13 +399,9 @@ impl Inbound {
                 self.core.counters_mut().decode_failed += 1;
                 return;
             };
-            Some(responder(
-                self.env.registry.clone(),
-                self.peer,
-                id,
-                envelope.verb,
-                self.kind == LinkKind::Urgent,
-            ))
+            let urgent = self.kind == LinkKind::Urgent;
+            let routes = self.routes.current();
+            Some(Responder::new(routes, id, envelope.verb, urgent))
         } else {
             None
         };
@@ -425,7 +426,7 @@ impl Inbound {
                     _ => self.core.counters_mut().unknown_verb += 1,
                 }
                 if let Some(reply) = reply {
-                    reply(Err(error.failure()));
+                    reply.send(Err(error.failure()));
                 }
             }
         }
@@ -448,39 +449,6 @@ impl Inbound {
         };
         self.env.tracker.do_send(Complete { id, result });
     }
-}
-
-/// Builds the reply of a request from `peer`: the response (or failure) goes back
-/// over this node's own link to the peer, with the request's id; the answer to a
-/// request that came over the urgent link goes back over the urgent link.
-fn responder(
-    registry: Addr<Registry>,
-    peer: NodeId,
-    id: u64,
-    request_verb: u32,
-    urgent: bool,
-) -> Reply {
-    Box::new(move |result| {
-        let (verb, flags, payload) = match result {
-            Ok((verb, payload)) => (verb, Flags::RESPONSE, payload),
-            Err(failure) => {
-                let mut buf = BytesMut::new();
-                failure.encode(&mut buf);
-                (request_verb, Flags::RESPONSE | Flags::FAILURE, buf.freeze())
-            }
-        };
-        registry.do_send(Route {
-            peer,
-            urgent,
-            message: Outbound {
-                verb,
-                flags,
-                payload,
-                params: vec![(PARAM_REQUEST_ID, wire::vint_bytes(id))],
-                expires_at_ms: None,
-            },
-        });
-    })
 }
 
 impl Actor for Inbound {
