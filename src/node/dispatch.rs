@@ -157,6 +157,9 @@ pub struct Requested<M> {
     pub message: M,
     /// Held for its drop: gives the message's bytes back.
     pub(crate) _permit: Option<Permit>,
+    /// For a handler registered as answering itself (the closure handlers): where its
+    /// answer goes. `None` for others, whose answer actix brings back.
+    pub(crate) reply: Option<Responder>,
 }
 
 impl<M> Requested<M> {
@@ -166,6 +169,7 @@ impl<M> Requested<M> {
             from,
             message,
             _permit: None,
+            reply: None,
         }
     }
 }
@@ -285,6 +289,9 @@ impl<M: Message> ErasedHandler for OneWay<M> {
 
 struct TwoWay<M: Request> {
     recipient: Recipient<Requested<M>>,
+    /// The recipient answers through the [`Requested::reply`] it is given (a closure
+    /// handler's actor) rather than through actix's response.
+    answers_itself: bool,
 }
 
 impl<M: Request> ErasedHandler for TwoWay<M> {
@@ -305,18 +312,27 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
                 return Err((DispatchError::Decode { verb, error }, Some(reply)));
             }
         };
+        if self.answers_itself {
+            // No task: the handler sends its answer itself (if its actor is gone,
+            // the request is dropped with the mailbox and its reply answers so).
+            self.recipient.do_send(Requested {
+                from,
+                message,
+                _permit: permit,
+                reply: Some(reply),
+            });
+            return Ok(());
+        }
+        // actix hands the answer over on a channel with no callback: a task awaits it.
         let answer = self.recipient.send(Requested {
             from,
             message,
             _permit: permit,
+            reply: None,
         });
         actix::spawn(async move {
             reply.send(match answer.await {
-                Ok(Ok(response)) => encode_response(&response),
-                Ok(Err(e)) => Err(RemoteFailure {
-                    reason: FailureReason::HandlerFailed,
-                    detail: e.0,
-                }),
+                Ok(answer) => encode_answer(&answer),
                 Err(mailbox) => Err(RemoteFailure {
                     reason: FailureReason::HandlerFailed,
                     detail: format!("handler unavailable: {mailbox}"),
@@ -336,6 +352,19 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+/// A handler's answer as it goes back: the encoded response, or a failure.
+pub(crate) fn encode_answer<R: Message>(
+    answer: &Result<R, HandlerError>,
+) -> Result<(u32, Bytes), RemoteFailure> {
+    match answer {
+        Ok(response) => encode_response(response),
+        Err(e) => Err(RemoteFailure {
+            reason: FailureReason::HandlerFailed,
+            detail: e.0.clone(),
+        }),
     }
 }
 
@@ -451,7 +480,23 @@ impl Handlers {
         &self,
         recipient: Recipient<Requested<M>>,
     ) -> Result<(), VerbError> {
-        self.insert::<M>(Arc::new(TwoWay { recipient }))
+        self.insert::<M>(Arc::new(TwoWay {
+            recipient,
+            answers_itself: false,
+        }))
+    }
+
+    /// Registers (or replaces) a handler of requests of type `M` that answers a
+    /// request from a peer through its [`Requested::reply`] (and a local one through
+    /// actix's response, as any handler).
+    pub(crate) fn register_requests_answering<M: Request>(
+        &self,
+        recipient: Recipient<Requested<M>>,
+    ) -> Result<(), VerbError> {
+        self.insert::<M>(Arc::new(TwoWay {
+            recipient,
+            answers_itself: true,
+        }))
     }
 
     /// Hands a one-way message from this node to its own handler, without encoding.

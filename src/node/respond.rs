@@ -28,12 +28,12 @@
 
 use std::sync::Arc;
 
-use actix::Addr;
+use actix::{Addr, Recipient};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::credit::{LinkNews, ResolveLink};
-use super::link::{Link, Outbound, Response};
+use super::link::{Outbound, Response};
 use super::registry::{Registry, Route};
 use super::wire::{self, PARAM_REQUEST_ID};
 use crate::envelope::Flags;
@@ -46,8 +46,26 @@ pub(crate) struct Routes {
     peer: NodeId,
     /// The kind of `link`: the one this actor's responses usually take.
     kind: LinkKind,
-    link: Option<Addr<Link>>,
-    registry: Addr<Registry>,
+    link: Option<Recipient<Response>>,
+    registry: Fallback,
+}
+
+/// The registry, for what a receiving actor's own view does not cover.
+#[derive(Clone)]
+pub(crate) struct Fallback {
+    /// Answers for a link not known here.
+    pub route: Recipient<Route>,
+    /// Asks for the link.
+    pub resolve: Recipient<ResolveLink>,
+}
+
+impl Fallback {
+    pub(crate) fn of(registry: &Addr<Registry>) -> Self {
+        Fallback {
+            route: registry.clone().recipient(),
+            resolve: registry.clone().recipient(),
+        }
+    }
 }
 
 impl Routes {
@@ -61,7 +79,7 @@ impl Routes {
         };
         match &self.link {
             Some(link) if kind == self.kind => link.do_send(Response(message)),
-            _ => self.registry.do_send(Route {
+            _ => self.registry.route.do_send(Route {
                 peer: self.peer,
                 urgent,
                 message,
@@ -92,7 +110,7 @@ pub(crate) struct ResponseRoutes {
 impl ResponseRoutes {
     /// The view of the receiving actor of `peer`'s link of kind `inbound`: nothing
     /// known yet.
-    pub(crate) fn new(peer: NodeId, inbound: LinkKind, registry: Addr<Registry>) -> Self {
+    pub(crate) fn new(peer: NodeId, inbound: LinkKind, registry: Fallback) -> Self {
         let kind = match inbound {
             LinkKind::Urgent => LinkKind::Urgent,
             LinkKind::Small | LinkKind::Large => LinkKind::Small,
@@ -116,33 +134,36 @@ impl ResponseRoutes {
     /// registry).
     pub(crate) fn current(&mut self) -> Arc<Routes> {
         while let Ok(news) = self.news.try_recv() {
-            let link = match news {
-                LinkNews::Linked(link) => {
-                    self.asked = Asked::Linked;
-                    Some(link)
-                }
-                LinkNews::Failed(_) | LinkNews::Unlinked => {
-                    self.asked = Asked::No;
-                    None
-                }
-            };
-            let now = &self.current;
-            self.current = Arc::new(Routes {
-                peer: now.peer,
-                kind: now.kind,
-                link,
-                registry: now.registry.clone(),
+            self.set_link(match news {
+                LinkNews::Linked(link) => Some(link.recipient()),
+                LinkNews::Failed(_) | LinkNews::Unlinked => None,
             });
         }
         if let Asked::No = self.asked {
             self.asked = Asked::Yes;
-            self.current.registry.do_send(ResolveLink {
+            self.current.registry.resolve.do_send(ResolveLink {
                 peer: self.current.peer,
                 kind: self.current.kind,
                 reply: self.reply.clone(),
             });
         }
         self.current.clone()
+    }
+
+    /// The link is known (or, `None`, not any more: ask again at the next request).
+    fn set_link(&mut self, link: Option<Recipient<Response>>) {
+        self.asked = if link.is_some() {
+            Asked::Linked
+        } else {
+            Asked::No
+        };
+        let now = &self.current;
+        self.current = Arc::new(Routes {
+            peer: now.peer,
+            kind: now.kind,
+            link,
+            registry: now.registry.clone(),
+        });
     }
 }
 
@@ -217,5 +238,130 @@ impl Drop for Responder {
                 detail: "the handler dropped the request without answering".to_owned(),
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix::{Actor, Context};
+
+    /// What the spy saw: (where, verb, flags, request id, urgent).
+    type Seen = (&'static str, u32, Flags, Option<u64>, bool);
+
+    /// Stands for the link and the registry: reports what reaches it.
+    struct Spy(mpsc::UnboundedSender<Seen>);
+
+    impl Actor for Spy {
+        type Context = Context<Self>;
+    }
+
+    fn id_of(message: &Outbound) -> Option<u64> {
+        let (_, v) = message
+            .params
+            .iter()
+            .find(|(k, _)| *k == PARAM_REQUEST_ID)?;
+        crate::vint::decode(v).ok().map(|(id, _)| id)
+    }
+
+    impl actix::Handler<Response> for Spy {
+        type Result = ();
+        fn handle(&mut self, Response(m): Response, _: &mut Context<Self>) {
+            let _ = self.0.send(("link", m.verb, m.flags, id_of(&m), false));
+        }
+    }
+
+    impl actix::Handler<Route> for Spy {
+        type Result = ();
+        fn handle(&mut self, r: Route, _: &mut Context<Self>) {
+            let m = r.message;
+            let _ = self
+                .0
+                .send(("registry", m.verb, m.flags, id_of(&m), r.urgent));
+        }
+    }
+
+    impl actix::Handler<ResolveLink> for Spy {
+        type Result = ();
+        fn handle(&mut self, r: ResolveLink, _: &mut Context<Self>) {
+            let code = u32::from(r.kind.code());
+            let _ = self
+                .0
+                .send(("resolve", code, Flags::EMPTY, Some(r.peer.0), false));
+        }
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+        let wait = std::time::Duration::from_secs(10);
+        tokio::time::timeout(wait, rx.recv())
+            .await
+            .expect("in time")
+            .expect("the spy lives")
+    }
+
+    fn spy() -> (Addr<Spy>, Fallback, mpsc::UnboundedReceiver<Seen>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let spy = Spy(tx).start();
+        let fallback = Fallback {
+            route: spy.clone().recipient(),
+            resolve: spy.clone().recipient(),
+        };
+        (spy, fallback, rx)
+    }
+
+    const OK: Flags = Flags::RESPONSE;
+
+    #[actix::test]
+    async fn answers_go_through_the_registry_until_the_link_is_known_then_straight_to_it() {
+        let (spy, fallback, mut seen) = spy();
+        let mut routes = ResponseRoutes::new(NodeId(7), LinkKind::Large, fallback);
+        let answer = || Ok((3, Bytes::from_static(b"x")));
+
+        Responder::new(routes.current(), 1, 9, false).send(answer());
+        let small = u32::from(LinkKind::Small.code());
+        assert_eq!(
+            next(&mut seen).await,
+            ("resolve", small, Flags::EMPTY, Some(7), false)
+        );
+        assert_eq!(next(&mut seen).await, ("registry", 3, OK, Some(1), false));
+        // Asked once, whatever comes before the answer.
+        Responder::new(routes.current(), 2, 9, false).send(answer());
+        assert_eq!(next(&mut seen).await, ("registry", 3, OK, Some(2), false));
+
+        routes.set_link(Some(spy.clone().recipient()));
+        Responder::new(routes.current(), 3, 9, false).send(answer());
+        assert_eq!(next(&mut seen).await, ("link", 3, OK, Some(3), false));
+        // A large answer is for the large link: through the registry.
+        let large = Bytes::from(vec![0; LinkKind::LARGE_THRESHOLD + 1]);
+        Responder::new(routes.current(), 4, 9, false).send(Ok((3, large)));
+        assert_eq!(next(&mut seen).await, ("registry", 3, OK, Some(4), false));
+
+        // The link closed: through the registry again, and asked again.
+        let _ = routes.reply.send(LinkNews::Unlinked);
+        let routes_now = routes.current();
+        assert_eq!(
+            next(&mut seen).await,
+            ("resolve", small, Flags::EMPTY, Some(7), false)
+        );
+        Responder::new(routes_now, 5, 9, false).send(answer());
+        assert_eq!(next(&mut seen).await, ("registry", 3, OK, Some(5), false));
+    }
+
+    #[actix::test]
+    async fn a_failure_carries_the_requests_verb_and_a_dropped_responder_answers_one() {
+        let (spy, fallback, mut seen) = spy();
+        let mut routes = ResponseRoutes::new(NodeId(7), LinkKind::Urgent, fallback);
+        routes.set_link(Some(spy.recipient()));
+        let failed = RemoteFailure {
+            reason: FailureReason::DecodeFailed,
+            detail: "no".into(),
+        };
+        Responder::new(routes.current(), 1, 9, true).send(Err(failed));
+        let failure = Flags::RESPONSE | Flags::FAILURE;
+        assert_eq!(next(&mut seen).await, ("link", 9, failure, Some(1), false));
+
+        drop(Responder::new(routes.current(), 2, 9, true));
+        assert_eq!(next(&mut seen).await, ("link", 9, failure, Some(2), false));
+        assert!(seen.try_recv().is_err(), "exactly one answer each");
     }
 }

@@ -46,7 +46,7 @@ use super::refusal::RefusalReason;
 use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
-use super::respond::{Responder, ResponseRoutes};
+use super::respond::{Fallback, Responder, ResponseRoutes};
 use super::timer::Timer;
 use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
 use super::wire;
@@ -182,7 +182,7 @@ impl Inbound {
             core: ReceiveSession::new(config),
             handlers: env.handlers.snapshot(),
             batch: Vec::new(),
-            routes: ResponseRoutes::new(peer, kind, env.registry.clone()),
+            routes: ResponseRoutes::new(peer, kind, Fallback::of(&env.registry)),
             env,
             peer,
             kind,
