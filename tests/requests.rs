@@ -391,3 +391,66 @@ async fn answers_find_the_responders_new_link_after_it_closed_its_links_to_the_r
     })
     .await;
 }
+
+/// Records requests and one-way messages in the order it gets them.
+struct Recorder(mpsc::UnboundedSender<String>);
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Requested<Incr>> for Recorder {
+    type Result = Result<Incremented, HandlerError>;
+
+    fn handle(&mut self, m: Requested<Incr>, _: &mut Context<Self>) -> Self::Result {
+        let _ = self.0.send(format!("request {}", m.message.0));
+        Ok(Incremented(m.message.0 + 1))
+    }
+}
+
+impl Handler<internode::node::Received<Seq>> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, m: internode::node::Received<Seq>, _: &mut Context<Self>) {
+        let _ = self.0.send(format!("message {}", m.message.0));
+    }
+}
+
+/// A request is queued when the call is made, like a one-way message: a request and
+/// the message sent after it through the same handle arrive in the order of the calls.
+#[actix::test]
+async fn a_request_and_a_later_message_on_its_link_arrive_in_the_order_of_the_calls() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let (tx, mut got) = mpsc::unbounded_channel();
+        let recorder = Recorder(tx).start();
+        b.handle_requests::<Incr>(recorder.clone().recipient())
+            .unwrap();
+        b.handle::<Seq>(recorder.recipient()).unwrap();
+        let peer = a.peer(B);
+        let mut requests = Vec::new();
+        let mut sends = Vec::new();
+        let mut expected = Vec::new();
+        for n in 0..50 {
+            requests.push(peer.request(Incr(n)));
+            sends.push(peer.send(Seq(n)));
+            expected.push(format!("request {n}"));
+            expected.push(format!("message {n}"));
+        }
+        for (n, answer) in support::join_all(requests).await.into_iter().enumerate() {
+            assert_eq!(answer, Ok(Incremented(n as u64 + 1)));
+        }
+        for sent in support::join_all(sends).await {
+            assert_eq!(sent, Ok(Sent::Acknowledged));
+        }
+        let mut arrived = Vec::new();
+        support::within("everything to arrive", async {
+            while arrived.len() < expected.len() {
+                arrived.push(got.recv().await.expect("the recorder lives"));
+            }
+        })
+        .await;
+        assert_eq!(arrived, expected);
+    })
+    .await;
+}

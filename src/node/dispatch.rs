@@ -330,7 +330,7 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
             _permit: permit,
             reply: None,
         });
-        actix::spawn(async move {
+        let mut task = Box::pin(async move {
             reply.send(match answer.await {
                 Ok(answer) => encode_answer(&answer),
                 Err(mailbox) => Err(RemoteFailure {
@@ -339,6 +339,14 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
                 }),
             });
         });
+        // Polled once now: when the handler's mailbox is over its capacity, actix
+        // keeps the message in the future and puts it in the mailbox at its first
+        // poll, which in the task would come after the messages handed over later
+        // (one-way ones go in at once): the order of the link would not hold.
+        let mut now = std::task::Context::from_waker(std::task::Waker::noop());
+        if std::future::Future::poll(task.as_mut(), &mut now).is_pending() {
+            actix::spawn(task);
+        }
         Ok(())
     }
 

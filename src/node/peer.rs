@@ -17,13 +17,12 @@ use std::time::{Duration, Instant};
 use actix::dev::RecipientRequest;
 use actix::{Addr, Recipient};
 use bytes::BytesMut;
-use tokio::sync::oneshot;
 
 use super::credit::{deadline_instant, CreditLine, CreditSizes, QueueFuture, Queued, ResolveLink};
 use super::dispatch::Requested;
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
-use super::requests::{Cancel, Register, RequestTracker};
+use super::requests::RemoteRequest;
 use super::{wire, Node, NodeConfig};
 use crate::envelope::Flags;
 use crate::message::{Message, Request, RESERVED_VERBS_START};
@@ -356,8 +355,10 @@ impl Peer {
         }
     }
 
-    /// Sends a request to the peer; see [`Node::request`]. The request is encoded
-    /// when the call is made; the future borrows neither the handle nor the request.
+    /// Sends a request to the peer; see [`Node::request`]. The request is encoded, and
+    /// queued on its link like a [`send`](Self::send) (at once within credit, in the
+    /// order of the calls), when the call is made; the future borrows neither the
+    /// handle nor the request.
     pub fn request<R: Request>(
         &self,
         request: R,
@@ -384,7 +385,7 @@ impl Peer {
                         detail: e.0,
                     })),
                 },
-                RequestCall::Remote(remote) => remote.run::<R>(timeout).await,
+                RequestCall::Remote(remote) => remote.run::<R>().await,
             }
         }
     }
@@ -418,65 +419,22 @@ impl Peer {
         );
         let outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
         let kind = link_kind::<R>(outbound.payload.len());
-        Ok(RequestCall::Remote(RemoteRequest {
-            peer: self.id,
+        // Registered and queued now, in the order of the calls on the line.
+        Ok(RequestCall::Remote(RemoteRequest::start(
+            self.node.inner.next_request_id(),
+            self.id,
             outbound,
-            line: lines[usize::from(kind.code())].clone(),
-            expires_at: deadline_instant(expires),
-            tracker: self.node.inner.tracker.clone(),
-        }))
+            &lines[usize::from(kind.code())],
+            deadline_instant(expires),
+            timeout,
+            self.node.inner.tracker.clone(),
+        )))
     }
 }
 
 enum RequestCall<R: Request> {
     Local(RecipientRequest<Requested<R>>),
     Remote(RemoteRequest),
-}
-
-/// A request to a peer, encoded, with what sends it.
-struct RemoteRequest {
-    peer: NodeId,
-    outbound: Outbound,
-    line: CreditLine,
-    expires_at: Option<Instant>,
-    tracker: Addr<RequestTracker>,
-}
-
-impl RemoteRequest {
-    async fn run<R: Request>(mut self, timeout: Duration) -> Result<R::Response, RequestError> {
-        let (tx, rx) = oneshot::channel();
-        let tracker = self.tracker;
-        let id = tracker
-            .send(Register {
-                peer: self.peer,
-                timeout,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| RequestError::Closed)?;
-        self.outbound
-            .params
-            .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
-        // The request is queued now (or waits for its link and credit, until its
-        // deadline); its outcome is not awaited here: while the peer is unreachable
-        // it stays queued, and the request must still time out. A failure to send
-        // completes the request at once through the tracker.
-        let queued = self.line.queue(self.outbound, self.expires_at);
-        actix::spawn(async move {
-            let outcome = match queued.await {
-                Ok(queued) => queued.await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                tracker.do_send(Cancel {
-                    id,
-                    error: RequestError::Send(e),
-                });
-            }
-        });
-        let payload = rx.await.map_err(|_| RequestError::Closed)??;
-        R::Response::decode(payload).map_err(RequestError::Decode)
-    }
 }
 
 /// Which link a message of type `M` with a payload of `len` bytes goes over.
