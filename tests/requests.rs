@@ -454,3 +454,45 @@ async fn a_request_and_a_later_message_on_its_link_arrive_in_the_order_of_the_ca
     })
     .await;
 }
+
+/// Answers its first request and stops.
+struct OneShot;
+
+impl Actor for OneShot {
+    type Context = Context<Self>;
+}
+
+impl Handler<Requested<Incr>> for OneShot {
+    type Result = Result<Incremented, HandlerError>;
+
+    fn handle(&mut self, m: Requested<Incr>, ctx: &mut Context<Self>) -> Self::Result {
+        ctx.stop();
+        Ok(Incremented(m.message.0 + 1))
+    }
+}
+
+/// A request whose handler's actor has stopped is answered `HandlerFailed` at once, not
+/// left to time out.
+#[actix::test]
+async fn a_request_to_a_stopped_handler_fails_at_once() {
+    bounded(async {
+        let (a, b) = pair().await;
+        b.handle_requests::<Incr>(OneShot.start().recipient())
+            .unwrap();
+        assert_eq!(a.request(B, Incr(1)).await, Ok(Incremented(2)));
+        let start = Instant::now();
+        let answer = a.request_with_timeout(B, Incr(2), Duration::from_secs(20));
+        match answer.await {
+            Err(RequestError::Remote(failure)) => {
+                assert_eq!(failure.reason, FailureReason::HandlerFailed);
+                assert!(
+                    failure.detail.contains("handler unavailable"),
+                    "{failure:?}"
+                );
+            }
+            other => panic!("expected a handler failure, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "at once");
+    })
+    .await;
+}

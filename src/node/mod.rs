@@ -41,6 +41,7 @@
 //! # fn main() {} // `message!` needs the `serde` feature
 //! ```
 
+mod answer;
 mod batches;
 mod builder;
 mod config;
