@@ -11,10 +11,10 @@
 //! message, and do not keep the node open.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::dev::RecipientRequest;
 use actix::{Addr, Recipient};
 use bytes::BytesMut;
 
@@ -376,16 +376,11 @@ impl Peer {
         let call = self.start_request(request, timeout);
         async move {
             match call? {
-                RequestCall::Local(answer) => match tokio::time::timeout(timeout, answer).await {
-                    Err(_) => Err(RequestError::Timeout),
-                    Ok(Err(_)) => Err(RequestError::Closed),
-                    Ok(Ok(Ok(response))) => Ok(response),
-                    Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
-                        reason: crate::message::FailureReason::HandlerFailed,
-                        detail: e.0,
-                    })),
-                },
-                RequestCall::Remote(remote) => remote.run::<R>().await,
+                RequestCall::Local(answer) => answer.await,
+                RequestCall::Remote(remote) => {
+                    let payload = remote.await?;
+                    R::Response::decode(payload).map_err(RequestError::Decode)
+                }
             }
         }
     }
@@ -404,9 +399,20 @@ impl Peer {
                 .handlers
                 .local_request_handler::<R>()
                 .ok_or(SendError::NoLocalHandler(R::VERB))?;
-            return Ok(RequestCall::Local(
-                recipient.send(Requested::new(self.id, request)),
-            ));
+            let answer = recipient.send(Requested::new(self.id, request));
+            // Boxed: the local path is rare, and a remote request should not carry
+            // its size.
+            return Ok(RequestCall::Local(Box::pin(async move {
+                match tokio::time::timeout(timeout, answer).await {
+                    Err(_) => Err(RequestError::Timeout),
+                    Ok(Err(_)) => Err(RequestError::Closed),
+                    Ok(Ok(Ok(response))) => Ok(response),
+                    Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
+                        reason: crate::message::FailureReason::HandlerFailed,
+                        detail: e.0,
+                    })),
+                }
+            })));
         };
         // A request is worth nothing after its timeout: it is never written later,
         // and the peer skips it if it arrives later.
@@ -433,7 +439,7 @@ impl Peer {
 }
 
 enum RequestCall<R: Request> {
-    Local(RecipientRequest<Requested<R>>),
+    Local(Pin<Box<dyn Future<Output = Result<R::Response, RequestError>> + Send>>),
     Remote(RemoteRequest),
 }
 

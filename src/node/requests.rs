@@ -17,6 +17,9 @@
 //! be written, so before its answer can arrive: the `Register` is in the tracker's
 //! mailbox before the request is in its link's.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -27,8 +30,8 @@ use super::credit::CreditLine;
 use super::link::Outbound;
 use super::timer::Timer;
 use super::wire;
-use crate::message::{Message as _, RemoteFailure, Request};
-use crate::outcome::RequestError;
+use crate::message::RemoteFailure;
+use crate::outcome::{RequestError, SendError};
 use crate::session::PendingRequests;
 use crate::NodeId;
 
@@ -155,12 +158,28 @@ impl Handler<PeerLinkClosed> for RequestTracker {
 }
 
 /// A request to a peer on its way: registered with the tracker and queued on its line
-/// when made ([`start`](Self::start)); [`run`](Self::run) awaits the outcome.
+/// when made ([`start`](Self::start)); as a future, it resolves with the response's
+/// payload or why there is none. Polling it awaits the send's outcome (which also
+/// serves the line when the request waits there for credit) and the answer together;
+/// while the peer is unreachable the request stays queued and still times out (the
+/// tracker's timer); a failed send ends it at once with that error. A small future of
+/// its own (no `async` state machine holding both halves), since every request moves
+/// it.
 pub(crate) struct RemoteRequest {
     id: u64,
-    queued: super::credit::QueueFuture,
+    sending: Sending,
     answer: oneshot::Receiver<Result<Bytes, RequestError>>,
     tracker: Addr<RequestTracker>,
+}
+
+/// Where the request's send stands.
+enum Sending {
+    /// Waiting for its link and credit.
+    Waiting(super::credit::QueueFuture),
+    /// In the link's mailbox: its outcome to come.
+    Queued(super::credit::Queued),
+    /// Written (or acknowledged): only the answer is awaited.
+    Sent,
 }
 
 impl RemoteRequest {
@@ -192,39 +211,42 @@ impl RemoteRequest {
             .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
         RemoteRequest {
             id,
-            queued: line.queue(outbound, expires_at),
+            sending: Sending::Waiting(line.queue(outbound, expires_at)),
             answer,
             tracker,
         }
     }
 
-    /// The answer: awaits the send's outcome (which also serves the line when the
-    /// request waits there for credit) and the response together. While the peer is
-    /// unreachable the request stays queued and still times out (the tracker's
-    /// timer); a failed send ends it at once with that error.
-    pub(crate) async fn run<R: Request>(self) -> Result<R::Response, RequestError> {
-        let RemoteRequest {
-            id,
-            queued,
-            mut answer,
-            tracker,
-        } = self;
-        let sent = async move { queued.await?.await };
-        tokio::pin!(sent);
-        let mut sending = true;
-        let payload = loop {
-            tokio::select! {
-                biased;
-                answer = &mut answer => break answer.map_err(|_| RequestError::Closed)??,
-                outcome = &mut sent, if sending => match outcome {
-                    Ok(_) => sending = false,
-                    Err(e) => {
-                        tracker.do_send(Cancel { id });
-                        return Err(RequestError::Send(e));
-                    }
+    /// The send failed: the request ends with that error, and the tracker forgets it.
+    fn failed(&mut self, error: SendError) -> Poll<Result<Bytes, RequestError>> {
+        self.sending = Sending::Sent;
+        self.tracker.do_send(Cancel { id: self.id });
+        Poll::Ready(Err(RequestError::Send(error)))
+    }
+}
+
+impl Future for RemoteRequest {
+    type Output = Result<Bytes, RequestError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(answer) = Pin::new(&mut this.answer).poll(cx) {
+            return Poll::Ready(answer.unwrap_or(Err(RequestError::Closed)));
+        }
+        loop {
+            match &mut this.sending {
+                Sending::Waiting(waiting) => match Pin::new(waiting).poll(cx) {
+                    Poll::Ready(Ok(queued)) => this.sending = Sending::Queued(queued),
+                    Poll::Ready(Err(e)) => return this.failed(e),
+                    Poll::Pending => return Poll::Pending,
                 },
+                Sending::Queued(queued) => match Pin::new(queued).poll(cx) {
+                    Poll::Ready(Ok(_)) => this.sending = Sending::Sent,
+                    Poll::Ready(Err(e)) => return this.failed(e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Sending::Sent => return Poll::Pending,
             }
-        };
-        R::Response::decode(payload).map_err(RequestError::Decode)
+        }
     }
 }
