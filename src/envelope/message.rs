@@ -146,8 +146,17 @@ impl Envelope {
             Some(section) => decode_params(src, section)?,
             None => Vec::new(),
         };
-        let payload = src.slice(h.header_len..total);
-        src.advance(total);
+        let payload = if total == src.len() {
+            // The whole buffer is this envelope (a message cut by the assembler): its
+            // payload is the buffer itself, narrowed, with no reference count taken.
+            let mut payload = std::mem::take(src);
+            payload.advance(h.header_len);
+            payload
+        } else {
+            let payload = src.slice(h.header_len..total);
+            src.advance(total);
+            payload
+        };
         Ok(Envelope {
             id: h.id,
             verb: h.verb,
