@@ -322,6 +322,33 @@ fn arb_control() -> impl Strategy<Value = Control> {
     })
 }
 
+/// A message whose data is taken from the payload without a copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Chunk {
+    offset: u64,
+    #[serde(with = "internode::message::shared_bytes")]
+    data: Bytes,
+}
+internode::message!(Chunk, verb = 1310);
+
+#[test]
+fn a_shared_bytes_field_of_a_message_is_a_slice_of_its_payload() {
+    let chunk = Chunk {
+        offset: 1 << 40,
+        data: Bytes::from(vec![7u8; 4096]),
+    };
+    let payload = encode(&chunk);
+    let decoded = Chunk::decode(payload.clone()).unwrap();
+    assert_eq!(decoded, chunk);
+    assert!(payload.as_ptr_range().contains(&decoded.data.as_ptr()));
+    // The same bytes as the field as a `Vec<u8>`.
+    #[derive(Serialize)]
+    struct AsVec(u64, Vec<u8>);
+    let mut as_vec = BytesMut::new();
+    internode::message::encode_serde(&AsVec(1 << 40, vec![7u8; 4096]), &mut as_vec).unwrap();
+    assert_eq!(payload, as_vec.freeze());
+}
+
 proptest! {
     #[test]
     fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {

@@ -364,3 +364,135 @@ async fn a_request_that_timed_out_is_never_executed_later() {
     })
     .await;
 }
+
+/// The responder sends its answers straight to its link back to the requester, which it
+/// learns once; after it closed its links to the requester, its answers go over the
+/// new ones.
+#[actix::test]
+async fn answers_find_the_responders_new_link_after_it_closed_its_links_to_the_requester() {
+    bounded(async {
+        let (a, b) = pair().await;
+        serve(&b, |_, Incr(n)| Ok(Incremented(n + 1)));
+        for n in 0..3 {
+            assert_eq!(a.request(B, Incr(n)).await, Ok(Incremented(n + 1)));
+        }
+        b.close_peer(NodeId(1), false).await;
+        for n in 10..13 {
+            let answer = a.request_with_timeout(B, Incr(n), Duration::from_secs(5));
+            assert_eq!(answer.await, Ok(Incremented(n + 1)));
+        }
+        let small = |links: &[internode::node::LinkSnapshot]| {
+            links
+                .iter()
+                .find(|l| l.peer == NodeId(1) && l.kind == LinkKind::Small)
+                .map(|l| l.counters.written)
+        };
+        assert_eq!(small(&b.links().await), Some(3), "a new link took them");
+    })
+    .await;
+}
+
+/// Records requests and one-way messages in the order it gets them.
+struct Recorder(mpsc::UnboundedSender<String>);
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Requested<Incr>> for Recorder {
+    type Result = Result<Incremented, HandlerError>;
+
+    fn handle(&mut self, m: Requested<Incr>, _: &mut Context<Self>) -> Self::Result {
+        let _ = self.0.send(format!("request {}", m.message.0));
+        Ok(Incremented(m.message.0 + 1))
+    }
+}
+
+impl Handler<internode::node::Received<Seq>> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, m: internode::node::Received<Seq>, _: &mut Context<Self>) {
+        let _ = self.0.send(format!("message {}", m.message.0));
+    }
+}
+
+/// A request is queued when the call is made, like a one-way message: a request and
+/// the message sent after it through the same handle arrive in the order of the calls.
+#[actix::test]
+async fn a_request_and_a_later_message_on_its_link_arrive_in_the_order_of_the_calls() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let (tx, mut got) = mpsc::unbounded_channel();
+        let recorder = Recorder(tx).start();
+        b.handle_requests::<Incr>(recorder.clone().recipient())
+            .unwrap();
+        b.handle::<Seq>(recorder.recipient()).unwrap();
+        let peer = a.peer(B);
+        let mut requests = Vec::new();
+        let mut sends = Vec::new();
+        let mut expected = Vec::new();
+        for n in 0..50 {
+            requests.push(peer.request(Incr(n)));
+            sends.push(peer.send(Seq(n)));
+            expected.push(format!("request {n}"));
+            expected.push(format!("message {n}"));
+        }
+        for (n, answer) in support::join_all(requests).await.into_iter().enumerate() {
+            assert_eq!(answer, Ok(Incremented(n as u64 + 1)));
+        }
+        for sent in support::join_all(sends).await {
+            assert_eq!(sent, Ok(Sent::Acknowledged));
+        }
+        let mut arrived = Vec::new();
+        support::within("everything to arrive", async {
+            while arrived.len() < expected.len() {
+                arrived.push(got.recv().await.expect("the recorder lives"));
+            }
+        })
+        .await;
+        assert_eq!(arrived, expected);
+    })
+    .await;
+}
+
+/// Answers its first request and stops.
+struct OneShot;
+
+impl Actor for OneShot {
+    type Context = Context<Self>;
+}
+
+impl Handler<Requested<Incr>> for OneShot {
+    type Result = Result<Incremented, HandlerError>;
+
+    fn handle(&mut self, m: Requested<Incr>, ctx: &mut Context<Self>) -> Self::Result {
+        ctx.stop();
+        Ok(Incremented(m.message.0 + 1))
+    }
+}
+
+/// A request whose handler's actor has stopped is answered `HandlerFailed` at once, not
+/// left to time out.
+#[actix::test]
+async fn a_request_to_a_stopped_handler_fails_at_once() {
+    bounded(async {
+        let (a, b) = pair().await;
+        b.handle_requests::<Incr>(OneShot.start().recipient())
+            .unwrap();
+        assert_eq!(a.request(B, Incr(1)).await, Ok(Incremented(2)));
+        let start = Instant::now();
+        let answer = a.request_with_timeout(B, Incr(2), Duration::from_secs(20));
+        match answer.await {
+            Err(RequestError::Remote(failure)) => {
+                assert_eq!(failure.reason, FailureReason::HandlerFailed);
+                assert!(
+                    failure.detail.contains("handler unavailable"),
+                    "{failure:?}"
+                );
+            }
+            other => panic!("expected a handler failure, got {other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "at once");
+    })
+    .await;
+}

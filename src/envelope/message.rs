@@ -146,8 +146,17 @@ impl Envelope {
             Some(section) => decode_params(src, section)?,
             None => Vec::new(),
         };
-        let payload = src.slice(h.header_len..total);
-        src.advance(total);
+        let payload = if total == src.len() {
+            // The whole buffer is this envelope (a message cut by the assembler): its
+            // payload is the buffer itself, narrowed, with no reference count taken.
+            let mut payload = std::mem::take(src);
+            payload.advance(h.header_len);
+            payload
+        } else {
+            let payload = src.slice(h.header_len..total);
+            src.advance(total);
+            payload
+        };
         Ok(Envelope {
             id: h.id,
             verb: h.verb,
@@ -304,6 +313,27 @@ mod tests {
             params: Vec::new(),
             payload: Bytes::from_static(payload),
         }
+    }
+
+    #[test]
+    fn the_payload_is_a_slice_of_the_buffer_whether_or_not_more_follows() {
+        let one = sample().to_bytes().unwrap();
+        // Exactly one envelope: the buffer itself becomes the payload.
+        let mut src = one.clone();
+        let decoded = Envelope::decode(&mut src).unwrap();
+        assert_eq!(decoded, sample());
+        assert!(src.is_empty());
+        assert!(one.as_ptr_range().contains(&decoded.payload.as_ptr()));
+        // Two: the first's payload is a slice, the second is left in `src`.
+        let mut two = BytesMut::from(&one[..]);
+        two.extend_from_slice(&plain(b"next").to_bytes().unwrap());
+        let two = two.freeze();
+        let mut src = two.clone();
+        let first = Envelope::decode(&mut src).unwrap();
+        assert_eq!(first, sample());
+        assert!(two.as_ptr_range().contains(&first.payload.as_ptr()));
+        assert_eq!(Envelope::decode(&mut src).unwrap(), plain(b"next"));
+        assert!(src.is_empty());
     }
 
     #[test]

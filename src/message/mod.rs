@@ -123,7 +123,7 @@ use bytes::{Bytes, BytesMut};
 
 pub use failure::{FailureReason, RemoteFailure};
 #[cfg(feature = "serde")]
-pub use serde_codec::{decode_serde, encode_serde};
+pub use serde_codec::{decode_serde, encode_serde, shared_bytes};
 
 /// The first verb reserved for internode's own control messages: verbs from here to
 /// `u32::MAX` are never given to application messages.

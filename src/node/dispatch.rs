@@ -3,7 +3,9 @@
 //! The table maps each registered verb to a type-erased handler that decodes the
 //! payload into the message type and hands it to the application's actix
 //! [`Recipient`]. It is shared by the node's inbound connections and read on every
-//! message; it is written only when the application registers a handler.
+//! message; it is written only when the application registers a handler. The table is
+//! copied on write and versioned: each connection reads its own [`Snapshot`], checked
+//! against the version once per turn (one atomic load), so a message takes no lock.
 //!
 //! Invariants:
 //! - A verb names one Rust type: requests and one-way messages share the table, keyed
@@ -11,6 +13,9 @@
 //!   ([`VerbError::Taken`]) and leaves the table as it was; registering the same type
 //!   again replaces its handler (of either kind). Check and insertion happen under
 //!   one write lock, so two registrations racing for a verb cannot both win.
+//! - A registration takes effect for every message that arrives after it returns: the
+//!   new table and its version are published before it returns, and a connection
+//!   refreshes its snapshot at the start of every turn, before it hands anything over.
 //! - A message of an unknown verb, or one whose payload fails to decode, is refused
 //!   with a [`DispatchError`]; the caller skips it (its length is known) and counts it,
 //!   and a request among them gets a failure response at once.
@@ -18,16 +23,22 @@
 //! - A message from a peer carries the [`Permit`] for its bytes inside the
 //!   [`Received`] or [`Requested`] the handler gets: the bytes count against the
 //!   receive limits until the handler has finished with the message and drops it
-//!   (also when it is refused, or its handler is gone).
+//!   (also when it is refused, or its handler is gone). The messages handed over in
+//!   one turn of the connection share one permit, so their bytes come back together,
+//!   when the last of them is dropped: never before any of them is, and with one
+//!   actix message per turn rather than one per message.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
 
+use super::answer::{forward, unavailable};
 use super::resource_limits::Held;
+use super::respond::Responder;
 use crate::message::{
     check_verb, DecodeError, FailureReason, Message, RemoteFailure, Request, VerbError,
 };
@@ -61,35 +72,70 @@ impl<M> Received<M> {
     }
 }
 
-/// The receive limits held by one inbound message, given back to its inbound
-/// connection when dropped. If the connection has gone, the reserve part goes back to
-/// the `ResourceLimits` actor by itself (a [`Held`] dropped with the message).
-pub(crate) struct Permit {
-    pub link: usize,
-    pub reserve: Option<Held>,
-    pub inbound: Addr<super::inbound::Inbound>,
+/// The receive limits held by the messages one turn of an inbound connection handed
+/// over (usually those of one frame), shared by them: each message holds a clone, and
+/// when the last is dropped the bytes of all of them go back to the connection in one
+/// [`Processed`]. If the connection has gone, the reserve part goes back to the
+/// `ResourceLimits` actor by itself (a [`Held`] dropped with the last message).
+///
+/// A message costs a reference count here, not an actix message and an address.
+#[derive(Clone)]
+pub(crate) struct Permit(Arc<Batch>);
+
+struct Batch {
+    link: usize,
+    reserve: Option<Held>,
+    messages: u64,
+    inbound: Addr<super::inbound::Inbound>,
+}
+
+impl Permit {
+    /// The permit of `messages` messages charged `link` bytes of the connection's
+    /// capacity and `reserve`, to be given back to `inbound`.
+    pub(crate) fn new(
+        link: usize,
+        reserve: Option<Held>,
+        messages: u64,
+        inbound: Addr<super::inbound::Inbound>,
+    ) -> Self {
+        Permit(Arc::new(Batch {
+            link,
+            reserve,
+            messages,
+            inbound,
+        }))
+    }
 }
 
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let reserve = self.reserve.as_ref().map_or(0, Held::bytes);
-        write!(f, "Permit({} bytes)", self.link + reserve)
+        let batch = &self.0;
+        let reserve = batch.reserve.as_ref().map_or(0, Held::bytes);
+        write!(
+            f,
+            "Permit({} bytes, {} messages)",
+            batch.link + reserve,
+            batch.messages
+        )
     }
 }
 
-impl Drop for Permit {
+impl Drop for Batch {
     fn drop(&mut self) {
         self.inbound.do_send(Processed {
             link: self.link,
             reserve: self.reserve.take(),
+            messages: self.messages,
         });
     }
 }
 
-/// To an inbound connection: a handler finished with a message holding these bytes.
+/// To an inbound connection: the handlers finished with `messages` messages holding
+/// these bytes together.
 pub(crate) struct Processed {
     pub link: usize,
     pub reserve: Option<Held>,
+    pub messages: u64,
 }
 
 impl actix::Message for Processed {
@@ -112,6 +158,9 @@ pub struct Requested<M> {
     pub message: M,
     /// Held for its drop: gives the message's bytes back.
     pub(crate) _permit: Option<Permit>,
+    /// For a handler registered as answering itself (the closure handlers): where its
+    /// answer goes. `None` for others, whose answer actix brings back.
+    pub(crate) reply: Option<Responder>,
 }
 
 impl<M> Requested<M> {
@@ -121,6 +170,7 @@ impl<M> Requested<M> {
             from,
             message,
             _permit: None,
+            reply: None,
         }
     }
 }
@@ -170,19 +220,16 @@ impl DispatchError {
     }
 }
 
-/// Where the answer to a request goes: encoded response payload, or a failure.
-pub(crate) type Reply = Box<dyn FnOnce(Result<(u32, Bytes), RemoteFailure>) + Send>;
-
 /// A refused delivery: the error, and the request's reply handed back so that the
 /// caller can answer with a failure.
-pub(crate) type Refused = (DispatchError, Option<Reply>);
+pub(crate) type Refused = (DispatchError, Option<Responder>);
 
 trait ErasedHandler: Send + Sync {
     fn deliver(
         &self,
         from: NodeId,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused>;
 
@@ -204,7 +251,7 @@ impl<M: Message> ErasedHandler for OneWay<M> {
         &self,
         from: NodeId,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused> {
         if reply.is_some() {
@@ -243,6 +290,9 @@ impl<M: Message> ErasedHandler for OneWay<M> {
 
 struct TwoWay<M: Request> {
     recipient: Recipient<Requested<M>>,
+    /// The recipient answers through the [`Requested::reply`] it is given (a closure
+    /// handler's actor) rather than through actix's response.
+    answers_itself: bool,
 }
 
 impl<M: Request> ErasedHandler for TwoWay<M> {
@@ -250,7 +300,7 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
         &self,
         from: NodeId,
         payload: Bytes,
-        reply: Option<Reply>,
+        reply: Option<Responder>,
         permit: Option<Permit>,
     ) -> Result<(), Refused> {
         let Some(reply) = reply else {
@@ -263,23 +313,30 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
                 return Err((DispatchError::Decode { verb, error }, Some(reply)));
             }
         };
+        if self.answers_itself {
+            // No task: the handler sends its answer itself (if its actor is gone,
+            // the request is dropped with the mailbox and its reply answers so).
+            self.recipient.do_send(Requested {
+                from,
+                message,
+                _permit: permit,
+                reply: Some(reply),
+            });
+            return Ok(());
+        }
+        // actix hands the answer over on a channel with no callback: `forward` sends
+        // it on from the waker the channel calls, within the handler's turn.
         let answer = self.recipient.send(Requested {
             from,
             message,
             _permit: permit,
+            reply: None,
         });
-        actix::spawn(async move {
-            reply(match answer.await {
-                Ok(Ok(response)) => encode_response(&response),
-                Ok(Err(e)) => Err(RemoteFailure {
-                    reason: FailureReason::HandlerFailed,
-                    detail: e.0,
-                }),
-                Err(mailbox) => Err(RemoteFailure {
-                    reason: FailureReason::HandlerFailed,
-                    detail: format!("handler unavailable: {mailbox}"),
-                }),
-            });
+        forward(answer, reply, |answer, reply| {
+            reply.send(match answer {
+                Ok(answer) => encode_answer(&answer),
+                Err(mailbox) => Err(unavailable(mailbox)),
+            })
         });
         Ok(())
     }
@@ -297,6 +354,19 @@ impl<M: Request> ErasedHandler for TwoWay<M> {
     }
 }
 
+/// A handler's answer as it goes back: the encoded response, or a failure.
+pub(crate) fn encode_answer<R: Message>(
+    answer: &Result<R, HandlerError>,
+) -> Result<(u32, Bytes), RemoteFailure> {
+    match answer {
+        Ok(response) => encode_response(response),
+        Err(e) => Err(RemoteFailure {
+            reason: FailureReason::HandlerFailed,
+            detail: e.0.clone(),
+        }),
+    }
+}
+
 /// Encodes a response payload; an encoding failure becomes a failure response.
 pub(crate) fn encode_response<R: Message>(response: &R) -> Result<(u32, Bytes), RemoteFailure> {
     let mut buf = BytesMut::new();
@@ -309,10 +379,32 @@ pub(crate) fn encode_response<R: Message>(response: &R) -> Result<(u32, Bytes), 
     }
 }
 
+/// The verbs registered, and their handlers.
+type Table = HashMap<u32, Entry>;
+
 /// The node's table of handlers, shared by its inbound connections.
+///
+/// Copy on write: a registration (rare) builds a new table and bumps the version;
+/// an inbound connection reads through its own [`Snapshot`], which it refreshes with
+/// one atomic load per turn and reloads only when the version moved. So a message
+/// costs no lock and no reference count, and a registration reaches every
+/// connection's next turn, hence every message that arrives after it returns.
 #[derive(Default, Clone)]
 pub(crate) struct Handlers {
-    table: Arc<RwLock<HashMap<u32, Entry>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    table: RwLock<Arc<Table>>,
+    /// Bumped under the write lock by every change of `table`.
+    version: AtomicU64,
+}
+
+/// One connection's copy of the table; see [`Handlers::refresh`].
+pub(crate) struct Snapshot {
+    version: u64,
+    table: Arc<Table>,
 }
 
 /// One registered verb: the Rust type that holds it, and its handler.
@@ -329,8 +421,8 @@ impl Handlers {
     fn insert<M: Message>(&self, handler: Arc<dyn ErasedHandler>) -> Result<(), VerbError> {
         check_verb(M::VERB)?;
         // A poisoned lock only means a panic elsewhere while inserting; the map
-        // itself is always whole.
-        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        // itself is always whole (it is replaced in one assignment).
+        let mut table = self.shared.table.write().unwrap_or_else(|e| e.into_inner());
         if let Some(held) = table.get(&M::VERB) {
             if held.type_id != TypeId::of::<M>() {
                 return Err(VerbError::Taken {
@@ -344,13 +436,34 @@ impl Handlers {
             type_name: std::any::type_name::<M>(),
             handler,
         };
-        table.insert(M::VERB, entry);
+        let mut next = Table::clone(&table);
+        next.insert(M::VERB, entry);
+        *table = Arc::new(next);
+        self.shared.version.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
     fn get(&self, verb: u32) -> Option<Arc<dyn ErasedHandler>> {
-        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let table = self.shared.table.read().unwrap_or_else(|e| e.into_inner());
         table.get(&verb).map(|entry| entry.handler.clone())
+    }
+
+    /// The table as it is now, for a connection to read messages through.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let table = self.shared.table.read().unwrap_or_else(|e| e.into_inner());
+        Snapshot {
+            // Read under the lock: the version of exactly this table.
+            version: self.shared.version.load(Ordering::Acquire),
+            table: table.clone(),
+        }
+    }
+
+    /// Brings `snapshot` up to date if a registration changed the table since it was
+    /// taken: one atomic load when nothing changed.
+    pub(crate) fn refresh(&self, snapshot: &mut Snapshot) {
+        if self.shared.version.load(Ordering::Acquire) != snapshot.version {
+            *snapshot = self.snapshot();
+        }
     }
 
     /// Registers (or replaces) the handler of one-way messages of type `M`.
@@ -366,23 +479,23 @@ impl Handlers {
         &self,
         recipient: Recipient<Requested<M>>,
     ) -> Result<(), VerbError> {
-        self.insert::<M>(Arc::new(TwoWay { recipient }))
+        self.insert::<M>(Arc::new(TwoWay {
+            recipient,
+            answers_itself: false,
+        }))
     }
 
-    /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
-    /// request and is called (later) with the response or a failure.
-    pub(crate) fn deliver(
+    /// Registers (or replaces) a handler of requests of type `M` that answers a
+    /// request from a peer through its [`Requested::reply`] (and a local one through
+    /// actix's response, as any handler).
+    pub(crate) fn register_requests_answering<M: Request>(
         &self,
-        from: NodeId,
-        verb: u32,
-        payload: Bytes,
-        reply: Option<Reply>,
-        permit: Option<Permit>,
-    ) -> Result<(), Refused> {
-        match self.get(verb) {
-            Some(handler) => handler.deliver(from, payload, reply, permit),
-            None => Err((DispatchError::UnknownVerb(verb), reply)),
-        }
+        recipient: Recipient<Requested<M>>,
+    ) -> Result<(), VerbError> {
+        self.insert::<M>(Arc::new(TwoWay {
+            recipient,
+            answers_itself: true,
+        }))
     }
 
     /// Hands a one-way message from this node to its own handler, without encoding.
@@ -405,193 +518,24 @@ impl Handlers {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::sync::mpsc;
-
-    /// One byte, on verb 5.
-    #[derive(Debug, PartialEq)]
-    struct Five(u8);
-    /// Another type on verb 5.
-    #[derive(Debug, PartialEq)]
-    struct AlsoFive(u8);
-    /// A request on verb 5.
-    #[derive(Debug, PartialEq)]
-    struct AskFive(u8);
-
-    macro_rules! one_byte {
-        ($name:ident) => {
-            impl Message for $name {
-                const VERB: u32 = 5;
-                fn encode(&self, dst: &mut BytesMut) -> Result<(), crate::message::EncodeError> {
-                    dst.extend_from_slice(&[self.0]);
-                    Ok(())
-                }
-                fn decode(payload: Bytes) -> Result<Self, DecodeError> {
-                    match payload[..] {
-                        [b] => Ok($name(b)),
-                        _ => Err(DecodeError::Truncated),
-                    }
-                }
-            }
-        };
-    }
-    one_byte!(Five);
-    one_byte!(AlsoFive);
-    one_byte!(AskFive);
-    impl Request for AskFive {
-        type Response = Five;
-    }
-
-    /// Forwards what it gets, tagged with its own number.
-    struct Tap(u8, mpsc::UnboundedSender<(u8, u8)>);
-    impl Actor for Tap {
-        type Context = Context<Self>;
-    }
-    impl Handler<Received<Five>> for Tap {
-        type Result = ();
-        fn handle(&mut self, m: Received<Five>, _: &mut Context<Self>) {
-            let _ = self.1.send((self.0, m.message.0));
+impl Snapshot {
+    /// Hands a received payload to the handler of `verb`; `reply` is `Some` for a
+    /// request and answers it (later) with the response or a failure.
+    pub(crate) fn deliver(
+        &self,
+        from: NodeId,
+        verb: u32,
+        payload: Bytes,
+        reply: Option<Responder>,
+        permit: Option<Permit>,
+    ) -> Result<(), Refused> {
+        match self.table.get(&verb) {
+            Some(entry) => entry.handler.deliver(from, payload, reply, permit),
+            None => Err((DispatchError::UnknownVerb(verb), reply)),
         }
-    }
-    impl Handler<Received<AlsoFive>> for Tap {
-        type Result = ();
-        fn handle(&mut self, m: Received<AlsoFive>, _: &mut Context<Self>) {
-            let _ = self.1.send((self.0, m.message.0));
-        }
-    }
-    impl Handler<Requested<AskFive>> for Tap {
-        type Result = Result<Five, HandlerError>;
-        fn handle(&mut self, m: Requested<AskFive>, _: &mut Context<Self>) -> Self::Result {
-            let _ = self.1.send((self.0, m.message.0));
-            Ok(Five(m.message.0))
-        }
-    }
-
-    /// The next thing a [`Tap`] forwarded, waiting at most 10 s.
-    async fn next(rx: &mut mpsc::UnboundedReceiver<(u8, u8)>) -> Option<(u8, u8)> {
-        let wait = std::time::Duration::from_secs(10);
-        tokio::time::timeout(wait, rx.recv())
-            .await
-            .expect("the handler got the message in time")
-    }
-
-    fn tap(n: u8) -> (Addr<Tap>, mpsc::UnboundedReceiver<(u8, u8)>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Tap(n, tx).start(), rx)
-    }
-
-    /// Delivers a one-byte one-way payload of verb 5 from the network.
-    fn deliver(handlers: &Handlers, byte: u8) -> Result<(), DispatchError> {
-        let payload = Bytes::copy_from_slice(&[byte]);
-        let from = NodeId(1);
-        handlers
-            .deliver(from, 5, payload, None, None)
-            .map_err(|(e, _)| e)
-    }
-
-    #[actix::test]
-    async fn another_type_on_a_held_verb_is_refused_and_changes_nothing() {
-        let handlers = Handlers::default();
-        let (first, mut got) = tap(1);
-        let (second, _) = tap(2);
-        handlers.register::<Five>(first.recipient()).unwrap();
-
-        let taken = VerbError::Taken {
-            verb: 5,
-            by: std::any::type_name::<Five>(),
-        };
-        assert_eq!(
-            handlers.register::<AlsoFive>(second.recipient()),
-            Err(taken)
-        );
-        assert!(
-            taken.to_string().ends_with("dispatch::tests::Five"),
-            "{taken}"
-        );
-
-        deliver(&handlers, 9).unwrap();
-        assert_eq!(
-            next(&mut got).await,
-            Some((1, 9)),
-            "still the first type's handler"
-        );
-        assert!(handlers.deliver_local(NodeId(2), Five(3)));
-        assert_eq!(next(&mut got).await, Some((1, 3)));
-        assert!(!handlers.deliver_local(NodeId(2), AlsoFive(3)));
-    }
-
-    #[actix::test]
-    async fn requests_and_one_way_messages_share_the_verbs() {
-        let handlers = Handlers::default();
-        let (actor, _) = tap(1);
-        handlers
-            .register::<Five>(actor.clone().recipient())
-            .unwrap();
-        assert_eq!(
-            handlers.register_requests::<AskFive>(actor.clone().recipient()),
-            Err(VerbError::Taken {
-                verb: 5,
-                by: std::any::type_name::<Five>(),
-            })
-        );
-        assert!(handlers.local_request_handler::<AskFive>().is_none());
-
-        let handlers = Handlers::default();
-        handlers
-            .register_requests::<AskFive>(actor.clone().recipient())
-            .unwrap();
-        assert_eq!(
-            handlers.register::<Five>(actor.recipient()),
-            Err(VerbError::Taken {
-                verb: 5,
-                by: std::any::type_name::<AskFive>(),
-            })
-        );
-        assert!(handlers.local_request_handler::<AskFive>().is_some());
-        assert_eq!(deliver(&handlers, 1), Err(DispatchError::WrongKind(5)));
-    }
-
-    #[actix::test]
-    async fn the_same_type_again_replaces_its_handler() {
-        let handlers = Handlers::default();
-        let (first, mut got_first) = tap(1);
-        let (second, mut got_second) = tap(2);
-        handlers.register::<Five>(first.recipient()).unwrap();
-        handlers.register::<Five>(second.recipient()).unwrap();
-        deliver(&handlers, 7).unwrap();
-        assert_eq!(next(&mut got_second).await, Some((2, 7)));
-        assert!(got_first.try_recv().is_err());
-    }
-
-    #[actix::test]
-    async fn reserved_verbs_are_refused_before_the_table_is_touched() {
-        #[derive(Debug)]
-        struct Control;
-        impl Message for Control {
-            const VERB: u32 = crate::message::RESERVED_VERBS_START;
-            fn encode(&self, _: &mut BytesMut) -> Result<(), crate::message::EncodeError> {
-                Ok(())
-            }
-            fn decode(_: Bytes) -> Result<Self, DecodeError> {
-                Ok(Control)
-            }
-        }
-        struct Sink;
-        impl Actor for Sink {
-            type Context = Context<Self>;
-        }
-        impl Handler<Received<Control>> for Sink {
-            type Result = ();
-            fn handle(&mut self, _: Received<Control>, _: &mut Context<Self>) {}
-        }
-        let handlers = Handlers::default();
-        let verb = Control::VERB;
-        assert_eq!(
-            handlers.register::<Control>(Sink.start().recipient()),
-            Err(VerbError::Reserved { verb })
-        );
-        assert!(handlers.get(verb).is_none());
     }
 }
+
+#[cfg(test)]
+#[path = "dispatch_tests.rs"]
+mod tests;

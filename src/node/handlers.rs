@@ -4,7 +4,10 @@
 //! A closure handler is an actor of this module ([`SyncFn`] or [`AsyncFn`]) started on
 //! the registering thread and registered like any application actor, so that the
 //! dispatch table, local delivery, local requests and the receive limits treat it
-//! exactly as they treat an actor: nothing in `dispatch` knows about closures.
+//! exactly as they treat an actor: nothing in `dispatch` knows about closures. One
+//! difference: a request closure's actor is registered as answering itself, so that
+//! a peer's request is answered as the closure's answer exists, not by a task that
+//! waits for actix's response.
 //!
 //! Invariants:
 //! - A verb names one Rust type per node (`dispatch`'s table): registering a type
@@ -17,6 +20,10 @@
 //!   until an async closure's future completes (the future is wrapped in one that
 //!   owns the permit), or, for a request, until the answer exists (before it is
 //!   encoded and sent).
+//! - A peer's request to a closure is answered by the closure's actor itself, through
+//!   the request's `reply`, as soon as the answer exists (registered as answering
+//!   itself): no task waits on actix's response channel for it. A local request is
+//!   answered through actix's response, as for any actor.
 //! - Ordering is the actor's: the closure is called in the order its actor's mailbox
 //!   receives the messages, which for one link is the order the peer sent them. An
 //!   async closure's future is spawned when the closure returns it, so the futures of
@@ -27,7 +34,7 @@ use std::marker::PhantomData;
 
 use actix::prelude::*;
 
-use super::dispatch::{HandlerError, Received, Requested};
+use super::dispatch::{encode_answer, HandlerError, Received, Requested};
 use super::Node;
 use crate::message::{Message, Request, VerbError};
 use crate::NodeId;
@@ -77,13 +84,21 @@ where
 {
     type Result = Result<M::Response, HandlerError>;
 
+    /// A peer's request is answered here, as the closure returns (no task awaits
+    /// actix's response); a local one through actix's response.
     fn handle(&mut self, requested: Requested<M>, _: &mut Context<Self>) -> Self::Result {
         let Requested {
             from,
             message,
             _permit,
+            reply,
         } = requested;
-        (self.f)(from, message)
+        let answer = (self.f)(from, message);
+        drop(_permit);
+        if let Some(reply) = reply {
+            reply.send(encode_answer(&answer));
+        }
+        answer
     }
 }
 
@@ -123,11 +138,15 @@ where
             from,
             message,
             _permit,
+            reply,
         } = requested;
         let work = (self.f)(from, message);
         Box::pin(async move {
             let answer = work.await;
             drop(_permit);
+            if let Some(reply) = reply {
+                reply.send(encode_answer(&answer));
+            }
             answer
         })
     }
@@ -376,7 +395,8 @@ impl Node {
         &self,
         f: impl FnMut(NodeId, R) -> Result<R::Response, HandlerError> + 'static,
     ) -> Result<(), VerbError> {
-        self.handle_requests(sync_fn(f).recipient())
+        let recipient = sync_fn(f).recipient();
+        self.inner.handlers.register_requests_answering(recipient)
     }
 
     /// Registers an async closure as the handler of requests of type `R`:
@@ -427,6 +447,7 @@ impl Node {
         R: Request,
         Fut: Future<Output = Result<R::Response, HandlerError>> + 'static,
     {
-        self.handle_requests(async_fn(f).recipient())
+        let recipient = async_fn(f).recipient();
+        self.inner.handlers.register_requests_answering(recipient)
     }
 }

@@ -42,6 +42,7 @@
 //! ```
 
 mod address;
+mod answer;
 mod batches;
 mod builder;
 mod config;
@@ -62,6 +63,7 @@ mod refusal;
 mod registry;
 mod requests;
 mod resource_limits;
+mod respond;
 mod supervise;
 mod timer;
 mod tls;
@@ -71,6 +73,7 @@ mod wire;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +126,9 @@ struct Inner {
     handlers: Handlers,
     /// This node's credit lines to each peer it sent to, shared by every handle.
     lines: std::sync::Mutex<HashMap<NodeId, PeerLines>>,
+    /// The id of the node's next request (a counter, not a reserve: handed out
+    /// without a round trip to the request tracker).
+    request_ids: AtomicU64,
     /// The accept loop, until `close` takes it to end it.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     bulk: Arbiter,
@@ -134,6 +140,11 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
+    }
+
+    /// A request id no other request of this node has.
+    fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The credit lines to `peer` (made on first use, without their links).
@@ -296,6 +307,7 @@ impl Node {
                 limits,
                 handlers,
                 lines: std::sync::Mutex::default(),
+                request_ids: AtomicU64::new(1),
                 listener: std::sync::Mutex::new(Some(listener)),
                 bulk,
             }),

@@ -11,13 +11,12 @@
 //! message, and do not keep the node open.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::dev::RecipientRequest;
 use actix::{Addr, Recipient};
 use bytes::BytesMut;
-use tokio::sync::oneshot;
 
 use super::credit::{
     deadline_instant, BatchQueued, CreditLine, CreditSizes, Outgoing, QueueFuture, Queued,
@@ -26,7 +25,7 @@ use super::credit::{
 use super::dispatch::Requested;
 use super::link::{Link, Outbound};
 use super::peer_sink::PeerSink;
-use super::requests::{Cancel, Register, RequestTracker};
+use super::requests::RemoteRequest;
 use super::{wire, Node, NodeConfig};
 use crate::envelope::Flags;
 use crate::message::{Message, Request, RESERVED_VERBS_START};
@@ -480,8 +479,10 @@ impl Peer {
         }
     }
 
-    /// Sends a request to the peer; see [`Node::request`]. The request is encoded
-    /// when the call is made; the future borrows neither the handle nor the request.
+    /// Sends a request to the peer; see [`Node::request`]. The request is encoded, and
+    /// queued on its link like a [`send`](Self::send) (at once within credit, in the
+    /// order of the calls), when the call is made; the future borrows neither the
+    /// handle nor the request.
     pub fn request<R: Request>(
         &self,
         request: R,
@@ -499,16 +500,11 @@ impl Peer {
         let call = self.start_request(request, timeout);
         async move {
             match call? {
-                RequestCall::Local(answer) => match tokio::time::timeout(timeout, answer).await {
-                    Err(_) => Err(RequestError::Timeout),
-                    Ok(Err(_)) => Err(RequestError::Closed),
-                    Ok(Ok(Ok(response))) => Ok(response),
-                    Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
-                        reason: crate::message::FailureReason::HandlerFailed,
-                        detail: e.0,
-                    })),
-                },
-                RequestCall::Remote(remote) => remote.run::<R>(timeout).await,
+                RequestCall::Local(answer) => answer.await,
+                RequestCall::Remote(remote) => {
+                    let payload = remote.await?;
+                    R::Response::decode(payload).map_err(RequestError::Decode)
+                }
             }
         }
     }
@@ -527,9 +523,20 @@ impl Peer {
                 .handlers
                 .local_request_handler::<R>()
                 .ok_or(SendError::NoLocalHandler(R::VERB))?;
-            return Ok(RequestCall::Local(
-                recipient.send(Requested::new(self.id, request)),
-            ));
+            let answer = recipient.send(Requested::new(self.id, request));
+            // Boxed: the local path is rare, and a remote request should not carry
+            // its size.
+            return Ok(RequestCall::Local(Box::pin(async move {
+                match tokio::time::timeout(timeout, answer).await {
+                    Err(_) => Err(RequestError::Timeout),
+                    Ok(Err(_)) => Err(RequestError::Closed),
+                    Ok(Ok(Ok(response))) => Ok(response),
+                    Ok(Ok(Err(e))) => Err(RequestError::Remote(crate::message::RemoteFailure {
+                        reason: crate::message::FailureReason::HandlerFailed,
+                        detail: e.0,
+                    })),
+                }
+            })));
         };
         // A request is worth nothing after its timeout: it is never written later,
         // and the peer skips it if it arrives later.
@@ -542,67 +549,22 @@ impl Peer {
         );
         let outbound = outbound(&request, Flags::REQUEST, Vec::new(), expires)?;
         let kind = link_kind::<R>(outbound.payload.len());
-        Ok(RequestCall::Remote(RemoteRequest {
-            peer: self.id,
+        // Registered and queued now, in the order of the calls on the line.
+        Ok(RequestCall::Remote(RemoteRequest::start(
+            self.node.inner.next_request_id(),
+            self.id,
             outbound,
-            line: lines[usize::from(kind.code())].clone(),
-            expires_at: deadline_instant(expires),
-            tracker: self.node.inner.tracker.clone(),
-        }))
+            &lines[usize::from(kind.code())],
+            deadline_instant(expires),
+            timeout,
+            self.node.inner.tracker.clone(),
+        )))
     }
 }
 
 enum RequestCall<R: Request> {
-    Local(RecipientRequest<Requested<R>>),
+    Local(Pin<Box<dyn Future<Output = Result<R::Response, RequestError>> + Send>>),
     Remote(RemoteRequest),
-}
-
-/// A request to a peer, encoded, with what sends it.
-struct RemoteRequest {
-    peer: NodeId,
-    outbound: Outbound,
-    line: CreditLine,
-    expires_at: Option<Instant>,
-    tracker: Addr<RequestTracker>,
-}
-
-impl RemoteRequest {
-    async fn run<R: Request>(mut self, timeout: Duration) -> Result<R::Response, RequestError> {
-        let (tx, rx) = oneshot::channel();
-        let tracker = self.tracker;
-        let id = tracker
-            .send(Register {
-                peer: self.peer,
-                timeout,
-                reply: tx,
-            })
-            .await
-            .map_err(|_| RequestError::Closed)?;
-        self.outbound
-            .params
-            .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
-        // The request is queued now (or waits for its link and credit, until its
-        // deadline); its outcome is not awaited here: while the peer is unreachable
-        // it stays queued, and the request must still time out. A failure to send
-        // completes the request at once through the tracker.
-        let queued = self
-            .line
-            .queue::<Queued>(Outgoing::One(self.outbound), self.expires_at);
-        actix::spawn(async move {
-            let outcome = match queued.await {
-                Ok(queued) => queued.await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = outcome {
-                tracker.do_send(Cancel {
-                    id,
-                    error: RequestError::Send(e),
-                });
-            }
-        });
-        let payload = rx.await.map_err(|_| RequestError::Closed)??;
-        R::Response::decode(payload).map_err(RequestError::Decode)
-    }
 }
 
 /// Which link a message of type `M` with a payload of `len` bytes goes over.

@@ -1,32 +1,52 @@
-//! The request tracker actor: the node's in-flight requests, their ids and timeouts.
+//! The node's in-flight requests: the request tracker actor, which keeps them with
+//! their deadlines, and [`RemoteRequest`], a request on its way as its caller awaits
+//! it.
 //!
-//! Invariants: every registered request completes exactly once, with its response,
-//! a remote failure, a timeout at its deadline, or `Closed` when its peer's link is
-//! closed; ids are unique among pending requests because this actor hands them out.
+//! A request is registered and queued when the call is made, with no round trip: its
+//! id comes from the node's id source (a counter, not a reserve), the tracker learns
+//! it with a `do_send` ([`Register`]) and the request goes on its line at once, in
+//! the order of the calls on the line, like a one-way message. The caller's future
+//! then awaits both the send's outcome and the answer, so no task is spawned per
+//! request; a failed send ends the request at once with that error (and tells the
+//! tracker to forget it).
+//!
+//! Invariants: every registered request completes exactly once, with its response, a
+//! remote failure, a timeout at its deadline, `Closed` when its peer's link is closed,
+//! or the failure of its send; ids are unique among the node's requests (its id
+//! source hands each out once). The tracker learns a request before the request can
+//! be written, so before its answer can arrive: the `Register` is in the tracker's
+//! mailbox before the request is in its link's.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::credit::CreditLine;
+use super::link::Outbound;
 use super::timer::Timer;
+use super::wire;
 use crate::message::RemoteFailure;
-use crate::outcome::RequestError;
+use crate::outcome::{RequestError, SendError};
 use crate::session::PendingRequests;
 use crate::NodeId;
 
 pub(crate) type ResponseSender = oneshot::Sender<Result<Bytes, RequestError>>;
 
-/// Registers a request; answered with its id.
+/// Registers request `id`, to fail at `deadline` unless answered first.
 pub(crate) struct Register {
+    pub id: u64,
     pub peer: NodeId,
-    pub timeout: Duration,
+    pub deadline: Instant,
     pub reply: ResponseSender,
 }
 
 impl Message for Register {
-    type Result = u64;
+    type Result = ();
 }
 
 /// A response (or failure response) arrived for request `id`.
@@ -39,10 +59,9 @@ impl Message for Complete {
     type Result = ();
 }
 
-/// The request was not sent; forget it.
+/// The request was not sent (its caller knows why); forget it.
 pub(crate) struct Cancel {
     pub id: u64,
-    pub error: RequestError,
 }
 
 impl Message for Cancel {
@@ -61,7 +80,6 @@ impl Message for PeerLinkClosed {
 /// See the module documentation.
 pub(crate) struct RequestTracker {
     pending: PendingRequests<ResponseSender>,
-    next_id: u64,
     timer: Timer,
 }
 
@@ -69,7 +87,6 @@ impl RequestTracker {
     pub(crate) fn new() -> Self {
         RequestTracker {
             pending: PendingRequests::new(),
-            next_id: 1,
             timer: Timer::default(),
         }
     }
@@ -96,17 +113,15 @@ impl Actor for RequestTracker {
 }
 
 impl Handler<Register> for RequestTracker {
-    type Result = u64;
+    type Result = ();
 
-    fn handle(&mut self, r: Register, ctx: &mut Context<Self>) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let deadline = Instant::now()
-            .checked_add(r.timeout)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
-        self.pending.insert(id, r.peer, deadline, r.reply);
+    fn handle(&mut self, r: Register, ctx: &mut Context<Self>) {
+        if let Some((_, replaced)) = self.pending.insert(r.id, r.peer, r.deadline, r.reply) {
+            // Never: the node's id source hands each id out once.
+            log::error!("request id {} given twice", r.id);
+            let _ = replaced.send(Err(RequestError::Closed));
+        }
         self.arm(ctx);
-        id
     }
 }
 
@@ -125,9 +140,8 @@ impl Handler<Cancel> for RequestTracker {
     type Result = ();
 
     fn handle(&mut self, c: Cancel, ctx: &mut Context<Self>) {
-        if let Some((_, reply)) = self.pending.complete(c.id) {
-            let _ = reply.send(Err(c.error));
-        }
+        // Its caller already has the send's error.
+        let _ = self.pending.complete(c.id);
         self.arm(ctx);
     }
 }
@@ -140,5 +154,101 @@ impl Handler<PeerLinkClosed> for RequestTracker {
             let _ = reply.send(Err(RequestError::Closed));
         }
         self.arm(ctx);
+    }
+}
+
+/// A request to a peer on its way: registered with the tracker and queued on its line
+/// when made ([`start`](Self::start)); as a future, it resolves with the response's
+/// payload or why there is none. Polling it awaits the send's outcome (which also
+/// serves the line when the request waits there for credit) and the answer together;
+/// while the peer is unreachable the request stays queued and still times out (the
+/// tracker's timer); a failed send ends it at once with that error. A small future of
+/// its own (no `async` state machine holding both halves), since every request moves
+/// it.
+pub(crate) struct RemoteRequest {
+    id: u64,
+    sending: Sending,
+    answer: oneshot::Receiver<Result<Bytes, RequestError>>,
+    tracker: Addr<RequestTracker>,
+}
+
+/// Where the request's send stands.
+enum Sending {
+    /// Waiting for its link and credit.
+    Waiting(super::credit::QueueFuture<super::credit::Queued>),
+    /// In the link's mailbox: its outcome to come.
+    Queued(super::credit::Queued),
+    /// Written (or acknowledged): only the answer is awaited.
+    Sent,
+}
+
+impl RemoteRequest {
+    /// Registers `outbound` (a request to `peer`) as request `id`, to time out after
+    /// `timeout`, and queues it on `line` (it waits there for credit at most until
+    /// `expires_at`).
+    pub(crate) fn start(
+        id: u64,
+        peer: NodeId,
+        mut outbound: Outbound,
+        line: &CreditLine,
+        expires_at: Option<Instant>,
+        timeout: Duration,
+        tracker: Addr<RequestTracker>,
+    ) -> Self {
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365));
+        let (reply, answer) = oneshot::channel();
+        tracker.do_send(Register {
+            id,
+            peer,
+            deadline,
+            reply,
+        });
+        outbound
+            .params
+            .push((wire::PARAM_REQUEST_ID, wire::vint_bytes(id)));
+        RemoteRequest {
+            id,
+            sending: Sending::Waiting(
+                line.queue(super::credit::Outgoing::One(outbound), expires_at),
+            ),
+            answer,
+            tracker,
+        }
+    }
+
+    /// The send failed: the request ends with that error, and the tracker forgets it.
+    fn failed(&mut self, error: SendError) -> Poll<Result<Bytes, RequestError>> {
+        self.sending = Sending::Sent;
+        self.tracker.do_send(Cancel { id: self.id });
+        Poll::Ready(Err(RequestError::Send(error)))
+    }
+}
+
+impl Future for RemoteRequest {
+    type Output = Result<Bytes, RequestError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(answer) = Pin::new(&mut this.answer).poll(cx) {
+            return Poll::Ready(answer.unwrap_or(Err(RequestError::Closed)));
+        }
+        loop {
+            match &mut this.sending {
+                Sending::Waiting(waiting) => match Pin::new(waiting).poll(cx) {
+                    Poll::Ready(Ok(queued)) => this.sending = Sending::Queued(queued),
+                    Poll::Ready(Err(e)) => return this.failed(e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Sending::Queued(queued) => match Pin::new(queued).poll(cx) {
+                    Poll::Ready(Ok(_)) => this.sending = Sending::Sent,
+                    Poll::Ready(Err(e)) => return this.failed(e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Sending::Sent => return Poll::Pending,
+            }
+        }
     }
 }

@@ -71,7 +71,9 @@ impl ReceiveConfig {
 #[derive(Debug)]
 pub enum Arrival<K> {
     /// A message for its handler, charged to the receive limits: `charge` must come
-    /// back through [`ReceiveSession::handle_processed`] once the handler is done.
+    /// back through [`ReceiveSession::handle_processed`] once the handler is done
+    /// (or merged with others' through
+    /// [`handle_processed_many`](ReceiveSession::handle_processed_many)).
     Deliver {
         /// The message.
         envelope: Envelope,
@@ -419,7 +421,19 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         charge: Charge<K>,
         now: Instant,
     ) -> Result<(), DisconnectReason> {
-        self.counters.processed += 1;
+        self.handle_processed_many(charge, 1, now)
+    }
+
+    /// The handlers finished with `messages` messages whose charges come back merged
+    /// into `charge` ([`Charge::merge`]), at `now`: as
+    /// [`handle_processed`](Self::handle_processed) for each of them, in one step.
+    pub fn handle_processed_many(
+        &mut self,
+        charge: Charge<K>,
+        messages: u64,
+        now: Instant,
+    ) -> Result<(), DisconnectReason> {
+        self.counters.processed += messages;
         self.account.discharge(charge);
         let result = self.drain(now);
         self.housekeep(now);

@@ -462,3 +462,29 @@ fn an_idle_connection_once_heard_has_no_read_timeout_and_no_timer() {
         Err(DisconnectReason::read_timeout(timeout))
     );
 }
+
+#[test]
+fn the_charges_of_a_frame_come_back_merged_in_one_step() {
+    let mut rig = Rig::new(100_000);
+    // Three messages in one frame, beyond the capacity: the third needs reserve.
+    let mut frame = Vec::new();
+    for id in 1..=3 {
+        frame.extend_from_slice(&message(id, 40_000, None));
+    }
+    rig.input(self_contained(Bytes::from(frame)));
+    while rig.grant() {}
+    let delivered = rig.delivered();
+    assert_eq!(delivered.len(), 3);
+    let mut merged = Charge::none();
+    for (_, charge) in delivered {
+        merged.merge(charge).expect("one link, one endpoint");
+    }
+    assert_eq!(merged.link, 100_000);
+    assert!(merged.reserve.is_some());
+    assert_eq!(rig.recv.pending_bytes(), merged.bytes());
+    rig.recv.handle_processed_many(merged, 3, rig.now).unwrap();
+    assert_eq!(rig.recv.counters().processed, 3);
+    assert_eq!(rig.recv.pending_bytes(), 0);
+    rig.settle();
+    assert_eq!(rig.reserves.in_use_global(), 0, "the books balance");
+}

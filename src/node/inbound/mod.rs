@@ -9,11 +9,13 @@
 //! existing connection" step done by serializing in one actor: no message can be taken
 //! from the old connection after the resume position was computed. The shell owns the
 //! current socket and exactly one timer; it hands what the core delivers to the
-//! handlers (charged to the receive limits, with a [`Permit`] that gives the bytes back
-//! when the handler drops the message) and responses to the request tracker, writes the
-//! acknowledgements and pongs the core asks for on the same socket, stops reading while
-//! the core waits for receive limits (a [`Gate`]), and waits for reserve from the
-//! `ResourceLimits` actor.
+//! handlers (charged to the receive limits: the messages of one turn, usually those of
+//! one frame, share a [`Permit`] that gives their bytes back in one message to the
+//! actor when the last of them is dropped; a request with a `Responder` that answers
+//! over this node's link back to the peer, see `respond`) and responses to the request
+//! tracker, writes the acknowledgements and pongs the core asks for on the same socket,
+//! stops reading while the core waits for receive limits (a [`Gate`]), and waits for
+//! reserve from the `ResourceLimits` actor.
 //!
 //! Supervision: receiving actors are started by the registry (on the bulk thread for
 //! large links) and live until the node closes; a failed connection does not stop
@@ -37,16 +39,17 @@ use tokio_util::codec::FramedRead;
 pub(crate) use listen::listen;
 
 use super::batches::{Batches, Read};
-use super::dispatch::{Handlers, Permit, Processed, Reply};
+use super::dispatch::{Handlers, Permit, Processed, Snapshot};
 use super::gate::Gate;
-use super::link::{lease_chunk, random_u64, Outbound};
+use super::link::{lease_chunk, random_u64};
 use super::refusal::RefusalReason;
-use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry, Route};
+use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry};
 use super::requests::{Complete, RequestTracker};
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
+use super::respond::{Fallback, Responder, ResponseRoutes};
 use super::timer::Timer;
 use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
-use super::wire::{self, PARAM_REQUEST_ID};
+use super::wire;
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags};
 use crate::frame::{Decoded, FrameCodec, FrameError};
@@ -136,6 +139,12 @@ pub(crate) struct Inbound {
     peer: NodeId,
     kind: LinkKind,
     core: ReceiveSession<NodeId>,
+    /// The handlers, as of this actor's last turn.
+    handlers: Snapshot,
+    /// The messages of the turn being handed over (kept for its allocation).
+    batch: Vec<Envelope>,
+    /// Where the answers to the peer's requests go.
+    routes: ResponseRoutes,
     /// The current connection's write half, while no write is out.
     writer: Option<WriteHalf>,
     /// The current connection's read stream.
@@ -171,6 +180,9 @@ impl Inbound {
         };
         Inbound {
             core: ReceiveSession::new(config),
+            handlers: env.handlers.snapshot(),
+            batch: Vec::new(),
+            routes: ResponseRoutes::new(peer, kind, Fallback::of(&env.registry)),
             env,
             peer,
             kind,
@@ -224,12 +236,9 @@ impl Inbound {
     /// Carries out everything the core asks for after an input.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         self.report_connection();
-        while let Some(arrival) = self.core.poll_arrival() {
-            match arrival {
-                Arrival::Deliver { envelope, charge } => self.dispatch(envelope, charge, ctx),
-                Arrival::Response { envelope } => self.response(envelope),
-            }
-        }
+        // Registrations made before this turn apply to what it hands over.
+        self.env.handlers.refresh(&mut self.handlers);
+        self.hand_over(ctx);
         if self.core.is_reading() {
             self.gate.open();
         } else {
@@ -334,39 +343,74 @@ impl Inbound {
         self.drop_io(ctx);
     }
 
+    /// Hands what the core delivered in this turn to the handlers, all of it under
+    /// one shared [`Permit`] (its charges merged), and the responses to the tracker.
+    fn hand_over(&mut self, ctx: &mut Context<Self>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        let mut charge = Charge::none();
+        while let Some(arrival) = self.core.poll_arrival() {
+            match arrival {
+                Arrival::Deliver {
+                    envelope,
+                    charge: more,
+                } => {
+                    if let Err(more) = charge.merge(more) {
+                        // Never: one account, one endpoint. Were it to happen, the
+                        // messages so far would go under a permit of their own.
+                        let so_far = std::mem::replace(&mut charge, more);
+                        self.dispatch_batch(&mut batch, so_far, ctx);
+                    }
+                    batch.push(envelope);
+                }
+                Arrival::Response { envelope } => self.response(envelope),
+            }
+        }
+        self.dispatch_batch(&mut batch, charge, ctx);
+        self.batch = batch;
+    }
+
+    /// Hands the messages of `batch` to their handlers under one permit for `charge`,
+    /// their bytes together; it comes back (one [`Processed`]) when the last of them
+    /// is dropped, or at once if none was handed over.
+    fn dispatch_batch(
+        &mut self,
+        batch: &mut Vec<Envelope>,
+        charge: Charge<NodeId>,
+        ctx: &mut Context<Self>,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let reserve = charge
+            .reserve
+            .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone()));
+        let messages = batch.len() as u64;
+        let permit = Permit::new(charge.link, reserve, messages, ctx.address());
+        for envelope in batch.drain(..) {
+            self.dispatch(envelope, &permit);
+        }
+    }
+
     /// Hands a charged message to its handler (or answers a malformed request).
-    fn dispatch(&mut self, envelope: Envelope, charge: Charge<NodeId>, ctx: &mut Context<Self>) {
+    fn dispatch(&mut self, envelope: Envelope, permit: &Permit) {
         let reply = if envelope.flags.contains(Flags::REQUEST) {
             let Some(id) = wire::request_id(&envelope) else {
+                // Its bytes go back with the batch.
                 self.core.counters_mut().decode_failed += 1;
-                if let Err(reason) = self.core.handle_processed(charge, Instant::now()) {
-                    self.drop_connection(ctx, &reason);
-                }
                 return;
             };
-            Some(responder(
-                self.env.registry.clone(),
-                self.peer,
-                id,
-                envelope.verb,
-                self.kind == LinkKind::Urgent,
-            ))
+            let urgent = self.kind == LinkKind::Urgent;
+            let routes = self.routes.current();
+            Some(Responder::new(routes, id, envelope.verb, urgent))
         } else {
             None
         };
-        let permit = Permit {
-            link: charge.link,
-            reserve: charge
-                .reserve
-                .map(|g| Held::new(g, Direction::Receive, self.env.limits.clone())),
-            inbound: ctx.address(),
-        };
-        match self.env.handlers.deliver(
+        match self.handlers.deliver(
             self.peer,
             envelope.verb,
             envelope.payload,
             reply,
-            Some(permit),
+            Some(permit.clone()),
         ) {
             Ok(()) => self.core.counters_mut().dispatched += 1,
             Err((error, reply)) => {
@@ -382,7 +426,7 @@ impl Inbound {
                     _ => self.core.counters_mut().unknown_verb += 1,
                 }
                 if let Some(reply) = reply {
-                    reply(Err(error.failure()));
+                    reply.send(Err(error.failure()));
                 }
             }
         }
@@ -405,39 +449,6 @@ impl Inbound {
         };
         self.env.tracker.do_send(Complete { id, result });
     }
-}
-
-/// Builds the reply of a request from `peer`: the response (or failure) goes back
-/// over this node's own link to the peer, with the request's id; the answer to a
-/// request that came over the urgent link goes back over the urgent link.
-fn responder(
-    registry: Addr<Registry>,
-    peer: NodeId,
-    id: u64,
-    request_verb: u32,
-    urgent: bool,
-) -> Reply {
-    Box::new(move |result| {
-        let (verb, flags, payload) = match result {
-            Ok((verb, payload)) => (verb, Flags::RESPONSE, payload),
-            Err(failure) => {
-                let mut buf = BytesMut::new();
-                failure.encode(&mut buf);
-                (request_verb, Flags::RESPONSE | Flags::FAILURE, buf.freeze())
-            }
-        };
-        registry.do_send(Route {
-            peer,
-            urgent,
-            message: Outbound {
-                verb,
-                flags,
-                payload,
-                params: vec![(PARAM_REQUEST_ID, wire::vint_bytes(id))],
-                expires_at_ms: None,
-            },
-        });
-    })
 }
 
 impl Inbound {
@@ -572,7 +583,8 @@ impl Handler<Processed> for Inbound {
             link: m.link,
             reserve,
         };
-        if let Err(reason) = self.core.handle_processed(charge, Instant::now()) {
+        let now = Instant::now();
+        if let Err(reason) = self.core.handle_processed_many(charge, m.messages, now) {
             self.drop_connection(ctx, &reason);
         }
         self.drive(ctx);
