@@ -8,6 +8,14 @@
 //! Decoding is resumable: the decoder remembers a checked header while it waits for
 //! the payload, so partial reads cost no re-parsing and each frame's header CRC24 is
 //! computed once.
+//!
+//! The read buffer does not keep its largest size: when a decode leaves it empty
+//! after it grew for a frame larger than the codec's read capacity, or to more than
+//! four times that capacity, the decoder replaces it with a fresh buffer of the read
+//! capacity ([`FrameCodec::with_read_capacity`]; [`DEFAULT_READ_CAPACITY`] unless
+//! set). An idle connection therefore holds at most a few read capacities after a
+//! large frame, not the frame's size (payloads already decoded keep their own
+//! allocation alive until they are dropped).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -18,6 +26,10 @@ use super::{Decoded, Frame, FrameError, Framing, MAX_PAYLOAD};
 const SELF_CONTAINED_BIT_CRC: u32 = 17;
 const SELF_CONTAINED_BIT_LZ4: u32 = 34;
 const LEN_MASK: u64 = MAX_PAYLOAD as u64;
+
+/// The read capacity of a codec made with [`FrameCodec::new`]: `tokio_util`'s
+/// default initial read buffer size.
+pub const DEFAULT_READ_CAPACITY: usize = 8 * 1024;
 
 /// Encodes [`Frame`]s and decodes a byte stream into [`Decoded`] frames, for one
 /// [`Framing`].
@@ -41,6 +53,10 @@ pub struct FrameCodec {
     state: DecodeState,
     /// Compression output, allocated on the first LZ4 encode and reused.
     scratch: Vec<u8>,
+    /// The size of a fresh read buffer (see the module docs).
+    read_capacity: usize,
+    /// The read buffer grew for a frame larger than `read_capacity`.
+    grown: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,11 +79,25 @@ struct Header {
 impl FrameCodec {
     /// A codec for the given framing.
     pub fn new(framing: Framing) -> Self {
+        FrameCodec::with_read_capacity(framing, DEFAULT_READ_CAPACITY)
+    }
+
+    /// A codec for the given framing whose read buffer shrinks back to
+    /// `read_capacity` bytes when it is empty after growing (see the module docs).
+    /// Give the same capacity to the `FramedRead` that owns the buffer.
+    pub fn with_read_capacity(framing: Framing, read_capacity: usize) -> Self {
         FrameCodec {
             framing,
             state: DecodeState::Head,
             scratch: Vec::new(),
+            read_capacity: read_capacity.max(64),
+            grown: false,
         }
+    }
+
+    /// The size of a fresh read buffer.
+    pub fn read_capacity(&self) -> usize {
+        self.read_capacity
     }
 
     /// The framing this codec reads and writes.
@@ -174,6 +204,11 @@ impl Decoder for FrameCodec {
                 DecodeState::Failed => return Err(FrameError::Poisoned),
                 DecodeState::Head => {
                     let header_len = self.framing.header_len();
+                    if src.is_empty() && (self.grown || src.capacity() > 4 * self.read_capacity) {
+                        // Nothing buffered: give the grown buffer back.
+                        *src = BytesMut::with_capacity(self.read_capacity);
+                        self.grown = false;
+                    }
                     if src.len() < header_len {
                         src.reserve(header_len - src.len());
                         return Ok(None);
@@ -194,6 +229,7 @@ impl Decoder for FrameCodec {
                     if src.len() < needed {
                         // Bounded: the header was checked and its length is 17 bits.
                         src.reserve(needed - src.len());
+                        self.grown |= needed > self.read_capacity;
                         return Ok(None);
                     }
                     self.state = DecodeState::Head;

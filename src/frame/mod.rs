@@ -46,7 +46,7 @@ mod codec;
 mod crc;
 mod encoder;
 
-pub use codec::FrameCodec;
+pub use codec::{FrameCodec, DEFAULT_READ_CAPACITY};
 pub use crc::{crc24, payload_crc32};
 pub use encoder::FrameEncoder;
 

@@ -280,3 +280,30 @@ fn decoder_reserves_only_what_the_checked_header_announces() {
         buf.capacity()
     );
 }
+
+#[test]
+fn read_buffer_shrinks_back_once_empty_after_a_large_frame() {
+    let wire = encode(Framing::Crc, &[5u8; 70_000], true);
+    let mut codec = FrameCodec::with_read_capacity(Framing::Crc, 1024);
+    let mut buf = BytesMut::with_capacity(1024);
+    buf.extend_from_slice(&wire[..100]);
+    assert_eq!(codec.decode(&mut buf), Ok(None));
+    assert!(buf.capacity() >= 70_000, "{}", buf.capacity());
+    buf.extend_from_slice(&wire[100..]);
+    assert!(matches!(codec.decode(&mut buf), Ok(Some(_))));
+    assert_eq!(codec.decode(&mut buf), Ok(None));
+    assert!(buf.is_empty());
+    assert!(buf.capacity() <= 1024, "kept {} bytes", buf.capacity());
+}
+
+#[test]
+fn read_buffer_of_its_own_size_is_kept() {
+    let wire = encode(Framing::Crc, b"ack", true);
+    let mut codec = FrameCodec::with_read_capacity(Framing::Crc, 1024);
+    let mut buf = BytesMut::with_capacity(1024);
+    buf.extend_from_slice(&wire);
+    assert!(matches!(codec.decode(&mut buf), Ok(Some(_))));
+    assert_eq!(codec.decode(&mut buf), Ok(None));
+    // Not replaced: what was consumed is reclaimed in place by the next reserve.
+    assert_eq!(buf.capacity(), 1024 - wire.len());
+}

@@ -73,6 +73,10 @@ use crate::session::{
 };
 use crate::{LinkKind, NodeId};
 
+/// The read buffer of a link's connection, which carries acknowledgements and
+/// control frames only (see [`FrameCodec::with_read_capacity`]).
+const LINK_READ_CAPACITY: usize = 1024;
+
 /// At most one overload or expiry warning per link per this interval.
 const WARN_EVERY: Duration = Duration::from_secs(1);
 
@@ -399,7 +403,10 @@ impl Link {
             return;
         }
         let (read, writer) = stream.split();
-        let mut framed = FramedRead::new(read, FrameCodec::new(established.framing));
+        // The link reads only acknowledgements and control frames: a small buffer,
+        // which grows under a burst and shrinks back once drained.
+        let codec = FrameCodec::with_read_capacity(established.framing, LINK_READ_CAPACITY);
+        let mut framed = FramedRead::with_capacity(read, codec, LINK_READ_CAPACITY);
         framed
             .read_buffer_mut()
             .extend_from_slice(&established.leftover);
