@@ -344,6 +344,7 @@ fn value(metric: Metric, v: f64) -> String {
         | Metric::PreemptedPerS
         | Metric::TimeslicesPerS
         | Metric::Refused
+        | Metric::SetupListenOverflows
         | Metric::ListenOverflows => format!("{v:.0}"),
         _ => format!("{v:.1}"),
     }

@@ -44,6 +44,9 @@ pub enum Metric {
     RecvKibPerPeer,
     /// many-peers: seconds until every peer is connected.
     SetupS,
+    /// many-peers: connections dropped by a full listen queue during the set-up
+    /// (the network namespace's `ListenOverflows`).
+    SetupListenOverflows,
     /// many-peers: the hub's CPU time over the idle window, % of one core.
     IdleCpuPct,
     /// many-peers: the hub's voluntary context switches per second, idle.
@@ -94,6 +97,7 @@ impl Metric {
             Metric::KibPerAddedPeer => "KiB/added",
             Metric::RecvKibPerPeer => "recv KiB/peer",
             Metric::SetupS => "setup s",
+            Metric::SetupListenOverflows => "setup overflows",
             Metric::IdleCpuPct => "idle CPU %",
             Metric::WakeupsPerS => "wakeups/s",
             Metric::WakeupsPerPeerKeepalive => "wakeups/peer/ka",

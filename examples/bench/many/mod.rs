@@ -18,11 +18,12 @@
 //!    all at once: urgent 64 B, small 64 B, large 65 KiB; the hub answers each over
 //!    its own link of the same kind. A peer is connected once its answers are in: it
 //!    then has six connections to the hub, three each way. `setup s` runs from the
-//!    parent's `connect` command until every peer process has all its answers. The
-//!    hub's `Node::links()` should then show 3N connected links and
+//!    parent's `connect` command until every peer process has all its answers.
+//!    `setup overflows`: the growth of `ListenOverflows` in `/proc/net/netstat`
+//!    meanwhile (see 5; the hub's listener takes the 3N connections in one burst).
+//!    The hub's `Node::links()` should then show 3N connected links and
 //!    `Node::inbound_connections()` 3N connections (both in the details, with the
-//!    hub's refused connections, the peers' disconnect reasons and the listen-queue
-//!    drops during the set-up).
+//!    hub's refused connections and the peers' disconnect reasons).
 //! 2. **Idle.** After a settling pause nothing is sent for the idle window (30 s;
 //!    `--quick`: 3 s; `--idle-secs`). Over it: the hub's CPU time (user + system, all
 //!    threads, `getrusage`) as a share of one core (`idle CPU %`); its wake-ups per
@@ -496,6 +497,9 @@ pub async fn measure(
     }
     results.add(key(Metric::SetupS), started.elapsed().as_secs_f64());
     let setup_listen = listen_growth(listen_before);
+    if let Some((overflows, _)) = setup_listen {
+        results.add(key(Metric::SetupListenOverflows), overflows as f64);
+    }
     let links = ask_json(&mut hub.proc, "links", "links", CONTROL_TIMEOUT).await?;
     let refused = ask_json(&mut hub.proc, "refused", "refused", CONTROL_TIMEOUT).await?;
     let (reasons, connected, _) = events(&mut procs).await?;
