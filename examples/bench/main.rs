@@ -135,6 +135,10 @@ struct Args {
     /// many-peers: seconds of the idle window (default 30; --quick: 3)
     #[arg(long, value_name = "SECONDS")]
     idle_secs: Option<f64>,
+    /// many-peers: the hub's listen backlog (default the library's, 1024; Linux caps
+    /// it at net.core.somaxconn)
+    #[arg(long, value_name = "N")]
+    hub_backlog: Option<u32>,
     /// many-peers: processes the peers are spread over (default 4)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     peer_procs: Option<u64>,
@@ -144,8 +148,9 @@ struct Args {
     /// Role: the connecting process of the idle-memory workload
     #[arg(long, hide = true, exclusive = true, value_name = "IMPL", value_parser = implementation)]
     idle_client: Option<Impl>,
-    /// Role: the many-peers hub, on PORT (0: any) for PEERS peers
-    #[arg(long, hide = true, exclusive = true, num_args = 2, value_names = ["PORT", "PEERS"])]
+    /// Role: the many-peers hub, on PORT (0: any) for PEERS peers, with a listen
+    /// backlog of BACKLOG
+    #[arg(long, hide = true, exclusive = true, num_args = 3, value_names = ["PORT", "PEERS", "BACKLOG"])]
     many_hub: Option<Vec<String>>,
     /// Role: COUNT many-peers peer nodes from number FIRST, the hub on HUB_PORT,
     /// links of KINDS
@@ -229,8 +234,8 @@ enum Role {
     Serve(Impl, usize),
     /// `--idle-client IMPL`: the connecting process of the idle-memory workload.
     IdleClient(Impl),
-    /// `--many-hub PORT PEERS`: the many-peers workload's hub.
-    ManyHub(u16, usize),
+    /// `--many-hub PORT PEERS BACKLOG`: the many-peers workload's hub.
+    ManyHub(u16, usize, u32),
     /// `--many-peers FIRST COUNT HUB_PORT KINDS`: peer nodes of the many-peers
     /// workload.
     ManyPeers(usize, usize, u16, Vec<LinkKind>),
@@ -250,7 +255,9 @@ fn role(args: Args) -> Result<Role, String> {
     }
     if let Some(hub) = args.many_hub {
         let port = number(&hub[0], "--many-hub port")?;
-        return Ok(Role::ManyHub(port, number(&hub[1], "--many-hub peers")?));
+        let peers = number(&hub[1], "--many-hub peers")?;
+        let backlog = number(&hub[2], "--many-hub backlog")?;
+        return Ok(Role::ManyHub(port, peers, backlog));
     }
     if let Some(peers) = args.many_peers {
         return Ok(Role::ManyPeers(
@@ -277,6 +284,7 @@ fn role(args: Args) -> Result<Role, String> {
             args.quick,
             args.peers.map(|n| n as usize),
             args.peer_links,
+            args.hub_backlog,
             args.idle_secs,
             args.peer_procs.map(|n| n as usize),
         ),
@@ -408,7 +416,7 @@ fn main() -> ExitCode {
         Role::Bench(options) => options,
         Role::Serve(imp, instances) => return exit(server::serve_role(imp, instances)),
         Role::IdleClient(imp) => return exit(idle::client_role(imp)),
-        Role::ManyHub(port, peers) => return exit(many::hub_role(port, peers)),
+        Role::ManyHub(port, peers, backlog) => return exit(many::hub_role(port, peers, backlog)),
         Role::ManyPeers(first, count, hub_port, kinds) => {
             return exit(many::peers_role(first, count, hub_port, kinds))
         }

@@ -1,9 +1,9 @@
-//! The hub process of the many-peers workload (`--many-hub PORT PEERS`): one node
-//! that every peer connects to, and the control loop through which the parent
-//! measures it.
+//! The hub process of the many-peers workload (`--many-hub PORT PEERS BACKLOG`):
+//! one node that every peer connects to, and the control loop through which the
+//! parent measures it.
 //!
 //! It listens on 127.0.0.1:PORT (0: a free port; the restarted hub is given the
-//! first one's), answers the peers' requests with their body (over its own link of
+//! first one's) with a listen backlog of BACKLOG, answers the peers' requests with their body (over its own link of
 //! the request's kind), checks the one-way messages it receives per (peer, lane)
 //! ([`Tally`]), and prints `ready PORT EPOCH_US` once it listens (the wall clock in
 //! µs, which the peers' connection times are compared with). Then, one command a
@@ -91,13 +91,14 @@ pub fn admission(peers: usize) -> AdmissionLimits {
         .inbound_connections(defaults.inbound_connections.max(3 * peers))
 }
 
-/// The `--many-hub PORT PEERS` role.
-pub fn hub_role(port: u16, peers: usize) -> Result<(), BenchError> {
+/// The `--many-hub PORT PEERS BACKLOG` role.
+pub fn hub_role(port: u16, peers: usize, backlog: u32) -> Result<(), BenchError> {
     child::child_setup();
     actix::System::new().block_on(async move {
         let tally = Rc::new(Tally::default());
         let node = Node::builder(HUB_ID, SocketAddr::from(([127, 0, 0, 1], port)))
             .admission(admission(peers))
+            .listen_backlog(backlog)
             .start()
             .await
             .map_err(|e| BenchError::Failed(format!("hub: {e}")))?;

@@ -65,8 +65,8 @@
 //!    (`Node::refused_connections`, by reason in the details); `listen overflows`:
 //!    the growth of `ListenOverflows` in `/proc/net/netstat` over the reconnection
 //!    (the whole network namespace: connections dropped because a listen queue was
-//!    full, which the node never sees). The listen backlog is the library's 1024,
-//!    capped by `net.core.somaxconn` (in the details).
+//!    full, which the node never sees). The hub's listen backlog is the library's
+//!    1024 (`--hub-backlog`), capped by `net.core.somaxconn` (both in the details).
 //!
 //! Targets (issue 14's): idle CPU under 1 % of a core, at most one wake-up per peer
 //! per keepalive interval, at most 40 KiB of userspace memory per peer, no
@@ -167,6 +167,8 @@ pub struct ManyOptions {
     pub peers: usize,
     /// The links each peer opens to the hub, and the hub to it.
     pub kinds: Vec<LinkKind>,
+    /// The hub's listen backlog.
+    pub backlog: u32,
     /// Processes the peers are spread over.
     pub procs: usize,
     /// The idle window.
@@ -179,12 +181,13 @@ pub struct ManyOptions {
 
 impl ManyOptions {
     /// The full run's (1,000 peers, 30 s idle) or `--quick`'s (100 peers, 3 s idle)
-    /// options, with the command line's peers, link kinds, idle seconds and
-    /// processes.
+    /// options, with the command line's peers, link kinds, hub backlog, idle
+    /// seconds and processes.
     pub fn new(
         quick: bool,
         peers: Option<usize>,
         kinds: Vec<LinkKind>,
+        backlog: Option<u32>,
         idle_secs: Option<f64>,
         procs: Option<usize>,
     ) -> ManyOptions {
@@ -199,6 +202,7 @@ impl ManyOptions {
         ManyOptions {
             peers,
             kinds,
+            backlog: backlog.unwrap_or(NodeConfig::DEFAULT_LISTEN_BACKLOG),
             procs: procs.unwrap_or(4).clamp(1, peers),
             idle: Duration::from_secs_f64(idle_secs.unwrap_or(if quick { 3.0 } else { 30.0 })),
             messages: if quick { 20 } else { 100 },
@@ -266,12 +270,16 @@ struct Hub {
 }
 
 impl Hub {
-    /// Starts a hub for `peers` peers on `port` (0: a free one).
-    async fn start(port: u16, peers: usize) -> Result<Hub, BenchError> {
-        let mut proc = ChildProc::spawn(
-            "many-peers hub",
-            &["--many-hub".into(), port.to_string(), peers.to_string()],
-        )?;
+    /// Starts a hub for `peers` peers on `port` (0: a free one) with a listen
+    /// backlog of `backlog`.
+    async fn start(port: u16, peers: usize, backlog: u32) -> Result<Hub, BenchError> {
+        let args = [
+            "--many-hub".to_owned(),
+            port.to_string(),
+            peers.to_string(),
+            backlog.to_string(),
+        ];
+        let mut proc = ChildProc::spawn("many-peers hub", &args)?;
         let ready = proc.expect("ready", START_TIMEOUT).await?;
         let word = |i: usize| ready.get(i).and_then(|w| w.parse::<u64>().ok());
         match (word(0), word(1)) {
@@ -450,13 +458,13 @@ pub async fn measure(
             "messages_each_way_per_peer": options.messages,
             "hub_down_s": options.down.as_secs_f64(),
             "hub_admission": format!("{:?}", hub::admission(n)),
-            "listen_backlog": NodeConfig::DEFAULT_LISTEN_BACKLOG,
+            "hub_listen_backlog": options.backlog,
             "somaxconn": somaxconn,
         }),
     );
 
     // The processes, every node listening before anything is measured.
-    let mut hub = Hub::start(0, n).await?;
+    let mut hub = Hub::start(0, n, options.backlog).await?;
     let mut procs = Vec::with_capacity(shares.len());
     let mut first = 0;
     // Every link logs a warning when the hub is killed: thousands of lines, which
@@ -687,7 +695,7 @@ pub async fn measure(
     tokio::time::sleep(options.down).await;
     let (down_reasons, _, _) = events(&mut procs).await?;
     let listen_before = sys::listen_drops();
-    let mut hub = Hub::start(port, n).await?;
+    let mut hub = Hub::start(port, n, options.backlog).await?;
     let tally = ask_json(
         &mut hub.proc,
         &wait((k * n) as u64),
