@@ -11,7 +11,7 @@
 //!
 //! | command | answer |
 //! | --- | --- |
-//! | `stats` | `stats CPU_US VOLUNTARY INVOLUNTARY TIMESLICES RSS_ANON_KIB` ([`Usage`]) |
+//! | `stats` | `stats CPU_US VOLUNTARY INVOLUNTARY TIMESLICES RSS_ANON_KIB` ([`Usage`](super::sys::Usage)) |
 //! | `threads` | `threads JSON`: each thread's voluntary context switches so far, by `NAME TID` |
 //! | `trim` | `trim RSS_ANON_KIB` after `malloc_trim(0)` |
 //! | `links` | `links JSON`: the node's links by state and kind, and its inbound connections |
