@@ -44,8 +44,10 @@
 //!    (`kernel KiB/peer`): what `ss -tamnp` says is charged to their buffers
 //!    (`skmem` `r` + `w` + `f`: data received and not read, data queued to send,
 //!    memory reserved ahead) plus one TCP socket structure each (the object size
-//!    of the `TCP` cache of `/proc/slabinfo`, when readable), divided by N. The
-//!    file, inode and epoll entry of each socket are not counted.
+//!    of the `TCP` cache of `/proc/slabinfo`), divided by N; without `ss` or
+//!    without root (`/proc/slabinfo`) the figure is left out and the details have
+//!    what was read. The file, inode and epoll entry of each socket are not
+//!    counted.
 //! 4. **Traffic.** The hub sends 100 messages of 64 B (`--quick`: 20) to every peer
 //!    and every peer sends as many to the hub, all at once, over the small links,
 //!    each message's outcome awaited (`Acknowledged`). Every message is checked
@@ -588,11 +590,13 @@ pub async fn measure(
     results.add(key(Metric::KibPerPeerTrimmed), per_peer(anon_trimmed));
     let sockets = sys::socket_memory(hub.proc.pid());
     let tcp_socket = sys::tcp_socket_size();
-    if let Some(sockets) = sockets {
-        let structs = sockets.sockets * tcp_socket.unwrap_or(0);
+    // Without ss or /proc/slabinfo (root only) the figure would be a part of the
+    // whole: the details then have the part that was read.
+    if let (Some(sockets), Some(tcp_socket)) = (sockets, tcp_socket) {
+        let bytes = sockets.buffer_bytes + sockets.sockets * tcp_socket;
         results.add(
             key(Metric::KernelKibPerPeer),
-            (sockets.buffer_bytes + structs) as f64 / 1024.0 / n as f64,
+            bytes as f64 / 1024.0 / n as f64,
         );
     }
     let links = ask_json(&mut hub.proc, "links", "links", CONTROL_TIMEOUT).await?;
