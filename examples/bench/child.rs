@@ -26,9 +26,19 @@ pub struct ChildProc {
 impl ChildProc {
     /// Starts this program again with `args` (a hidden role and its arguments).
     pub fn spawn(name: impl Into<String>, args: &[String]) -> Result<ChildProc, BenchError> {
+        ChildProc::spawn_with_env(name, args, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with these environment variables set too.
+    pub fn spawn_with_env(
+        name: impl Into<String>,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<ChildProc, BenchError> {
         let name = name.into();
         let exe = std::env::current_exe().map_err(|e| BenchError::io("current_exe", e))?;
         let mut command = Command::new(exe);
+        command.envs(env.iter().copied());
         if let Some(dir) = crate::tls::dir() {
             // The certificates of internode-tls.
             command.env(crate::tls::ENV, dir);
@@ -63,6 +73,11 @@ impl ChildProc {
             stdin,
             lines,
         })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends one command line.
@@ -163,20 +178,29 @@ pub fn child_setup() {
 }
 
 /// Raises the soft limit of open files to the hard one (the idle-memory workload
-/// opens three sockets per peer, 256 peers).
-pub fn raise_fd_limit() {
+/// opens three sockets per peer, 256 peers; the many-peers hub six per peer) and
+/// returns the soft limit.
+pub fn raise_fd_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit and setrlimit read and write only the struct passed.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
         }
     }
+    limit.rlim_cur
 }
 
 /// The `--spin` role: lowest priority (nice 19), then a busy loop until killed.
@@ -214,14 +238,19 @@ pub fn commands() -> mpsc::UnboundedReceiver<String> {
 
 /// This process's resident memory (`VmRSS` of `/proc/self/status`), in KiB.
 pub fn rss_kib() -> Result<u64, BenchError> {
+    status_kib("VmRSS")
+}
+
+/// A field of `/proc/self/status` given in kB (`VmRSS`, `RssAnon`...), in KiB.
+pub fn status_kib(field: &str) -> Result<u64, BenchError> {
     let status = std::fs::read_to_string("/proc/self/status")
         .map_err(|e| BenchError::io("reading /proc/self/status", e))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().strip_suffix("kB"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| BenchError::Failed("no VmRSS in /proc/self/status".into()))
+        .ok_or_else(|| BenchError::Failed(format!("no {field} in /proc/self/status")))
 }
 
 /// The CPU time this process has used so far, user and system, all its threads

@@ -2,12 +2,14 @@
 //! 127.0.0.1.
 //!
 //! ```sh
-//! cargo run --profile bench --example bench                  # full: 5 repetitions of 1 s per figure, about 5 minutes
+//! cargo run --profile bench --example bench                  # full: 5 repetitions of 1 s per figure, about 6 minutes
 //! cargo run --profile bench --example bench -- --quick       # 3 of 0.2 s, under a minute (CI)
 //! cargo run --profile bench --example bench -- --only rr,urgent --spinners 2 --json /tmp/bench.json
 //! cargo run --profile bench --example bench -- --only oneway --sizes 64 --impls internode,internode-hand
 //! cargo run --profile bench --example bench -- --impls internode,internode-tls --only oneway,rr --sizes 64,65536,1048576
 //! cargo run --profile bench --example bench -- --quick --count-allocs --only oneway,rr64 --spinners 0
+//! cargo run --profile bench --example bench -- --only many-peers                   # 1,000 peers, 30 s idle: under a minute
+//! cargo run --profile bench --example bench -- --only many-peers --peers 2000 --idle-secs 60 --peer-links small
 //! ```
 //!
 //! The `bench` profile is `release` with debug information (for `perf`); its binary
@@ -42,15 +44,18 @@
 //!   would write ([`framed`]), the baseline of the targets.
 //!
 //! Each implementation's receiver is another process, this program started again in
-//! a hidden role ([`server`], [`child`]); the parent sends and drives the receivers
-//! over their standard input and output. Each process runs an actix `System` on one
-//! thread (internode nodes run their large links on a thread of their own).
-//! Workloads ([`workloads`], [`idle`]): one-way throughput (64 B, 1 KiB, 64 KiB,
-//! 1 MiB) with the CPU time per message of the sending and the receiving process,
-//! request/response latency with one request outstanding, throughput with 64
-//! outstanding (and its CPU time per request), urgent-link latency while the large
-//! link is full (internode only), and resident memory per idle connected peer. The
-//! request workloads run a second time with every core kept busy by spinning
+//! a hidden role ([`server`], [`child`]; the many-peers workload's hub and peers
+//! too); the parent sends and drives the receivers over their standard input and
+//! output. Each process runs an actix `System` on one thread (internode nodes run
+//! their large links on a thread of their own). Workloads ([`workloads`], [`idle`],
+//! [`many`]): one-way throughput (64 B, 1 KiB, 64 KiB, 1 MiB) with the CPU time per
+//! message of the sending and the receiving process, request/response latency with
+//! one request outstanding, throughput with 64 outstanding (and its CPU time per
+//! request), urgent-link latency while the large link is full (internode only),
+//! resident memory per idle connected peer, and one node connected to 1,000 peers
+//! (`many-peers`, `internode` only: set-up time, the hub's idle CPU, wake-ups and
+//! memory per peer, traffic with every peer, reconnection after the hub restarts).
+//! The request workloads run a second time with every core kept busy by spinning
 //! processes at nice 19: an idle core sleeps between messages, so an idle round trip
 //! mostly measures the wake-up. With `--count-allocs` the one-way and `rr64` figures
 //! also have the heap allocations per message of each process ([`allocs`]).
@@ -58,8 +63,8 @@
 //! Every message is checked at its receiver (count, sequence, size; responses by
 //! their request's sequence number): a lost, duplicated, reordered or corrupt message
 //! fails the run (exit code 1), as does any error or a run over its time bound.
-//! Targets (issue 13's, against `framed` in the same run) are reported with PASS or
-//! MISS and never fail it. The output is a table
+//! Targets (issue 13's, against `framed` in the same run; issue 14's on many peers)
+//! are reported with PASS or MISS and never fail it. The output is a table
 //! ([`report`]) and, as the last line of standard output (and in `--json FILE`), the
 //! same figures as JSON.
 
@@ -68,6 +73,7 @@ mod child;
 mod framed;
 mod idle;
 mod impls;
+mod many;
 mod messages;
 mod payload;
 mod raw;
@@ -86,6 +92,7 @@ use std::time::{Duration, Instant};
 use child::Spinners;
 use clap::{CommandFactory, Parser};
 use impls::Impl;
+use internode::LinkKind;
 use stats::Results;
 use workloads::{Case, Contender, Cores, Timing, Workload};
 
@@ -100,7 +107,7 @@ struct Args {
     /// Also write the JSON document to FILE
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Some of: oneway, rr, rr64, urgent, idle (default all)
+    /// Some of: oneway, rr, rr64, urgent, idle, many-peers (default all)
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = workload)]
     only: Vec<Workload>,
     /// Some of: internode, internode-hand, internode-batch, internode-lossy,
@@ -118,12 +125,37 @@ struct Args {
     /// allocation a little: use a run of its own)
     #[arg(long)]
     count_allocs: bool,
+    /// many-peers: the hub's peers (default 1000; --quick: 100)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    peers: Option<u64>,
+    /// many-peers: the links each peer opens to the hub, and the hub to it (some of
+    /// urgent, small, large; default all three)
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = link_kind)]
+    peer_links: Vec<LinkKind>,
+    /// many-peers: seconds of the idle window (default 30; --quick: 3)
+    #[arg(long, value_name = "SECONDS")]
+    idle_secs: Option<f64>,
+    /// many-peers: the hub's listen backlog (default the library's, 1024; Linux caps
+    /// it at net.core.somaxconn)
+    #[arg(long, value_name = "N")]
+    hub_backlog: Option<u32>,
+    /// many-peers: processes the peers are spread over (default 4)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    peer_procs: Option<u64>,
     /// Role: a receiving process of IMPL for INSTANCES senders
     #[arg(long, hide = true, exclusive = true, num_args = 2, value_names = ["IMPL", "INSTANCES"])]
     serve: Option<Vec<String>>,
     /// Role: the connecting process of the idle-memory workload
     #[arg(long, hide = true, exclusive = true, value_name = "IMPL", value_parser = implementation)]
     idle_client: Option<Impl>,
+    /// Role: the many-peers hub, on PORT (0: any) for PEERS peers, with a listen
+    /// backlog of BACKLOG
+    #[arg(long, hide = true, exclusive = true, num_args = 3, value_names = ["PORT", "PEERS", "BACKLOG"])]
+    many_hub: Option<Vec<String>>,
+    /// Role: COUNT many-peers peer nodes from number FIRST, the hub on HUB_PORT,
+    /// links of KINDS
+    #[arg(long, hide = true, exclusive = true, num_args = 4, value_names = ["FIRST", "COUNT", "HUB_PORT", "KINDS"])]
+    many_peers: Option<Vec<String>>,
     /// Role: a low-priority busy loop
     #[arg(long, hide = true, exclusive = true)]
     spin: bool,
@@ -135,6 +167,13 @@ fn workload(name: &str) -> Result<Workload, String> {
 
 fn implementation(name: &str) -> Result<Impl, String> {
     Impl::parse(name).ok_or_else(|| format!("unknown implementation {name:?}"))
+}
+
+fn link_kind(name: &str) -> Result<LinkKind, String> {
+    LinkKind::ALL
+        .into_iter()
+        .find(|k| k.to_string() == name)
+        .ok_or_else(|| format!("unknown link kind {name:?}"))
 }
 
 fn size(value: &str) -> Result<usize, String> {
@@ -183,6 +222,8 @@ struct Options {
     /// Payload sizes of the one-way workload.
     sizes: Vec<usize>,
     spinners: usize,
+    /// The many-peers workload's.
+    many: many::ManyOptions,
 }
 
 /// What this process is.
@@ -193,6 +234,11 @@ enum Role {
     Serve(Impl, usize),
     /// `--idle-client IMPL`: the connecting process of the idle-memory workload.
     IdleClient(Impl),
+    /// `--many-hub PORT PEERS BACKLOG`: the many-peers workload's hub.
+    ManyHub(u16, usize, u32),
+    /// `--many-peers FIRST COUNT HUB_PORT KINDS`: peer nodes of the many-peers
+    /// workload.
+    ManyPeers(usize, usize, u16, Vec<LinkKind>),
     /// `--spin`: a low-priority busy loop.
     Spin,
 }
@@ -207,6 +253,21 @@ fn role(args: Args) -> Result<Role, String> {
     if let Some(imp) = args.idle_client {
         return Ok(Role::IdleClient(imp));
     }
+    if let Some(hub) = args.many_hub {
+        let port = number(&hub[0], "--many-hub port")?;
+        let peers = number(&hub[1], "--many-hub peers")?;
+        let backlog = number(&hub[2], "--many-hub backlog")?;
+        return Ok(Role::ManyHub(port, peers, backlog));
+    }
+    if let Some(peers) = args.many_peers {
+        return Ok(Role::ManyPeers(
+            number(&peers[0], "--many-peers first")?,
+            number(&peers[1], "--many-peers count")?,
+            number(&peers[2], "--many-peers hub port")?,
+            many::parse_kinds(&peers[3])
+                .ok_or_else(|| format!("--many-peers: bad link kinds {:?}", peers[3]))?,
+        ));
+    }
     if args.spin {
         return Ok(Role::Spin);
     }
@@ -219,7 +280,21 @@ fn role(args: Args) -> Result<Role, String> {
         spinners: args
             .spinners
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        many: many::ManyOptions::new(
+            args.quick,
+            args.peers.map(|n| n as usize),
+            args.peer_links,
+            args.hub_backlog,
+            args.idle_secs,
+            args.peer_procs.map(|n| n as usize),
+        ),
     }))
+}
+
+/// A hidden role's numeric argument.
+fn number<T: std::str::FromStr>(word: &str, what: &str) -> Result<T, String> {
+    word.parse()
+        .map_err(|_| format!("{what}: bad number {word:?}"))
 }
 
 /// The values given, or `default` when none.
@@ -287,6 +362,15 @@ async fn run(options: &Options) -> Result<(), BenchError> {
             }
         }
     }
+    let many_peers = options.only.contains(&Workload::ManyPeers);
+    if many_peers
+        && options
+            .impls
+            .iter()
+            .any(|&i| Workload::ManyPeers.runs_with(i))
+    {
+        many::measure(&options.many, timing.settle, &mut results).await?;
+    }
 
     let info = report::RunInfo {
         quick: options.quick,
@@ -332,10 +416,17 @@ fn main() -> ExitCode {
         Role::Bench(options) => options,
         Role::Serve(imp, instances) => return exit(server::serve_role(imp, instances)),
         Role::IdleClient(imp) => return exit(idle::client_role(imp)),
+        Role::ManyHub(port, peers, backlog) => return exit(many::hub_role(port, peers, backlog)),
+        Role::ManyPeers(first, count, hub_port, kinds) => {
+            return exit(many::peers_role(first, count, hub_port, kinds))
+        }
         Role::Spin => child::spin(),
     };
     child::raise_fd_limit();
-    let limit = Duration::from_secs(if options.quick { 90 } else { 600 });
+    let mut limit = Duration::from_secs(if options.quick { 90 } else { 600 });
+    if options.only.contains(&Workload::ManyPeers) {
+        limit += options.many.time_bound();
+    }
     exit(actix::System::new().block_on(async {
         tokio::time::timeout(limit, run(&options))
             .await

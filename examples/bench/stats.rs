@@ -42,6 +42,39 @@ pub enum Metric {
     KibPerAddedPeer,
     /// Resident memory growth of the accepting process, per peer.
     RecvKibPerPeer,
+    /// many-peers: seconds until every peer is connected.
+    SetupS,
+    /// many-peers: connections dropped by a full listen queue during the set-up
+    /// (the network namespace's `ListenOverflows`).
+    SetupListenOverflows,
+    /// many-peers: the hub's CPU time over the idle window, % of one core.
+    IdleCpuPct,
+    /// many-peers: the hub's voluntary context switches per second, idle.
+    WakeupsPerS,
+    /// many-peers: the same per peer per keepalive interval.
+    WakeupsPerPeerKeepalive,
+    /// many-peers: the hub's involuntary context switches per second, idle.
+    PreemptedPerS,
+    /// many-peers: timeslices the hub's threads ran per second, idle.
+    TimeslicesPerS,
+    /// many-peers: the CPU time of all peer processes over the idle window, % of
+    /// one core.
+    PeersCpuPct,
+    /// many-peers: kernel memory of the hub's sockets, per peer.
+    KernelKibPerPeer,
+    /// many-peers: seconds from the restarted hub listening until every link
+    /// reconnected.
+    ReconnectS,
+    /// many-peers: the same until half of them had.
+    ReconnectP50S,
+    /// many-peers: seconds from the restarted hub listening until it had every
+    /// message sent while it was down.
+    DeliveredS,
+    /// many-peers: connections the restarted hub refused.
+    Refused,
+    /// many-peers: connections dropped by a full listen queue while the peers
+    /// reconnected (the network namespace's `ListenOverflows`).
+    ListenOverflows,
 }
 
 impl Metric {
@@ -63,6 +96,20 @@ impl Metric {
             Metric::KibPerPeerTrimmed => "KiB/peer trim",
             Metric::KibPerAddedPeer => "KiB/added",
             Metric::RecvKibPerPeer => "recv KiB/peer",
+            Metric::SetupS => "setup s",
+            Metric::SetupListenOverflows => "setup overflows",
+            Metric::IdleCpuPct => "idle CPU %",
+            Metric::WakeupsPerS => "wakeups/s",
+            Metric::WakeupsPerPeerKeepalive => "wakeups/peer/ka",
+            Metric::PreemptedPerS => "preempted/s",
+            Metric::TimeslicesPerS => "timeslices/s",
+            Metric::PeersCpuPct => "peers CPU %",
+            Metric::KernelKibPerPeer => "kernel KiB/peer",
+            Metric::ReconnectS => "reconnect s",
+            Metric::ReconnectP50S => "reconnect p50 s",
+            Metric::DeliveredS => "delivered s",
+            Metric::Refused => "refused",
+            Metric::ListenOverflows => "listen overflows",
         }
     }
 
@@ -84,7 +131,7 @@ impl Metric {
 pub struct Key {
     pub cores: Cores,
     pub workload: Workload,
-    /// Payload bytes (peers, for the idle-memory workload).
+    /// Payload bytes (peers, for the idle-memory and many-peers workloads).
     pub size: usize,
     pub metric: Metric,
     pub imp: Impl,
@@ -101,6 +148,9 @@ impl Key {
 #[derive(Default)]
 pub struct Results {
     pub figures: BTreeMap<Key, Vec<f64>>,
+    /// What a workload measured that is not one number (the many-peers workload's
+    /// refusals by reason, disconnect reasons...), by workload name.
+    pub details: BTreeMap<String, serde_json::Value>,
 }
 
 impl Results {

@@ -50,15 +50,17 @@ pub enum Workload {
     Rr64,
     Urgent,
     Idle,
+    ManyPeers,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Oneway,
         Workload::Rr,
         Workload::Rr64,
         Workload::Urgent,
         Workload::Idle,
+        Workload::ManyPeers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Workload {
             Workload::Rr64 => "rr64",
             Workload::Urgent => "urgent",
             Workload::Idle => "idle",
+            Workload::ManyPeers => "many-peers",
         }
     }
 
@@ -83,9 +86,11 @@ impl Workload {
 
     /// Whether it is measured with `imp`: the urgent link is internode's only; the
     /// urgent and idle-memory workloads do not depend on how messages are encoded
-    /// (internode-hand skips them); the batch path is one-way only.
+    /// (internode-hand skips them); the batch path is one-way only; many-peers is
+    /// `internode`'s only.
     pub fn runs_with(self, imp: Impl) -> bool {
         match (self, imp) {
+            (Workload::ManyPeers, _) => imp == Impl::Internode,
             (Workload::Oneway, _) => true,
             (_, Impl::InternodeBatch) => false,
             (Workload::Urgent, _) => imp.is_internode() && imp != Impl::InternodeHand,
@@ -125,7 +130,8 @@ pub struct Case {
 }
 
 impl Case {
-    /// The message cases of the selected workloads (`idle` is measured apart), the
+    /// The message cases of the selected workloads (`idle` and `many-peers` are
+    /// measured apart), the
     /// one-way workload at each of `sizes`.
     pub fn all(selected: &[Workload], sizes: &[usize]) -> Vec<Case> {
         let mut cases = Vec::new();
@@ -136,7 +142,7 @@ impl Case {
                     workload,
                     size: RR_SIZE,
                 }),
-                Workload::Idle => {}
+                Workload::Idle | Workload::ManyPeers => {}
             }
         }
         cases
@@ -298,9 +304,10 @@ impl Contender {
                     (Metric::RoundTrips, rtts.len() as f64),
                 ])
             }
-            Workload::Idle => Err(BenchError::Failed(
-                "the idle workload is not a message case".into(),
-            )),
+            Workload::Idle | Workload::ManyPeers => Err(BenchError::Failed(format!(
+                "the {} workload is not a message case",
+                case.workload
+            ))),
         }
     }
 
