@@ -282,14 +282,23 @@ fn decoder_reserves_only_what_the_checked_header_announces() {
 }
 
 #[test]
-fn read_buffer_shrinks_back_once_empty_after_a_large_frame() {
-    let wire = encode(Framing::Crc, &[5u8; 70_000], true);
+fn read_buffer_shrinks_back_once_a_small_frame_drains_it_after_a_large_one() {
+    let large = encode(Framing::Crc, &[5u8; 70_000], true);
+    let small = encode(Framing::Crc, b"ack", true);
     let mut codec = FrameCodec::with_read_capacity(Framing::Crc, 1024);
     let mut buf = BytesMut::with_capacity(1024);
-    buf.extend_from_slice(&wire[..100]);
+    buf.extend_from_slice(&large[..100]);
     assert_eq!(codec.decode(&mut buf), Ok(None));
     assert!(buf.capacity() >= 70_000, "{}", buf.capacity());
-    buf.extend_from_slice(&wire[100..]);
+    buf.extend_from_slice(&large[100..]);
+    assert!(matches!(codec.decode(&mut buf), Ok(Some(_))));
+    // Drained by a large frame: kept for the next one (a stream of large frames
+    // would otherwise allocate its buffer again for every frame).
+    assert_eq!(codec.decode(&mut buf), Ok(None));
+    assert!(buf.is_empty());
+    assert!(buf.capacity() > 1024, "kept {} bytes", buf.capacity());
+    // A small frame drains it: given back.
+    buf.extend_from_slice(&small);
     assert!(matches!(codec.decode(&mut buf), Ok(Some(_))));
     assert_eq!(codec.decode(&mut buf), Ok(None));
     assert!(buf.is_empty());
