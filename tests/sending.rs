@@ -406,3 +406,49 @@ async fn batches_wait_for_credit_and_all_arrive() {
     })
     .await;
 }
+
+/// A number whose `encode` breaks the contract for 3: it clears the buffer it was
+/// given instead of only appending.
+#[derive(Debug, Clone, PartialEq)]
+struct Clearing(u64);
+
+impl internode::message::Message for Clearing {
+    const VERB: u32 = 1401;
+
+    fn encode(&self, dst: &mut bytes::BytesMut) -> Result<(), internode::message::EncodeError> {
+        if self.0 == 3 {
+            dst.clear();
+            return Ok(());
+        }
+        dst.extend_from_slice(&self.0.to_le_bytes());
+        Ok(())
+    }
+
+    fn decode(payload: bytes::Bytes) -> Result<Self, internode::message::DecodeError> {
+        let bytes: [u8; 8] = payload[..]
+            .try_into()
+            .map_err(|_| internode::message::DecodeError::Truncated)?;
+        Ok(Clearing(u64::from_le_bytes(bytes)))
+    }
+}
+
+/// An `encode` that erases what the batch encoded before it fails those messages and
+/// itself, never the node; the messages after it go.
+#[actix::test]
+async fn a_batch_survives_an_encode_that_breaks_its_contract() {
+    bounded(async {
+        let (a, b) = pair().await;
+        let mut got = collect::<Clearing>(&b);
+        let outcomes = a.peer(B).send_many((0..6).map(Clearing)).await;
+        let kinds: Vec<_> = outcomes
+            .iter()
+            .map(|o| o.as_ref().map_err(SendError::kind).copied())
+            .collect();
+        let lost = Err(SendErrorKind::Serialization);
+        let sent = Ok(Sent::Acknowledged);
+        assert_eq!(kinds, vec![lost, lost, lost, lost, sent, sent]);
+        let arrived: Vec<_> = recv_n(&mut got, 2).await.into_iter().map(|m| m.1).collect();
+        assert_eq!(arrived, vec![Clearing(4), Clearing(5)]);
+    })
+    .await;
+}

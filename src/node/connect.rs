@@ -28,7 +28,12 @@ pub(crate) async fn dial(
 ) -> Result<(Stream, Established), DisconnectReason> {
     let mut failure = DisconnectReason::ConnectTimeout;
     let mut tcp = None;
-    for addr in addr.resolve().await? {
+    // The resolver may hang (its own timeouts are tens of seconds): bounded by the
+    // connect timeout.
+    let resolved = tokio::time::timeout(config.connect_timeout, addr.resolve())
+        .await
+        .map_err(|_| DisconnectReason::Resolve(std::io::ErrorKind::TimedOut))??;
+    for addr in resolved {
         match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(connected)) => {
                 tcp = Some(connected);

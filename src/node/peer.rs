@@ -317,12 +317,29 @@ impl Peer {
                     .encode(&mut encoded)
                     .map_err(SendError::Serialization)
             };
+            // An `encode` that took bytes away broke its contract: it fails, and so do
+            // the messages before it whose bytes it took.
+            let result = result.and_then(|()| {
+                encoded.len().checked_sub(start).ok_or_else(|| {
+                    SendError::Serialization(crate::message::EncodeError::custom(
+                        "encode removed bytes it did not write",
+                    ))
+                })
+            });
             match result {
-                Ok(()) => {
-                    lengths.push(encoded.len() - start);
+                Ok(len) => {
+                    lengths.push(len);
                     places.push(None);
                 }
                 Err(e) => {
+                    if encoded.len() < start {
+                        // The bytes of the messages before it are gone with it.
+                        for place in places.iter_mut().filter(|p| p.is_none()) {
+                            *place = Some(Err(e.clone()));
+                        }
+                        lengths.clear();
+                        encoded.clear();
+                    }
                     encoded.truncate(start);
                     places.push(Some(Err(e)));
                 }

@@ -268,7 +268,8 @@ async fn handshake(tcp: TcpStream, env: Arc<InboundEnv>) -> Result<(), Refused> 
     let mut addr = hello.listen_addr;
     if addr.ip().is_unspecified() {
         if let Some(from) = source {
-            addr.set_ip(from.ip());
+            // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+            addr.set_ip(from.ip().to_canonical());
         }
     }
     env.registry.do_send(SetPeer {

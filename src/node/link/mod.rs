@@ -360,7 +360,8 @@ impl Link {
             next,
             |link| &mut link.timer,
             |link, ctx| {
-                link.core.handle_timeout(Instant::now(), wire::epoch_ms());
+                let (now, now_ms) = link.clocks.now();
+                link.core.handle_timeout(now, now_ms);
                 link.drive(ctx);
             },
         );

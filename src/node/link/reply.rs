@@ -38,7 +38,7 @@ enum State {
 }
 
 /// The link's side of a message's outcome.
-pub(super) struct Slot(Where);
+pub(super) struct Slot(Option<Where>);
 
 enum Where {
     /// Shared with the handler's response ([`OutboundReply`]).
@@ -60,8 +60,8 @@ pub(super) struct Batch {
 
 impl Batch {
     /// A batch of `len` messages whose outcomes go to `reply`, and its slots in
-    /// order. A slot dropped without an outcome (the link gone) leaves the batch
-    /// unanswered: the sender sees the channel closed.
+    /// order. A slot dropped without an outcome (the link gone) counts as `Closed`
+    /// at its place.
     pub fn slots(
         len: usize,
         reply: tokio::sync::oneshot::Sender<Vec<Outcome>>,
@@ -71,7 +71,7 @@ impl Batch {
             left: len,
             reply: Some(reply),
         }));
-        (0..len).map(move |i| Slot(Where::Batch(batch.clone(), i)))
+        (0..len).map(move |i| Slot(Some(Where::Batch(batch.clone(), i))))
     }
 
     fn complete(&mut self, index: usize, outcome: Outcome) {
@@ -96,19 +96,22 @@ impl Slot {
     pub fn new() -> (Slot, OutboundReply) {
         let state = Rc::new(RefCell::new(State::Empty));
         (
-            Slot(Where::Shared(state.clone())),
+            Slot(Some(Where::Shared(state.clone()))),
             OutboundReply(Some(state)),
         )
     }
 
     /// A slot that completes `tx`.
     pub fn channel(tx: tokio::sync::oneshot::Sender<Outcome>) -> Slot {
-        Slot(Where::Channel(tx))
+        Slot(Some(Where::Channel(tx)))
     }
 
     /// Delivers the outcome (now, or when actix hands over its channel).
-    pub fn complete(self, outcome: Outcome) {
-        let state = match self.0 {
+    pub fn complete(mut self, outcome: Outcome) {
+        let Some(place) = self.0.take() else {
+            return;
+        };
+        let state = match place {
             Where::Channel(tx) => {
                 // Nobody listening any more is fine: the outcome is counted.
                 let _ = tx.send(outcome);
@@ -127,6 +130,20 @@ impl Slot {
             }
             State::Empty => *state = State::Outcome(outcome),
             State::Outcome(_) | State::Done => {}
+        }
+    }
+}
+
+impl Drop for Slot {
+    /// A message of a batch whose slot goes without an outcome (the link gone with
+    /// it) fails `Closed` at its place, so that the batch still answers with every
+    /// outcome it has. A single message's sender sees its channel closed, which reads
+    /// `Closed` too.
+    fn drop(&mut self) {
+        if let Some(Where::Batch(batch, index)) = self.0.take() {
+            batch
+                .borrow_mut()
+                .complete(index, Err(crate::outcome::SendError::Closed));
         }
     }
 }
@@ -213,12 +230,15 @@ mod tests {
             ])
         );
 
-        // A slot dropped without its outcome: the batch is never answered, and the
-        // sender sees its channel closed once the others are done.
+        // A slot dropped without its outcome: `Closed` at its place, and the others
+        // keep theirs.
         let (tx, mut rx) = oneshot::channel();
         let mut slots: Vec<_> = Batch::slots(2, tx).collect();
         drop(slots.pop());
         slots.pop().unwrap().complete(Ok(Sent::Written));
-        assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+        assert_eq!(
+            rx.try_recv(),
+            Ok(vec![Ok(Sent::Written), Err(SendError::Closed)])
+        );
     }
 }
