@@ -258,6 +258,14 @@ async fn the_feed_reports_each_message_a_sink_lost() {
     .await;
 }
 
+/// The 8 little-endian bytes of a test number.
+fn decode_u64(payload: &[u8]) -> Result<u64, internode::message::DecodeError> {
+    let bytes: [u8; 8] = payload
+        .try_into()
+        .map_err(|_| internode::message::DecodeError::Truncated)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 /// A number that refuses to encode when odd.
 #[derive(Debug, Clone, PartialEq)]
 struct EvenOnly(u64);
@@ -274,10 +282,7 @@ impl internode::message::Message for EvenOnly {
     }
 
     fn decode(payload: bytes::Bytes) -> Result<Self, internode::message::DecodeError> {
-        let bytes: [u8; 8] = payload[..]
-            .try_into()
-            .map_err(|_| internode::message::DecodeError::Truncated)?;
-        Ok(EvenOnly(u64::from_le_bytes(bytes)))
+        decode_u64(&payload).map(EvenOnly)
     }
 }
 
@@ -425,10 +430,7 @@ impl internode::message::Message for Clearing {
     }
 
     fn decode(payload: bytes::Bytes) -> Result<Self, internode::message::DecodeError> {
-        let bytes: [u8; 8] = payload[..]
-            .try_into()
-            .map_err(|_| internode::message::DecodeError::Truncated)?;
-        Ok(Clearing(u64::from_le_bytes(bytes)))
+        decode_u64(&payload).map(Clearing)
     }
 }
 
