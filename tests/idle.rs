@@ -71,8 +71,11 @@ async fn send_both(a: &Node, range: std::ops::Range<u64>) {
 async fn one_link_keeps_an_idle_peer_alive_and_the_others_stay_silent() {
     bounded(async {
         // The sender tolerates a loaded machine; the receiver's read timeout is short.
+        // The idle keeper pings at 50 ms too (an idle interval as short as the
+        // interval: not relaxed).
         let heartbeat = HeartbeatConfig::default()
             .interval(Duration::from_millis(50))
+            .idle_interval(Duration::from_millis(50))
             .timeout(Duration::from_secs(3));
         let receiver = heartbeat.timeout(Duration::from_millis(100));
         let (a, b) = two_nodes(heartbeat, receiver, None).await;

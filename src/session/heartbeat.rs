@@ -18,23 +18,32 @@ pub struct HeartbeatConfig {
     /// Reset the connection after one write has been blocked this long (the peer
     /// takes nothing). The read timeout does not apply while a write is in flight.
     pub unwritable_timeout: Duration,
+    /// The keepalive interval of an idle peer: the one link that keeps a peer alive
+    /// (its *keeper*), while it holds nothing unconfirmed, pings after this long
+    /// without traffic instead of [`interval`](Self::interval), and allows as much
+    /// more silence before it times out (docs/design.md, "Writing and heartbeats").
+    /// Never shorter than `interval`.
+    pub idle_interval: Duration,
 }
 
 impl Default for HeartbeatConfig {
     /// A ping after 1 s of idleness; give up after 5 s of silence, or after a write
-    /// blocked for 30 s.
+    /// blocked for 30 s; an idle peer's keeper pings every 5 s and gives up after 9 s
+    /// of silence.
     fn default() -> Self {
         HeartbeatConfig {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             unwritable_timeout: Duration::from_secs(30),
+            idle_interval: Duration::from_secs(5),
         }
     }
 }
 
 impl HeartbeatConfig {
     /// A ping after `interval` of idleness; give up after `timeout` of silence, or
-    /// after a write blocked for `unwritable_timeout` (usable in a `const`).
+    /// after a write blocked for `unwritable_timeout` (usable in a `const`). The idle
+    /// keepalive interval is the default's (5 s).
     ///
     /// ```
     /// use std::time::Duration;
@@ -49,6 +58,7 @@ impl HeartbeatConfig {
             interval,
             timeout,
             unwritable_timeout,
+            idle_interval: Duration::from_secs(5),
         }
     }
 
@@ -67,6 +77,13 @@ impl HeartbeatConfig {
     /// This config with an unwritable timeout of `timeout`.
     pub const fn unwritable_timeout(mut self, timeout: Duration) -> Self {
         self.unwritable_timeout = timeout;
+        self
+    }
+
+    /// This config with an idle peer's keeper pinging after `interval` without
+    /// traffic (see [`HeartbeatConfig::idle_interval`]).
+    pub const fn idle_interval(mut self, interval: Duration) -> Self {
+        self.idle_interval = interval;
         self
     }
 }
@@ -138,6 +155,13 @@ pub enum HeartbeatAction {
 ///   counts the silence of the pause as none: the next ping is an interval after
 ///   `now`, the read timeout a timeout after it. The owner decides when to pause
 ///   (`LinkSession`: docs/design.md, "Writing and heartbeats").
+/// - While [relaxed](Heartbeat::relax) (the keeper of an idle peer) the interval is
+///   [`HeartbeatConfig::idle_interval`] and the read timeout is longer by as much as
+///   that exceeds the interval, so the silence allowed after a ping stays the same.
+///   [`tighten`](Heartbeat::tighten) at `now` returns to the interval and counts the
+///   silence until `now` as none, as [`resume`](Heartbeat::resume) does: a connection
+///   that was quiet for most of its relaxed timeout does not time out as soon as it
+///   is watched closely again.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -172,6 +196,10 @@ pub struct Heartbeat {
     answered: Option<Instant>,
     /// Neither pinging nor timing out (see [`Heartbeat::pause`]).
     paused: bool,
+    /// How much longer the interval and the read timeout are while relaxed.
+    idle_extra: Duration,
+    /// Pinging at the idle interval (see [`Heartbeat::relax`]).
+    relaxed: bool,
 }
 
 impl Heartbeat {
@@ -190,6 +218,8 @@ impl Heartbeat {
             rtt: None,
             answered: None,
             paused: false,
+            idle_extra: config.idle_interval.saturating_sub(config.interval),
+            relaxed: false,
         }
     }
 
@@ -209,6 +239,8 @@ impl Heartbeat {
             rtt: None,
             answered: None,
             paused: false,
+            idle_extra: Duration::ZERO,
+            relaxed: false,
         }
     }
 
@@ -248,7 +280,7 @@ impl Heartbeat {
             }
         } else if self.paused {
             return HeartbeatAction::Idle;
-        } else if reached(now, self.last_read, self.timeout) {
+        } else if reached(now, self.last_read, self.read_timeout()) {
             return HeartbeatAction::TimedOut {
                 silent_for: now.saturating_duration_since(self.last_read),
             };
@@ -311,6 +343,35 @@ impl Heartbeat {
         self.paused
     }
 
+    /// Pings at [`HeartbeatConfig::idle_interval`] and allows as much more silence,
+    /// until [`tighten`](Self::tighten): the keepalive of an idle peer. No change
+    /// on a heartbeat that never pings.
+    pub fn relax(&mut self) {
+        self.relaxed = self.interval.is_some();
+    }
+
+    /// Pings at the interval again from `now`, counting the silence until `now` as
+    /// none. Nothing changes if not relaxed.
+    pub fn tighten(&mut self, now: Instant) {
+        if std::mem::take(&mut self.relaxed) {
+            self.last_read = self.last_read.max(now);
+            self.last_write = self.last_write.max(now);
+        }
+    }
+
+    /// Whether the heartbeat is [relaxed](Self::relax).
+    pub fn is_relaxed(&self) -> bool {
+        self.relaxed
+    }
+
+    /// The silence after which the connection times out.
+    fn read_timeout(&self) -> Duration {
+        match self.relaxed {
+            true => self.timeout.saturating_add(self.idle_extra),
+            false => self.timeout,
+        }
+    }
+
     /// The last measured round-trip time, if any pong arrived.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt
@@ -330,7 +391,7 @@ impl Heartbeat {
         let timeout = match self.writing_since {
             Some(since) => since.checked_add(self.unwritable_timeout),
             None if self.paused => return None,
-            None => self.last_read.checked_add(self.timeout),
+            None => self.last_read.checked_add(self.read_timeout()),
         };
         if self.paused {
             return timeout;
@@ -341,11 +402,15 @@ impl Heartbeat {
         }
     }
 
-    /// When the next ping is due: `interval` after the last ping, or after the last
-    /// write or the last read, whichever of those two is earlier, if that is later.
+    /// When the next ping is due: `interval` (relaxed: the idle interval) after the
+    /// last ping, or after the last write or the last read, whichever of those two
+    /// is earlier, if that is later.
     /// `None`: never.
     fn ping_due(&self) -> Option<Instant> {
-        let interval = self.interval?;
+        let interval = match self.relaxed {
+            true => self.interval?.saturating_add(self.idle_extra),
+            false => self.interval?,
+        };
         let last_ping = self.pings.back().map(|&(_, sent)| sent);
         let traffic = self.last_write.min(self.last_read);
         let last_activity = last_ping.map_or(traffic, |p| p.max(traffic));
@@ -389,6 +454,74 @@ mod tests {
         assert_eq!(hb.handle_timeout(t0 + ms(1500)), HeartbeatAction::Idle);
         hb.handle_read(t0 + ms(1500));
         assert_eq!(expect_ping(&mut hb, t0 + ms(2000)), 2_000_000);
+    }
+
+    #[test]
+    fn relaxed_pings_at_the_idle_interval_and_allows_as_much_more_silence() {
+        let (mut hb, t0) = heartbeat();
+        hb.relax();
+        assert!(hb.is_relaxed());
+        // Ping at 5 s, not 1 s; the read timeout is 5 s + (5 s - 1 s) = 9 s.
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(5000)));
+        assert_eq!(hb.handle_timeout(t0 + ms(4999)), HeartbeatAction::Idle);
+        let ping = expect_ping(&mut hb, t0 + ms(5000));
+        hb.handle_written(t0 + ms(5000));
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(9000)), "the read timeout");
+        assert_eq!(hb.handle_timeout(t0 + ms(8999)), HeartbeatAction::Idle);
+        assert!(hb.handle_pong(ping, t0 + ms(5010)).is_some());
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(10_000)), "the next ping");
+        // Unanswered, the ping is re-sent at the idle interval; silence ends it.
+        let _ = expect_ping(&mut hb, t0 + ms(10_000));
+        hb.handle_written(t0 + ms(10_000));
+        assert_eq!(hb.handle_timeout(t0 + ms(14_009)), HeartbeatAction::Idle);
+        assert_eq!(
+            hb.handle_timeout(t0 + ms(14_010)),
+            HeartbeatAction::TimedOut {
+                silent_for: ms(9000)
+            }
+        );
+    }
+
+    #[test]
+    fn tightening_counts_the_relaxed_silence_as_none() {
+        let (mut hb, t0) = heartbeat();
+        hb.relax();
+        let ping = expect_ping(&mut hb, t0 + ms(5000));
+        hb.handle_written(t0 + ms(5000));
+        assert!(hb.handle_pong(ping, t0 + ms(5000)).is_some());
+        // 4.5 s of silence: within the relaxed timeout, not within 5 s of the
+        // tightened one if it counted from the last read.
+        hb.tighten(t0 + ms(9500));
+        assert!(!hb.is_relaxed());
+        assert_eq!(hb.handle_timeout(t0 + ms(10_400)), HeartbeatAction::Idle);
+        // Pings every second from then on, unanswered: silent 5 s after tightening.
+        for at in [10_500, 11_500, 12_500, 13_500] {
+            let _ = expect_ping(&mut hb, t0 + ms(at));
+            hb.handle_written(t0 + ms(at));
+        }
+        assert_eq!(hb.handle_timeout(t0 + ms(14_499)), HeartbeatAction::Idle);
+        assert!(matches!(
+            hb.handle_timeout(t0 + ms(14_500)),
+            HeartbeatAction::TimedOut { .. }
+        ));
+        // Tightening a heartbeat that is not relaxed changes nothing; relaxing one
+        // that never pings does not make it ping.
+        let (mut tight, t1) = heartbeat();
+        tight.tighten(t1 + ms(900));
+        assert_eq!(tight.poll_timeout(), Some(t1 + ms(1000)));
+        let mut accepting = Heartbeat::read_timeout_only(ms(5000), t1);
+        accepting.relax();
+        assert!(!accepting.is_relaxed());
+        assert_eq!(accepting.poll_timeout(), Some(t1 + ms(5000)));
+    }
+
+    #[test]
+    fn an_idle_interval_shorter_than_the_interval_is_the_interval() {
+        let t0 = Instant::now();
+        let config = HeartbeatConfig::default().idle_interval(ms(10));
+        let mut hb = Heartbeat::new(config, t0, t0);
+        hb.relax();
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(1000)));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! the benchmark is in its memory or its wake-ups; the peers are nodes in
 //! `--peer-procs` processes (default 4; `--many-peers`, [`peers`]), each node with
 //! its own id and its own listener on a free port of 127.0.0.1. Every node runs with
-//! the library's defaults (lossless links, heartbeats every second), except the
+//! the library's defaults (lossless links; heartbeats every second on links that hold
+//! messages, every 5 s on an idle peer's keeper link), except the
 //! hub's admission limits: as many handshakes may come from one address as from all
 //! (here every peer connects from 127.0.0.1; on real hosts each has its own) and at
 //! least three inbound connections per peer are taken ([`hub::admission`]). Each
@@ -30,9 +31,10 @@
 //!    second (`wakeups/s`: the voluntary context switches of all its threads,
 //!    `ru_nvcsw`; each is a thread going to sleep, in `epoll_wait` or on a futex,
 //!    and so one wake-up when it runs again; by thread in the details); the same
-//!    per peer per keepalive interval (`wakeups/peer/ka`: wake-ups/s x the
-//!    heartbeat interval / N); its preemptions (`preempted/s`, `ru_nivcsw`, which
-//!    depend on the machine's load); the timeslices its live threads ran
+//!    per peer per keepalive interval (`wakeups/peer/ka`: wake-ups/s x the idle
+//!    keepalive interval, `HeartbeatConfig::idle_interval`, / N); its preemptions
+//!    (`preempted/s`, `ru_nivcsw`, which depend on the machine's load); the
+//!    timeslices its live threads ran
 //!    (`timeslices/s`, the third field of `/proc/self/task/*/schedstat`: wake-ups
 //!    and preemptions together); and the CPU of the peer processes, all N peers
 //!    together (`peers CPU %`).
@@ -442,9 +444,10 @@ pub async fn measure(
         metric,
         imp: Impl::Internode,
     };
+    // An idle peer's keepalive interval: its keeper pings at the idle interval.
     let interval = NodeConfig::new(HUB_ID, "127.0.0.1:0".parse().expect("an address"))
         .heartbeat
-        .interval;
+        .idle_interval;
     let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());

@@ -9,7 +9,15 @@
 //!   *keeper* ([`handle_keeper`](LinkSession::handle_keeper); a node makes the urgent
 //!   link the keeper when it is connected, else the small one, else the large one).
 //!   The keeper's heartbeat runs whenever it is connected, busy or not: a ping after
-//!   an interval without traffic, the read timeout.
+//!   an interval without traffic, the read timeout. While the keeper itself holds no
+//!   message (nothing queued, being written, unacknowledged or, lossy, unconfirmed;
+//!   its own pings do not count) and its connection has been answered once, its
+//!   heartbeat is *relaxed*: it pings after
+//!   [`HeartbeatConfig::idle_interval`] (default 5 s) without traffic, and allows
+//!   that much more silence before the read timeout. An idle peer needs no
+//!   second-by-second watch: what the links hold is watched at the interval by the
+//!   links that hold it, and a message given to the keeper tightens its heartbeat
+//!   at once.
 //! - **The others watch only what is unconfirmed.** Any other link runs its heartbeat
 //!   only while its connection holds something not yet confirmed by the peer:
 //!   messages queued, being written or unacknowledged (lossless), a ping waiting for
@@ -35,6 +43,7 @@
 //! interval until it is pruned, and a pruned peer costs nothing.
 //!
 //! [`DisconnectReason::Idle`]: crate::session::DisconnectReason::Idle
+//! [`HeartbeatConfig::idle_interval`]: crate::session::HeartbeatConfig::idle_interval
 //! [`LinkConfig::idle_timeout`]: super::LinkConfig::idle_timeout
 
 use std::time::Instant;
@@ -70,6 +79,19 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             || !conn.in_flight.is_empty()
             || conn.ping.is_some()
             || conn.heartbeat.ping_outstanding()
+            || conn.unconfirmed_since.is_some()
+    }
+
+    /// Whether the connection holds messages (queued, being written,
+    /// unacknowledged, or lossy writes not yet confirmed) or is new and not yet
+    /// answered: [`Self::unconfirmed`] but for the keepalive's own pings.
+    fn holds_messages(&self) -> bool {
+        let Some(conn) = self.conn.as_ref() else {
+            return false;
+        };
+        !self.queue.is_empty()
+            || !self.unacked.is_empty()
+            || !conn.in_flight.is_empty()
             || conn.unconfirmed_since.is_some()
     }
 
@@ -109,12 +131,20 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
                 conn.unconfirmed_since = None;
             }
         }
-        if self.keeper || self.unconfirmed() {
-            if let Some(conn) = self.conn.as_mut() {
-                conn.heartbeat.resume(now);
-            }
-        } else if let Some(conn) = self.conn.as_mut() {
+        let relaxed = self.keeper && !self.holds_messages();
+        let watched = self.keeper || self.unconfirmed();
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if watched {
+            conn.heartbeat.resume(now);
+        } else {
             conn.heartbeat.pause();
+        }
+        if relaxed {
+            conn.heartbeat.relax();
+        } else {
+            conn.heartbeat.tighten(now);
         }
     }
 

@@ -76,8 +76,22 @@ fn an_idle_connected_link_that_is_not_the_keeper_has_no_timer() {
     }
 }
 
+/// Fires the link's next timer, which must be a ping due `after` the last one
+/// (`last`), and carries the ping to the receiver and its pong back.
+fn keeper_ping(pair: &mut Pair, last: Instant, after: Duration) -> Instant {
+    let at = pair.link.poll_timeout().expect("the keeper's heartbeat");
+    assert_eq!(at, last + after, "a ping {after:?} after the last");
+    pair.now = at;
+    pair.link.handle_timeout(pair.now, pair.now_ms);
+    let ping = pair.link.poll_transmit(pair.now, pair.now_ms);
+    pair.carry_to_receiver(ping.expect("a ping"));
+    pair.run(); // the pong
+    assert_eq!(pair.link.poll_rtt(), Some(Duration::ZERO));
+    at
+}
+
 #[test]
-fn the_keeper_pings_at_the_interval_and_only_while_it_is_the_keeper() {
+fn the_keeper_pings_at_the_idle_interval_and_only_while_it_is_the_keeper() {
     let mut pair = Pair::new(LinkPolicy::Lossless, 1);
     pair.send(1, None);
     pair.run();
@@ -87,25 +101,48 @@ fn the_keeper_pings_at_the_interval_and_only_while_it_is_the_keeper() {
 
     pair.link.handle_keeper(true, pair.now);
     assert!(pair.link.is_keeper());
-    let interval = HeartbeatConfig::default().interval;
+    let config = HeartbeatConfig::default();
     let mut last = pair.now;
     for _ in 0..5 {
-        let at = pair.link.poll_timeout().expect("the keeper's heartbeat");
-        assert_eq!(at, last + interval, "a ping an interval after the last");
-        pair.now = at;
-        pair.link.handle_timeout(pair.now, pair.now_ms);
-        let ping = pair.link.poll_transmit(pair.now, pair.now_ms);
-        let ping = ping.expect("a ping");
-        pair.carry_to_receiver(ping);
-        pair.run(); // the pong
-        assert_eq!(pair.link.poll_rtt(), Some(Duration::ZERO));
-        last = at;
+        last = keeper_ping(&mut pair, last, config.idle_interval);
     }
     // No longer the keeper: quiet again at once (its last ping was answered).
     pair.link.handle_keeper(false, pair.now);
     assert_eq!(pair.link.poll_timeout(), None);
     assert_eq!(wake_ups(&mut pair, Duration::from_secs(60)), 0);
     assert_eq!(pair.delivered, [1]);
+}
+
+#[test]
+fn the_keeper_watches_at_the_interval_while_it_holds_a_message() {
+    let config = HeartbeatConfig::default();
+    let mut pair = Pair::new(LinkPolicy::Lossless, 1);
+    pair.link.handle_keeper(true, pair.now);
+    pair.send(1, None);
+    pair.run();
+    let start = pair.now;
+    let mut last = keeper_ping(&mut pair, start, config.idle_interval);
+    // Just before the next idle ping (4.9 s after the last read, the pong), a
+    // message is written and not acknowledged: the keeper pings at the interval
+    // again, and its read timeout (now 5 s) counts from the message, not from the
+    // last read.
+    pair.now += config.idle_interval - ms(100);
+    pair.send(2, None);
+    let written = pair.link.poll_transmit(pair.now, pair.now_ms).expect("2");
+    pair.link.handle_written(written.clone(), pair.now);
+    last = last.max(pair.now);
+    let at = pair.link.poll_timeout().expect("the heartbeat");
+    assert_eq!(at, last + config.interval, "a ping an interval later");
+    pair.link.handle_timeout(at - ms(1), pair.now_ms);
+    pair.collect();
+    assert!(matches!(pair.link.state(), LinkState::Connected { .. }));
+    // The message arrives and is acknowledged: relaxed again.
+    pair.carry_to_receiver(written);
+    pair.run();
+    assert_eq!(pair.delivered, [1, 2]);
+    assert_eq!(pair.acknowledged(), 2);
+    let next = pair.link.poll_timeout().expect("the keeper's heartbeat");
+    assert!(next >= pair.now + config.idle_interval - ms(1), "relaxed");
 }
 
 #[test]
@@ -195,24 +232,27 @@ fn an_idle_link_is_pruned_and_its_next_message_resumes_the_session() {
 
 #[test]
 fn the_keeper_is_pruned_too_once_its_ping_is_answered() {
-    let idle = Duration::from_millis(2500);
+    let idle = Duration::from_millis(12_500);
     let mut pair = pruning(LinkPolicy::Lossless, idle);
     pair.link.handle_keeper(true, pair.now);
     pair.send(1, None);
     pair.run();
     let last_traffic = pair.now;
-    // Pings at 1 s and 2 s, then the prune at 2.5 s: keepalives are no traffic.
+    // Pings at 5 s and 10 s (the idle interval), then the prune at 12.5 s:
+    // keepalives are no traffic.
     let wakes = wake_ups(&mut pair, idle + ms(1));
     assert_eq!(wakes, 3, "two pings, then the prune");
     assert_eq!(pair.link.state(), &LinkState::Dormant);
     assert!(pair.events.contains(&LinkEvent::Disconnected {
-        reason: DisconnectReason::Idle { idle_for_ms: 2500 }
+        reason: DisconnectReason::Idle {
+            idle_for_ms: 12_500
+        }
     }));
     assert!(pair.now >= last_traffic + idle);
     assert_eq!(pair.link.poll_timeout(), None);
     // A keeper with a ping out waits for the pong (closing with a pong on its way
     // could make the kernel reset the connection instead of ending it).
-    let mut pair = pruning(LinkPolicy::Lossless, ms(1500));
+    let mut pair = pruning(LinkPolicy::Lossless, ms(5500));
     pair.link.handle_keeper(true, pair.now);
     pair.send(1, None);
     pair.run();
@@ -224,7 +264,7 @@ fn the_keeper_is_pruned_too_once_its_ping_is_answered() {
         .poll_transmit(pair.now, pair.now_ms)
         .expect("a ping");
     pair.link.handle_written(ping.clone(), pair.now);
-    pair.now = start + ms(1500);
+    pair.now = start + ms(5500);
     pair.link.handle_timeout(pair.now, pair.now_ms);
     assert!(matches!(pair.link.state(), LinkState::Connected { .. }));
     assert!(

@@ -170,9 +170,10 @@ fn the_keeper_of_an_idle_connection_costs_one_timer_at_the_keepalive_interval() 
         next >= pair.now + Duration::from_millis(99),
         "no 100 ms tick"
     );
-    // Over 10 s of idleness, the keeper wakes about once a keepalive interval.
+    // Over 30 s of idleness, the keeper wakes about once an idle keepalive
+    // interval (5 s).
     let mut wakes = 0;
-    let end = pair.now + Duration::from_secs(10);
+    let end = pair.now + Duration::from_secs(30);
     while let Some(at) = pair.link.poll_timeout().filter(|at| *at <= end) {
         pair.now = at;
         pair.link.handle_timeout(pair.now, pair.now_ms);
@@ -180,7 +181,7 @@ fn the_keeper_of_an_idle_connection_costs_one_timer_at_the_keepalive_interval() 
         pair.run();
         wakes += 1;
     }
-    assert!((9..=12).contains(&wakes), "{wakes} wake-ups in 10 s");
+    assert!((6..=8).contains(&wakes), "{wakes} wake-ups in 30 s");
 }
 
 #[test]
