@@ -91,10 +91,13 @@ impl RequestTracker {
         }
     }
 
-    /// Keeps exactly one timer, armed for the earliest deadline.
+    /// Keeps one timer, armed no later than the earliest deadline: requests made with
+    /// the same timeout have later deadlines than those before them, so the timer
+    /// armed for the first stays, and one firing with nothing due re-arms for the
+    /// earliest (no timer operation per request).
     fn arm(&mut self, ctx: &mut Context<Self>) {
         let next = self.pending.poll_timeout();
-        self.timer.arm(
+        self.timer.arm_by(
             ctx,
             next,
             |tracker| &mut tracker.timer,
