@@ -92,3 +92,11 @@ pub use trim::TrimDeadline;
 pub use warn::WarnLimiter;
 #[cfg(test)]
 mod pair_tests;
+
+/// Gives back `queue`'s allocation if it is empty (an idle link holds none; the next
+/// entry allocates it again).
+pub(crate) fn shrink_if_empty<T>(queue: &mut std::collections::VecDeque<T>) {
+    if queue.is_empty() {
+        *queue = std::collections::VecDeque::new();
+    }
+}

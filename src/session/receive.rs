@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PONG};
+use super::shrink_if_empty;
 use super::trim::TrimDeadline;
 use super::{DisconnectReason, Heartbeat, HeartbeatAction, ProtocolViolation, HOUSEKEEPING};
 use crate::envelope::{Envelope, MessageAssembler};
@@ -426,6 +427,18 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         if let Some(conn) = self.conn.as_mut() {
             conn.caught_up = true;
         }
+        // Nothing held between read batches: the queues' allocations go back when
+        // empty (the next batch allocates them again).
+        shrink_if_empty(&mut self.arrivals);
+        shrink_if_empty(&mut self.parked);
+        shrink_if_empty(&mut self.backlog);
+    }
+
+    /// The entries the arrival, parked and backlog queues have room for without
+    /// allocating.
+    #[cfg(test)]
+    pub(crate) fn queues_capacity(&self) -> usize {
+        self.arrivals.capacity() + self.parked.capacity() + self.backlog.capacity()
     }
 
     /// The connection ended at `now` (EOF, or the shell closed it).

@@ -147,7 +147,8 @@ pub(crate) struct Inbound {
     core: ReceiveSession<NodeId>,
     /// The handlers, as of this actor's last turn.
     handlers: Snapshot,
-    /// The messages of the turn being handed over (kept for its allocation).
+    /// The messages of the turn being handed over (kept for its allocation within a
+    /// read batch, given back at its end).
     batch: Vec<Envelope>,
     /// Where the answers to the peer's requests go.
     routes: ResponseRoutes,
@@ -625,7 +626,10 @@ impl StreamHandler<(u64, Read<Result<Decoded, FrameError>>)> for Inbound {
                 }
             }
             // The socket has nothing more for now: acknowledge what the batch took.
-            Read::Caught => self.core.handle_caught_up(),
+            Read::Caught => {
+                self.core.handle_caught_up();
+                self.batch = Vec::new();
+            }
             // The peer closed the connection.
             Read::End => {
                 self.read = None;
