@@ -121,6 +121,20 @@ impl FrameCodec {
         self.read_capacity
     }
 
+    /// Whether the read buffer may have grown beyond the read capacity (room was
+    /// reserved for a larger frame) since the codec was made or the buffer was last
+    /// replaced ([`buffer_replaced`](Self::buffer_replaced)). The buffer's own
+    /// `capacity()` cannot tell: after frames are split off it is only the view's.
+    pub fn buffer_grown(&self) -> bool {
+        self.grown
+    }
+
+    /// The owner of the read buffer replaced it with a fresh one (of at most the read
+    /// capacity).
+    pub fn buffer_replaced(&mut self) {
+        self.grown = false;
+    }
+
     /// The framing this codec reads and writes.
     pub fn framing(&self) -> Framing {
         self.framing

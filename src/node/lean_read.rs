@@ -10,13 +10,14 @@
 //! would allocate (and page-fault) a fresh frame-sized buffer for every read, which
 //! measured cost half the throughput. So:
 //! - at the end of a read batch (the socket had nothing more, the inner stream
-//!   returned `Pending`), an empty buffer no larger than the read capacity is given
-//!   back, and the next poll (the socket became readable) reserves the read capacity
-//!   again before it reads: one allocation per read batch, no extra read;
-//! - a buffer that grew beyond that is kept across batches (a stream of large frames
-//!   reuses it) until the owner asks to trim it ([`ReadTrim::request`]: the receiving
-//!   core says when, once a while after its last large frame), and then given back
-//!   if it is empty.
+//!   returned `Pending`), an empty buffer that never grew beyond the read capacity is
+//!   given back, and the next poll (the socket became readable) reserves the read
+//!   capacity again before it reads: one allocation per read batch, no extra read;
+//! - a buffer that grew beyond that (the codec says so, [`FrameCodec::buffer_grown`]:
+//!   the buffer's `capacity()` is only what is left of its view once frames were split
+//!   off it) is kept across batches (a stream of large frames reuses it) until the
+//!   owner asks to trim it ([`ReadTrim::request`]: the receiving core says when, once
+//!   a while after its last large frame), and then given back if it is empty.
 //!
 //! Invariants: bytes buffered are never dropped (only an empty buffer is given back);
 //! the inner stream is polled whenever this one is, except for a trim request that
@@ -79,16 +80,15 @@ impl<R> LeanRead<R> {
         }
     }
 
-    /// Gives the read buffer back if it is empty and either `grown_too` or no larger
-    /// than the read capacity.
+    /// Gives the read buffer back if it is empty and either `grown_too` or it never
+    /// grew beyond the read capacity (the codec knows: the buffer's `capacity()` is
+    /// only that of the view left after the frames split off it).
     fn release(&mut self, grown_too: bool) {
-        let capacity = self.framed.decoder().read_capacity();
+        let grown = self.framed.decoder().buffer_grown();
         let buffer = self.framed.read_buffer_mut();
-        if buffer.is_empty()
-            && buffer.capacity() > 0
-            && (grown_too || buffer.capacity() <= capacity)
-        {
+        if buffer.is_empty() && buffer.capacity() > 0 && (grown_too || !grown) {
             *buffer = BytesMut::new();
+            self.framed.decoder_mut().buffer_replaced();
             self.released = true;
         }
     }
@@ -249,6 +249,31 @@ mod tests {
         // And it reads on as before.
         stream.framed.get_mut().chunks.push_back(frame(10));
         assert_eq!(drain(&mut stream, &mut cx), vec![10]);
+    }
+
+    #[test]
+    fn a_grown_buffer_is_kept_while_its_frames_are_still_held() {
+        // The handlers still hold the large frames: what is left of the buffer is a
+        // small view of a large allocation, which must not count as a small buffer.
+        let trim = ReadTrim::default();
+        let mut stream = lean(&[frame(60_000), frame(60_000)], &trim);
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let mut held = Vec::new();
+        loop {
+            match Pin::new(&mut stream).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(Decoded::Frame(f)))) => held.push(f),
+                Poll::Pending => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(held.len(), 2);
+        assert!(!stream.released, "a grown buffer waits for the trim");
+        trim.request();
+        assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
+        assert!(stream.released);
+        assert_eq!(capacity(&mut stream), 0);
+        assert!(!stream.framed.decoder().buffer_grown());
     }
 
     #[test]
