@@ -20,10 +20,10 @@
 //!   a while after its last large frame), and then given back if it is empty.
 //!
 //! Invariants: bytes buffered are never dropped (only an empty buffer is given back);
-//! the inner stream is polled whenever this one is, except for a trim request that
-//! finds it waiting on its socket (its last poll returned `Pending`, so the task stays
-//! registered with the socket and nothing is missed). The stream and its [`ReadTrim`]
-//! live on one actor's thread (`Rc`).
+//! the inner stream is polled whenever this one is (so no wake-up of the socket is
+//! lost); a stream waiting on its socket holds no read buffer unless one grew and no
+//! trim came since. The stream and its [`ReadTrim`] live on one actor's thread
+//! (`Rc`).
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -64,8 +64,6 @@ pub(crate) struct LeanRead<R> {
     trim: Rc<TrimState>,
     /// The buffer was given back: reserve the read capacity before the next read.
     released: bool,
-    /// The inner stream's last poll returned `Pending`.
-    waiting: bool,
 }
 
 impl<R> LeanRead<R> {
@@ -76,7 +74,6 @@ impl<R> LeanRead<R> {
             framed,
             trim: trim.0.clone(),
             released: false,
-            waiting: false,
         }
     }
 
@@ -98,24 +95,21 @@ impl<R: AsyncRead + Unpin> Stream for LeanRead<R> {
     type Item = <FramedRead<R, FrameCodec> as Stream>::Item;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.trim.requested.take() {
+        // The inner stream is polled even for a trim: the task may have been woken by
+        // the socket too, and that wake-up must not be lost. A trimmed buffer is not
+        // refilled for this poll (the read, if any, starts small; the next poll refills).
+        let trimmed = self.trim.requested.take();
+        if trimmed {
             self.release(true);
-            if self.waiting {
-                // Woken for the trim: the socket has nothing yet, and the task is
-                // still registered with it.
-                self.trim.waker.set(Some(cx.waker().clone()));
-                return Poll::Pending;
-            }
         }
-        if self.released {
+        if self.released && !trimmed {
             self.released = false;
             let capacity = self.framed.decoder().read_capacity();
             let buffer = self.framed.read_buffer_mut();
             buffer.reserve(capacity.saturating_sub(buffer.len()));
         }
         let polled = Pin::new(&mut self.framed).poll_next(cx);
-        self.waiting = polled.is_pending();
-        if self.waiting {
+        if polled.is_pending() {
             // The end of a read batch.
             self.release(false);
             self.trim.waker.set(Some(cx.waker().clone()));
@@ -242,10 +236,8 @@ mod tests {
 
         trim.request();
         assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the task is woken");
-        let reads = stream.framed.get_ref().reads;
         assert!(Pin::new(&mut stream).poll_next(&mut cx).is_pending());
-        assert_eq!(capacity(&mut stream), 0, "trimmed");
-        assert_eq!(stream.framed.get_ref().reads, reads, "no read for the trim");
+        assert_eq!(capacity(&mut stream), 0, "trimmed, nothing refilled");
         // And it reads on as before.
         stream.framed.get_mut().chunks.push_back(frame(10));
         assert_eq!(drain(&mut stream, &mut cx), vec![10]);
@@ -274,6 +266,29 @@ mod tests {
         assert!(stream.released);
         assert_eq!(capacity(&mut stream), 0);
         assert!(!stream.framed.decoder().buffer_grown());
+    }
+
+    #[test]
+    fn a_trim_that_comes_with_data_reads_it() {
+        // The socket's wake-up and the trim's arrive together: the data is read.
+        let trim = ReadTrim::default();
+        let mut stream = lean(&[frame(60_000)], &trim);
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(drain(&mut stream, &mut cx), vec![60_000]);
+        stream.framed.get_mut().chunks.push_back(frame(30));
+        trim.request();
+        assert_eq!(drain(&mut stream, &mut cx), vec![30]);
+        assert_eq!(capacity(&mut stream), 0);
+        // And the next read gets the read capacity again.
+        stream.framed.get_mut().chunks.push_back(frame(3000));
+        let reads = stream.framed.get_ref().reads;
+        assert_eq!(drain(&mut stream, &mut cx), vec![3000]);
+        assert_eq!(
+            stream.framed.get_ref().reads - reads,
+            2,
+            "one read, one Pending"
+        );
     }
 
     #[test]
