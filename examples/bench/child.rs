@@ -35,9 +35,28 @@ impl ChildProc {
         args: &[String],
         env: &[(&str, &str)],
     ) -> Result<ChildProc, BenchError> {
+        ChildProc::spawn_wrapped(name, &[], args, env)
+    }
+
+    /// [`spawn_with_env`](Self::spawn_with_env) through a `wrapper` command (its
+    /// program and arguments, e.g. `heaptrack -o FILE`), if not empty: the wrapper
+    /// runs this program, and whatever it prints is read as the child's lines.
+    pub fn spawn_wrapped(
+        name: impl Into<String>,
+        wrapper: &[String],
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<ChildProc, BenchError> {
         let name = name.into();
         let exe = std::env::current_exe().map_err(|e| BenchError::io("current_exe", e))?;
-        let mut command = Command::new(exe);
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
         command.envs(env.iter().copied());
         if let Some(dir) = crate::tls::dir() {
             // The certificates of internode-tls.

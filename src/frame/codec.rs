@@ -22,7 +22,8 @@
 //! until a small frame follows. One made with [`FrameCodec::new`] (what receiving
 //! connections use) keeps its buffer: streams of 1 MiB messages end each message with
 //! a small frame, and giving the buffer back there still cost a third of the
-//! throughput.
+//! throughput. The receiving actor gives it back instead, from outside the codec,
+//! once large frames stopped for a while (`node/lean_read.rs`, `session/trim.rs`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
@@ -118,6 +119,20 @@ impl FrameCodec {
     /// The size of a fresh read buffer.
     pub fn read_capacity(&self) -> usize {
         self.read_capacity
+    }
+
+    /// Whether the read buffer may have grown beyond the read capacity (room was
+    /// reserved for a larger frame) since the codec was made or the buffer was last
+    /// replaced ([`buffer_replaced`](Self::buffer_replaced)). The buffer's own
+    /// `capacity()` cannot tell: after frames are split off it is only the view's.
+    pub fn buffer_grown(&self) -> bool {
+        self.grown
+    }
+
+    /// The owner of the read buffer replaced it with a fresh one (of at most the read
+    /// capacity).
+    pub fn buffer_replaced(&mut self) {
+        self.grown = false;
     }
 
     /// The framing this codec reads and writes.

@@ -8,6 +8,8 @@
 //!   hold only that message; the open self-contained frame is closed before it.
 //! - Payloads are written once, straight into the output buffer; only LZ4 compresses
 //!   through a scratch buffer.
+//! - The output buffer is reserved for what is pushed, not for a whole frame: one
+//!   small message holds a buffer of about its size.
 
 use bytes::BytesMut;
 
@@ -129,7 +131,11 @@ impl FrameEncoder {
             }
         }
         if self.open.is_none() {
-            self.open = Some(begin(self.framing, &mut self.out, self.max_payload));
+            // Room for this message only: a frame that takes more grows as they come
+            // (a link's batch buffer is recycled, so it grows once), and an encoder
+            // writing one small control message holds a small buffer, not a frame's
+            // maximum (each connection keeps its encoder).
+            self.open = Some(begin(self.framing, &mut self.out, len));
         }
         for part in parts {
             self.out.extend_from_slice(part);
@@ -176,5 +182,44 @@ impl FrameEncoder {
         if let Some(start) = self.open.take() {
             seal(self.framing, &mut self.out, start, true, &mut self.scratch);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_message_holds_a_small_buffer() {
+        for framing in [Framing::Crc, Framing::Lz4, Framing::Unprotected] {
+            let mut encoder = FrameEncoder::new(framing);
+            encoder.push(&[1u8; 20]);
+            assert!(
+                encoder.out.capacity() < 1024,
+                "{framing:?}: {} bytes reserved for 20",
+                encoder.out.capacity()
+            );
+            let wire = encoder.take();
+            encoder.push(&[2u8; 20]);
+            assert!(encoder.out.capacity() < 1024);
+            drop(wire);
+        }
+    }
+
+    #[test]
+    fn messages_pushed_one_by_one_share_one_frame() {
+        let mut encoder = FrameEncoder::new(Framing::Crc);
+        for i in 0..1000u32 {
+            encoder.push(&i.to_le_bytes());
+        }
+        let mut wire = encoder.take();
+        let mut codec = super::super::FrameCodec::new(Framing::Crc);
+        let decoded = tokio_util::codec::Decoder::decode(&mut codec, &mut wire).unwrap();
+        let Some(super::super::Decoded::Frame(frame)) = decoded else {
+            panic!("one frame expected, got {decoded:?}");
+        };
+        assert!(frame.self_contained);
+        assert_eq!(frame.payload.len(), 4000);
+        assert!(wire.is_empty());
     }
 }

@@ -38,6 +38,8 @@ pub fn receive(data: &[u8]) {
         read_timeout: Duration::from_secs(5),
         keepalive_interval: Duration::from_secs(1),
         ack_bytes: 1024,
+        read_capacity: crate::frame::DEFAULT_READ_CAPACITY,
+        trim_after: crate::session::TRIM_AFTER,
     };
     let mut core: ReceiveSession<u8> = ReceiveSession::new(config);
     let mut now = Instant::now();

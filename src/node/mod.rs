@@ -54,6 +54,7 @@ mod gate;
 mod handlers;
 mod inbound;
 mod keepers;
+mod lean_read;
 mod link;
 mod metrics;
 mod peer;

@@ -17,11 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use super::address::PeerAddr;
-use super::credit::{LinkNews, ResolveLink};
+use super::credit::{LinkNews, NewsReply, ResolveLink};
 use super::failures::{FailureFeed, SetFailureFeed, SubscribeFailures};
 use super::inbound::{GetInboundSnapshot, Inbound, InboundCounters, InboundEnv, StopInbound};
 use super::keepers::{Keepers, SetKeeper};
@@ -236,7 +235,7 @@ pub(crate) struct Registry {
     env: Option<Arc<LinkEnv>>,
     links: HashMap<(NodeId, LinkKind), Addr<Link>>,
     /// The credit lines given each link, told when it closes.
-    lines: HashMap<(NodeId, LinkKind), Vec<UnboundedSender<LinkNews>>>,
+    lines: HashMap<(NodeId, LinkKind), Vec<NewsReply>>,
     /// Closes waiting for the registry to forget a link.
     unlinked: HashMap<(NodeId, LinkKind), Vec<oneshot::Sender<()>>>,
     peers: HashMap<NodeId, PeerAddr>,
@@ -307,7 +306,7 @@ impl Registry {
     fn unlink(&mut self, peer: NodeId, kind: LinkKind) {
         self.links.remove(&(peer, kind));
         for line in self.lines.remove(&(peer, kind)).unwrap_or_default() {
-            let _ = line.send(LinkNews::Unlinked);
+            line.send(LinkNews::Unlinked);
         }
         for waiting in self.unlinked.remove(&(peer, kind)).unwrap_or_default() {
             let _ = waiting.send(());
@@ -365,7 +364,7 @@ impl Handler<ResolveLink> for Registry {
             }
             Err(error) => LinkNews::Failed(error),
         };
-        let _ = m.reply.send(news);
+        m.reply.send(news);
     }
 }
 

@@ -6,8 +6,8 @@
 //! for a request that came over the urgent link, else the small or large link by its
 //! size. A receiving actor asks the registry once for the link its responses usually
 //! take (the urgent one for the urgent link's requests, the small one for the others)
-//! with the [`ResolveLink`] the producers' credit lines use, on a channel of its own;
-//! the registry answers with the link and tells the channel when that link closes,
+//! with the [`ResolveLink`] the producers' credit lines use, into a slot of its own;
+//! the registry answers with the link and tells the slot when that link closes,
 //! before it can make the next one. Each [`Responder`] carries the actor's view as of
 //! the request's arrival, so that the answer goes from whoever answers straight into
 //! the link's mailbox, with no hop through the registry. An answer for another link (a
@@ -30,9 +30,8 @@ use std::sync::Arc;
 
 use actix::{Addr, Recipient};
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use super::credit::{LinkNews, ResolveLink};
+use super::credit::{LinkNews, NewsSlot, ResolveLink};
 use super::link::{Outbound, Response};
 use super::registry::{Registry, Route};
 use super::wire::{self, PARAM_REQUEST_ID};
@@ -103,8 +102,9 @@ enum Asked {
 pub(crate) struct ResponseRoutes {
     current: Arc<Routes>,
     asked: Asked,
-    news: UnboundedReceiver<LinkNews>,
-    reply: UnboundedSender<LinkNews>,
+    /// The registry's news, read at each request (a slot, not a channel: nobody
+    /// waits on it, and a channel per receiving actor cost a kilobyte and a half).
+    news: NewsSlot,
 }
 
 impl ResponseRoutes {
@@ -115,7 +115,6 @@ impl ResponseRoutes {
             LinkKind::Urgent => LinkKind::Urgent,
             LinkKind::Small | LinkKind::Large => LinkKind::Small,
         };
-        let (reply, news) = mpsc::unbounded_channel();
         ResponseRoutes {
             current: Arc::new(Routes {
                 peer,
@@ -124,8 +123,7 @@ impl ResponseRoutes {
                 registry,
             }),
             asked: Asked::No,
-            news,
-            reply,
+            news: NewsSlot::new(),
         }
     }
 
@@ -133,7 +131,7 @@ impl ResponseRoutes {
     /// for the link if it is not known (the answers until it is go through the
     /// registry).
     pub(crate) fn current(&mut self) -> Arc<Routes> {
-        while let Ok(news) = self.news.try_recv() {
+        for news in self.news.take() {
             self.set_link(match news {
                 LinkNews::Linked(link) => Some(link.recipient()),
                 LinkNews::Failed(_) | LinkNews::Unlinked => None,
@@ -144,7 +142,7 @@ impl ResponseRoutes {
             self.current.registry.resolve.do_send(ResolveLink {
                 peer: self.current.peer,
                 kind: self.current.kind,
-                reply: self.reply.clone(),
+                reply: self.news.reply(),
             });
         }
         self.current.clone()
@@ -245,6 +243,7 @@ impl Drop for Responder {
 mod tests {
     use super::*;
     use actix::{Actor, Context};
+    use tokio::sync::mpsc;
 
     /// What the spy saw: (where, verb, flags, request id, urgent).
     type Seen = (&'static str, u32, Flags, Option<u64>, bool);
@@ -337,7 +336,7 @@ mod tests {
         assert_eq!(next(&mut seen).await, ("registry", 3, OK, Some(4), false));
 
         // The link closed: through the registry again, and asked again.
-        let _ = routes.reply.send(LinkNews::Unlinked);
+        routes.news.reply().send(LinkNews::Unlinked);
         let routes_now = routes.current();
         assert_eq!(
             next(&mut seen).await,

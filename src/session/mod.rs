@@ -52,6 +52,8 @@
 //! - [`PendingRequests`]: requests waiting for responses, with their deadlines (driven
 //!   by the request tracker actor).
 //! - [`control`]: the keepalive and acknowledgement messages on the wire.
+//! - [`TrimDeadline`]: when a receiving connection gives back the read buffer large
+//!   frames grew (once, a while after the last; never on an idle connection).
 //!
 //! Invariants common to all of them: no method panics on any input or any sequence of
 //! calls (an input that does not fit the state is ignored and documented as such);
@@ -70,6 +72,7 @@ mod queue;
 mod reason;
 mod receive;
 mod requests;
+mod trim;
 mod warn;
 
 pub use backoff::{Backoff, BackoffConfig};
@@ -81,8 +84,19 @@ pub use link::{
 };
 pub use queue::{Entry, OutboundQueue, Refused};
 pub use reason::{DisconnectReason, ProtocolViolation, TlsFailure};
-pub use receive::{Arrival, InboundCounters, ReceiveConfig, ReceiveSession, StaleAttempt};
+pub use receive::{
+    Arrival, InboundCounters, ReceiveConfig, ReceiveSession, StaleAttempt, TRIM_AFTER,
+};
 pub use requests::PendingRequests;
+pub use trim::TrimDeadline;
 pub use warn::WarnLimiter;
 #[cfg(test)]
 mod pair_tests;
+
+/// Gives back `queue`'s allocation if it is empty (an idle link holds none; the next
+/// entry allocates it again).
+pub(crate) fn shrink_if_empty<T>(queue: &mut std::collections::VecDeque<T>) {
+    if queue.is_empty() {
+        *queue = std::collections::VecDeque::new();
+    }
+}

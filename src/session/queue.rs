@@ -233,6 +233,18 @@ impl<K: Clone + Eq, T> OutboundQueue<K, T> {
         self.queue.is_empty()
     }
 
+    /// Gives back the queue's allocation if nothing is queued (an idle link holds
+    /// none; the next message allocates it again).
+    pub fn shrink_if_empty(&mut self) {
+        super::shrink_if_empty(&mut self.queue);
+    }
+
+    /// The entries the queue has room for without allocating.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+
     /// Bytes charged: queued messages and those taken and not yet settled.
     pub fn bytes(&self) -> usize {
         self.account.used()

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::control::{self, UNSOLICITED_PONG, VERB_ACK, VERB_EXPIRED, VERB_PONG};
+use super::shrink_if_empty;
+use super::trim::TrimDeadline;
 use super::{DisconnectReason, Heartbeat, HeartbeatAction, ProtocolViolation, HOUSEKEEPING};
 use crate::envelope::{Envelope, MessageAssembler};
 use crate::frame::{Decoded, FrameEncoder, FrameError, Framing};
@@ -21,6 +23,11 @@ use crate::limits::{Account, Charge, Grant, ReserveNeeded, ReserveRequest};
 /// How many replaced sender sessions a [`ReceiveSession`] remembers (to refuse their
 /// late Hellos).
 const SUPERSEDED: usize = 8;
+
+/// How long after the last frame that grew the read buffer a receiving connection
+/// gives it back (see [`TrimDeadline`]): longer than the pauses within a stream of
+/// large messages, short enough that a burst's memory is soon back.
+pub const TRIM_AFTER: Duration = Duration::from_secs(1);
 
 /// How many written expiry notes a [`ReceiveSession`] keeps for a reconnect (the oldest
 /// go first beyond that).
@@ -48,13 +55,21 @@ pub struct ReceiveConfig {
     /// and, within a long one, whenever this many bytes were taken since the last
     /// acknowledgement.
     pub ack_bytes: usize,
+    /// The shell's read buffer capacity: a frame larger than this grows the buffer.
+    pub read_capacity: usize,
+    /// Once no frame larger than `read_capacity` arrived for this long, the shell is
+    /// told to give back its grown read buffer ([`ReceiveSession::poll_trim`], a
+    /// [`TrimDeadline`]).
+    pub trim_after: Duration,
 }
 
 impl ReceiveConfig {
     /// A receiving link with these byte limits, a 5 s read timeout, a keepalive every
     /// second while throttled, and an acknowledgement every eighth of `capacity`
-    /// (at least 16 KiB, at most 1 MiB) within a long read batch, as a node's
-    /// receiving links have; set the fields to change them.
+    /// (at least 16 KiB, at most 1 MiB) within a long read batch, and the read buffer
+    /// of a [`FrameCodec::new`](crate::frame::FrameCodec::new) trimmed [`TRIM_AFTER`]
+    /// after the last frame that grew it, as a node's receiving links have; set the
+    /// fields to change them.
     pub fn new(capacity: usize, lease_chunk: usize, max_message: usize) -> Self {
         ReceiveConfig {
             capacity,
@@ -63,6 +78,8 @@ impl ReceiveConfig {
             read_timeout: Duration::from_secs(5),
             keepalive_interval: Duration::from_secs(1),
             ack_bytes: (capacity / 8).clamp(16 << 10, 1 << 20),
+            read_capacity: crate::frame::DEFAULT_READ_CAPACITY,
+            trim_after: TRIM_AFTER,
         }
     }
 }
@@ -236,6 +253,10 @@ pub struct ReceiveSession<K> {
     releases: Vec<Grant<K>>,
     counters: InboundCounters,
     scratch: Vec<Bytes>,
+    /// When to give back what large frames grew.
+    trim: TrimDeadline,
+    /// The shell should trim its read buffer ([`poll_trim`](Self::poll_trim)).
+    trim_due: bool,
 }
 
 impl<K: Clone + Eq> ReceiveSession<K> {
@@ -262,6 +283,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             releases: Vec::new(),
             counters: InboundCounters::default(),
             scratch: Vec::new(),
+            trim: TrimDeadline::new(config.trim_after),
+            trim_due: false,
         }
     }
 
@@ -370,6 +393,12 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         };
         conn.heartbeat.handle_read(now);
         conn.heard = true;
+        if input
+            .as_ref()
+            .is_ok_and(|d| wire_len(d) > self.config.read_capacity)
+        {
+            self.trim.handle_activity(now);
+        }
         let result = match input {
             // Behind what waits, in order.
             Ok(decoded) if self.is_waiting() => {
@@ -398,6 +427,18 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         if let Some(conn) = self.conn.as_mut() {
             conn.caught_up = true;
         }
+        // Nothing held between read batches: the queues' allocations go back when
+        // empty (the next batch allocates them again).
+        shrink_if_empty(&mut self.arrivals);
+        shrink_if_empty(&mut self.parked);
+        shrink_if_empty(&mut self.backlog);
+    }
+
+    /// The entries the arrival, parked and backlog queues have room for without
+    /// allocating.
+    #[cfg(test)]
+    pub(crate) fn queues_capacity(&self) -> usize {
+        self.arrivals.capacity() + self.parked.capacity() + self.backlog.capacity()
     }
 
     /// The connection ended at `now` (EOF, or the shell closed it).
@@ -456,6 +497,12 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     /// The timer from [`poll_timeout`](Self::poll_timeout) fired (early calls are
     /// harmless). An error means the connection must be closed.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DisconnectReason> {
+        if self.trim.handle_timeout(now) {
+            self.trim_due = true;
+            if let Some(conn) = self.conn.as_mut() {
+                conn.encoder.release_buffer();
+            }
+        }
         if self.spare_at.is_some_and(|at| now >= at) {
             self.spare_at = None;
             if let Some(grant) = self.account.idle_spare() {
@@ -551,6 +598,14 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         self.releases.pop()
     }
 
+    /// Whether the shell should give back its read buffer now if it holds nothing
+    /// (and, once it is empty, when it grew for large frames): no frame larger than
+    /// the read capacity arrived for [`trim_after`](ReceiveConfig::trim_after). Once
+    /// per quiet spell after large frames, never on an idle connection.
+    pub fn poll_trim(&mut self) -> bool {
+        std::mem::take(&mut self.trim_due)
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout), if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.conn.as_ref().and_then(|c| {
@@ -561,7 +616,10 @@ impl<K: Clone + Eq> ReceiveSession<K> {
             let keepalive = self.throttled_since.and(self.keepalive_at);
             [keepalive, read].into_iter().flatten().min()
         });
-        [conn, self.spare_at].into_iter().flatten().min()
+        [conn, self.spare_at, self.trim.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the read timeout watches the connection now. The sender pings only
@@ -647,6 +705,14 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         if self.account.spare() > 0 && self.account.reserve_charged() == 0 {
             self.spare_at.get_or_insert(now + HOUSEKEEPING);
         }
+    }
+}
+
+/// The bytes a decoded frame took in the read buffer (about: its payload as sent).
+fn wire_len(decoded: &Decoded) -> usize {
+    match decoded {
+        Decoded::Frame(frame) => frame.payload.len(),
+        Decoded::Corrupt { payload_len, .. } => *payload_len,
     }
 }
 

@@ -22,6 +22,8 @@ fn config(capacity: usize) -> ReceiveConfig {
         read_timeout: Duration::from_secs(5),
         keepalive_interval: Duration::from_secs(1),
         ack_bytes: 1 << 20,
+        read_capacity: crate::frame::DEFAULT_READ_CAPACITY,
+        trim_after: crate::session::TRIM_AFTER,
     }
 }
 
@@ -455,8 +457,17 @@ fn an_idle_connection_once_heard_has_no_read_timeout_and_no_timer() {
     let m = message(2, 200_000, None);
     let first = parts(&m, 100_000).remove(0);
     rig.input(first);
-    assert_eq!(rig.recv.poll_timeout(), Some(rig.now + timeout));
-    rig.now += timeout;
+    // First the trim deadline (a frame that large grew the shell's read buffer), then
+    // the read timeout.
+    let start = rig.now;
+    let trim_after = config(0).trim_after;
+    assert!(trim_after < timeout);
+    assert_eq!(rig.recv.poll_timeout(), Some(start + trim_after));
+    rig.now += trim_after;
+    assert!(rig.recv.handle_timeout(rig.now).is_ok());
+    assert!(rig.recv.poll_trim());
+    assert_eq!(rig.recv.poll_timeout(), Some(start + timeout));
+    rig.now = start + timeout;
     assert_eq!(
         rig.recv.handle_timeout(rig.now),
         Err(DisconnectReason::read_timeout(timeout))
@@ -487,4 +498,38 @@ fn the_charges_of_a_frame_come_back_merged_in_one_step() {
     assert_eq!(rig.recv.pending_bytes(), 0);
     rig.settle();
     assert_eq!(rig.reserves.in_use_global(), 0, "the books balance");
+}
+
+#[test]
+fn a_large_frame_asks_for_one_trim_once_large_frames_stop_and_small_ones_never() {
+    let mut rig = Rig::new(1 << 20);
+    let take = |rig: &mut Rig, id: u64, len: usize| {
+        rig.input(self_contained(message(id, len, None)));
+        for (_, charge) in rig.delivered() {
+            rig.recv.handle_processed(charge, rig.now).unwrap();
+        }
+    };
+    take(&mut rig, 1, 100);
+    rig.settle();
+    assert_eq!(rig.recv.poll_timeout(), None, "small frames arm nothing");
+    assert!(!rig.recv.poll_trim());
+
+    let after = config(0).trim_after;
+    take(&mut rig, 2, 20_000);
+    let first = rig.now;
+    assert_eq!(rig.recv.poll_timeout(), Some(first + after));
+    // Another large frame before the deadline: no trim then, the deadline moves on.
+    rig.now += after / 2;
+    take(&mut rig, 3, 20_000);
+    let last = rig.now;
+    rig.now = first + after;
+    rig.recv.handle_timeout(rig.now).unwrap();
+    assert!(!rig.recv.poll_trim(), "a large frame came meanwhile");
+    assert_eq!(rig.recv.poll_timeout(), Some(last + after));
+    rig.now = last + after;
+    rig.recv.handle_timeout(rig.now).unwrap();
+    assert!(rig.recv.poll_trim(), "quiet since the last large frame");
+    assert!(!rig.recv.poll_trim(), "once");
+    assert_eq!(rig.recv.poll_timeout(), None, "nothing armed once trimmed");
+    assert!(rig.recv.is_connected());
 }

@@ -38,6 +38,10 @@ use crate::messages::serde_msgs::{Blob, Ping, Pong, UrgentBlob, UrgentPing};
 use crate::messages::Carrier;
 use crate::BenchError;
 
+/// Set by the parent when the hub runs under a memory profiler: the hub exits right
+/// after answering `trim`, holding what it held then.
+pub const EXIT_AFTER_TRIM_ENV: &str = "BENCH_HUB_EXIT_AFTER_TRIM";
+
 /// The hub's handler: one-way messages to the tally, requests answered with their
 /// body.
 struct Handler {
@@ -116,6 +120,9 @@ pub fn hub_role(port: u16, peers: usize, backlog: u32) -> Result<(), BenchError>
         let mut commands = child::commands();
         while let Some(line) = commands.recv().await {
             println!("{}", answer(&node, peers, &tally, &line).await?);
+            if line == "trim" && std::env::var_os(EXIT_AFTER_TRIM_ENV).is_some() {
+                std::process::exit(0);
+            }
         }
         Ok(())
     })

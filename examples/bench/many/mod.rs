@@ -126,6 +126,9 @@ pub fn lane_size(kind: LinkKind) -> usize {
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long starting a process's nodes may take.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A command to run the hub under (memory profiling; see [`Hub::start`]).
+const HUB_WRAP_ENV: &str = "BENCH_HUB_WRAP";
 /// How long the traffic and the reconnection may take to be delivered.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Open files a peer node takes: its listener, six connections, its bulk thread's
@@ -283,8 +286,25 @@ impl Hub {
             peers.to_string(),
             backlog.to_string(),
         ];
-        let mut proc = ChildProc::spawn("many-peers hub", &args)?;
-        let ready = proc.expect("ready", START_TIMEOUT).await?;
+        // Memory profiling (e.g. `BENCH_HUB_WRAP="heaptrack -o /tmp/hub"`): the hub
+        // runs under the wrapper and exits after the memory phase (so what it still
+        // holds then is what the profiler reports as leaked); the run fails there.
+        let wrapper: Vec<String> = std::env::var(HUB_WRAP_ENV)
+            .map(|w| w.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let env: &[(&str, &str)] = if wrapper.is_empty() {
+            &[]
+        } else {
+            &[(hub::EXIT_AFTER_TRIM_ENV, "1")]
+        };
+        let mut proc = ChildProc::spawn_wrapped("many-peers hub", &wrapper, &args, env)?;
+        let ready = loop {
+            // A wrapper may print lines of its own first.
+            match proc.expect("ready", START_TIMEOUT).await {
+                Err(BenchError::Failed(_)) if !wrapper.is_empty() => continue,
+                ready => break ready?,
+            }
+        };
         let word = |i: usize| ready.get(i).and_then(|w| w.parse::<u64>().ok());
         match (word(0), word(1)) {
             (Some(port), Some(listening_us)) => Ok(Hub {

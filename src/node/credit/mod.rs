@@ -55,8 +55,10 @@ use actix::{Addr, Recipient};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
+mod news;
 mod wait;
 
+pub(crate) use news::{NewsReply, NewsSlot};
 use wait::Wait;
 pub(crate) use wait::{QueueFuture, Ready};
 
@@ -67,11 +69,11 @@ use crate::{LinkKind, NodeId};
 
 /// A line's ask for the link of `kind` to `peer` (the registry creates it on first
 /// use): the answer goes to `reply`, and, if it is a link, [`LinkNews::Unlinked`]
-/// follows on the same channel once that link closes.
+/// follows the same way once that link closes.
 pub(crate) struct ResolveLink {
     pub peer: NodeId,
     pub kind: LinkKind,
-    pub reply: UnboundedSender<LinkNews>,
+    pub reply: NewsReply,
 }
 
 impl actix::Message for ResolveLink {
@@ -386,7 +388,7 @@ impl Line {
         let ask = ResolveLink {
             peer: self.peer,
             kind: self.kind,
-            reply: self.news_reply.clone(),
+            reply: NewsReply::Channel(self.news_reply.clone()),
         };
         // The registry's mailbox has a capacity: past it, the ask goes in anyway.
         let sent = match self.registry.try_send(ask) {

@@ -14,8 +14,11 @@
 //! actor when the last of them is dropped; a request with a `Responder` that answers
 //! over this node's link back to the peer, see `respond`) and responses to the request
 //! tracker, writes the acknowledgements and pongs the core asks for on the same socket,
-//! stops reading while the core waits for receive limits (a [`Gate`]), and waits for
-//! reserve from the `ResourceLimits` actor.
+//! stops reading while the core waits for receive limits (a [`Gate`]), gives back
+//! the read buffer when the core says the connection went quiet after large frames
+//! (a [`ReadTrim`]; an empty buffer of the read capacity goes back at the end of every
+//! read batch anyway, [`LeanRead`]), and waits for reserve from the `ResourceLimits`
+//! actor.
 //!
 //! Supervision: receiving actors are started by the registry (on the bulk thread for
 //! large links) and live until the node closes; a failed connection does not stop
@@ -41,6 +44,7 @@ pub(crate) use listen::listen;
 use super::batches::{Batches, Read};
 use super::dispatch::{Handlers, Permit, Processed, Snapshot};
 use super::gate::Gate;
+use super::lean_read::{LeanRead, ReadTrim};
 use super::link::{lease_chunk, random_u64};
 use super::refusal::RefusalReason;
 use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry};
@@ -52,12 +56,14 @@ use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
 use super::wire;
 use super::NodeConfig;
 use crate::envelope::{Envelope, Flags};
-use crate::frame::{Decoded, FrameCodec, FrameError};
+use crate::frame::{Decoded, FrameCodec, FrameError, DEFAULT_READ_CAPACITY};
 use crate::handshake::{AcceptParams, Acceptor, Hello};
 use crate::limits::Charge;
 use crate::message::{FailureReason, RemoteFailure};
 pub use crate::session::InboundCounters;
-use crate::session::{Arrival, DisconnectReason, ReceiveConfig, ReceiveSession, WarnLimiter};
+use crate::session::{
+    Arrival, DisconnectReason, ReceiveConfig, ReceiveSession, WarnLimiter, TRIM_AFTER,
+};
 use crate::{LinkKind, NodeId};
 
 /// Node-wide things every receiving actor needs.
@@ -141,7 +147,8 @@ pub(crate) struct Inbound {
     core: ReceiveSession<NodeId>,
     /// The handlers, as of this actor's last turn.
     handlers: Snapshot,
-    /// The messages of the turn being handed over (kept for its allocation).
+    /// The messages of the turn being handed over (kept for its allocation within a
+    /// read batch, given back at its end).
     batch: Vec<Envelope>,
     /// Where the answers to the peer's requests go.
     routes: ResponseRoutes,
@@ -152,6 +159,8 @@ pub(crate) struct Inbound {
     /// Bumped for every connection: what an older one reports is ignored.
     generation: u64,
     gate: Gate,
+    /// Asks the read stream to give back its read buffer (the core says when).
+    read_trim: ReadTrim,
     timer: Timer,
     /// Connections refused and established are logged at most once a second each
     /// (a flood of Hellos costs a few lines, not one per connection).
@@ -177,6 +186,8 @@ impl Inbound {
             // An eighth of the link's capacity: the sender, whose capacity is usually
             // the same, never waits for an acknowledgement in a long read batch.
             ack_bytes: (limits.link_capacity / 8).clamp(16 << 10, 1 << 20),
+            read_capacity: DEFAULT_READ_CAPACITY,
+            trim_after: TRIM_AFTER,
         };
         Inbound {
             core: ReceiveSession::new(config),
@@ -190,6 +201,7 @@ impl Inbound {
             read: None,
             generation: 0,
             gate: Gate::default(),
+            read_trim: ReadTrim::default(),
             timer: Timer::default(),
             refusal_log: WarnLimiter::new(LOG_EVERY),
             connect_log: WarnLimiter::new(LOG_EVERY),
@@ -239,6 +251,9 @@ impl Inbound {
         // Registrations made before this turn apply to what it hands over.
         self.env.handlers.refresh(&mut self.handlers);
         self.hand_over(ctx);
+        if self.core.poll_trim() {
+            self.read_trim.request();
+        }
         if self.core.is_reading() {
             self.gate.open();
         } else {
@@ -542,6 +557,7 @@ impl Handler<Attach> for Inbound {
         framed
             .read_buffer_mut()
             .extend_from_slice(&established.leftover);
+        let framed = LeanRead::new(framed, &self.read_trim);
         let stream = Batches::new(self.gate.guard(framed), self.generation);
         self.read = Some(ctx.add_stream(stream));
         self.writer = Some(writer);
@@ -610,7 +626,10 @@ impl StreamHandler<(u64, Read<Result<Decoded, FrameError>>)> for Inbound {
                 }
             }
             // The socket has nothing more for now: acknowledge what the batch took.
-            Read::Caught => self.core.handle_caught_up(),
+            Read::Caught => {
+                self.core.handle_caught_up();
+                self.batch = Vec::new();
+            }
             // The peer closed the connection.
             Read::End => {
                 self.read = None;

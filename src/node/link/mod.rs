@@ -52,6 +52,7 @@ use super::address::PeerAddr;
 use super::connect::dial;
 use super::failures::{FailedMessage, FailureFeed, SetFailureFeed};
 use super::keepers::SetKeeper;
+use super::lean_read::{LeanRead, ReadTrim};
 use super::metrics::counted_since;
 use super::peer::{app_outbound, deadline_ms};
 use super::registry::{LinkMeasured, LinkReport, Measure};
@@ -411,7 +412,8 @@ impl Link {
         framed
             .read_buffer_mut()
             .extend_from_slice(&established.leftover);
-        ctx.add_stream(framed);
+        // Nothing held between read batches; the codec shrinks a grown buffer itself.
+        ctx.add_stream(LeanRead::new(framed, &ReadTrim::default()));
         self.writer = Some(writer);
         self.core.handle_connected(
             established.peer_session_id,

@@ -6,7 +6,7 @@
 //! totals the snapshot reports (live counters plus these) never decrease. The
 //! archive grows with the number of distinct peers this node ever had a link with or
 //! heard from (a few hundred bytes per (peer, link kind), and one [`RttHistogram`] per
-//! peer that answered a ping: 2 to 20 KiB), not with traffic or time.
+//! peer that answered a ping: 1 to 10 KiB), not with traffic or time.
 //!
 //! It lives in the registry, not in an actor of its own: the registry forgets a closed
 //! link and takes its counters in the same step (`LinkReport`), so a snapshot that

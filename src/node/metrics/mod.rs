@@ -19,7 +19,7 @@
 //!   kind; what has no peer (connections refused before their handshake said who
 //!   they are from) is in a family without a `peer` label.
 //! - What is kept for the node's life grows with the number of distinct peers, not
-//!   with traffic: a few hundred bytes per (peer, link kind) and 2 to 20 KiB per peer
+//!   with traffic: a few hundred bytes per (peer, link kind) and 1 to 10 KiB per peer
 //!   that answered a ping (the histogram's size depends on its largest sample).
 //! - The renderings list the same families (`families.rs`, the one list): the text
 //!   format 0.0.4 ([`Metrics::to_prometheus`]: one `# HELP` and `# TYPE` per family,

@@ -4,10 +4,11 @@
 //! - an [`hdrhistogram`] with two significant digits (every recorded value is known
 //!   within 1%), for [`quantile`](RttHistogram::quantile), [`min`](RttHistogram::min),
 //!   [`max`](RttHistogram::max) and [`mean`](RttHistogram::mean). It resizes to the
-//!   largest sample recorded, from 1 µs up to [`RTT_MAX`]: measured, its counts take
-//!   2 KiB while every sample is below 256 µs (and when empty), 4 KiB up to about
-//!   1 ms, 8 KiB up to 16 ms, 11 KiB up to 100 ms, 14 KiB up to 1 s and 20 KiB at most
-//!   (a sample near `RTT_MAX`);
+//!   largest sample recorded, from 1 µs up to [`RTT_MAX`]: measured, its counts (32
+//!   bits each: a value's count stops at about four billion samples, far beyond a
+//!   ping a second) take 1 KiB while every sample is below 256 µs (and when empty),
+//!   2 KiB up to about 1 ms, 4 KiB up to 16 ms, 5 KiB up to 100 ms, 7 KiB up to 1 s
+//!   and 10 KiB at most (a sample near `RTT_MAX`);
 //! - counts per fixed bucket ([`RTT_BUCKETS`]) and the exact sum, for the Prometheus
 //!   histogram (`le` buckets, `_sum`, `_count`): 128 bytes.
 //!
@@ -44,6 +45,10 @@ pub const RTT_BUCKETS: [Duration; 15] = [
     Duration::from_secs(5),
 ];
 
+/// The hdrhistogram's count per value: 32 bits halve its memory (one histogram per
+/// peer); it saturates rather than wraps, and the total count is 64 bits.
+type Count = u32;
+
 /// Significant digits of the hdrhistogram: values within 1%.
 const SIGNIFICANT_DIGITS: u8 = 2;
 
@@ -70,7 +75,7 @@ const SIGNIFICANT_DIGITS: u8 = 2;
 #[derive(Debug, Clone)]
 pub struct RttHistogram {
     /// Microseconds, resizing to the largest sample.
-    hdr: Histogram<u64>,
+    hdr: Histogram<Count>,
     /// Samples per fixed bucket: `buckets[i]` counts those above `RTT_BUCKETS[i - 1]`
     /// and at most `RTT_BUCKETS[i]` (not cumulative).
     buckets: [u64; RTT_BUCKETS.len()],
@@ -85,7 +90,7 @@ impl Default for RttHistogram {
 }
 
 impl RttHistogram {
-    /// An empty histogram (2 KiB).
+    /// An empty histogram (1 KiB).
     pub fn new() -> Self {
         // Auto-resizing from 1 µs with two significant digits: valid constants.
         let hdr = Histogram::new(SIGNIFICANT_DIGITS).expect("valid hdrhistogram constants");
@@ -171,7 +176,7 @@ impl RttHistogram {
     /// Bytes of memory this histogram holds (its counts and itself).
     #[cfg(test)]
     fn memory(&self) -> usize {
-        std::mem::size_of::<Self>() + self.hdr.distinct_values() * std::mem::size_of::<u64>()
+        std::mem::size_of::<Self>() + self.hdr.distinct_values() * std::mem::size_of::<Count>()
     }
 }
 
@@ -194,7 +199,7 @@ mod tests {
         assert_eq!((rtt.min(), rtt.max(), rtt.mean()), (None, None, None));
         assert_eq!(rtt.quantile(0.5), None);
         assert!(rtt.buckets().all(|(_, n)| n == 0));
-        assert_eq!(rtt.memory(), std::mem::size_of::<RttHistogram>() + 2048);
+        assert_eq!(rtt.memory(), std::mem::size_of::<RttHistogram>() + 1024);
     }
 
     #[test]
@@ -263,7 +268,7 @@ mod tests {
     /// The memory stated in the module documentation (issue 14 wants an idle peer
     /// to cost at most 40 KiB in all).
     #[test]
-    fn memory_grows_with_the_largest_sample_up_to_20_kib() {
+    fn memory_grows_with_the_largest_sample_up_to_10_kib() {
         let mut rtt = RttHistogram::new();
         let base = std::mem::size_of::<RttHistogram>();
         let mut steps = Vec::new();
@@ -271,9 +276,9 @@ mod tests {
             rtt.record(sample);
             steps.push((rtt.memory() - base) / 1024);
         }
-        assert_eq!(steps, [2, 4, 8, 11, 14]);
+        assert_eq!(steps, [1, 2, 4, 5, 7]);
         rtt.record(RTT_MAX);
-        assert_eq!((rtt.memory() - base) / 1024, 20);
+        assert_eq!((rtt.memory() - base) / 1024, 10);
         assert!(base <= 256, "{base}");
     }
 }

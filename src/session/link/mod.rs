@@ -624,14 +624,24 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         }
     }
 
-    /// Lets go of the write buffer once nothing waits (memory per idle peer).
+    /// Lets go of the write buffer and the queues' allocations once nothing waits
+    /// (memory per idle peer; the next message allocates them again).
     fn release_if_idle(&mut self) {
         if !self.queue.is_empty() || !self.unacked.is_empty() {
             return;
         }
+        self.queue.shrink_if_empty();
+        super::shrink_if_empty(&mut self.unacked);
         if let Some(conn) = self.conn.as_mut().filter(|c| !c.writing) {
             conn.encoder.release_buffer();
         }
+    }
+
+    /// The messages the queue and the unacknowledged list have room for without
+    /// allocating.
+    #[cfg(test)]
+    pub(crate) fn queues_capacity(&self) -> usize {
+        self.queue.capacity() + self.unacked.capacity()
     }
 
     /// The peer skipped message `seq`: it arrived after its deadline.

@@ -96,6 +96,8 @@ fn receive_config() -> ReceiveConfig {
         read_timeout: Duration::from_secs(5),
         keepalive_interval: Duration::from_secs(1),
         ack_bytes: 16 << 10,
+        read_capacity: crate::frame::DEFAULT_READ_CAPACITY,
+        trim_after: crate::session::TRIM_AFTER,
     }
 }
 

@@ -409,3 +409,20 @@ fn every_pong_that_answers_a_ping_gives_one_round_trip_time() {
     pair.carry_to_sender(pong);
     assert_eq!(pair.link.poll_rtt(), None);
 }
+
+#[test]
+fn once_everything_is_acknowledged_neither_end_holds_queues() {
+    let mut pair = Pair::new(LinkPolicy::Lossless, 7);
+    for n in 1..=20 {
+        pair.send(n, None);
+    }
+    pair.run();
+    assert_eq!(pair.acknowledged(), 20);
+    assert_eq!(pair.link.queues_capacity(), 0, "the sender's queues");
+    assert_eq!(pair.recv.queues_capacity(), 0, "the receiver's queues");
+    // And they work on.
+    pair.send(21, None);
+    pair.run();
+    assert_eq!(pair.acknowledged(), 21);
+    assert_eq!(pair.link.queues_capacity(), 0);
+}
