@@ -177,7 +177,10 @@ const TARGETS: [Target; 17] = [
     },
     many_peers(Metric::IdleCpuPct, 1.0),
     many_peers(Metric::WakeupsPerPeerKeepalive, 1.0),
-    many_peers(Metric::KibPerPeer, 40.0),
+    // Memory the hub holds for its peers: after `malloc_trim`, without what the
+    // allocator kept of the set-up burst's freed buffers (docs/performance.md,
+    // "Memory per peer"); the `RssAnon` growth itself is reported beside it.
+    many_peers(Metric::KibPerPeerTrimmed, 40.0),
     many_peers(Metric::ListenOverflows, 0.0),
     oneway(Impl::Internode, 64, Metric::MsgsPerS, Against::Lossy, 0.9),
     oneway(

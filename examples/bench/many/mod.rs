@@ -73,7 +73,10 @@
 //!    1024 (`--hub-backlog`), capped by `net.core.somaxconn` (both in the details).
 //!
 //! Targets (issue 14's): idle CPU under 1 % of a core, at most one wake-up per peer
-//! per keepalive interval, at most 40 KiB of userspace memory per peer, no
+//! per keepalive interval, at most 40 KiB of userspace memory per peer (`KiB/peer
+//! trim`: what the hub holds; the untrimmed growth adds what glibc kept of the
+//! set-up burst's freed buffers, which depends on the allocator, not on the
+//! library: docs/performance.md, "Memory per peer"), no
 //! connection dropped by a full listen queue after the restart. One run, not
 //! repeated; the figures of time depend on the machine's load, the counts and the
 //! memory much less.
