@@ -114,7 +114,7 @@ use registry::{
     AllLinks, CloseAll, ClosePeer, CountInbound, GetLink, GetRefused, Registry, SetInboundEnv,
     SetPeer, Subscribe, TotalInbound,
 };
-use requests::RequestTracker;
+use requests::Requests;
 use resource_limits::{GetLimits, ResourceLimits};
 
 struct Inner {
@@ -122,13 +122,13 @@ struct Inner {
     local_addr: SocketAddr,
     config: Arc<NodeConfig>,
     registry: Addr<Registry>,
-    tracker: Addr<RequestTracker>,
+    requests: Requests,
     limits: Addr<ResourceLimits>,
     handlers: Handlers,
     /// This node's credit lines to each peer it sent to, shared by every handle.
     lines: std::sync::Mutex<HashMap<NodeId, PeerLines>>,
     /// The id of the node's next request (a counter, not a reserve: handed out
-    /// without a round trip to the request tracker).
+    /// without a round trip to an actor).
     request_ids: AtomicU64,
     /// The accept loop, until `close` takes it to end it.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -271,7 +271,7 @@ impl Node {
             error,
         })?;
         let config = Arc::new(config);
-        let tracker = RequestTracker::new().start();
+        let requests = Requests::start();
         let limits = ResourceLimits::new(config.send_limits, config.receive_limits).start();
         // The thread of the large links and connections (bulk traffic).
         let bulk = Arbiter::new();
@@ -280,7 +280,7 @@ impl Node {
         let registry = Registry::new(
             advertised,
             config.clone(),
-            tracker.clone(),
+            requests.clone(),
             limits.clone(),
             bulk.handle(),
         )
@@ -291,7 +291,7 @@ impl Node {
             config: config.clone(),
             handlers: handlers.clone(),
             registry: registry.clone(),
-            tracker: tracker.clone(),
+            requests: requests.clone(),
             limits: limits.clone(),
             session_id: inbound::new_session_id(),
         });
@@ -304,7 +304,7 @@ impl Node {
                 local_addr,
                 config,
                 registry,
-                tracker,
+                requests,
                 limits,
                 handlers,
                 lines: std::sync::Mutex::default(),

@@ -574,7 +574,7 @@ impl Peer {
             &lines[usize::from(kind.code())],
             deadline_instant(expires),
             timeout,
-            self.node.inner.tracker.clone(),
+            self.node.inner.requests.clone(),
         )))
     }
 }

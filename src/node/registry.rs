@@ -29,7 +29,7 @@ use super::link::{
 };
 use super::metrics::Archive;
 use super::refusal::RefusalReason;
-use super::requests::RequestTracker;
+use super::requests::Requests;
 use super::resource_limits::ResourceLimits;
 use super::NodeConfig;
 use crate::outcome::SendError;
@@ -230,7 +230,7 @@ pub(crate) struct Registry {
     node: NodeId,
     listen: SocketAddr,
     config: Arc<NodeConfig>,
-    tracker: Addr<RequestTracker>,
+    requests: Requests,
     limits: Addr<ResourceLimits>,
     env: Option<Arc<LinkEnv>>,
     links: HashMap<(NodeId, LinkKind), Addr<Link>>,
@@ -265,7 +265,7 @@ impl Registry {
     pub(crate) fn new(
         listen: SocketAddr,
         config: Arc<NodeConfig>,
-        tracker: Addr<RequestTracker>,
+        requests: Requests,
         limits: Addr<ResourceLimits>,
         bulk: ArbiterHandle,
     ) -> Self {
@@ -275,7 +275,7 @@ impl Registry {
             listen,
             peers: config.peers.iter().cloned().collect(),
             config,
-            tracker,
+            requests,
             env: None,
             links: HashMap::new(),
             lines: HashMap::new(),
@@ -345,7 +345,7 @@ impl Actor for Registry {
             config: self.config.clone(),
             reports: ctx.address().recipient(),
             measured: ctx.address().recipient(),
-            tracker: self.tracker.clone(),
+            requests: self.requests.clone(),
             limits: self.limits.clone(),
         }));
     }

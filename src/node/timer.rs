@@ -66,6 +66,11 @@ impl Timer {
         }
     }
 
+    /// The instant the timer is armed for, if it is.
+    pub fn armed_at(&self) -> Option<Instant> {
+        self.0.as_ref().map(|(at, _)| *at)
+    }
+
     /// Forgets the timer without cancelling it (its context is gone: the actor
     /// restarted).
     pub fn forget(&mut self) {
@@ -104,7 +109,7 @@ mod tests {
                 let next = offset.map(|ms| m.0 + Duration::from_millis(ms));
                 self.timer
                     .arm_by(ctx, next, |s| &mut s.timer, |s, _| s.fired += 1);
-                armed.push(self.timer.0.as_ref().map(|(at, _)| *at));
+                armed.push(self.timer.armed_at());
             }
             armed
         }

@@ -12,8 +12,8 @@
 //! handlers (charged to the receive limits: the messages of one turn, usually those of
 //! one frame, share a [`Permit`] that gives their bytes back in one message to the
 //! actor when the last of them is dropped; a request with a `Responder` that answers
-//! over this node's link back to the peer, see `respond`) and responses to the request
-//! tracker, writes the acknowledgements and pongs the core asks for on the same socket,
+//! over this node's link back to the peer, see `respond`), completes requests from the
+//! node's request table with their responses, writes the acknowledgements and pongs the core asks for on the same socket,
 //! stops reading while the core waits for receive limits (a [`Gate`]), gives back
 //! the read buffer when the core says the connection went quiet after large frames
 //! (a [`ReadTrim`]; an empty buffer of the read capacity goes back at the end of every
@@ -48,7 +48,7 @@ use super::lean_read::{LeanRead, ReadTrim};
 use super::link::{lease_chunk, random_u64};
 use super::refusal::RefusalReason;
 use super::registry::{InboundConnection, InboundRefused, ReceiverStopped, Registry};
-use super::requests::{Complete, RequestTracker};
+use super::requests::Requests;
 use super::resource_limits::{AcquireWhenAvailable, Direction, Held, Release, ResourceLimits};
 use super::respond::{Fallback, Responder, ResponseRoutes};
 use super::timer::Timer;
@@ -72,7 +72,7 @@ pub(crate) struct InboundEnv {
     pub config: Arc<NodeConfig>,
     pub handlers: Handlers,
     pub registry: Addr<Registry>,
-    pub tracker: Addr<RequestTracker>,
+    pub requests: Requests,
     pub limits: Addr<ResourceLimits>,
     pub session_id: u64,
 }
@@ -359,7 +359,8 @@ impl Inbound {
     }
 
     /// Hands what the core delivered in this turn to the handlers, all of it under
-    /// one shared [`Permit`] (its charges merged), and the responses to the tracker.
+    /// one shared [`Permit`] (its charges merged), and completes requests with the
+    /// responses.
     fn hand_over(&mut self, ctx: &mut Context<Self>) {
         let mut batch = std::mem::take(&mut self.batch);
         let mut charge = Charge::none();
@@ -462,7 +463,7 @@ impl Inbound {
         } else {
             Ok(envelope.payload)
         };
-        self.env.tracker.do_send(Complete { id, result });
+        self.env.requests.complete(id, result);
     }
 }
 

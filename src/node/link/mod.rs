@@ -56,8 +56,7 @@ use super::lean_read::{LeanRead, ReadTrim};
 use super::metrics::counted_since;
 use super::peer::{app_outbound, deadline_ms};
 use super::registry::{LinkMeasured, LinkReport, Measure};
-use super::requests::PeerLinkClosed;
-use super::requests::RequestTracker;
+use super::requests::Requests;
 use super::resource_limits::{Acquire, Direction, Release, ResourceLimits};
 use super::timer::Timer;
 use super::transport::{io_reason, write_all_flush, Stream, WriteHalf};
@@ -96,7 +95,7 @@ pub(crate) struct LinkEnv {
     pub reports: Recipient<LinkReport>,
     /// Round-trip times, and what a closed link still counts.
     pub measured: Recipient<LinkMeasured>,
-    pub tracker: Addr<RequestTracker>,
+    pub requests: Requests,
     pub limits: Addr<ResourceLimits>,
 }
 
@@ -445,7 +444,7 @@ impl Link {
         for waiter in self.close_waiters.drain(..) {
             let _ = waiter.send(());
         }
-        self.env.tracker.do_send(PeerLinkClosed { peer: self.peer });
+        self.env.requests.fail_peer(self.peer);
         // Drop the timer and whatever the connection spawned. The supervisor restarts
         // the actor while handles on it remain (it answers `Closed`, with nothing
         // scheduled); once the last one is dropped, the actor is freed.
