@@ -22,7 +22,8 @@
 //! Invariants: bytes buffered are never dropped (only an empty buffer is given back);
 //! the inner stream is polled whenever this one is (so no wake-up of the socket is
 //! lost); a stream waiting on its socket holds no read buffer unless one grew and no
-//! trim came since. The stream and its [`ReadTrim`] live on one actor's thread
+//! trim came since (a trim asked for while bytes are buffered waits until they are
+//! read). The stream and its [`ReadTrim`] live on one actor's thread
 //! (`Rc`).
 
 use std::cell::Cell;
@@ -79,15 +80,28 @@ impl<R> LeanRead<R> {
 
     /// Gives the read buffer back if it is empty and either `grown_too` or it never
     /// grew beyond the read capacity (the codec knows: the buffer's `capacity()` is
-    /// only that of the view left after the frames split off it).
-    fn release(&mut self, grown_too: bool) {
+    /// only that of the view left after the frames split off it). Returns whether it
+    /// did.
+    fn release(&mut self, grown_too: bool) -> bool {
         let grown = self.framed.decoder().buffer_grown();
         let buffer = self.framed.read_buffer_mut();
         if buffer.is_empty() && buffer.capacity() > 0 && (grown_too || !grown) {
             *buffer = BytesMut::new();
             self.framed.decoder_mut().buffer_replaced();
             self.released = true;
+            return true;
         }
+        false
+    }
+
+    /// Carries out a trim asked for, if the buffer can go now (it is empty); a
+    /// trim that cannot stays asked for, until a poll finds the buffer empty.
+    fn trim_if_asked(&mut self) -> bool {
+        let trimmed = self.trim.requested.get() && self.release(true);
+        if trimmed {
+            self.trim.requested.set(false);
+        }
+        trimmed
     }
 }
 
@@ -98,10 +112,7 @@ impl<R: AsyncRead + Unpin> Stream for LeanRead<R> {
         // The inner stream is polled even for a trim: the task may have been woken by
         // the socket too, and that wake-up must not be lost. A trimmed buffer is not
         // refilled for this poll (the read, if any, starts small; the next poll refills).
-        let trimmed = self.trim.requested.take();
-        if trimmed {
-            self.release(true);
-        }
+        let trimmed = self.trim_if_asked();
         if self.released && !trimmed {
             self.released = false;
             let capacity = self.framed.decoder().read_capacity();
@@ -110,8 +121,12 @@ impl<R: AsyncRead + Unpin> Stream for LeanRead<R> {
         }
         let polled = Pin::new(&mut self.framed).poll_next(cx);
         if polled.is_pending() {
-            // The end of a read batch.
-            self.release(false);
+            // The end of a read batch: a trim asked for while bytes were buffered
+            // (a partial frame, or frames left unread while the gate was closed)
+            // happens now if they are gone.
+            if !self.trim_if_asked() {
+                self.release(false);
+            }
             self.trim.waker.set(Some(cx.waker().clone()));
         }
         polled
@@ -289,6 +304,27 @@ mod tests {
             2,
             "one read, one Pending"
         );
+    }
+
+    #[test]
+    fn a_trim_asked_for_while_bytes_are_buffered_happens_once_they_are_read() {
+        let trim = ReadTrim::default();
+        let small = frame(100);
+        let (head, tail) = small.split_at(50);
+        let mut stream = lean(&[frame(60_000), head.to_vec()], &trim);
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(drain(&mut stream, &mut cx), vec![60_000]);
+        // Half a small frame is buffered when the trim comes: it cannot happen yet.
+        trim.request();
+        assert_eq!(drain(&mut stream, &mut cx), Vec::<usize>::new());
+        assert!(stream.framed.decoder().buffer_grown());
+        // The rest arrives: once the buffer is empty, the grown buffer goes.
+        stream.framed.get_mut().chunks.push_back(tail.to_vec());
+        assert_eq!(drain(&mut stream, &mut cx), vec![100]);
+        assert_eq!(capacity(&mut stream), 0);
+        assert!(!stream.framed.decoder().buffer_grown());
+        assert!(!trim.0.requested.get(), "done");
     }
 
     #[test]

@@ -393,9 +393,13 @@ impl<K: Clone + Eq> ReceiveSession<K> {
         };
         conn.heartbeat.handle_read(now);
         conn.heard = true;
+        // As the codec counts a frame that grows the read buffer: its payload and
+        // trailer beyond the read capacity (an LZ4 frame counts decompressed: at
+        // worst an extra trim).
+        let trailer = conn.encoder.framing().trailer_len();
         if input
             .as_ref()
-            .is_ok_and(|d| wire_len(d) > self.config.read_capacity)
+            .is_ok_and(|d| wire_len(d) + trailer > self.config.read_capacity)
         {
             self.trim.handle_activity(now);
         }
@@ -708,7 +712,8 @@ impl<K: Clone + Eq> ReceiveSession<K> {
     }
 }
 
-/// The bytes a decoded frame took in the read buffer (about: its payload as sent).
+/// The payload bytes a decoded frame took in the read buffer (about: its payload as
+/// sent; the trailer is the caller's to add).
 fn wire_len(decoded: &Decoded) -> usize {
     match decoded {
         Decoded::Frame(frame) => frame.payload.len(),

@@ -533,3 +533,24 @@ fn a_large_frame_asks_for_one_trim_once_large_frames_stop_and_small_ones_never()
     assert_eq!(rig.recv.poll_timeout(), None, "nothing armed once trimmed");
     assert!(rig.recv.is_connected());
 }
+
+#[test]
+fn a_frame_that_fits_the_read_capacity_only_without_its_trailer_arms_a_trim() {
+    // The codec grows the read buffer for the payload and its trailer (4 bytes with
+    // CRC framing): a payload 2 bytes under the capacity grows it, so it must arm
+    // the trim like any larger frame.
+    let mut rig = Rig::new(1 << 20);
+    let capacity = config(0).read_capacity;
+    // The envelope's own length fields grow with the payload: find the payload.
+    let m = (0..capacity)
+        .rev()
+        .map(|len| message(1, len, None))
+        .find(|m| m.len() == capacity - 2)
+        .expect("an envelope of the length");
+    rig.input(self_contained(m));
+    for (_, charge) in rig.delivered() {
+        rig.recv.handle_processed(charge, rig.now).unwrap();
+    }
+    let after = config(0).trim_after;
+    assert_eq!(rig.recv.poll_timeout(), Some(rig.now + after));
+}
