@@ -10,10 +10,13 @@ pub const REMEMBERED_PINGS: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct HeartbeatConfig {
-    /// Send a ping after this long without writing anything.
+    /// Send a ping after this long without writing anything (the keeper of an idle
+    /// peer: after the [idle interval](Self::idle_interval)).
     pub interval: Duration,
     /// Reset the connection after this long without reading anything. Should be
-    /// several intervals, so that a few lost pongs are tolerated.
+    /// several intervals, so that a few lost pongs are tolerated. The keeper of an
+    /// idle peer allows as much more silence as its idle interval exceeds the
+    /// interval.
     pub timeout: Duration,
     /// Reset the connection after one write has been blocked this long (the peer
     /// takes nothing). The read timeout does not apply while a write is in flight.
@@ -22,28 +25,29 @@ pub struct HeartbeatConfig {
     /// (its *keeper*), while it holds nothing unconfirmed, pings after this long
     /// without traffic instead of [`interval`](Self::interval), and allows as much
     /// more silence before it times out (docs/design.md, "Writing and heartbeats").
+    /// `None` (the default): five intervals ([`relaxed_interval`](Self::relaxed_interval)).
     /// Never shorter than `interval`.
-    pub idle_interval: Duration,
+    pub idle_interval: Option<Duration>,
 }
 
 impl Default for HeartbeatConfig {
     /// A ping after 1 s of idleness; give up after 5 s of silence, or after a write
-    /// blocked for 30 s; an idle peer's keeper pings every 5 s and gives up after 9 s
-    /// of silence.
+    /// blocked for 30 s; an idle peer's keeper pings every 5 s (five intervals) and
+    /// gives up after 9 s of silence.
     fn default() -> Self {
         HeartbeatConfig {
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
             unwritable_timeout: Duration::from_secs(30),
-            idle_interval: Duration::from_secs(5),
+            idle_interval: None,
         }
     }
 }
 
 impl HeartbeatConfig {
     /// A ping after `interval` of idleness; give up after `timeout` of silence, or
-    /// after a write blocked for `unwritable_timeout` (usable in a `const`). The idle
-    /// keepalive interval is the default's (5 s).
+    /// after a write blocked for `unwritable_timeout` (usable in a `const`). An idle
+    /// peer's keeper pings every five intervals.
     ///
     /// ```
     /// use std::time::Duration;
@@ -58,7 +62,7 @@ impl HeartbeatConfig {
             interval,
             timeout,
             unwritable_timeout,
-            idle_interval: Duration::from_secs(5),
+            idle_interval: None,
         }
     }
 
@@ -83,8 +87,18 @@ impl HeartbeatConfig {
     /// This config with an idle peer's keeper pinging after `interval` without
     /// traffic (see [`HeartbeatConfig::idle_interval`]).
     pub const fn idle_interval(mut self, interval: Duration) -> Self {
-        self.idle_interval = interval;
+        self.idle_interval = Some(interval);
         self
+    }
+
+    /// How long an idle peer's keeper waits without traffic before it pings: the
+    /// [idle interval](Self::idle_interval), five intervals unless set, and never
+    /// less than the interval.
+    pub fn relaxed_interval(&self) -> Duration {
+        let idle = self
+            .idle_interval
+            .unwrap_or_else(|| self.interval.saturating_mul(5));
+        idle.max(self.interval)
     }
 }
 
@@ -156,12 +170,14 @@ pub enum HeartbeatAction {
 ///   `now`, the read timeout a timeout after it. The owner decides when to pause
 ///   (`LinkSession`: docs/design.md, "Writing and heartbeats").
 /// - While [relaxed](Heartbeat::relax) (the keeper of an idle peer) the interval is
-///   [`HeartbeatConfig::idle_interval`] and the read timeout is longer by as much as
-///   that exceeds the interval, so the silence allowed after a ping stays the same.
-///   [`tighten`](Heartbeat::tighten) at `now` returns to the interval and counts the
-///   silence until `now` as none, as [`resume`](Heartbeat::resume) does: a connection
-///   that was quiet for most of its relaxed timeout does not time out as soon as it
-///   is watched closely again.
+///   [`HeartbeatConfig::relaxed_interval`] and the read timeout is longer by as much
+///   as that exceeds the interval, so the silence allowed after a ping stays the
+///   same. [`tighten`](Heartbeat::tighten) at `now` returns to the interval and
+///   allows a whole timeout from `now` before timing out (a connection that was quiet
+///   for most of its relaxed timeout does not time out as soon as it is watched
+///   closely again), without counting the silence as none: relaxed again, it times
+///   out as it would have, so relaxing and tightening without reading never keeps a
+///   silent connection alive.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -200,6 +216,8 @@ pub struct Heartbeat {
     idle_extra: Duration,
     /// Pinging at the idle interval (see [`Heartbeat::relax`]).
     relaxed: bool,
+    /// Since it was last tightened: no read timeout before then.
+    grace_until: Option<Instant>,
 }
 
 impl Heartbeat {
@@ -218,8 +236,9 @@ impl Heartbeat {
             rtt: None,
             answered: None,
             paused: false,
-            idle_extra: config.idle_interval.saturating_sub(config.interval),
+            idle_extra: config.relaxed_interval().saturating_sub(config.interval),
             relaxed: false,
+            grace_until: None,
         }
     }
 
@@ -241,6 +260,7 @@ impl Heartbeat {
             paused: false,
             idle_extra: Duration::ZERO,
             relaxed: false,
+            grace_until: None,
         }
     }
 
@@ -280,7 +300,9 @@ impl Heartbeat {
             }
         } else if self.paused {
             return HeartbeatAction::Idle;
-        } else if reached(now, self.last_read, self.read_timeout()) {
+        } else if reached(now, self.last_read, self.read_timeout())
+            && self.grace_until.is_none_or(|until| now >= until)
+        {
             return HeartbeatAction::TimedOut {
                 silent_for: now.saturating_duration_since(self.last_read),
             };
@@ -348,14 +370,18 @@ impl Heartbeat {
     /// on a heartbeat that never pings.
     pub fn relax(&mut self) {
         self.relaxed = self.interval.is_some();
+        if self.relaxed {
+            self.grace_until = None;
+        }
     }
 
-    /// Pings at the interval again from `now`, counting the silence until `now` as
-    /// none. Nothing changes if not relaxed.
+    /// Pings at the interval again from `now` (the next ping an interval after it)
+    /// and allows a whole timeout from `now` before timing out; the silence so far
+    /// still counts once relaxed again. Nothing changes if not relaxed.
     pub fn tighten(&mut self, now: Instant) {
         if std::mem::take(&mut self.relaxed) {
-            self.last_read = self.last_read.max(now);
             self.last_write = self.last_write.max(now);
+            self.grace_until = now.checked_add(self.timeout);
         }
     }
 
@@ -391,7 +417,10 @@ impl Heartbeat {
         let timeout = match self.writing_since {
             Some(since) => since.checked_add(self.unwritable_timeout),
             None if self.paused => return None,
-            None => self.last_read.checked_add(self.read_timeout()),
+            None => self
+                .last_read
+                .checked_add(self.read_timeout())
+                .map(|at| self.grace_until.map_or(at, |until| at.max(until))),
         };
         if self.paused {
             return timeout;
@@ -483,25 +512,48 @@ mod tests {
     }
 
     #[test]
-    fn tightening_counts_the_relaxed_silence_as_none() {
+    fn tightening_allows_a_timeout_from_then_but_keeps_the_silence() {
         let (mut hb, t0) = heartbeat();
         hb.relax();
         let ping = expect_ping(&mut hb, t0 + ms(5000));
         hb.handle_written(t0 + ms(5000));
         assert!(hb.handle_pong(ping, t0 + ms(5000)).is_some());
         // 4.5 s of silence: within the relaxed timeout, not within 5 s of the
-        // tightened one if it counted from the last read.
+        // tightened one if it counted from the last read alone.
         hb.tighten(t0 + ms(9500));
         assert!(!hb.is_relaxed());
-        assert_eq!(hb.handle_timeout(t0 + ms(10_400)), HeartbeatAction::Idle);
-        // Pings every second from then on, unanswered: silent 5 s after tightening.
-        for at in [10_500, 11_500, 12_500, 13_500] {
+        // Nothing was read for over an interval: a ping at once, then every second,
+        // unanswered; the timeout is a whole timeout after tightening.
+        for at in [9500, 10_500, 11_500, 12_500, 13_500] {
             let _ = expect_ping(&mut hb, t0 + ms(at));
             hb.handle_written(t0 + ms(at));
         }
+        assert_eq!(hb.poll_timeout(), Some(t0 + ms(14_500)));
         assert_eq!(hb.handle_timeout(t0 + ms(14_499)), HeartbeatAction::Idle);
         assert!(matches!(
             hb.handle_timeout(t0 + ms(14_500)),
+            HeartbeatAction::TimedOut { .. }
+        ));
+
+        // Relaxed again without reading anything: the silence since the last read
+        // still counts (tightening and relaxing never keeps a silent connection
+        // alive).
+        let (mut hb, t0) = heartbeat();
+        hb.relax();
+        let ping = expect_ping(&mut hb, t0 + ms(5000));
+        hb.handle_written(t0 + ms(5000));
+        assert!(hb.handle_pong(ping, t0 + ms(5000)).is_some());
+        for at in [6000, 8000, 10_000, 12_000] {
+            hb.tighten(t0 + ms(at));
+            hb.relax();
+        }
+        assert!(!matches!(
+            hb.handle_timeout(t0 + ms(13_999)),
+            HeartbeatAction::TimedOut { .. }
+        ));
+        // 9 s after the last read.
+        assert!(matches!(
+            hb.handle_timeout(t0 + ms(14_000)),
             HeartbeatAction::TimedOut { .. }
         ));
         // Tightening a heartbeat that is not relaxed changes nothing; relaxing one

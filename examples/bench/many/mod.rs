@@ -32,7 +32,7 @@
 //!    `ru_nvcsw`; each is a thread going to sleep, in `epoll_wait` or on a futex,
 //!    and so one wake-up when it runs again; by thread in the details); the same
 //!    per peer per keepalive interval (`wakeups/peer/ka`: wake-ups/s x the idle
-//!    keepalive interval, `HeartbeatConfig::idle_interval`, / N); its preemptions
+//!    keepalive interval, `HeartbeatConfig::relaxed_interval`, / N); its preemptions
 //!    (`preempted/s`, `ru_nivcsw`, which depend on the machine's load); the
 //!    timeslices its live threads ran
 //!    (`timeslices/s`, the third field of `/proc/self/task/*/schedstat`: wake-ups
@@ -301,11 +301,20 @@ impl Hub {
             &[(hub::EXIT_AFTER_TRIM_ENV, "1")]
         };
         let mut proc = ChildProc::spawn_wrapped("many-peers hub", &wrapper, &args, env)?;
+        // A wrapper may print lines of its own first: skip them, within the start
+        // timeout (a hub that ends fails at once).
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         let ready = loop {
-            // A wrapper may print lines of its own first.
-            match proc.expect("ready", START_TIMEOUT).await {
-                Err(BenchError::Failed(_)) if !wrapper.is_empty() => continue,
-                ready => break ready?,
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let line = proc.recv(left).await?;
+            let mut words = line.split_whitespace();
+            if words.next() == Some("ready") {
+                break words.map(str::to_owned).collect::<Vec<_>>();
+            }
+            if wrapper.is_empty() {
+                return Err(BenchError::Failed(format!(
+                    "many-peers hub answered {line:?}, expected \"ready\""
+                )));
             }
         };
         let word = |i: usize| ready.get(i).and_then(|w| w.parse::<u64>().ok());
@@ -470,7 +479,7 @@ pub async fn measure(
     // An idle peer's keepalive interval: its keeper pings at the idle interval.
     let interval = NodeConfig::new(HUB_ID, "127.0.0.1:0".parse().expect("an address"))
         .heartbeat
-        .idle_interval;
+        .relaxed_interval();
     let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok());

@@ -12,8 +12,8 @@
 //!   an interval without traffic, the read timeout. While the keeper itself holds no
 //!   message (nothing queued, being written, unacknowledged or, lossy, unconfirmed;
 //!   its own pings do not count) and its connection has been answered once, its
-//!   heartbeat is *relaxed*: it pings after
-//!   [`HeartbeatConfig::idle_interval`] (default 5 s) without traffic, and allows
+//!   heartbeat is *relaxed*: it pings after [`HeartbeatConfig::idle_interval`]
+//!   (default five intervals: 5 s) without traffic, and allows
 //!   that much more silence before the read timeout. An idle peer needs no
 //!   second-by-second watch: what the links hold is watched at the interval by the
 //!   links that hold it, and a message given to the keeper tightens its heartbeat

@@ -104,7 +104,7 @@ fn the_keeper_pings_at_the_idle_interval_and_only_while_it_is_the_keeper() {
     let config = HeartbeatConfig::default();
     let mut last = pair.now;
     for _ in 0..5 {
-        last = keeper_ping(&mut pair, last, config.idle_interval);
+        last = keeper_ping(&mut pair, last, config.relaxed_interval());
     }
     // No longer the keeper: quiet again at once (its last ping was answered).
     pair.link.handle_keeper(false, pair.now);
@@ -121,28 +121,42 @@ fn the_keeper_watches_at_the_interval_while_it_holds_a_message() {
     pair.send(1, None);
     pair.run();
     let start = pair.now;
-    let mut last = keeper_ping(&mut pair, start, config.idle_interval);
+    let mut last = keeper_ping(&mut pair, start, config.relaxed_interval());
     // Just before the next idle ping (4.9 s after the last read, the pong), a
-    // message is written and not acknowledged: the keeper pings at the interval
-    // again, and its read timeout (now 5 s) counts from the message, not from the
-    // last read.
-    pair.now += config.idle_interval - ms(100);
+    // message is written and not acknowledged: the keeper is watched at the
+    // interval again. Nothing was read for longer than an interval, so it pings at
+    // once; its read timeout is a whole timeout after the message, not 5 s after
+    // the last read (which would be 0.1 s away).
+    pair.now += config.relaxed_interval() - ms(100);
     pair.send(2, None);
     let written = pair.link.poll_transmit(pair.now, pair.now_ms).expect("2");
     pair.link.handle_written(written.clone(), pair.now);
-    last = last.max(pair.now);
+    let sent_at = pair.now;
     let at = pair.link.poll_timeout().expect("the heartbeat");
-    assert_eq!(at, last + config.interval, "a ping an interval later");
-    pair.link.handle_timeout(at - ms(1), pair.now_ms);
+    assert!(at <= pair.now, "a ping at once");
+    pair.link.handle_timeout(pair.now, pair.now_ms);
+    let ping = pair
+        .link
+        .poll_transmit(pair.now, pair.now_ms)
+        .expect("a ping");
+    pair.link.handle_written(ping.clone(), pair.now);
+    // Neither the message nor the ping has arrived a second later: no timeout.
+    pair.now = sent_at + config.timeout - ms(1);
+    pair.link.handle_timeout(pair.now, pair.now_ms);
     pair.collect();
     assert!(matches!(pair.link.state(), LinkState::Connected { .. }));
+    assert!(last < sent_at);
+    pair.carry_to_receiver(ping);
     // The message arrives and is acknowledged: relaxed again.
     pair.carry_to_receiver(written);
     pair.run();
     assert_eq!(pair.delivered, [1, 2]);
     assert_eq!(pair.acknowledged(), 2);
     let next = pair.link.poll_timeout().expect("the keeper's heartbeat");
-    assert!(next >= pair.now + config.idle_interval - ms(1), "relaxed");
+    assert!(
+        next >= pair.now + config.relaxed_interval() - ms(1),
+        "relaxed"
+    );
 }
 
 #[test]
