@@ -121,7 +121,7 @@ fn the_keeper_watches_at_the_interval_while_it_holds_a_message() {
     pair.send(1, None);
     pair.run();
     let start = pair.now;
-    let mut last = keeper_ping(&mut pair, start, config.relaxed_interval());
+    let last = keeper_ping(&mut pair, start, config.relaxed_interval());
     // Just before the next idle ping (4.9 s after the last read, the pong), a
     // message is written and not acknowledged: the keeper is watched at the
     // interval again. Nothing was read for longer than an interval, so it pings at
