@@ -129,6 +129,42 @@ async fn one_link_keeps_an_idle_peer_alive_and_the_others_stay_silent() {
     .await;
 }
 
+/// An idle peer's keeper pings at the idle interval (five intervals by default), not
+/// at the interval: four keepalive round trips take at least three idle intervals.
+#[actix::test]
+async fn an_idle_peers_keeper_pings_at_the_idle_interval() {
+    bounded(async {
+        let heartbeat = HeartbeatConfig::default()
+            .interval(Duration::from_millis(50))
+            .timeout(Duration::from_secs(3));
+        let relaxed = heartbeat.relaxed_interval();
+        assert_eq!(relaxed, Duration::from_millis(250));
+        let (a, b) = two_nodes(heartbeat, heartbeat, None).await;
+        let mut alarms = collect::<Alarm>(&b);
+        send_both(&a, 0..1).await;
+        recv_n(&mut alarms, 1).await;
+        let rtts = || async { a.metrics().await.rtt.get(&B).map_or(0, |h| h.count()) };
+        let first = rtts().await;
+        let start = std::time::Instant::now();
+        poll_until("four keepalive round trips", || async {
+            let n = rtts().await;
+            if n >= first + 4 {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        })
+        .await;
+        // At the interval they would take about 0.2 s.
+        let took = start.elapsed();
+        assert!(took >= relaxed * 3, "four round trips in {took:?}");
+        let urgent = link(&a, LinkKind::Urgent).await.expect("the urgent link");
+        assert!(urgent.keeper);
+        assert_eq!(urgent.counters.connections, 1, "never reconnected");
+    })
+    .await;
+}
+
 /// Idle links close their connections after the idle timeout (a clean close: the
 /// link reports `Disconnected { Idle }` and `Dormant`, the receiving side sees the
 /// connection end); the next messages reconnect and resume the sessions, in order,
