@@ -206,6 +206,18 @@ mod tests {
         }
     }
 
+    /// A frame of `len` arrives and is read in one read (then one `Pending`).
+    fn reads_in_one(stream: &mut LeanRead<Script>, cx: &mut Context<'_>, len: usize) {
+        stream.framed.get_mut().chunks.push_back(frame(len));
+        let reads = stream.framed.get_ref().reads;
+        assert_eq!(drain(stream, cx), vec![len]);
+        assert_eq!(
+            stream.framed.get_ref().reads - reads,
+            2,
+            "one read, one Pending"
+        );
+    }
+
     fn capacity(stream: &mut LeanRead<Script>) -> usize {
         stream.framed.read_buffer_mut().capacity()
     }
@@ -221,14 +233,7 @@ mod tests {
         assert_eq!(capacity(&mut stream), 0, "nothing held while waiting");
         // More arrives: the read capacity is reserved before the read, so the whole
         // chunk comes in one read.
-        stream.framed.get_mut().chunks.push_back(frame(3000));
-        let reads = stream.framed.get_ref().reads;
-        assert_eq!(drain(&mut stream, &mut cx), vec![3000]);
-        assert_eq!(
-            stream.framed.get_ref().reads - reads,
-            2,
-            "one read, one Pending"
-        );
+        reads_in_one(&mut stream, &mut cx, 3000);
         assert_eq!(capacity(&mut stream), 0);
     }
 
@@ -296,14 +301,7 @@ mod tests {
         assert_eq!(drain(&mut stream, &mut cx), vec![30]);
         assert_eq!(capacity(&mut stream), 0);
         // And the next read gets the read capacity again.
-        stream.framed.get_mut().chunks.push_back(frame(3000));
-        let reads = stream.framed.get_ref().reads;
-        assert_eq!(drain(&mut stream, &mut cx), vec![3000]);
-        assert_eq!(
-            stream.framed.get_ref().reads - reads,
-            2,
-            "one read, one Pending"
-        );
+        reads_in_one(&mut stream, &mut cx, 3000);
     }
 
     #[test]

@@ -76,6 +76,18 @@ fn an_idle_connected_link_that_is_not_the_keeper_has_no_timer() {
     }
 }
 
+/// Fires the link's timer now, which must give a ping, and writes the ping (not
+/// carried): returns its bytes.
+fn write_ping(pair: &mut Pair) -> BytesMut {
+    pair.link.handle_timeout(pair.now, pair.now_ms);
+    let ping = pair
+        .link
+        .poll_transmit(pair.now, pair.now_ms)
+        .expect("a ping");
+    pair.link.handle_written(ping.clone(), pair.now);
+    ping
+}
+
 /// Fires the link's next timer, which must be a ping due `after` the last one
 /// (`last`), and carries the ping to the receiver and its pong back.
 fn keeper_ping(pair: &mut Pair, last: Instant, after: Duration) -> Instant {
@@ -134,13 +146,9 @@ fn the_keeper_watches_at_the_interval_while_it_holds_a_message() {
     let sent_at = pair.now;
     let at = pair.link.poll_timeout().expect("the heartbeat");
     assert!(at <= pair.now, "a ping at once");
-    pair.link.handle_timeout(pair.now, pair.now_ms);
-    let ping = pair
-        .link
-        .poll_transmit(pair.now, pair.now_ms)
-        .expect("a ping");
-    pair.link.handle_written(ping.clone(), pair.now);
-    // Neither the message nor the ping has arrived a second later: no timeout.
+    let ping = write_ping(&mut pair);
+    // Neither the message nor the ping has arrived just under a timeout later: no
+    // timeout yet.
     pair.now = sent_at + config.timeout - ms(1);
     pair.link.handle_timeout(pair.now, pair.now_ms);
     pair.collect();
@@ -272,12 +280,7 @@ fn the_keeper_is_pruned_too_once_its_ping_is_answered() {
     pair.run();
     let start = pair.now;
     pair.now = pair.link.poll_timeout().unwrap();
-    pair.link.handle_timeout(pair.now, pair.now_ms);
-    let ping = pair
-        .link
-        .poll_transmit(pair.now, pair.now_ms)
-        .expect("a ping");
-    pair.link.handle_written(ping.clone(), pair.now);
+    let ping = write_ping(&mut pair);
     pair.now = start + ms(5500);
     pair.link.handle_timeout(pair.now, pair.now_ms);
     assert!(matches!(pair.link.state(), LinkState::Connected { .. }));
