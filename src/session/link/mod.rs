@@ -292,6 +292,8 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
             let entry = self.queue.settle(entry);
             self.complete(entry.item, Sent::Written);
         }
+        // Lossy: written is done; lossless waits for the acknowledgement.
+        self.release_if_idle();
         self.housekeep(now);
     }
 

@@ -426,3 +426,15 @@ fn once_everything_is_acknowledged_neither_end_holds_queues() {
     assert_eq!(pair.acknowledged(), 21);
     assert_eq!(pair.link.queues_capacity(), 0);
 }
+
+#[test]
+fn once_everything_is_written_a_lossy_link_holds_no_queues() {
+    let mut pair = Pair::new(LinkPolicy::Lossy, 7);
+    for n in 1..=20 {
+        pair.send(n, None);
+    }
+    pair.run();
+    assert_eq!(pair.delivered.len(), 20);
+    assert_eq!(pair.link.queues_capacity(), 0, "the sender's queues");
+    assert_eq!(pair.recv.queues_capacity(), 0, "the receiver's queues");
+}
