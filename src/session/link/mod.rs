@@ -281,18 +281,15 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         conn.writing = false;
         conn.unflushed = 0;
         conn.heartbeat.handle_written(now);
-        if idle {
-            // Keep no batch-sized buffer alive on an idle link.
-            drop(buffer);
-            conn.encoder.release_buffer();
-        } else {
+        if !idle {
             conn.encoder.recycle(buffer);
         }
         for entry in std::mem::take(&mut conn.in_flight) {
             let entry = self.queue.settle(entry);
             self.complete(entry.item, Sent::Written);
         }
-        // Lossy: written is done; lossless waits for the acknowledgement.
+        // Idle: no batch-sized buffer or queue kept (lossy: written is done;
+        // lossless waits for the acknowledgement).
         self.release_if_idle();
         self.housekeep(now);
     }
