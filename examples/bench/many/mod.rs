@@ -242,13 +242,7 @@ pub fn send_traffic(peer: &Peer, m: u64) -> impl Future<Output = Vec<Result<Sent
     let sends: Vec<_> = (0..m)
         .map(|seq| peer.send(Blob(body(seq, TRAFFIC_SIZE))))
         .collect();
-    async move {
-        let mut outcomes = Vec::with_capacity(sends.len());
-        for send in sends {
-            outcomes.push(send.await);
-        }
-        outcomes
-    }
+    futures_util::future::join_all(sends)
 }
 
 /// Awaits every peer's outcomes: JSON `ok` (`Acknowledged`: the links are

@@ -295,11 +295,5 @@ fn resend(hub: &Peer, kinds: &[LinkKind]) -> impl Future<Output = Vec<Result<Sen
             }
         })
         .collect();
-    async move {
-        let mut outcomes = Vec::with_capacity(sends.len());
-        for send in sends {
-            outcomes.push(send.await);
-        }
-        outcomes
-    }
+    futures_util::future::join_all(sends)
 }
