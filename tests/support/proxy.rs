@@ -562,6 +562,17 @@ async fn read_chunk(
     Read::Chunk { len, last }
 }
 
+/// Writes `chunk` on and counts it as forwarded; whether it was written.
+async fn forward(to: &mut OwnedWriteHalf, chunk: &[u8], shared: &ProxyShared) -> bool {
+    let written = to.write_all(chunk).await.is_ok();
+    if written {
+        shared
+            .bytes_forwarded
+            .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+    }
+    written
+}
+
 /// [`pump`] without a delay: each chunk is written before the next read.
 async fn pump_now(
     mut from: OwnedReadHalf,
@@ -584,12 +595,7 @@ async fn pump_now(
         let Read::Chunk { len, last } = read.await else {
             break;
         };
-        let written = to.write_all(&buf[..len]).await.is_ok();
-        if written {
-            shared
-                .bytes_forwarded
-                .fetch_add(len as u64, Ordering::SeqCst);
-        }
+        let written = forward(&mut to, &buf[..len], shared).await;
         if last {
             return Pumped::Cut;
         }
@@ -670,12 +676,7 @@ async fn pump_delayed(
             let Some((chunk, last)) = item else {
                 break;
             };
-            let written = to.write_all(&chunk).await.is_ok();
-            if written {
-                shared
-                    .bytes_forwarded
-                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
-            }
+            let written = forward(&mut to, &chunk, shared).await;
             if last {
                 return Pumped::Cut;
             }
