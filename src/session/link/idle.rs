@@ -73,13 +73,10 @@ impl<K: Clone + Eq, T> LinkSession<K, T> {
         let Some(conn) = self.conn.as_ref() else {
             return false;
         };
-        !self.queue.is_empty()
-            || !self.unacked.is_empty()
+        self.holds_messages()
             || conn.writing
-            || !conn.in_flight.is_empty()
             || conn.ping.is_some()
             || conn.heartbeat.ping_outstanding()
-            || conn.unconfirmed_since.is_some()
     }
 
     /// Whether the connection holds messages (queued, being written,
