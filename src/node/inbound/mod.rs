@@ -13,8 +13,9 @@
 //! one frame, share a [`Permit`] that gives their bytes back in one message to the
 //! actor when the last of them is dropped; a request with a `Responder` that answers
 //! over this node's link back to the peer, see `respond`), completes requests from the
-//! node's request table with their responses, writes the acknowledgements and pongs the core asks for on the same socket,
-//! stops reading while the core waits for receive limits (a [`Gate`]), gives back
+//! node's request table with their responses, writes the acknowledgements and pongs
+//! the core asks for on the same socket, stops reading while the core waits for
+//! receive limits (a [`Gate`]), gives back
 //! the read buffer when the core says the connection went quiet after large frames
 //! (a [`ReadTrim`]; an empty buffer of the read capacity goes back at the end of every
 //! read batch anyway, [`LeanRead`]), and waits for reserve from the `ResourceLimits`
